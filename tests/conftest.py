@@ -1,0 +1,23 @@
+"""Shared test fixtures: paths to the project and to the reference outputs beside it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("TRACEDSL_SHARED", ROOT.parent / "shared"))
+FIXTURES = SHARED / "fixtures" / "aiperf-0.13.0"
+MOONCAKE = SHARED / "fixtures" / "mooncake-fast25"
+FIXTURE_RUNS = ("default_s1_n300", "manifest1k_s3_n300", "turns_s5_n200")
+
+
+def fixture_dir(name: str) -> Path:
+    path = FIXTURES / name
+    if not path.is_dir():
+        if os.environ.get("CI"):
+            raise AssertionError(f"reference fixtures missing at {path}")
+        pytest.skip(f"reference fixtures not found at {path}")
+    return path

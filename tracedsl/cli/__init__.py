@@ -1,0 +1,44 @@
+"""The command line: click commands only; the only place that prints or exits."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from tracedsl import __version__
+from tracedsl.cli import exitcodes
+from tracedsl.cli.report_commands import COMMANDS as REPORT_COMMANDS
+from tracedsl.cli.run_commands import COMMANDS as RUN_COMMANDS
+from tracedsl.cli.spec_commands import COMMANDS as SPEC_COMMANDS
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tracedsl")
+def cli() -> None:
+    """Write synthetic coding-agent traces in a small language and run them into Mooncake JSONL."""
+
+
+for _command in (*SPEC_COMMANDS, *RUN_COMMANDS, *REPORT_COMMANDS):
+    cli.add_command(_command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; an unexpected exception becomes a one-line message, not a traceback."""
+    try:
+        cli.main(args=argv, prog_name="tracedsl", standalone_mode=True)
+    except SystemExit:
+        raise
+    except KeyboardInterrupt:
+        click.echo("tracedsl: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+        if os.environ.get("TRACEDSL_DEBUG"):
+            raise
+        click.echo(
+            f"tracedsl: internal error: {type(exc).__name__}: {exc}\n"
+            "  this is a bug in tracedsl; set TRACEDSL_DEBUG=1 to see the traceback",
+            err=True,
+        )
+        sys.exit(exitcodes.INTERNAL)

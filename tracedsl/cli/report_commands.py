@@ -1,0 +1,5 @@
+"""CLI commands: report."""
+
+from __future__ import annotations
+
+COMMANDS: list = []

@@ -1,0 +1,5 @@
+"""CLI commands: run."""
+
+from __future__ import annotations
+
+COMMANDS: list = []

@@ -1,0 +1,5 @@
+"""CLI commands: spec."""
+
+from __future__ import annotations
+
+COMMANDS: list = []

@@ -1,0 +1,455 @@
+"""The intermediate representation: one pydantic model per part of a workload, frozen and validated.
+
+Every field of the reference generator's config (AIPerf 0.13.0 ``SessionDistributionConfig``)
+is defined here once, with the same name, meaning and default. ``GenerationParams`` dumps to
+exactly the reference's ``generation_params`` (same keys, same order), so a spec.json can be
+fed back to the reference. Cross-field rules raise :class:`ParamsError`, which carries every
+problem found with the field paths involved, so callers can point at each one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    model_validator,
+)
+
+# Relative tolerance when checking given mu/sigma against mean/median. Manifests store the
+# derived values as printed doubles, which round-trip exactly, so this only forgives noise.
+_MU_SIGMA_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One cross-field problem: a message and the field paths (relative to the model) it involves."""
+
+    message: str
+    paths: tuple[str, ...] = ()
+    hint: str | None = None
+
+
+class ParamsError(ValueError):
+    """Raised by a model validator; carries every :class:`Issue` it found."""
+
+    def __init__(self, issues: list[Issue]):
+        self.issues = issues
+        super().__init__("; ".join(issue.message for issue in issues))
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Distributions
+
+
+class Lognormal(_Model):
+    """A lognormal given by its real-space mean and median (or by mu and sigma), optionally bounded.
+
+    Bounds are enforced by the engines (the reference rejects and redraws, then clips).
+    After validation all four of mu, sigma, mean and median are present.
+    """
+
+    kind: Literal["lognormal"] = Field(default="lognormal", exclude=True)
+    mu: float | None = Field(default=None, description="log-space mean (derived from median)")
+    sigma: float | None = Field(
+        default=None, ge=0.0, description="log-space standard deviation (derived from mean/median)"
+    )
+    mean: float = Field(gt=0.0, description="real-space mean")
+    median: float = Field(gt=0.0, description="real-space median")
+    min: float | None = Field(default=None, gt=0.0, description="lower bound (inclusive)")
+    max: float | None = Field(default=None, gt=0.0, description="upper bound (inclusive)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_mu_sigma(cls, data: Any) -> Any:
+        # mu + sigma alone determine mean and median; fill them so the IR is fully resolved.
+        if isinstance(data, dict) and "mean" not in data and "median" not in data:
+            mu, sigma = data.get("mu"), data.get("sigma")
+            if _is_number(mu) and _is_number(sigma) and sigma >= 0 and math.isfinite(mu):
+                data = dict(data)
+                try:
+                    data["mean"] = math.exp(mu + sigma * sigma / 2.0)
+                    data["median"] = math.exp(mu)
+                except OverflowError:
+                    pass
+        return data
+
+    @model_validator(mode="after")
+    def _resolve(self) -> Lognormal:
+        issues: list[Issue] = []
+        if self.mean < self.median:
+            issues.append(
+                Issue(
+                    f"mean ({_fmt(self.mean)}) must be >= median ({_fmt(self.median)}) for a lognormal",
+                    ("mean", "median"),
+                )
+            )
+        if self.min is not None and self.max is not None and self.min > self.max:
+            issues.append(
+                Issue(f"min ({_fmt(self.min)}) must be <= max ({_fmt(self.max)})", ("min", "max"))
+            )
+        if (self.mu is None) != (self.sigma is None):
+            given = "mu" if self.mu is not None else "sigma"
+            issues.append(Issue("mu and sigma must be given together", (given,)))
+        for name in ("mu", "sigma", "mean", "median", "min", "max"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                issues.append(Issue(f"{name} must be finite", (name,)))
+        if issues:
+            raise ParamsError(issues)
+        derived_mu, derived_sigma = lognormal_mu_sigma(self.mean, self.median)
+        if self.mu is None:
+            object.__setattr__(self, "mu", derived_mu)
+            object.__setattr__(self, "sigma", derived_sigma)
+        elif not (_close(self.mu, derived_mu) and _close(self.sigma, derived_sigma)):
+            raise ParamsError(
+                [
+                    Issue(
+                        f"mu={_fmt(self.mu)}, sigma={_fmt(self.sigma)} disagree with "
+                        f"mean={_fmt(self.mean)}, median={_fmt(self.median)} (which give "
+                        f"mu={_fmt(derived_mu)}, sigma={_fmt(derived_sigma)})",
+                        ("mu", "sigma", "mean", "median"),
+                        hint="give either mean and median, or mu and sigma, not both "
+                        "(an edited manifest keeps stale mu/sigma: delete them)",
+                    )
+                ]
+            )
+        return self
+
+    @property
+    def is_constant(self) -> bool:
+        """mean == median: sigma is 0 and every draw is the same value."""
+        return self.sigma == 0.0
+
+
+class NewTokens(Lognormal):
+    """New tokens per turn: a lognormal whose sampling median is raised by ``bias``.
+
+    ``bias`` compensates for the right-truncation that forced retires cause (the draw that
+    ends a session is discarded); the bounds are not scaled.
+    """
+
+    bias: float = Field(default=1.0, gt=0.0, description="multiplier on the sampling median")
+
+
+def _distribution_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        return value.get("kind", "lognormal")
+    return getattr(value, "kind", None)
+
+
+# A union discriminated on ``kind``; a missing kind means lognormal (the reference's only
+# family), so reference configs validate unchanged. New families add a Tag here.
+Distribution = Annotated[Union[Annotated[Lognormal, Tag("lognormal")]], Discriminator(_distribution_kind)]
+NewTokensDistribution = Annotated[
+    Union[Annotated[NewTokens, Tag("lognormal")]], Discriminator(_distribution_kind)
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Workload parts
+
+
+def _default_new_tokens() -> NewTokens:
+    return NewTokens(mean=3500.0, median=1800.0)
+
+
+def _default_generation_length() -> Lognormal:
+    return Lognormal(mean=500.0, median=300.0)
+
+
+def _default_agentic_delay() -> Lognormal:
+    return Lognormal(mean=2500.0, median=1800.0)
+
+
+def _default_human_delay() -> Lognormal:
+    return Lognormal(mean=40000.0, median=25000.0)
+
+
+def _default_layer2() -> Lognormal:
+    return Lognormal(mean=10000.0, median=5000.0)
+
+
+class DelayMixture(_Model):
+    """Inter-turn delay (ms): a Bernoulli pick between a fast agentic and a slow human lognormal.
+
+    The picked value is clipped to ``max`` and scaled by max(0.2, 1 - 0.8 * context / limit).
+    """
+
+    agentic_fraction: float = Field(default=0.7, ge=0.0, le=1.0, description="P(agentic component)")
+    agentic_delay: Distribution = Field(default_factory=_default_agentic_delay)
+    human_delay: Distribution = Field(default_factory=_default_human_delay)
+    max: float | None = Field(default=None, ge=0.0, description="clip on the sampled delay, ms")
+
+
+class Reset(_Model):
+    """Per-turn reset probability p = base * (1 + (scaling - 1) * input / max_prompt_tokens)."""
+
+    base_probability: float = Field(default=0.02, ge=0.0, le=1.0)
+    context_scaling: float = Field(default=2.0, ge=1.0)
+
+
+class Turns(_Model):
+    """Explicit turn-count mode: each session aims at a sampled number of turns."""
+
+    mean: int = Field(gt=0)
+    median: int = Field(gt=0)
+    min: int = Field(gt=0)
+    max: int = Field(gt=0)
+    allow_truncation: bool = Field(
+        default=False, description="end a session early at the context limit instead of retrying"
+    )
+    max_session_attempts: int | None = Field(
+        default=None, ge=1, description="whole-session retries before giving up (default 100)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Turns:
+        issues: list[Issue] = []
+        if self.mean < self.median:
+            issues.append(
+                Issue(f"mean ({self.mean}) must be >= median ({self.median})", ("mean", "median"))
+            )
+        if self.min > self.median:
+            issues.append(
+                Issue(f"min ({self.min}) must be <= median ({self.median})", ("min", "median"))
+            )
+        if self.mean > self.max:
+            issues.append(Issue(f"mean ({self.mean}) must be <= max ({self.max})", ("mean", "max")))
+        if self.min > self.max:
+            issues.append(Issue(f"min ({self.min}) must be <= max ({self.max})", ("min", "max")))
+        if self.allow_truncation and self.max_session_attempts is not None:
+            issues.append(
+                Issue(
+                    "max_session_attempts cannot be set when allow_truncation is true",
+                    ("max_session_attempts", "allow_truncation"),
+                )
+            )
+        if issues:
+            raise ParamsError(issues)
+        if not self.allow_truncation and self.max_session_attempts is None:
+            object.__setattr__(self, "max_session_attempts", 100)
+        return self
+
+    def as_lognormal(self) -> Lognormal:
+        """The bounded lognormal the target turn count is drawn from."""
+        return Lognormal(
+            mean=float(self.mean), median=float(self.median), min=float(self.min), max=float(self.max)
+        )
+
+
+class Groups(_Model):
+    """How sessions pick an L1.5 group: Zipf weights 1/k^alpha over ``num_groups`` groups."""
+
+    num_groups: int = Field(default=50, ge=1)
+    zipf_alpha: float = Field(default=1.2, ge=0.0)
+
+
+class Cache(_Model):
+    """The shared prompt layers: L1 (global), L1.5 (per group) and L2 (per session, sampled)."""
+
+    layer1_tokens: int = Field(default=32000, ge=0, description="L1: tools + system prompt")
+    layer1_5_tokens: int = Field(default=20000, ge=0, description="L1.5: per-group repo context")
+    layer2: Distribution = Field(default_factory=_default_layer2, description="L2: per-session files")
+    layer1_5_groups: Groups = Field(default_factory=Groups)
+
+
+class GenerationParams(_Model):
+    """A whole workload, field for field the reference's config (its ``generation_params``)."""
+
+    new_tokens_per_turn: NewTokensDistribution = Field(default_factory=_default_new_tokens)
+    generation_length: Distribution = Field(default_factory=_default_generation_length)
+    inter_turn_delay: DelayMixture = Field(default_factory=DelayMixture)
+    reset: Reset | None = Field(default_factory=Reset)
+    turns: Turns | None = None
+    max_prompt_tokens: int = Field(default=200000, ge=1, description="context limit, tokens")
+    block_size: int = Field(default=512, ge=1, description="KV-cache block size, tokens")
+    cache: Cache = Field(default_factory=Cache)
+    restart_initial_probability: float = Field(default=0.0, ge=0.0, le=1.0)
+    restart_turn_range: tuple[int, int] = Field(
+        default=(5, 15), description="[first, last) turn index at which a restart may split"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _turns_imply_no_reset(cls, data: Any) -> Any:
+        # As in the reference: giving ``turns`` without ``reset`` switches resets off.
+        if isinstance(data, dict) and data.get("turns") is not None and "reset" not in data:
+            data = {**data, "reset": None}
+        if isinstance(data, dict) and isinstance(data.get("restart_turn_range"), list):
+            data = {**data, "restart_turn_range": tuple(data["restart_turn_range"])}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> GenerationParams:
+        issues = cross_field_issues(self)
+        if issues:
+            raise ParamsError(issues)
+        return self
+
+    # Derived quantities shared by the engines and the reports ---------------------------
+
+    @property
+    def explicit_turns(self) -> bool:
+        return self.turns is not None
+
+    @property
+    def layer1_blocks(self) -> int:
+        return -(-self.cache.layer1_tokens // self.block_size)
+
+    @property
+    def layer1_5_blocks(self) -> int:
+        return -(-self.cache.layer1_5_tokens // self.block_size)
+
+    @property
+    def fixed_prefix_tokens(self) -> int:
+        """L1 and L1.5 as whole blocks, so L2 always starts on a fresh block."""
+        return (self.layer1_blocks + self.layer1_5_blocks) * self.block_size
+
+    @property
+    def output_floor(self) -> int:
+        """The reference's floor on outputs: 30 tokens, or int(max) when that is lower."""
+        gen_max = self.generation_length.max
+        return min(30, int(gen_max)) if gen_max is not None else 30
+
+    def generation_params(self) -> dict[str, Any]:
+        """The reference-shaped config: every field, reference key order, JSON types."""
+        data = self.model_dump(mode="json")
+        data["restart_turn_range"] = list(self.restart_turn_range)
+        return data
+
+
+def cross_field_issues(params: GenerationParams) -> list[Issue]:
+    """Rules that involve several fields; each issue names every path it involves."""
+    issues: list[Issue] = []
+    lo, hi = params.restart_turn_range
+    if lo < 1:
+        issues.append(Issue(f"restart_turn_range starts at {lo}; it must start at 1 or later", ("restart_turn_range",)))
+    if hi <= lo:
+        issues.append(
+            Issue(
+                f"restart_turn_range [{lo}, {hi}) is empty: the end is exclusive and must exceed the start",
+                ("restart_turn_range",),
+            )
+        )
+    if params.turns is not None:
+        if params.reset is not None:
+            issues.append(
+                Issue(
+                    "explicit turns cannot be combined with reset",
+                    ("turns", "reset"),
+                    hint="remove one: turns ends sessions at a sampled count, reset ends them at random",
+                )
+            )
+        if params.restart_initial_probability != 0.0:
+            issues.append(
+                Issue(
+                    "explicit turns cannot be combined with restarts",
+                    ("turns", "restart_initial_probability"),
+                )
+            )
+    issues.extend(_feasibility_issues(params))
+    return issues
+
+
+def _feasibility_issues(params: GenerationParams) -> list[Issue]:
+    # The shared prefix is written as whole blocks, so count it that way (the reference
+    # counts raw tokens and checks only in turns mode, accepting one-turn degenerate runs).
+    layer2_min = params.cache.layer2.min
+    smallest_l2 = int(layer2_min) if layer2_min is not None else 1
+    smallest_first_turn = params.fixed_prefix_tokens + smallest_l2
+    limit = params.max_prompt_tokens
+    if smallest_first_turn >= limit:
+        return [
+            Issue(
+                f"the shared prefix does not fit the context: L1 ({params.layer1_blocks} blocks) + "
+                f"L1.5 ({params.layer1_5_blocks} blocks) of {params.block_size} tokens plus the "
+                f"smallest L2 ({smallest_l2}) is {smallest_first_turn} tokens, not below "
+                f"max_prompt_tokens ({limit})",
+                ("max_prompt_tokens", "cache.layer1_tokens", "cache.layer1_5_tokens"),
+            )
+        ]
+    turns = params.turns
+    if turns is None or turns.allow_truncation:
+        return []
+    new_min = params.new_tokens_per_turn.min
+    per_turn = params.output_floor + (int(new_min) if new_min is not None else 1)
+    shortest = smallest_first_turn + (turns.min - 1) * per_turn
+    if shortest >= limit:
+        return [
+            Issue(
+                f"turns.min ({turns.min}) cannot fit: even the smallest turns reach {shortest} "
+                f"tokens, not below max_prompt_tokens ({limit})",
+                ("turns.min", "max_prompt_tokens"),
+                hint="lower turns.min, raise the context, or allow truncation",
+            )
+        ]
+    return []
+
+
+def params_warnings(params: GenerationParams) -> list[Issue]:
+    """Things that are valid but probably not meant."""
+    warnings: list[Issue] = []
+    named = {
+        "new_tokens_per_turn": params.new_tokens_per_turn,
+        "generation_length": params.generation_length,
+        "inter_turn_delay.agentic_delay": params.inter_turn_delay.agentic_delay,
+        "inter_turn_delay.human_delay": params.inter_turn_delay.human_delay,
+        "cache.layer2": params.cache.layer2,
+    }
+    for path, dist in named.items():
+        if isinstance(dist, Lognormal) and dist.mean == dist.median:
+            warnings.append(
+                Issue(
+                    f"{path}: mean == median ({_fmt(dist.mean)}) makes this lognormal a constant "
+                    f"(sigma 0); every draw is exp(mu), truncated to {int(math.exp(dist.mu))} for token counts",
+                    (f"{path}.mean", f"{path}.median"),
+                )
+            )
+    return warnings
+
+
+def lognormal_mu_sigma(mean: float, median: float) -> tuple[float, float]:
+    """The reference's derivation: mu = ln(median), sigma = sqrt(2 ln(mean/median))."""
+    mu = math.log(median)
+    ratio = mean / median
+    sigma = math.sqrt(2.0 * math.log(ratio)) if ratio > 1.0 else 0.0
+    return mu, sigma
+
+
+def _close(a: float | None, b: float) -> bool:
+    return a is not None and math.isclose(a, b, rel_tol=_MU_SIGMA_TOLERANCE, abs_tol=_MU_SIGMA_TOLERANCE)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "none"
+    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(value)
+
+
+# --------------------------------------------------------------------------------------------
+# The workload: the reference config plus tracedsl's own metadata
+
+
+class Workload(_Model):
+    """A named workload: what spec.json holds besides the reference-shaped parameters."""
+
+    name: str = Field(default="default", min_length=1)
+    params: GenerationParams = Field(default_factory=GenerationParams)
+
+
+SPEC_FORMAT_VERSION = 1
