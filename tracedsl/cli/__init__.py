@@ -11,6 +11,7 @@ from tracedsl import __version__
 from tracedsl.cli import exitcodes
 from tracedsl.cli.report_commands import COMMANDS as REPORT_COMMANDS
 from tracedsl.cli.run_commands import COMMANDS as RUN_COMMANDS
+from tracedsl.cli.simulate_commands import COMMANDS as SIMULATE_COMMANDS
 from tracedsl.cli.spec_commands import COMMANDS as SPEC_COMMANDS
 
 
@@ -20,7 +21,7 @@ def cli() -> None:
     """Write synthetic coding-agent traces in a small language and run them into Mooncake JSONL."""
 
 
-for _command in (*SPEC_COMMANDS, *RUN_COMMANDS, *REPORT_COMMANDS):
+for _command in (*SPEC_COMMANDS, *RUN_COMMANDS, *REPORT_COMMANDS, *SIMULATE_COMMANDS):
     cli.add_command(_command)
 
 
