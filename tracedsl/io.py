@@ -1,0 +1,261 @@
+"""Reading and writing the file formats around the IR: source text, JSON with positions, spec.json/spec.toml."""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tracedsl.diagnostics import Diagnostic, DiagnosticError, Span
+from tracedsl.ir import SPEC_FORMAT_VERSION, Workload
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+# Diagnostic codes of this module; E4xx are I/O problems (exit code IO), the rest bad input.
+E_MISSING = "E401"
+E_UNREADABLE = "E402"
+E_NOT_TEXT = "E201"
+E_EMPTY = "E202"
+E_BAD_JSON = "E203"
+E_BAD_TOML = "E204"
+
+# The keys of a spec.json/spec.toml, in the order compile writes them.
+SPEC_KEYS = ("format_version", "workload", "source_file", "source_sha256", "generation_params")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file read as text, with the bytes' sha256."""
+
+    path: Path
+    text: str
+    sha256: str
+
+    @property
+    def display(self) -> str:
+        return str(self.path)
+
+
+def read_source(path: Path) -> SourceFile:
+    """Read a UTF-8 file; a missing, unreadable, empty or binary file is a located diagnostic."""
+    display = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DiagnosticError(Diagnostic(E_MISSING, "no such file", file=display)) from None
+    except IsADirectoryError:
+        raise DiagnosticError(
+            Diagnostic(E_UNREADABLE, "is a directory, not a file", file=display)
+        ) from None
+    except OSError as exc:
+        raise DiagnosticError(
+            Diagnostic(E_UNREADABLE, f"cannot read: {exc.strerror or exc}", file=display)
+        ) from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DiagnosticError(
+            Diagnostic(
+                E_NOT_TEXT,
+                f"not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+                file=display,
+                span=Span(line, column),
+            )
+        ) from None
+    if "\x00" in text:
+        raise DiagnosticError(
+            Diagnostic(E_NOT_TEXT, "binary file (contains NUL bytes)", file=display)
+        )
+    return SourceFile(path, text, hashlib.sha256(raw).hexdigest())
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON with positions
+
+
+@dataclass
+class JsonPositions:
+    """Where each value (and each object key) of a JSON text starts, keyed by path tuples."""
+
+    line_starts: list[int]
+    values: dict[tuple, int] = field(default_factory=dict)
+    keys: dict[tuple, int] = field(default_factory=dict)
+
+    def span(self, path: tuple, *, key: bool = False) -> Span | None:
+        """The span of ``path`` (its key when ``key`` and it is an object member), or of the
+        nearest enclosing value that exists (a missing field points at its parent object)."""
+        path = tuple(path)
+        while True:
+            offset = self.keys.get(path) if key else None
+            if offset is None:
+                offset = self.values.get(path)
+            if offset is not None:
+                return self._span(offset)
+            if not path:
+                return None
+            path = path[:-1]
+
+    def _span(self, offset: int) -> Span:
+        index = bisect.bisect_right(self.line_starts, offset) - 1
+        return Span(index + 1, offset - self.line_starts[index] + 1)
+
+
+def parse_json(text: str, file: str) -> tuple[Any, JsonPositions]:
+    """Parse JSON text; errors carry the line and column, NaN/Infinity are refused."""
+    if not text.strip():
+        raise DiagnosticError(Diagnostic(E_EMPTY, "empty file: expected a JSON object", file=file))
+
+    def refuse_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON")
+
+    try:
+        data = json.loads(text, parse_constant=refuse_constant)
+    except json.JSONDecodeError as exc:
+        raise DiagnosticError(
+            Diagnostic(
+                E_BAD_JSON, f"invalid JSON: {exc.msg}", file=file, span=Span(exc.lineno, exc.colno)
+            )
+        ) from None
+    except (ValueError, RecursionError) as exc:
+        raise DiagnosticError(Diagnostic(E_BAD_JSON, f"invalid JSON: {exc}", file=file)) from None
+    positions = JsonPositions([0] + [m.end() for m in re.finditer("\n", text)])
+    try:
+        _JsonScanner(text, positions).value(())
+    except (IndexError, ValueError, RecursionError):  # pragma: no cover - text already parsed
+        pass
+    return data, positions
+
+
+class _JsonScanner:
+    """A second pass over JSON text already known to be valid, recording where values start."""
+
+    _SPACE = re.compile(r"[ \t\r\n]*")
+    _STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+    _SCALAR = re.compile(r"[^\s,\]}]+")
+
+    def __init__(self, text: str, positions: JsonPositions):
+        self.text = text
+        self.pos = 0
+        self.positions = positions
+
+    def skip(self) -> None:
+        self.pos = self._SPACE.match(self.text, self.pos).end()
+
+    def value(self, path: tuple) -> None:
+        self.skip()
+        self.positions.values[path] = self.pos
+        char = self.text[self.pos]
+        if char == "{":
+            self.pos += 1
+            self.skip()
+            if self.text[self.pos] == "}":
+                self.pos += 1
+                return
+            while True:
+                self.skip()
+                key_start = self.pos
+                key = json.loads(self.string())
+                self.positions.keys[(*path, key)] = key_start
+                self.skip()
+                self.pos += 1  # ':'
+                self.value((*path, key))
+                self.skip()
+                char = self.text[self.pos]
+                self.pos += 1
+                if char == "}":
+                    return
+        elif char == "[":
+            self.pos += 1
+            self.skip()
+            if self.text[self.pos] == "]":
+                self.pos += 1
+                return
+            index = 0
+            while True:
+                self.value((*path, index))
+                index += 1
+                self.skip()
+                char = self.text[self.pos]
+                self.pos += 1
+                if char == "]":
+                    return
+        elif char == '"':
+            self.string()
+        else:
+            self.pos = self._SCALAR.match(self.text, self.pos).end()
+
+    def string(self) -> str:
+        match = self._STRING.match(self.text, self.pos)
+        self.pos = match.end()
+        return match.group()
+
+
+# ---------------------------------------------------------------------------------------------
+# TOML
+
+
+_TOML_WHERE = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def parse_toml(text: str, file: str) -> dict:
+    """Parse TOML text; errors carry the line and column tomllib reports."""
+    if not text.strip():
+        raise DiagnosticError(Diagnostic(E_EMPTY, "empty file: expected a TOML spec", file=file))
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        where = _TOML_WHERE.search(message)
+        span = Span(int(where.group(1)), int(where.group(2))) if where else None
+        message = _TOML_WHERE.sub("", message).strip()
+        raise DiagnosticError(
+            Diagnostic(E_BAD_TOML, f"invalid TOML: {message}", file=file, span=span)
+        ) from None
+    except RecursionError:
+        raise DiagnosticError(
+            Diagnostic(E_BAD_TOML, "invalid TOML: nested too deeply", file=file)
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# spec.json / spec.toml
+
+
+def spec_document(workload: Workload, source: SourceFile | None) -> dict[str, Any]:
+    """What compile writes: format version, workload name, source name and hash, the params."""
+    return {
+        "format_version": SPEC_FORMAT_VERSION,
+        "workload": workload.name,
+        "source_file": source.path.name if source else None,
+        "source_sha256": source.sha256 if source else None,
+        "generation_params": workload.params.generation_params(),
+    }
+
+
+def dump_spec_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2) + "\n"
+
+
+def dump_spec_toml(document: dict[str, Any]) -> str:
+    """TOML has no null: a field that is none is left out (loading puts the none back)."""
+    import tomli_w
+
+    return tomli_w.dumps(_without_none(document))
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _without_none(item) for key, item in value.items() if item is not None}
+    if isinstance(value, list):
+        return [_without_none(item) for item in value]
+    return value

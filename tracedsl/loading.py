@@ -1,0 +1,479 @@
+"""Turns any spec input (.trace, spec.json/.toml, reference config or manifest, bundled name) into the IR."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from tracedsl import resources
+from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity, Span
+from tracedsl.io import (
+    E_MISSING,
+    SPEC_KEYS,
+    JsonPositions,
+    SourceFile,
+    parse_json,
+    parse_toml,
+    read_source,
+)
+from tracedsl.ir import SPEC_FORMAT_VERSION, GenerationParams
+from tracedsl.language.validate import (
+    FieldProblem,
+    did_you_mean,
+    field_names,
+    model_at,
+    validate_params,
+    warnings_for,
+)
+
+SpecKind = Literal["trace", "spec", "config", "manifest"]
+
+E_SCHEMA = "E205"
+E_NOT_OBJECT = "E206"
+E_UNKNOWN_KEY = "E207"
+E_INVALID = "E208"
+E_LEGACY_CONFLICT = "E209"
+E_FORMAT_VERSION = "E210"
+E_OVERRIDE = "E211"
+W_LEGACY = "W201"
+W_CONSTANT = "W202"
+
+# The reference accepts camelCase spellings of its top-level keys (its pydantic aliases).
+_CAMEL_TO_SNAKE = {
+    re.sub(r"_([a-z0-9])", lambda m: m.group(1).upper(), name): name
+    for name in GenerationParams.model_fields
+    if "_" in name
+}
+_MANIFEST_KEYS = ("seed", "num_sessions", "config_name")
+# A tracedsl manifest may record the requested primary-session count under this key.
+_REQUESTED_SESSIONS_KEY = "requested_sessions"
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A validated workload and where it came from."""
+
+    name: str
+    params: GenerationParams
+    source_path: Path | None
+    source_sha256: str | None
+    kind: SpecKind
+    manifest_seed: int | None = None
+    manifest_num_sessions: int | None = None
+    warnings: tuple[Diagnostic, ...] = ()
+
+
+def is_io_problem(error: DiagnosticError) -> bool:
+    """True when the errors are about reaching a file (exit code IO), not about its content."""
+    errors = [d for d in error.diagnostics if d.is_error]
+    return bool(errors) and all(d.code.startswith("E4") for d in errors)
+
+
+def resolve_source(source: str | Path) -> Path:
+    """A path as given, or the bundled spec of that name when no such file exists."""
+    path = Path(source)
+    if path.exists():
+        return path
+    bundled = resources.bundled_spec_path(str(source))
+    if bundled is not None:
+        return bundled
+    names = ", ".join(resources.bundled_spec_names())
+    hint = did_you_mean(str(source), resources.bundled_spec_names())
+    raise DiagnosticError(
+        Diagnostic(
+            E_MISSING,
+            f"no such file, and no bundled spec of that name (bundled: {names})",
+            file=str(source),
+            hint=hint,
+        )
+    )
+
+
+def load_spec(source: str | Path) -> LoadedSpec:
+    """Load and validate a spec from any accepted form; errors raise DiagnosticError."""
+    path = resolve_source(source)
+    file = read_source(path)
+    suffix = path.suffix.lower()
+    if suffix == ".trace":
+        from tracedsl.language import compile_source
+
+        workload, warnings = compile_source(file.text, file.display)
+        return LoadedSpec(
+            workload.name, workload.params, path, file.sha256, "trace", warnings=tuple(warnings)
+        )
+    if suffix == ".toml":
+        return _load_document(file, parse_toml(file.text, file.display), None, toml=True)
+    if suffix != ".json" and not file.text.lstrip().startswith(("{", "[")):
+        raise DiagnosticError(
+            Diagnostic(
+                E_NOT_OBJECT,
+                "unrecognised spec file: expected a .trace, .json or .toml file",
+                file=file.display,
+            )
+        )
+    data, positions = parse_json(file.text, file.display)
+    return _load_document(file, data, positions, toml=False)
+
+
+def _load_document(
+    file: SourceFile, data: Any, positions: JsonPositions | None, *, toml: bool
+) -> LoadedSpec:
+    locate = _Locator(file.display, positions)
+    if not isinstance(data, dict):
+        raise DiagnosticError(
+            locate.at((), E_NOT_OBJECT, f"expected a JSON object, found {_json_type(data)}")
+        )
+    if "$id" in data and "properties" in data:
+        raise DiagnosticError(
+            locate.at(
+                (),
+                E_SCHEMA,
+                "this is a JSON Schema, not a config",
+                hint="pass a config, a manifest.json, a spec.json or a .trace file",
+            )
+        )
+    stem = file.path.stem
+    if "format_version" in data:
+        return _load_spec_document(file, data, locate, toml=toml)
+    if "generation_params" in data:
+        params_data = data["generation_params"]
+        seed = data.get("seed")
+        count = data.get(_REQUESTED_SESSIONS_KEY, data.get("num_sessions"))
+        name = data.get("config_name")
+        params, warnings = _validate(params_data, locate, ("generation_params",), toml=toml)
+        return LoadedSpec(
+            name if isinstance(name, str) and name else stem,
+            params,
+            file.path,
+            file.sha256,
+            "manifest",
+            manifest_seed=seed if _is_int(seed) else None,
+            manifest_num_sessions=count if _is_int(count) else None,
+            warnings=warnings,
+        )
+    params, warnings = _validate(data, locate, (), toml=toml)
+    return LoadedSpec(stem, params, file.path, file.sha256, "config", warnings=warnings)
+
+
+def _load_spec_document(
+    file: SourceFile, data: dict, locate: _Locator, *, toml: bool
+) -> LoadedSpec:
+    errors = []
+    for key in data:
+        if key not in SPEC_KEYS:
+            errors.append(
+                locate.at(
+                    (key,),
+                    E_UNKNOWN_KEY,
+                    f"unknown key '{key}' in a spec file",
+                    key=True,
+                    hint=did_you_mean(key, SPEC_KEYS),
+                )
+            )
+    version = data.get("format_version")
+    if version != SPEC_FORMAT_VERSION:
+        errors.append(
+            locate.at(
+                ("format_version",),
+                E_FORMAT_VERSION,
+                f"spec format version {version!r} is not supported (this tracedsl reads {SPEC_FORMAT_VERSION})",
+            )
+        )
+    name = data.get("workload", file.path.stem)
+    if not isinstance(name, str) or not name:
+        errors.append(locate.at(("workload",), E_INVALID, "workload must be a non-empty string"))
+    if "generation_params" not in data:
+        errors.append(locate.at((), E_INVALID, "a spec file needs a generation_params object"))
+    if errors:
+        raise DiagnosticError(errors)
+    params, warnings = _validate(
+        data["generation_params"], locate, ("generation_params",), toml=toml
+    )
+    return LoadedSpec(name, params, file.path, file.sha256, "spec", warnings=warnings)
+
+
+def _validate(
+    data: Any, locate: _Locator, prefix: tuple, *, toml: bool
+) -> tuple[GenerationParams, tuple[Diagnostic, ...]]:
+    if not isinstance(data, dict):
+        raise DiagnosticError(
+            locate.at(
+                prefix,
+                E_NOT_OBJECT,
+                f"expected an object of generation parameters, found {_json_type(data)}",
+            )
+        )
+    data, warnings, errors = normalise_legacy(data, locate, prefix)
+    if toml:
+        data = restore_none(data)
+    params, problems = validate_params(data)
+    errors.extend(_problem_diagnostic(problem, locate, prefix) for problem in problems)
+    if errors:
+        raise DiagnosticError(errors + warnings)
+    warnings.extend(
+        locate.at(_split(p.path), W_CONSTANT, p.message, severity=Severity.WARNING, prefix=prefix)
+        for p in warnings_for(params)
+    )
+    return params, tuple(warnings)
+
+
+def normalise_legacy(
+    data: dict, locate: _Locator, prefix: tuple = ()
+) -> tuple[dict, list[Diagnostic], list[Diagnostic]]:
+    """Rewrite the reference's legacy top-level spellings; return (data, warnings, errors)."""
+    data = dict(data)
+    warnings: list[Diagnostic] = []
+    errors: list[Diagnostic] = []
+    for camel, snake in _CAMEL_TO_SNAKE.items():
+        if camel not in data:
+            continue
+        value = data.pop(camel)
+        if snake in data and data[snake] != value:
+            errors.append(
+                locate.at(
+                    (camel,),
+                    E_LEGACY_CONFLICT,
+                    f"'{camel}' and '{snake}' are both given and differ",
+                    key=True,
+                    prefix=prefix,
+                )
+            )
+            continue
+        data[snake] = value
+        warnings.append(
+            locate.at(
+                (camel,),
+                W_LEGACY,
+                f"'{camel}' is a legacy camelCase spelling; write '{snake}'",
+                key=True,
+                severity=Severity.WARNING,
+                prefix=prefix,
+            )
+        )
+    if "system_prompt_tokens" in data:
+        data.pop("system_prompt_tokens")
+        warnings.append(
+            locate.at(
+                ("system_prompt_tokens",),
+                W_LEGACY,
+                "'system_prompt_tokens' was removed from the reference and is ignored",
+                key=True,
+                severity=Severity.WARNING,
+                prefix=prefix,
+                hint="the system prompt is part of cache.layer1_tokens",
+            )
+        )
+    if "restart_fraction" in data:
+        value = data.pop("restart_fraction")
+        current = data.get("restart_initial_probability")
+        if current is not None and current != value:
+            errors.append(
+                locate.at(
+                    ("restart_fraction",),
+                    E_LEGACY_CONFLICT,
+                    f"restart_fraction ({value}) differs from restart_initial_probability ({current})",
+                    key=True,
+                    prefix=prefix,
+                    hint="remove restart_fraction, the legacy spelling",
+                )
+            )
+        else:
+            data["restart_initial_probability"] = value
+            warnings.append(
+                locate.at(
+                    ("restart_fraction",),
+                    W_LEGACY,
+                    "'restart_fraction' is the legacy spelling of 'restart_initial_probability'",
+                    key=True,
+                    severity=Severity.WARNING,
+                    prefix=prefix,
+                )
+            )
+    return data, warnings, errors
+
+
+def restore_none(data: dict, path: tuple = ()) -> dict:
+    """Put back the nulls a TOML file cannot hold: a missing optional field is none."""
+    model = model_at(path)
+    if model is None:
+        return data
+    out = dict(data)
+    for name, info in model.model_fields.items():
+        if name == "kind":
+            continue
+        value = out.get(name)
+        if name not in out and _allows_none(info.annotation):
+            out[name] = None
+        elif isinstance(value, dict):
+            out[name] = restore_none(value, (*path, name))
+    return out
+
+
+def _allows_none(annotation: Any) -> bool:
+    import typing
+
+    return type(None) in typing.get_args(annotation)
+
+
+# ---------------------------------------------------------------------------------------------
+# --set PATH=VALUE
+
+_DERIVED = {
+    "mean": ("mu", "sigma"),
+    "median": ("mu", "sigma"),
+    "mu": ("mean", "median"),
+    "sigma": ("mean", "median"),
+    "allow_truncation": ("max_session_attempts",),
+}
+_SUFFIXED = re.compile(r"^([0-9][0-9_]*(?:\.[0-9_]+)?)([kM])$")
+
+
+def apply_overrides(params: GenerationParams, overrides: list[str]) -> GenerationParams:
+    """Apply ``path=value`` overrides (``--set``) and validate the result like a spec."""
+    if not overrides:
+        return params
+    data = params.generation_params()
+    errors: list[Diagnostic] = []
+    explicit: set[tuple[str, ...]] = set()
+    for override in overrides:
+        path_text, sep, value_text = override.partition("=")
+        path = tuple(part.strip() for part in path_text.strip().split("."))
+        if not sep or not all(path):
+            errors.append(
+                Diagnostic(
+                    E_OVERRIDE,
+                    f"'{override}' is not PATH=VALUE",
+                    file="--set",
+                    hint="e.g. --set cache.layer2.mean=20000",
+                )
+            )
+            continue
+        explicit.add(path)
+        problem = _set_path(data, path, _parse_value(value_text.strip()), explicit)
+        if problem:
+            errors.append(
+                Diagnostic(
+                    E_OVERRIDE, problem[0], file="--set", path=".".join(path), hint=problem[1]
+                )
+            )
+    if errors:
+        raise DiagnosticError(errors)
+    new_params, problems = validate_params(data)
+    if problems:
+        raise DiagnosticError(
+            [
+                Diagnostic(E_INVALID, p.message, file="--set", path=p.path, hint=p.hint)
+                for p in problems
+            ]
+        )
+    return new_params
+
+
+def _set_path(
+    data: dict, path: tuple[str, ...], value: Any, explicit: set[tuple[str, ...]]
+) -> tuple[str, str | None] | None:
+    node = data
+    for depth, part in enumerate(path):
+        known = field_names(path[:depth])
+        if known is None or part not in known:
+            where = ".".join(path[:depth]) or "the top level"
+            return f"no field '{part}' in {where}", did_you_mean(part, known or [])
+        if depth == len(path) - 1:
+            node[part] = value
+            # Drop values derived from the one just set (mu/sigma from mean/median…), unless
+            # they were set explicitly too, so the validator derives them afresh.
+            for derived in _DERIVED.get(part, ()):
+                if (*path[:-1], derived) not in explicit:
+                    node.pop(derived, None)
+            return None
+        if not isinstance(node.get(part), dict):
+            node[part] = {}  # e.g. turns.mean=12 when turns was none
+        node = node[part]
+    return None
+
+
+def _parse_value(text: str) -> Any:
+    if text.lower() in ("none", "null"):
+        return None
+    match = _SUFFIXED.match(text)
+    if match:
+        number = float(match.group(1).replace("_", "")) * (
+            1000 if match.group(2) == "k" else 1_000_000
+        )
+        return int(number) if number.is_integer() else number
+    try:
+        return json.loads(text.replace("_", "") if re.fullmatch(r"[0-9_.eE+-]+", text) else text)
+    except ValueError:
+        return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Locating problems in the JSON text
+
+
+class _Locator:
+    """Makes diagnostics for JSON paths, with line and column when the text was JSON."""
+
+    def __init__(self, file: str, positions: JsonPositions | None):
+        self.file = file
+        self.positions = positions
+
+    def at(
+        self,
+        path: tuple,
+        code: str,
+        message: str,
+        *,
+        key: bool = False,
+        severity: Severity = Severity.ERROR,
+        hint: str | None = None,
+        prefix: tuple = (),
+    ) -> Diagnostic:
+        full = (*prefix, *path)
+        span: Span | None = self.positions.span(full, key=key) if self.positions else None
+        dotted = ".".join(str(p) for p in full) or None
+        return Diagnostic(
+            code, message, severity, file=self.file, span=span, hint=hint, path=dotted
+        )
+
+
+def _problem_diagnostic(problem: FieldProblem, locate: _Locator, prefix: tuple) -> Diagnostic:
+    unknown = problem.kind == "unknown"
+    main = locate.at(
+        _split(problem.path),
+        E_UNKNOWN_KEY if unknown else E_INVALID,
+        problem.message,
+        key=unknown,
+        hint=problem.hint,
+        prefix=prefix,
+    )
+    related = tuple(
+        locate.at(_split(other), E_INVALID, f"(and here: {other})", prefix=prefix)
+        for other in problem.paths[1:]
+        if locate.positions and locate.positions.span((*prefix, *_split(other))) != main.span
+    )
+    return Diagnostic(
+        main.code, main.message, main.severity, main.file, main.span, main.hint, main.path, related
+    )
+
+
+def _split(path: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in path.split(".")) if path else ()
+
+
+def _json_type(value: Any) -> str:
+    return {
+        list: "an array",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+        int: "a number",
+        float: "a number",
+    }.get(type(value), type(value).__name__)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
