@@ -1,0 +1,114 @@
+"""Executors map chunk bodies in order, keep a bounded window in flight, and fail clearly."""
+
+from __future__ import annotations
+
+import functools
+import operator
+import sys
+
+import pytest
+
+from tracedsl.engine import executors
+from tracedsl.engine.executors import (
+    DASK_MISSING,
+    ExecutorError,
+    InProcess,
+    ProcessPool,
+    make_executor,
+    open_executor,
+)
+
+
+def _counting(tasks, pulled):
+    for task in tasks:
+        pulled.append(task)
+        yield task
+
+
+def test_in_process_maps_in_order():
+    assert list(InProcess()(functools.partial(operator.mul, 3), range(5))) == [0, 3, 6, 9, 12]
+
+
+def test_pool_returns_results_in_task_order():
+    with ProcessPool(2) as pool:
+        # pow(2, n) is cheap and order-sensitive: any reordering shows.
+        assert list(pool(functools.partial(pow, 2), range(40))) == [2**n for n in range(40)]
+
+
+def test_pool_keeps_a_bounded_window_in_flight():
+    pulled: list[int] = []
+    with ProcessPool(2, window=3) as pool:
+        results = pool(functools.partial(pow, 2), _counting(range(1000), pulled))
+        assert next(results) == 1
+        # Three submitted at the start, one topped up before the first result was taken.
+        assert len(pulled) == 4
+        assert next(results) == 2
+        assert len(pulled) == 5
+        results.close()  # the caller stops early: queued work is cancelled, no hang
+
+
+def test_pool_passes_on_a_chunk_body_error_unchanged():
+    with ProcessPool(2) as pool:
+        with pytest.raises(ValueError, match="invalid literal"):
+            list(pool(int, ["1", "2", "not a number", "4"]))
+
+
+def test_dead_worker_becomes_an_executor_error():
+    import os
+
+    with ProcessPool(1) as pool:
+        with pytest.raises(ExecutorError, match="worker process died"):
+            list(pool(os._exit, [3]))
+
+
+def test_small_runs_and_one_worker_stay_in_process():
+    small = executors.IN_PROCESS_BELOW_SESSIONS - 1
+    assert isinstance(make_executor(workers=4, num_sessions=small), InProcess)
+    assert isinstance(make_executor(workers=1, num_sessions=10**7), InProcess)
+    with open_executor(workers=2, num_sessions=10**7) as chosen:
+        assert isinstance(chosen, ProcessPool) and chosen.workers == 2
+
+
+def test_default_workers_is_the_core_count():
+    with open_executor(num_sessions=10**7) as chosen:
+        assert chosen.workers == executors.default_workers() >= 1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"executor": "spark"}, "unknown executor 'spark'"),
+        ({"workers": 0}, "--workers must be at least 1"),
+        ({"executor": "dask"}, "needs --scheduler"),
+        ({"scheduler": "tcp://x:8786"}, "only used with --executor dask"),
+    ],
+)
+def test_bad_options_are_value_errors(options, message):
+    with pytest.raises(ValueError, match=message):
+        make_executor(**options)
+
+
+def test_missing_dask_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import fails as if absent
+    with pytest.raises(ExecutorError) as caught:
+        make_executor(executor="dask", scheduler="tcp://127.0.0.1:1")
+    assert str(caught.value) == DASK_MISSING
+    assert "pip install tracedsl[dask]" in DASK_MISSING
+
+
+def test_unreachable_scheduler_is_named():
+    pytest.importorskip("distributed")
+    with pytest.raises(
+        ExecutorError, match=r"cannot reach the Dask scheduler at 'tcp://127\.0\.0\.1:9'"
+    ):
+        executors.DaskExecutor("tcp://127.0.0.1:9", timeout=1)
+
+
+def test_dask_maps_in_order_on_a_local_cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=1, processes=False, threads_per_worker=2, dashboard_address=None
+    ) as cluster:
+        with make_executor(executor="dask", scheduler=cluster.scheduler_address) as dask_map:
+            assert dask_map.workers == 2
+            assert list(dask_map(functools.partial(pow, 3), range(30))) == [3**n for n in range(30)]

@@ -1,0 +1,272 @@
+"""Where chunk bodies run: in this process, in a local process pool, or on a Dask cluster.
+
+An executor is a ``map_fn``: called as ``executor(run_chunk, tasks)`` it returns an
+iterator of results **in task order**, like the builtin ``map``. The fast engine plans
+its chunks, maps the chunk bodies with whichever executor it was given, and stitches the
+results in order, so the bytes written never depend on where a chunk ran.
+
+The pool and the Dask executor keep at most ``window`` chunks in flight (submitted but
+not yet taken by the caller). Results are buffered only up to that window, so memory
+stays flat however many chunks a run has, even when the workers outpace the writer.
+
+Usage (the CLI wiring)::
+
+    with open_executor(workers=workers, executor=kind, scheduler=address,
+                       num_sessions=n) as map_fn:
+        for chunk in FastEngine(map_fn=map_fn).generate(request): ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
+
+Task = TypeVar("Task")
+Result = TypeVar("Result")
+
+EXECUTOR_NAMES = ("local", "dask")
+
+# Below this many sessions a run stays in this process whatever --workers says: starting
+# worker processes (and importing numpy and tracedsl in each) costs more than the
+# sampling it would share. Measured in docs/performance.md ("Workers").
+IN_PROCESS_BELOW_SESSIONS = 20_000
+
+DASK_MISSING = (
+    "the Dask executor needs dask.distributed, which is not installed; "
+    "install it with: pip install tracedsl[dask]"
+)
+
+
+class ExecutorError(Exception):
+    """An executor could not be started or lost its workers; the message says what to do."""
+
+
+def default_workers() -> int:
+    """The number of cores this process may use (the default for --workers)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class InProcess:
+    """Run every chunk body here, one after another (the builtin ``map``)."""
+
+    name = "in-process"
+    workers = 1
+
+    def __call__(self, fn: Callable[[Task], Result], tasks: Iterable[Task]) -> Iterator[Result]:
+        return map(fn, tasks)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> InProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _ordered_window(
+    submit: Callable[[Any], Any],
+    collect: Callable[[Any], Any],
+    cancel: Callable[[Any], None],
+    tasks: Iterable[Any],
+    window: int,
+) -> Iterator[Any]:
+    """Yield ``collect(submit(task))`` in task order, keeping at most ``window`` in flight."""
+    pending: deque = deque()
+    task_iter = iter(tasks)
+    try:
+        for task in task_iter:
+            pending.append(submit(task))
+            if len(pending) >= window:
+                break
+        while pending:
+            future = pending.popleft()
+            # Top up before blocking, so the workers never sit idle while we wait.
+            for task in task_iter:
+                pending.append(submit(task))
+                break
+            yield collect(future)
+    finally:
+        # The caller stopped early (an error downstream, Ctrl-C): drop what is queued.
+        for future in pending:
+            cancel(future)
+
+
+class ProcessPool:
+    """Run chunk bodies in ``workers`` local processes, results in task order."""
+
+    name = "processes"
+
+    def __init__(self, workers: int, window: int | None = None, start_method: str | None = None):
+        from concurrent.futures import ProcessPoolExecutor
+
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
+        # Two chunks per worker: one running, one ready to start the moment it finishes.
+        self.window = window or 2 * workers
+        context = multiprocessing.get_context(start_method or _start_method())
+        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+    def __call__(self, fn: Callable[[Task], Result], tasks: Iterable[Task]) -> Iterator[Result]:
+        return _ordered_window(
+            lambda task: self._pool.submit(fn, task),
+            self._collect,
+            lambda future: future.cancel(),
+            tasks,
+            self.window,
+        )
+
+    @staticmethod
+    def _collect(future: Any) -> Any:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return future.result()
+        except BrokenProcessPool as exc:
+            raise ExecutorError(
+                "a worker process died while sampling (out of memory, or killed); "
+                "rerun with fewer --workers"
+            ) from exc
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> ProcessPool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _start_method() -> str:
+    # fork starts a worker in ~15 ms and shares the parent's imports; forkserver and spawn
+    # re-import numpy and tracedsl in each worker (~0.2 s here). Forking is only safe while
+    # this process runs no other thread (a lock held by one would stay held in the child),
+    # so with threads alive, or where fork does not exist, take the safe methods.
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and threading.active_count() == 1:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+class DaskExecutor:
+    """Run chunk bodies on a Dask distributed cluster; the caller (the writer) stays here."""
+
+    name = "dask"
+
+    def __init__(self, scheduler: str, window: int | None = None, timeout: float = 10.0):
+        try:
+            from distributed import Client
+        except ImportError as exc:
+            raise ExecutorError(DASK_MISSING) from exc
+        try:
+            self._client = Client(scheduler, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            raise ExecutorError(
+                f"cannot reach the Dask scheduler at {scheduler!r} within {timeout:g} s: {exc}"
+            ) from exc
+        self.scheduler = scheduler
+        try:
+            self.workers = self._check_workers()
+            self.window = window or 2 * max(1, self.workers)
+        except BaseException:
+            self._client.close()
+            raise
+
+    def _check_workers(self) -> int:
+        """Every worker must run the same tracedsl as here, or the bytes could differ."""
+        from tracedsl import __version__
+
+        try:
+            versions = self._client.run(_worker_tracedsl_version)
+        except ModuleNotFoundError as exc:
+            raise ExecutorError(
+                f"a Dask worker cannot import tracedsl ({exc}); install tracedsl "
+                f"{__version__} on every worker"
+            ) from exc
+        if not versions:
+            raise ExecutorError(f"the Dask scheduler at {self.scheduler!r} has no workers")
+        wrong = {addr: v for addr, v in versions.items() if v != __version__}
+        if wrong:
+            listed = ", ".join(f"{addr} has {v}" for addr, v in sorted(wrong.items()))
+            raise ExecutorError(
+                f"Dask workers run a different tracedsl than this client ({__version__}): "
+                f"{listed}; install the same version everywhere"
+            )
+        return sum(
+            info.get("nthreads", 1) for info in self._client.scheduler_info()["workers"].values()
+        )
+
+    def __call__(self, fn: Callable[[Task], Result], tasks: Iterable[Task]) -> Iterator[Result]:
+        return _ordered_window(
+            lambda task: self._client.submit(fn, task, pure=False),
+            lambda future: future.result(),
+            lambda future: future.cancel(),
+            tasks,
+            self.window,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> DaskExecutor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _worker_tracedsl_version() -> str:
+    from tracedsl import __version__
+
+    return __version__
+
+
+def make_executor(
+    executor: str = "local",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    num_sessions: int | None = None,
+) -> InProcess | ProcessPool | DaskExecutor:
+    """The executor for ``--executor``/``--workers``/``--scheduler``; ValueError on bad options.
+
+    ``local`` with one worker, or a run smaller than ``IN_PROCESS_BELOW_SESSIONS``, runs
+    in this process. ``dask`` needs ``scheduler`` (an address such as tcp://host:8786).
+    """
+    if executor not in EXECUTOR_NAMES:
+        raise ValueError(
+            f"unknown executor {executor!r}; choose one of {', '.join(EXECUTOR_NAMES)}"
+        )
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    if executor == "dask":
+        if not scheduler:
+            raise ValueError("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
+        return DaskExecutor(scheduler)
+    if scheduler:
+        raise ValueError("--scheduler is only used with --executor dask")
+    workers = default_workers() if workers is None else workers
+    small = num_sessions is not None and num_sessions < IN_PROCESS_BELOW_SESSIONS
+    if workers == 1 or small:
+        return InProcess()
+    return ProcessPool(workers)
+
+
+@contextlib.contextmanager
+def open_executor(**options: Any) -> Iterator[InProcess | ProcessPool | DaskExecutor]:
+    """``make_executor`` as a context manager: workers are shut down however the run ends."""
+    chosen = make_executor(**options)
+    try:
+        yield chosen
+    finally:
+        chosen.close()
