@@ -112,3 +112,18 @@ def test_dask_maps_in_order_on_a_local_cluster():
         with make_executor(executor="dask", scheduler=cluster.scheduler_address) as dask_map:
             assert dask_map.workers == 2
             assert list(dask_map(functools.partial(pow, 3), range(30))) == [3**n for n in range(30)]
+
+
+def test_dask_refuses_workers_with_other_versions(monkeypatch):
+    distributed = pytest.importorskip("distributed")
+    import numpy
+
+    with distributed.LocalCluster(
+        n_workers=1, processes=True, threads_per_worker=1, dashboard_address=None
+    ) as cluster:
+        # The worker is its own process, so it still reports the real numpy version.
+        monkeypatch.setattr(numpy, "__version__", "0.0.0")
+        with pytest.raises(
+            ExecutorError, match=r"differ from this client \(tracedsl .*numpy 0\.0\.0\)"
+        ):
+            make_executor(executor="dask", scheduler=cluster.scheduler_address)

@@ -184,28 +184,28 @@ class DaskExecutor:
             raise
 
     def _check_workers(self) -> int:
-        """Every worker must run the same tracedsl as here, or the bytes could differ."""
-        from tracedsl import __version__
-
+        """Every worker must run the same tracedsl and numpy as here, or the bytes could differ."""
+        here = _worker_versions()
         try:
-            versions = self._client.run(_worker_tracedsl_version)
+            versions = self._client.run(_worker_versions)
         except ModuleNotFoundError as exc:
             raise ExecutorError(
                 f"a Dask worker cannot import tracedsl ({exc}); install tracedsl "
-                f"{__version__} on every worker"
+                f"{here['tracedsl']} on every worker"
             ) from exc
         if not versions:
             raise ExecutorError(f"the Dask scheduler at {self.scheduler!r} has no workers")
-        wrong = {addr: v for addr, v in versions.items() if v != __version__}
+        wrong = {addr: found for addr, found in versions.items() if found != here}
         if wrong:
-            listed = ", ".join(f"{addr} has {v}" for addr, v in sorted(wrong.items()))
-            raise ExecutorError(
-                f"Dask workers run a different tracedsl than this client ({__version__}): "
-                f"{listed}; install the same version everywhere"
+            listed = "; ".join(
+                f"{addr} has {_versions_text(found)}" for addr, found in sorted(wrong.items())
             )
-        return sum(
-            info.get("nthreads", 1) for info in self._client.scheduler_info()["workers"].values()
-        )
+            raise ExecutorError(
+                f"Dask workers differ from this client ({_versions_text(here)}): {listed}; "
+                "install the same versions everywhere"
+            )
+        workers = self._client.scheduler_info()["workers"].values()
+        return sum(info.get("nthreads", 1) for info in workers)
 
     def __call__(self, fn: Callable[[Task], Result], tasks: Iterable[Task]) -> Iterator[Result]:
         return _ordered_window(
@@ -226,10 +226,17 @@ class DaskExecutor:
         self.close()
 
 
-def _worker_tracedsl_version() -> str:
+def _worker_versions() -> dict[str, str]:
+    """What decides the bytes a chunk body produces, besides its task."""
+    import numpy
+
     from tracedsl import __version__
 
-    return __version__
+    return {"tracedsl": __version__, "numpy": numpy.__version__}
+
+
+def _versions_text(versions: dict[str, str]) -> str:
+    return ", ".join(f"{name} {version}" for name, version in versions.items())
 
 
 def make_executor(
