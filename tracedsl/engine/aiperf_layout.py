@@ -1,0 +1,123 @@
+"""The reference's hash ids as its writer prints them, laid out over sessions in file order.
+
+Turn 0 prints the synthesizer's in-memory ids: the first L1 ids, the group's L1.5 ids and a
+run starting at the session's region base (a continuation reuses its origin's region, each
+explicit-turn attempt takes a new one). Later rows print fresh ids from one cursor for the
+whole file, which jumps past each turn 0's largest id (§8.9, §8.10). Both are whole runs of
+consecutive ids, so the flat id column is built with a few vectorized passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import numpy as np
+
+from tracedsl.engine.aiperf_sampler import MAX_GROUP_BLOCKS, MAX_GROUPS, MAX_SESSION_BLOCKS, Sampled
+from tracedsl.ir import GenerationParams
+from tracedsl.trace import TraceChunk
+
+SESSIONS_PER_CHUNK = 4096
+
+
+def _expand_runs(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenate ``range(start, start + length)`` for every run, in order."""
+    total = int(lengths.sum())
+    offsets = np.cumsum(lengths) - lengths
+    return np.repeat(starts - offsets, lengths) + np.arange(total, dtype=np.int64)
+
+
+def layout_chunks(
+    sampled: Sampled, params: GenerationParams, per_chunk: int = SESSIONS_PER_CHUNK
+) -> Iterator[TraceChunk]:
+    """Reorder the sampled sessions into file order and attach the printed hash ids."""
+    block = params.block_size
+    layer1_blocks, layer1_5_blocks = params.layer1_blocks, params.layer1_5_blocks
+    order = sampled.file_order
+    turns = np.diff(sampled.row_offsets)[order]
+    row_offsets = np.zeros(len(order) + 1, dtype=np.int64)
+    np.cumsum(turns, out=row_offsets[1:])
+    rows = _expand_runs(sampled.row_offsets[:-1][order], turns)
+    new_tokens = sampled.new_tokens[rows]
+    blocks = -(-new_tokens // block)
+    firsts = row_offsets[:-1]
+    later = np.ones(len(rows), dtype=bool)
+    later[firsts] = False
+
+    # Turn 0: L1 ids, the group's L1.5 ids, then the session's own run in its region.
+    first_blocks = blocks[firsts]
+    layer1_used = np.minimum(layer1_blocks, first_blocks)
+    layer1_5_used = np.minimum(layer1_5_blocks, first_blocks - layer1_used)
+    session_used = first_blocks - layer1_used - layer1_5_used
+    group_base = layer1_blocks + MAX_GROUP_BLOCKS * sampled.group_ids[order]
+    region_base = layer1_blocks + MAX_GROUPS * MAX_GROUP_BLOCKS + MAX_SESSION_BLOCKS * sampled.regions[order]
+    past_first = np.where(
+        session_used > 0,
+        region_base + session_used,
+        np.where(layer1_5_used > 0, group_base + layer1_5_used, layer1_used),
+    )
+
+    # Later rows: the cursor jumps to max(cursor, past_first) at each turn 0, then runs on.
+    later_blocks = np.where(later, blocks, 0)
+    before_row = np.cumsum(later_blocks) - later_blocks
+    before_session = before_row[firsts]
+    floor = np.maximum.accumulate(np.maximum(past_first - before_session, 0))
+    session_start = floor + before_session
+    later_start = np.repeat(session_start - before_session, turns) + before_row
+
+    starts = np.zeros((len(rows), 3), dtype=np.int64)
+    lengths = np.zeros((len(rows), 3), dtype=np.int64)
+    starts[:, 0] = later_start
+    lengths[:, 0] = later_blocks
+    starts[firsts] = np.column_stack([np.zeros_like(group_base), group_base, region_base])
+    lengths[firsts] = np.column_stack([layer1_used, layer1_5_used, session_used])
+    hash_ids = _expand_runs(starts.ravel(), lengths.ravel())
+    hash_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(blocks, out=hash_offsets[1:])
+
+    timestamps = np.full(len(rows), np.nan)
+    timestamps[firsts] = 0.0
+    output_length = sampled.output_length[rows]
+    delay_ms = sampled.delay_ms[rows]
+    session_ids = sampled.session_ids
+    for first in range(0, len(order), per_chunk):
+        last = min(first + per_chunk, len(order))
+        row_lo, row_hi = int(row_offsets[first]), int(row_offsets[last])
+        id_lo, id_hi = int(hash_offsets[row_lo]), int(hash_offsets[row_hi])
+        picked = order[first:last]
+        yield TraceChunk(
+            session_ids=[session_ids[s] for s in picked.tolist()],
+            group_ids=sampled.group_ids[picked],
+            is_restart=sampled.is_restart[picked],
+            end_reasons=sampled.end_reasons[picked],
+            row_offsets=row_offsets[first : last + 1] - row_lo,
+            input_length=new_tokens[row_lo:row_hi],
+            output_length=output_length[row_lo:row_hi],
+            delay_ms=delay_ms[row_lo:row_hi],
+            timestamp_ms=timestamps[row_lo:row_hi],
+            hash_offsets=hash_offsets[row_lo : row_hi + 1] - id_lo,
+            hash_ids=hash_ids[id_lo:id_hi],
+        )
+
+
+def count_hash_conflicts(chunks: Iterable[TraceChunk], block_size: int) -> int:
+    """How many hash ids the trace uses at two or more block sizes.
+
+    A row's blocks are all full except its last, which holds
+    ``input_length - (len(hash_ids) - 1) * block_size`` tokens. An id seen with two sizes
+    cannot be replayed as one cached block (reference doc §9 B2, B3).
+    """
+    keys = []
+    for chunk in chunks:
+        lengths = np.diff(chunk.hash_offsets)
+        sizes = np.full(chunk.hash_ids.shape[0], block_size, dtype=np.int64)
+        has_ids = lengths > 0
+        last = chunk.hash_offsets[1:][has_ids] - 1
+        sizes[last] = chunk.input_length[has_ids] - (lengths[has_ids] - 1) * block_size
+        keys.append(np.unique(chunk.hash_ids.astype(np.int64) * (block_size + 1) + sizes))
+    if not keys:
+        return 0
+    pairs = np.unique(np.concatenate(keys))
+    ids = pairs // (block_size + 1)
+    repeated = ids[1:] == ids[:-1]
+    return int(np.unique(ids[1:][repeated]).shape[0])

@@ -1,0 +1,207 @@
+"""The reference's sessions, drawn in its exact order from one numpy stream (AIPerf 0.13.0).
+
+Every draw the reference makes is made here, in the same order, with the same roundings
+(reference doc §8.3–§8.8): restart injection, session id bytes, restart turn, group, L2,
+outputs, both delay components, new tokens, reset checks, then the scatter of restart
+continuations. The result is per-turn columns in generation order plus the file order of
+sessions; hash ids are laid out afterwards (aiperf_layout.py).
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from tracedsl.engine import EngineError
+from tracedsl.engine._pcg_stream import NumpyStream
+from tracedsl.ir import GenerationParams, Lognormal
+
+# The reference's prefix allocator limits (its PrefixAllocator constants).
+MAX_GROUP_BLOCKS = 200
+MAX_GROUPS = 1000
+MAX_SESSION_BLOCKS = 4000
+
+_RESTART_CUTOFF = 0.75  # no restarts are injected in the last quarter of primaries
+_REJECTION_ROUNDS = 100
+
+
+@dataclass
+class Sampled:
+    """Sessions in generation order (continuations right after their origin) and the file order."""
+
+    session_ids: list[str]
+    group_ids: np.ndarray
+    regions: np.ndarray  # the session index that picks the hash-id region
+    is_restart: np.ndarray
+    end_reasons: np.ndarray
+    row_offsets: np.ndarray
+    new_tokens: np.ndarray  # the row's input_length as written (turn 0: the whole context)
+    output_length: np.ndarray
+    delay_ms: np.ndarray  # NaN on turn 0
+    file_order: np.ndarray  # session numbers (generation order) in the order they are written
+
+
+def _bounded_draw(stream: NumpyStream, dist: Lognormal, mu: float | None = None) -> Callable[[], float]:
+    """One draw of the reference's bounded lognormal: reject up to 100 rounds, then clip."""
+    mu = float(dist.mu if mu is None else mu)
+    sigma = float(dist.sigma)
+    normal, exp = stream.standard_normal, math.exp
+    low = None if dist.min is None else float(dist.min)
+    high = None if dist.max is None else float(dist.max)
+    if low is None and high is None:
+        return lambda: exp(mu + sigma * normal())
+    low_bound = -math.inf if low is None else low
+    high_bound = math.inf if high is None else high
+
+    def draw() -> float:
+        value = exp(mu + sigma * normal())
+        for _ in range(_REJECTION_ROUNDS):
+            if low_bound <= value <= high_bound:
+                break
+            value = exp(mu + sigma * normal())
+        # After 100 failed rounds the last redraw is clipped unchecked, as in the reference.
+        return min(max(value, low_bound), high_bound)
+
+    return draw
+
+
+class AiperfSampler:
+    """Draws one run of the reference from ``(params, seed)``."""
+
+    def __init__(self, params: GenerationParams, seed: int):
+        self.params = params
+        self.stream = stream = NumpyStream(seed)
+        block = params.block_size
+        self.layer1_blocks = params.layer1_blocks
+        self.layer1_5_blocks = params.layer1_5_blocks
+        self.context_limit = params.max_prompt_tokens
+        self.fixed_prefix = params.fixed_prefix_tokens
+        self.output_floor = float(params.output_floor)
+        # Cumulative inputs above this need more than MAX_SESSION_BLOCKS session blocks.
+        self.session_block_limit = (
+            MAX_SESSION_BLOCKS + self.layer1_blocks + self.layer1_5_blocks
+        ) * block
+
+        groups = params.cache.layer1_5_groups
+        weights = np.array([1.0 / (k**groups.zipf_alpha) for k in range(1, groups.num_groups + 1)])
+        weights = weights / weights.sum()
+        cdf = weights.cumsum()
+        cdf /= cdf[-1]
+        self.group_cdf = cdf.tolist()
+
+        new_tokens = params.new_tokens_per_turn
+        new_mu = new_tokens.mu + math.log(new_tokens.bias) if new_tokens.bias != 1.0 else new_tokens.mu
+        self.draw_new = _bounded_draw(stream, new_tokens, new_mu)
+        self.draw_output = _bounded_draw(stream, params.generation_length)
+        self.draw_layer2 = _bounded_draw(stream, params.cache.layer2)
+        delay = params.inter_turn_delay
+        self.draw_agentic = _bounded_draw(stream, delay.agentic_delay)
+        self.draw_human = _bounded_draw(stream, delay.human_delay)
+        self.agentic_fraction = float(delay.agentic_fraction)
+        self.delay_max = None if delay.max is None else float(delay.max)
+
+        self.session_ids: list[str] = []
+        self.group_ids = array("q")
+        self.regions = array("q")
+        self.is_restart = array("b")
+        self.end_reasons = array("b")
+        self.row_starts = array("q")
+        self.new_tokens = array("q")
+        self.outputs = array("q")
+        self.delays = array("d")
+        self.session_counter = 0
+
+    # Helpers ------------------------------------------------------------------------------
+
+    def _session_id(self) -> str:
+        """``bytes(16)``; the id is the hex of the first 6 bytes."""
+        uint32 = self.stream.uint32
+        first, second = uint32(), uint32()
+        uint32(), uint32()
+        return "sess-" + (first | (second & 0xFFFF) << 32).to_bytes(6, "little").hex()
+
+    def _initial_context(self) -> int:
+        layer2 = max(int(self.draw_layer2()), 1)
+        return min(self.fixed_prefix + layer2, self.context_limit - 1)
+
+    def _output(self) -> int:
+        return int(max(self.draw_output(), self.output_floor))
+
+    def delay(self, prev_input: int) -> float:
+        """The mixture delay, clipped, scaled down as the context fills, clipped again."""
+        agentic = self.stream.random() < self.agentic_fraction
+        agentic_delay = self.draw_agentic()
+        human_delay = self.draw_human()  # both components are always drawn
+        delay = agentic_delay if agentic else human_delay
+        delay_max = self.delay_max
+        if delay_max is not None:
+            delay = min(delay, delay_max)
+        delay *= max(0.2, 1.0 - 0.8 * (prev_input / self.context_limit))
+        if delay_max is not None:
+            delay = min(delay, delay_max)
+        return delay
+
+    def _check_blocks(self, cumulative_input: int) -> None:
+        if cumulative_input > self.session_block_limit:
+            block = self.params.block_size
+            needed = -(-cumulative_input // block) - self.layer1_blocks - self.layer1_5_blocks
+            raise EngineError(
+                f"AIPerf 0.13.0 would crash here: a turn of session {len(self.session_ids)} has "
+                f"{cumulative_input} tokens of context, which needs {needed} session blocks of "
+                f"block_size {block}, over its MAX_SESSION_BLOCKS={MAX_SESSION_BLOCKS} "
+                f"(max_prompt_tokens={self.context_limit} allows up to "
+                f"{-(-(self.context_limit - 1) // block) - self.layer1_blocks - self.layer1_5_blocks})",
+                path="block_size",
+                hint="raise block_size or lower max_prompt_tokens so that "
+                "max_prompt_tokens / block_size stays within 4000 blocks beyond L1 and L1.5",
+            )
+
+    def _open_session(self, session_id: str, group: int, region: int, restart: bool) -> None:
+        self.session_ids.append(session_id)
+        self.group_ids.append(group)
+        self.regions.append(region)
+        self.is_restart.append(restart)
+        self.row_starts.append(len(self.new_tokens))
+
+    def _turn_zero(self, context: int, output: int) -> None:
+        self._check_blocks(context)
+        self.new_tokens.append(context)
+        self.outputs.append(output)
+        self.delays.append(math.nan)
+
+    # Result -------------------------------------------------------------------------------
+
+    def _result(self, file_order: list[int]) -> Sampled:
+        row_offsets = np.empty(len(self.row_starts) + 1, dtype=np.int64)
+        row_offsets[:-1] = np.frombuffer(self.row_starts, dtype=np.int64)
+        row_offsets[-1] = len(self.new_tokens)
+        return Sampled(
+            session_ids=self.session_ids,
+            group_ids=np.frombuffer(self.group_ids, dtype=np.int64).copy(),
+            regions=np.frombuffer(self.regions, dtype=np.int64).copy(),
+            is_restart=np.frombuffer(self.is_restart, dtype=np.int8).astype(bool),
+            end_reasons=np.frombuffer(self.end_reasons, dtype=np.int8).copy(),
+            row_offsets=row_offsets,
+            new_tokens=np.frombuffer(self.new_tokens, dtype=np.int64).copy(),
+            output_length=np.frombuffer(self.outputs, dtype=np.int64).copy(),
+            delay_ms=np.frombuffer(self.delays, dtype=np.float64).copy(),
+            file_order=np.array(file_order, dtype=np.int64),
+        )
+
+    def sample(self, num_sessions: int) -> Sampled:
+        if self.params.turns is not None:
+            from tracedsl.engine.aiperf_turns import sample_explicit_turns
+
+            return self._result(sample_explicit_turns(self, num_sessions))
+        from tracedsl.engine.aiperf_reset import sample_reset_mode
+
+        return self._result(sample_reset_mode(self, num_sessions))
+
+    def group(self) -> int:
+        """``choice(G, p=zipf)``: one double, searched from the right in the cdf."""
+        return bisect_right(self.group_cdf, self.stream.random())
