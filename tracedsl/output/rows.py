@@ -1,0 +1,171 @@
+"""The Mooncake row rules, strictly typed: what one parsed JSONL row may hold.
+
+Shared by the validator (which reports every problem) and the reader (which stops at the
+first). The reference's row model (§7.1) is lax: it takes ``"10"`` and ``true`` as integers.
+Here an integer field takes a JSON integer only, a number field an integer or a float.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Hash ids become numpy int64 columns; larger ids cannot be held (nor replayed by numpy seeding).
+MAX_HASH_ID = 2**63 - 1
+PROMPT_FIELDS = ("input_length", "text_input", "messages", "payload")
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    """One broken rule in a row: a kind (counted), the field, and a message."""
+
+    kind: str
+    field: str | None
+    message: str
+
+
+def _is_int(value) -> bool:
+    return type(value) is int
+
+
+def _is_number(value) -> bool:
+    return type(value) is int or type(value) is float
+
+
+def _type_name(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _shown(value) -> str:
+    text = repr(value) if not isinstance(value, (list, dict)) else _type_name(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_row(row: dict, *, check_hash_ids: bool = True) -> list[RowProblem]:
+    """Every rule ``row`` breaks (the element checks of hash_ids only when asked)."""
+    problems: list[RowProblem] = []
+
+    def wrong_type(field: str, expected: str) -> None:
+        value = row[field]
+        problems.append(
+            RowProblem("wrong-type", field, f"{field} must be {expected}, got {_type_name(value)} {_shown(value)}")
+        )
+
+    kind = row.get("type", "mooncake_trace")
+    if kind != "mooncake_trace":
+        problems.append(RowProblem("wrong-type", "type", f"type must be \"mooncake_trace\", got {_shown(kind)}"))
+
+    session_id = row.get("session_id")
+    if session_id is not None and type(session_id) is not str:
+        wrong_type("session_id", "a string")
+
+    given = [name for name in PROMPT_FIELDS if row.get(name) is not None]
+    if len(given) != 1:
+        what = "none is given" if not given else f"{' and '.join(given)} are all given"
+        problems.append(
+            RowProblem(
+                "prompt-fields",
+                given[1] if len(given) > 1 else "input_length",
+                f"exactly one of input_length, text_input, messages, payload must be given; {what}",
+            )
+        )
+
+    input_length = row.get("input_length")
+    if input_length is not None:
+        if not _is_int(input_length):
+            wrong_type("input_length", "an integer")
+        elif input_length < 1:
+            problems.append(RowProblem("not-positive", "input_length", f"input_length must be >= 1, got {input_length}"))
+    _check_other_prompts(row, problems, wrong_type)
+
+    output_length = row.get("output_length")
+    if output_length is not None:
+        if not _is_int(output_length):
+            wrong_type("output_length", "an integer")
+        elif output_length < 1:
+            problems.append(
+                RowProblem("not-positive", "output_length", f"output_length must be >= 1, got {output_length}")
+            )
+
+    hash_ids = row.get("hash_ids")
+    if hash_ids is not None:
+        if type(hash_ids) is not list:
+            wrong_type("hash_ids", "an array of integers")
+        else:
+            if input_length is None:
+                problems.append(
+                    RowProblem("hash-ids-without-input", "hash_ids", "hash_ids is allowed only with input_length")
+                )
+            if check_hash_ids:
+                problem = hash_id_problem(hash_ids)
+                if problem is not None:
+                    problems.append(problem)
+
+    for field in ("timestamp", "delay"):
+        value = row.get(field)
+        if value is None:
+            continue
+        if not _is_number(value):
+            wrong_type(field, "a number (ms)")
+        elif value < 0:
+            problems.append(RowProblem("negative", field, f"{field} must be >= 0 ms, got {_shown(value)}"))
+
+    extra = row.get("extra")
+    if extra is not None and type(extra) is not dict:
+        wrong_type("extra", "an object")
+    return problems
+
+
+def hash_id_problem(hash_ids: list) -> RowProblem | None:
+    """The first hash id that is not an integer in [0, 2**63), if any."""
+    for index, value in enumerate(hash_ids):
+        if not _is_int(value):
+            return RowProblem(
+                "wrong-type",
+                f"hash_ids[{index}]",
+                f"hash_ids[{index}] must be an integer, got {_type_name(value)} {_shown(value)}",
+            )
+        if value < 0 or value > MAX_HASH_ID:
+            return RowProblem(
+                "out-of-range",
+                f"hash_ids[{index}]",
+                f"hash_ids[{index}] must be in [0, 2**63), got {value}",
+            )
+    return None
+
+
+def _check_other_prompts(row: dict, problems: list[RowProblem], wrong_type) -> None:
+    text_input = row.get("text_input")
+    if text_input is not None and type(text_input) is not str:
+        wrong_type("text_input", "a string")
+    messages = row.get("messages")
+    if messages is not None:
+        if type(messages) is not list or not messages:
+            wrong_type("messages", "a non-empty array of objects")
+        else:
+            for index, message in enumerate(messages):
+                if type(message) is not dict or "role" not in message:
+                    problems.append(
+                        RowProblem("wrong-type", f"messages[{index}]", f"messages[{index}] must be an object with a role")
+                    )
+                    break
+    tools = row.get("tools")
+    if tools is not None:
+        if messages is None:
+            problems.append(RowProblem("prompt-fields", "tools", "tools is allowed only with messages"))
+        if type(tools) is not list or not tools or any(type(tool) is not dict for tool in tools):
+            wrong_type("tools", "a non-empty array of objects")
+    payload = row.get("payload")
+    if payload is not None and (type(payload) is not dict or not payload):
+        wrong_type("payload", "a non-empty object")
