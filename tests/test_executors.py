@@ -127,3 +127,18 @@ def test_dask_refuses_workers_with_other_versions(monkeypatch):
             ExecutorError, match=r"differ from this client \(tracedsl .*numpy 0\.0\.0\)"
         ):
             make_executor(executor="dask", scheduler=cluster.scheduler_address)
+
+
+def test_dask_names_workers_without_tracedsl(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    hide = tmp_path / "hide_tracedsl.py"
+    hide.write_text("import sys\nsys.modules['tracedsl'] = None  # as if not installed\n")
+    with distributed.LocalCluster(
+        n_workers=1,
+        processes=True,
+        threads_per_worker=1,
+        dashboard_address=None,
+        preload=[str(hide)],
+    ) as cluster:
+        with pytest.raises(ExecutorError, match="cannot import tracedsl.*install tracedsl"):
+            make_executor(executor="dask", scheduler=cluster.scheduler_address)

@@ -188,7 +188,10 @@ class DaskExecutor:
         here = _worker_versions()
         try:
             versions = self._client.run(_worker_versions)
-        except ModuleNotFoundError as exc:
+        except Exception as exc:
+            # Dask re-raises a worker's failure to unpickle as a plain Exception.
+            if "tracedsl" not in str(exc):
+                raise
             raise ExecutorError(
                 f"a Dask worker cannot import tracedsl ({exc}); install tracedsl "
                 f"{here['tracedsl']} on every worker"
