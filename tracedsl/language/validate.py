@@ -66,10 +66,15 @@ def problems_from(error: ValidationError) -> list[FieldProblem]:
                 )
             )
         else:
+            path = ".".join(loc)
             message = err["msg"]
             if message.startswith("Value error, "):
                 message = message[len("Value error, ") :]
-            problems.append(FieldProblem((".".join(loc),), _lower_first(message)))
+            if err["type"] == "missing":
+                message = f"{path} is required"
+            elif path:
+                message = f"{path}: {_lower_first(message)}"
+            problems.append(FieldProblem((path,), message))
     return problems
 
 

@@ -1,0 +1,102 @@
+"""The syntax tree of a .trace file: frozen dataclasses, each node with the span it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from tracedsl.diagnostics import Span
+
+NO_SPAN = Span(0, 0)  # nodes built by decompile, not read from a file
+
+
+@dataclass(frozen=True)
+class Number:
+    """A number as written, with its unit: ``32k``, ``2.5s``, ``70%``, ``1_000``."""
+
+    text: str
+    digits: Decimal  # the numeric part, exact (underscores removed)
+    unit: str  # "", "k", "M", "ms", "s", "min", "%" (or a misspelling, caught by lower)
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True)
+class Argument:
+    """``name=value`` inside a distribution's parentheses."""
+
+    name: str
+    value: Number
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A distribution by name with keyword arguments: ``lognormal(mean=6k, median=4k)``."""
+
+    name: str
+    arguments: tuple[Argument, ...]
+    span: Span = NO_SPAN
+    name_span: Span = NO_SPAN
+
+
+@dataclass(frozen=True)
+class TurnRange:
+    """``[5, 15)``: brackets include an end, parentheses exclude it."""
+
+    first: Number
+    last: Number
+    first_included: bool
+    last_included: bool
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True)
+class Option:
+    """A modifier after a statement's value: ``bias 1.1``, ``zipf 0.6``, ``at turn [5, 15)``,
+    ``truncate``. ``value`` is None for a bare keyword."""
+
+    keyword: str
+    value: Number | TurnRange | None
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True)
+class Component:
+    """One side of the delay mixture: ``agentic 70%: lognormal(...)``."""
+
+    role: str  # "agentic" or "human"
+    fraction: Number | None
+    distribution: Distribution
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True)
+class Statement:
+    """``keyword value options...`` or ``keyword { items }``.
+
+    ``value`` is a Number, a Distribution, a string (the workload name), ``"none"`` (for
+    ``reset none``) or None; ``items`` holds a block's statements or the mixture's components.
+    """
+
+    keyword: str
+    value: Number | Distribution | str | None = None
+    options: tuple[Option, ...] = ()
+    items: tuple[Statement | Component, ...] | None = None
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A ``#`` comment, kept for ``fmt``."""
+
+    text: str
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A whole .trace file."""
+
+    statements: tuple[Statement, ...]
+    comments: tuple[Comment, ...] = ()

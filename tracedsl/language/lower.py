@@ -1,0 +1,307 @@
+"""Lowers the syntax tree to the IR: units, defaults, duplicates, and located semantic errors."""
+
+from __future__ import annotations
+
+from decimal import Decimal, localcontext
+from pathlib import Path
+from typing import Any
+
+from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity, Span
+from tracedsl.ir import Workload
+from tracedsl.language import ast
+from tracedsl.language.parser import parse
+from tracedsl.language.validate import FieldProblem, did_you_mean, validate_params, warnings_for
+
+E_DUPLICATE = "E101"
+E_UNKNOWN_DISTRIBUTION = "E102"
+E_ARGUMENT = "E103"
+E_UNIT = "E104"
+E_NUMBER = "E105"
+E_INVALID = "E106"
+E_MIXTURE = "E107"
+W_CONSTANT = "W101"
+
+# Units each kind of value takes, and what one unit is worth in the IR's unit.
+TOKEN_UNITS = {"": Decimal(1), "k": Decimal(1000), "M": Decimal(1_000_000)}
+TIME_UNITS = {"ms": Decimal(1), "s": Decimal(1000), "min": Decimal(60_000)}
+PROBABILITY_UNITS = {"%": Decimal("0.01"), "": Decimal(1)}
+PLAIN = {"": Decimal(1)}
+_KIND_WORDS = {
+    id(TOKEN_UNITS): "a token count (units: k, M)",
+    id(TIME_UNITS): "a time (units: ms, s, min)",
+    id(PROBABILITY_UNITS): "a probability (a fraction, or a percentage with %)",
+    id(PLAIN): "a plain number (no unit)",
+}
+DISTRIBUTIONS = ("lognormal",)
+LOGNORMAL_ARGUMENTS = ("mean", "median", "mu", "sigma", "min", "max")
+TURNS_ARGUMENTS = ("mean", "median", "min", "max")
+_MAX_EXPONENT = 30  # beyond 1e30 a number is a typo, and huge exponents are slow to expand
+
+
+def compile_text(text: str, file: str = "<input>") -> tuple[Workload, list[Diagnostic]]:
+    """Compile .trace text to a Workload and its warnings; errors raise DiagnosticError."""
+    return lower(parse(text, file), file)
+
+
+def lower(spec: ast.Spec, file: str = "<input>") -> tuple[Workload, list[Diagnostic]]:
+    lowering = _Lowering(file)
+    data, name = lowering.spec(spec)
+    if lowering.errors:
+        raise DiagnosticError(lowering.errors)
+    params, problems = validate_params(data)
+    if problems:
+        raise DiagnosticError([lowering.problem(p, Severity.ERROR, E_INVALID) for p in problems])
+    warnings = [lowering.problem(p, Severity.WARNING, W_CONSTANT) for p in warnings_for(params)]
+    default_name = Path(file).stem if file.endswith(".trace") else "default"
+    return Workload(name=name or default_name, params=params), warnings
+
+
+class _Lowering:
+    """Walks the statements, building the reference-shaped dict and a map from field path to span."""
+
+    def __init__(self, file: str):
+        self.file = file
+        self.errors: list[Diagnostic] = []
+        self.spans: dict[str, Span] = {}
+
+    # Statements -------------------------------------------------------------------------
+
+    def spec(self, spec: ast.Spec) -> tuple[dict[str, Any], str | None]:
+        data: dict[str, Any] = {}
+        name = None
+        for statement in self._unique(spec.statements):
+            word = statement.keyword
+            if word == "workload":
+                name = statement.value
+                if not name:
+                    self.error(E_INVALID, "the workload name is empty", statement.span)
+            elif word == "context":
+                data["max_prompt_tokens"] = self.integer(statement.value, "max_prompt_tokens", TOKEN_UNITS)
+            elif word == "block":
+                data["block_size"] = self.integer(statement.value, "block_size", TOKEN_UNITS)
+            elif word == "prefix":
+                self.spans["cache"] = statement.span
+                data["cache"] = self.prefix(statement.items or ())
+            elif word == "turn":
+                self.turn(statement.items or (), data)
+            elif word == "turns":
+                self.spans["turns"] = statement.span
+                data["turns"] = self.turns(statement)
+            elif word == "reset":
+                self.spans["reset"] = statement.span
+                data["reset"] = self.reset(statement)
+            elif word == "restart":
+                self.restart(statement, data)
+        return data, name
+
+    def prefix(self, items) -> dict[str, Any]:
+        cache: dict[str, Any] = {}
+        for item in self._unique(items):
+            if item.keyword == "global":
+                cache["layer1_tokens"] = self.integer(item.value, "cache.layer1_tokens", TOKEN_UNITS)
+            elif item.keyword == "groups":
+                self.spans["cache.layer1_5_groups"] = item.span
+                groups = {"num_groups": self.integer(item.value, "cache.layer1_5_groups.num_groups", PLAIN)}
+                for option in item.options:
+                    if option.keyword == "of":
+                        cache["layer1_5_tokens"] = self.integer(option.value, "cache.layer1_5_tokens", TOKEN_UNITS)
+                    else:
+                        groups["zipf_alpha"] = self.number(option.value, "cache.layer1_5_groups.zipf_alpha", PLAIN)
+                cache["layer1_5_groups"] = groups
+            elif item.keyword == "session":
+                cache["layer2"] = self.lognormal(item.value, "cache.layer2", TOKEN_UNITS)
+        return cache
+
+    def turn(self, items, data: dict[str, Any]) -> None:
+        for item in self._unique(items):
+            if item.keyword == "new_tokens":
+                tokens = self.lognormal(item.value, "new_tokens_per_turn", TOKEN_UNITS)
+                for option in item.options:  # only ``bias``
+                    tokens["bias"] = self.number(option.value, "new_tokens_per_turn.bias", PLAIN)
+                data["new_tokens_per_turn"] = tokens
+            elif item.keyword == "output":
+                data["generation_length"] = self.lognormal(item.value, "generation_length", TOKEN_UNITS)
+            elif item.keyword == "delay":
+                self.spans["inter_turn_delay"] = item.span
+                data["inter_turn_delay"] = self.delay(item)
+
+    def delay(self, statement: ast.Statement) -> dict[str, Any]:
+        mixture: dict[str, Any] = {}
+        fractions: dict[str, tuple[Decimal, ast.Number]] = {}
+        for component in self._unique(statement.items or (), key=lambda c: c.role):
+            path = f"inter_turn_delay.{component.role}_delay"
+            mixture[f"{component.role}_delay"] = self.lognormal(component.distribution, path, TIME_UNITS)
+            if component.fraction is not None:
+                exact = self.exact(component.fraction, f"{path}.fraction", PROBABILITY_UNITS)
+                if exact is not None:
+                    fractions[component.role] = (exact, component.fraction)
+        if "agentic" in fractions and "human" in fractions:
+            (agentic, agentic_number), (human, human_number) = fractions["agentic"], fractions["human"]
+            if agentic + human != 1:
+                self.error(
+                    E_MIXTURE,
+                    f"the mixture's fractions add up to {_percent(agentic + human)}, not 100%",
+                    agentic_number.span,
+                    related=[human_number.span],
+                    hint="give the agentic fraction only; the human one is the rest",
+                )
+        if "agentic" in fractions or "human" in fractions:
+            role = "agentic" if "agentic" in fractions else "human"
+            exact, number = fractions[role]
+            value = exact if role == "agentic" else 1 - exact
+            self.spans["inter_turn_delay.agentic_fraction"] = number.span
+            mixture["agentic_fraction"] = float(value)
+        for option in statement.options:  # only ``max``
+            mixture["max"] = self.number(option.value, "inter_turn_delay.max", TIME_UNITS)
+        return mixture
+
+    def turns(self, statement: ast.Statement) -> dict[str, Any]:
+        turns = self.distribution_arguments(statement.value, "turns", TURNS_ARGUMENTS, whole=True)
+        for option in statement.options:
+            if option.keyword == "truncate":
+                self.spans["turns.allow_truncation"] = option.span
+                turns["allow_truncation"] = True
+            else:
+                turns["max_session_attempts"] = self.integer(option.value, "turns.max_session_attempts", PLAIN)
+                self.spans["turns.allow_truncation"] = option.span
+        if len(statement.options) > 1:
+            self.error(E_INVALID, "give either truncate or retry, not both", statement.options[1].span,
+                       related=[statement.options[0].span])
+        return turns
+
+    def reset(self, statement: ast.Statement) -> dict[str, Any] | None:
+        if statement.value == "none":
+            return None
+        reset = {"base_probability": self.number(statement.value, "reset.base_probability", PROBABILITY_UNITS)}
+        for option in statement.options:  # only ``scaling``
+            reset["context_scaling"] = self.number(option.value, "reset.context_scaling", PLAIN)
+        return reset
+
+    def restart(self, statement: ast.Statement, data: dict[str, Any]) -> None:
+        data["restart_initial_probability"] = self.number(
+            statement.value, "restart_initial_probability", PROBABILITY_UNITS
+        )
+        for option in statement.options:  # only ``at turn``
+            found: ast.TurnRange = option.value
+            first = self.integer(found.first, "restart_turn_range", PLAIN)
+            last = self.integer(found.last, "restart_turn_range", PLAIN)
+            self.spans["restart_turn_range"] = found.span
+            if first is not None and last is not None:
+                # The IR, like the reference, holds [first, last): turn indices, end excluded.
+                data["restart_turn_range"] = [
+                    first if found.first_included else first + 1,
+                    last + 1 if found.last_included else last,
+                ]
+
+    # Distributions ----------------------------------------------------------------------
+
+    def lognormal(self, dist: ast.Distribution, path: str, units: dict) -> dict[str, Any]:
+        return self.distribution_arguments(dist, path, LOGNORMAL_ARGUMENTS, units=units)
+
+    def distribution_arguments(
+        self, dist: ast.Distribution, path: str, allowed: tuple[str, ...], *,
+        units: dict | None = None, whole: bool = False,
+    ) -> dict[str, Any]:
+        self.spans[path] = dist.span
+        if dist.name not in DISTRIBUTIONS:
+            self.error(
+                E_UNKNOWN_DISTRIBUTION,
+                f"unknown distribution '{dist.name}'",
+                dist.name_span,
+                hint=did_you_mean(dist.name, DISTRIBUTIONS) or f"known: {', '.join(DISTRIBUTIONS)}",
+            )
+            return {}
+        values: dict[str, Any] = {}
+        for argument in self._unique(dist.arguments, key=lambda a: a.name):
+            if argument.name not in allowed:
+                self.error(
+                    E_ARGUMENT,
+                    f"{dist.name} here takes {', '.join(allowed)}; not '{argument.name}'",
+                    argument.span,
+                    hint=did_you_mean(argument.name, allowed),
+                )
+                continue
+            field = f"{path}.{argument.name}"
+            if whole:
+                values[argument.name] = self.integer(argument.value, field, PLAIN)
+            elif argument.name in ("mu", "sigma"):  # log-space parameters carry no unit
+                values[argument.name] = self.number(argument.value, field, PLAIN)
+            else:
+                values[argument.name] = self.number(argument.value, field, units)
+        return {"kind": dist.name, **values} if not whole else values
+
+    # Numbers ----------------------------------------------------------------------------
+
+    def exact(self, number: ast.Number, path: str, units: dict) -> Decimal | None:
+        """The value in the IR's unit, exactly; None (and an error) when it cannot be."""
+        self.spans[path] = number.span
+        if number.unit not in units:
+            kind = _KIND_WORDS[id(units)]
+            hint = did_you_mean(number.unit, [u for u in units if u]) if number.unit else None
+            if number.unit == "" and units is TIME_UNITS:
+                hint = f"write {number.text}ms, or a value in s or min"
+            self.error(E_UNIT, f"'{number.text}' is not {kind}", number.span, hint=hint)
+            return None
+        if not number.digits.is_finite() or number.digits.adjusted() > _MAX_EXPONENT:
+            self.error(E_NUMBER, f"'{number.text}' is too large", number.span)
+            return None
+        with localcontext() as context:
+            context.prec = 100
+            return number.digits * units[number.unit]
+
+    def number(self, number: ast.Number, path: str, units: dict) -> float | None:
+        exact = self.exact(number, path, units)
+        return None if exact is None else float(exact)
+
+    def integer(self, number: ast.Number, path: str, units: dict) -> int | None:
+        exact = self.exact(number, path, units)
+        if exact is None:
+            return None
+        if exact != exact.to_integral_value():
+            self.error(E_NUMBER, f"'{number.text}' must be a whole number here", number.span)
+            return None
+        return int(exact)
+
+    # Diagnostics ------------------------------------------------------------------------
+
+    def error(self, code: str, message: str, span: Span, *, related=(), hint: str | None = None) -> None:
+        others = tuple(Diagnostic(code, "(and here)", file=self.file, span=s) for s in related)
+        self.errors.append(Diagnostic(code, message, file=self.file, span=span, hint=hint, related=others))
+
+    def problem(self, problem: FieldProblem, severity: Severity, code: str) -> Diagnostic:
+        """An IR problem, pointing at the source of each field path it involves."""
+        spans: list[Span] = []
+        for path in problem.paths:
+            span = self.span_of(path)
+            if span is not None and span not in spans:
+                spans.append(span)
+        main = spans[0] if spans else None
+        related = tuple(
+            Diagnostic(code, "(and here)", severity, file=self.file, span=s) for s in spans[1:]
+        )
+        return Diagnostic(code, problem.message, severity, self.file, main, problem.hint, problem.path, related)
+
+    def span_of(self, path: str) -> Span | None:
+        parts = path.split(".")
+        while parts:
+            span = self.spans.get(".".join(parts))
+            if span is not None:
+                return span
+            parts.pop()
+        return None
+
+    def _unique(self, nodes, key=lambda node: node.keyword):
+        """The nodes, each keyword once; a repeat is an error pointing at both."""
+        seen: dict[str, Any] = {}
+        for node in nodes:
+            name = key(node)
+            if name in seen:
+                self.error(E_DUPLICATE, f"'{name}' is given twice", node.span, related=[seen[name].span],
+                           hint="remove one of them")
+                continue
+            seen[name] = node
+            yield node
+
+
+def _percent(value: Decimal) -> str:
+    return f"{(value * 100).normalize():f}%"

@@ -1,0 +1,207 @@
+"""Parses .trace text into the syntax tree (grammars/tracedsl.lark, LALR, built once)."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+from functools import cache
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import LarkError, UnexpectedInput
+
+from tracedsl import resources
+from tracedsl.diagnostics import DiagnosticError, Span
+from tracedsl.language import ast
+from tracedsl.language.errors import syntax_diagnostic
+
+_NUMBER_PARTS = re.compile(r"([+-]?[0-9][0-9_]*(?:\.[0-9][0-9_]*)?(?:[eE][+-]?[0-9]+)?)(.*)", re.DOTALL)
+# Only real comments: skip string literals so a '#' inside a workload name is not one.
+_COMMENTS = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
+
+
+@cache
+def grammar_parser() -> Lark:
+    """The LALR parser, built once per process (no parse-table cache on disk)."""
+    return Lark(
+        resources.grammar_path().read_text(encoding="utf-8"),
+        parser="lalr",
+        propagate_positions=True,
+        maybe_placeholders=False,
+    )
+
+
+def parse(text: str, file: str = "<input>") -> ast.Spec:
+    """Parse text into a Spec; a syntax error raises DiagnosticError (the first one only)."""
+    try:
+        tree = grammar_parser().parse(text)
+    except UnexpectedInput as exc:
+        raise DiagnosticError(syntax_diagnostic(exc, text, file)) from None
+    except (LarkError, RecursionError) as exc:  # pragma: no cover - defensive
+        raise DiagnosticError(syntax_diagnostic(exc, text, file)) from None
+    statements = _ToAst().transform(tree)
+    return ast.Spec(tuple(statements), tuple(_comments(text)))
+
+
+def parse_number(text: str, span: Span = ast.NO_SPAN) -> ast.Number:
+    match = _NUMBER_PARTS.fullmatch(text)
+    try:
+        digits = Decimal(match.group(1).replace("_", "")) if match else Decimal("NaN")
+    except InvalidOperation:  # pragma: no cover - the token pattern guarantees digits
+        digits = Decimal("NaN")
+    return ast.Number(text, digits, match.group(2) if match else "", span)
+
+
+def _comments(text: str) -> list[ast.Comment]:
+    found = []
+    for match in _COMMENTS.finditer(text):
+        if match.group().startswith("#"):
+            line = text.count("\n", 0, match.start()) + 1
+            column = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
+            found.append(ast.Comment(match.group().rstrip(), line, column))
+    return found
+
+
+def _span(meta) -> Span:
+    return Span(meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+def _token_span(token: Token) -> Span:
+    return Span(token.line, token.column, token.end_line, token.end_column)
+
+
+_rule = v_args(meta=True)
+
+
+class _ToAst(Transformer):
+    """Builds AST nodes named after the grammar rules; validates nothing (lower does)."""
+
+    @_rule
+    def start(self, meta, children):
+        return children
+
+    def NUMBER(self, token):  # noqa: N802 - lark names terminal callbacks after the terminal
+        return parse_number(str(token), _token_span(token))
+
+    @_rule
+    def workload(self, meta, children):
+        (name,) = children
+        return ast.Statement("workload", _unquote(str(name)), span=_span(meta))
+
+    @_rule
+    def context(self, meta, children):
+        return ast.Statement("context", children[0], span=_span(meta))
+
+    @_rule
+    def block(self, meta, children):
+        return ast.Statement("block", children[0], span=_span(meta))
+
+    @_rule
+    def prefix(self, meta, children):
+        return ast.Statement("prefix", items=tuple(children), span=_span(meta))
+
+    @_rule
+    def turn(self, meta, children):
+        return ast.Statement("turn", items=tuple(children), span=_span(meta))
+
+    @_rule
+    def groups(self, meta, children):
+        count, *options = children
+        return ast.Statement("groups", count, tuple(options), span=_span(meta))
+
+    @_rule
+    def group_size(self, meta, children):
+        return ast.Option("of", children[0], _span(meta))
+
+    @_rule
+    def zipf(self, meta, children):
+        return ast.Option("zipf", children[0], _span(meta))
+
+    @_rule
+    def session(self, meta, children):
+        return ast.Statement("session", children[0], span=_span(meta))
+
+    @_rule
+    def new_tokens(self, meta, children):
+        dist, *options = children
+        return ast.Statement("new_tokens", dist, tuple(options), span=_span(meta))
+
+    @_rule
+    def bias(self, meta, children):
+        return ast.Option("bias", children[0], _span(meta))
+
+    @_rule
+    def output(self, meta, children):
+        return ast.Statement("output", children[0], span=_span(meta))
+
+    @_rule
+    def delay(self, meta, children):
+        components = tuple(c for c in children if isinstance(c, ast.Component))
+        options = tuple(c for c in children if isinstance(c, ast.Option))
+        return ast.Statement("delay", None, options, components, _span(meta))
+
+    @_rule
+    def component(self, meta, children):
+        role, *rest = children
+        fraction = rest[0] if len(rest) == 2 else None
+        return ast.Component(str(role), fraction, rest[-1], _span(meta))
+
+    @_rule
+    def delay_max(self, meta, children):
+        return ast.Option("max", children[0], _span(meta))
+
+    @_rule
+    def turns(self, meta, children):
+        dist, *options = children
+        return ast.Statement("turns", dist, tuple(options), span=_span(meta))
+
+    @_rule
+    def truncate(self, meta, children):
+        return ast.Option("truncate", None, _span(meta))
+
+    @_rule
+    def retry(self, meta, children):
+        return ast.Option("retry", children[0], _span(meta))
+
+    @_rule
+    def reset(self, meta, children):
+        first, *options = children
+        value = "none" if isinstance(first, Token) else first
+        return ast.Statement("reset", value, tuple(options), span=_span(meta))
+
+    @_rule
+    def scaling(self, meta, children):
+        return ast.Option("scaling", children[0], _span(meta))
+
+    @_rule
+    def restart(self, meta, children):
+        probability, *options = children
+        return ast.Statement("restart", probability, tuple(options), span=_span(meta))
+
+    @_rule
+    def turn_range(self, meta, children):
+        opening, first, last, closing = children
+        found = ast.TurnRange(first, last, str(opening) == "[", str(closing) == "]", _span(meta))
+        return ast.Option("at turn", found, _span(meta))
+
+    @_rule
+    def distribution(self, meta, children):
+        name, *arguments = children
+        return ast.Distribution(str(name), tuple(arguments), _span(meta), _token_span(name))
+
+    @_rule
+    def argument(self, meta, children):
+        name, value = children
+        return ast.Argument(str(name), value, _span(meta))
+
+
+# ``global`` is a Python keyword; lark looks the callback up by the rule's name.
+def _global(self, meta, children):
+    return ast.Statement("global", children[0], span=_span(meta))
+
+
+setattr(_ToAst, "global", _rule(_global))
+
+
+def _unquote(literal: str) -> str:
+    body = literal[1:-1]
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
