@@ -25,7 +25,7 @@ sys.path.insert(0, str(HERE))
 
 from machine import describe_machine  # noqa: E402
 from measure import Measurement, run_measured  # noqa: E402
-from table import print_report  # noqa: E402
+from table import markdown, print_report  # noqa: E402
 
 SEED = 42
 ENGINES = ("fast", "aiperf")
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     stamp = report["date_utc"].replace(":", "").replace("-", "")[:15]
     for name in (f"bench-{stamp}.json", "latest.json"):
         (args.out / name).write_text(json.dumps(report, indent=2) + "\n")
+    (args.out / "latest.md").write_text(markdown(report))
     print(f"\nresults: {args.out / 'latest.json'}")
     return 0
 

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+LEGEND = (
+    "peak MB: the largest single process (ru_maxrss); tree MB: the whole process tree at its\n"
+    "sampled peak (PSS every 50 ms). CLI cases are timed from outside, start-up included;\n"
+    "sampling, sampling + dataset.jsonl, the floor and the reference's synthesis + write time\n"
+    "only their own section, inside the process (imports and reading inputs excluded)."
+)
 HEADER = ("case", "engine", "sessions", "rows", "wall s", "cpu s", "peak MB", "tree MB", "rows/s")
 
 
@@ -13,6 +19,8 @@ def print_report(report: dict) -> None:
         f"Python {machine['python']}, numpy {machine['numpy']}, commit {machine['commit']}\n"
     )
     print_table(report["results"])
+    print()
+    print(LEGEND)
     print()
     for line in ratio_lines(report["results"]):
         print(line)
@@ -119,3 +127,21 @@ def ratio_lines(results: list[dict]) -> list[str]:
         listed = ", ".join(f"{sessions:,}: {mb:.0f} MB" for sessions, mb in memory)
         lines.append(f"  memory, fast engine end to end (tree PSS peak): {listed}")
     return lines
+
+
+def markdown(report: dict) -> str:
+    """The same table and ratios as Markdown, for docs/performance.md."""
+    machine = report["machine"]
+    lines = [
+        f"Measured {report['date_utc']} on {machine['nproc']} cores, "
+        f"{machine['memory_total_gib']} GiB, {machine['cpu_model']}; Python {machine['python']}, "
+        f"numpy {machine['numpy']}, orjson {machine['orjson']}; commit {machine['commit']}; "
+        f"spec `{report['spec']}`, seed {report['seed']}.",
+        "",
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "|".join("---" if i < 2 else "---:" for i in range(len(HEADER))) + "|",
+    ]
+    lines += ["| " + " | ".join(_cells(result)) + " |" for result in report["results"]]
+    lines += ["", LEGEND.replace("\n", " "), ""]
+    lines += [f"- {line.strip()}" for line in ratio_lines(report["results"])[1:]]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,76 @@
+"""The fast engine writes the same bytes whichever executor runs its chunk bodies."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from tracedsl.engine import RunRequest
+from tracedsl.engine.executors import InProcess, ProcessPool
+from tracedsl.loading import load_spec
+from tracedsl.output.jsonl import render_chunk
+
+fast = pytest.importorskip("tracedsl.engine.fast", reason="the fast engine has not landed")
+
+# Big enough for several chunks (asserted below), small enough to take well under a second.
+SESSIONS = 3000
+
+
+def _request(sessions: int = SESSIONS, seed: int = 7) -> RunRequest:
+    return RunRequest(load_spec("default").params, sessions, seed)
+
+
+def _digest(map_fn, request: RunRequest) -> str:
+    digest = hashlib.sha256()
+    for chunk in fast.FastEngine(map_fn=map_fn).generate(request):
+        digest.update(render_chunk(chunk))
+    return digest.hexdigest()
+
+
+class _Recording:
+    """An in-process map_fn that remembers how many chunk bodies it ran."""
+
+    def __init__(self) -> None:
+        self.tasks = 0
+
+    def __call__(self, fn, tasks):
+        for task in tasks:
+            self.tasks += 1
+            yield fn(task)
+
+
+@pytest.fixture(scope="module")
+def in_process_digest() -> str:
+    recording = _Recording()
+    digest = _digest(recording, _request())
+    assert recording.tasks >= 3, "the run must span several chunks for this test to mean anything"
+    return digest
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_process_pools_write_the_same_bytes(in_process_digest, workers):
+    with ProcessPool(workers) as pool:
+        assert _digest(pool, _request()) == in_process_digest
+
+
+def test_a_window_of_one_writes_the_same_bytes(in_process_digest):
+    # Results arriving one at a time, with workers always ahead of the writer.
+    with ProcessPool(2, window=1) as pool:
+        assert _digest(pool, _request()) == in_process_digest
+
+
+def test_the_builtin_map_is_an_executor(in_process_digest):
+    assert _digest(InProcess(), _request()) == in_process_digest
+    assert _digest(map, _request()) == in_process_digest
+
+
+def test_dask_local_cluster_writes_the_same_bytes(in_process_digest):
+    distributed = pytest.importorskip("distributed")
+    from tracedsl.engine.executors import DaskExecutor
+
+    with distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+    ) as cluster:
+        with DaskExecutor(cluster.scheduler_address) as dask_map:
+            assert _digest(dask_map, _request()) == in_process_digest
