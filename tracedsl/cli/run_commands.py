@@ -1,5 +1,202 @@
-"""CLI commands: run."""
+"""CLI commands: run (spec → run directory) and validate (any Mooncake trace)."""
 
 from __future__ import annotations
 
-COMMANDS: list = []
+import sys
+import time
+from pathlib import Path
+
+import click
+import orjson
+
+from tracedsl.cli import exitcodes
+from tracedsl.diagnostics import Diagnostic, DiagnosticError, render
+
+ENGINES = ("fast", "aiperf")
+
+
+def _print_diagnostics(diagnostics: list[Diagnostic]) -> None:
+    for diag in diagnostics:
+        click.echo(render(diag), err=True)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"tracedsl: error: {message}", err=True)
+    sys.exit(code)
+
+
+# --------------------------------------------------------------------------------------------
+# run
+
+
+class _ProgressBar:
+    """A one-line bar on stderr, shown only once the work has taken a second."""
+
+    def __init__(self, enabled: bool, width: int = 30):
+        self.enabled = enabled
+        self.width = width
+        self.started = time.monotonic()
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.monotonic() - self.started
+        if elapsed < 1.0 and not self.shown:
+            return
+        self.shown = True
+        fraction = min(1.0, done / total) if total else 1.0
+        filled = int(fraction * self.width)
+        bar = "#" * filled + "-" * (self.width - filled)
+        sys.stderr.write(f"\r  [{bar}] {fraction:4.0%}  {done}/{total} sessions  {elapsed:5.1f}s")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+@click.command("run")
+@click.argument("spec", required=False, default="default")
+@click.option("--num-sessions", "-n", type=click.IntRange(min=1), default=None,
+              help="Primary sessions to generate (default 1000, or the manifest's).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (default 42, or the manifest's).")
+@click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
+              show_default=True, help="Parent directory of the run directory.")
+@click.option("--max-isl", type=click.IntRange(min=1), default=None, help="Context limit (max_prompt_tokens).")
+@click.option("--max-osl", type=click.IntRange(min=1), default=None, help="Output maximum (generation_length.max).")
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override any spec field.")
+@click.option("--engine", type=click.Choice(ENGINES), default=None,
+              help="fast (default) or aiperf (the reference's exact bytes, flaws included).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
+@click.option("--executor", type=click.Choice(("local", "dask")), default="local", show_default=True,
+              help="Where chunks run: local processes or a Dask cluster.")
+@click.option("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address (with --executor dask).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@click.option("--no-reports", is_flag=True, help="Skip the HTML reports.")
+def run_command(spec, num_sessions, seed, output, max_isl, max_osl, overrides, engine, workers,
+                executor, scheduler, quiet, no_reports) -> None:
+    """Run SPEC (a .trace, spec.json/.toml, reference config or manifest, or a bundled name) into a run directory."""
+    from tracedsl import pipeline
+    from tracedsl.engine import EngineError
+    from tracedsl.engine.executors import ExecutorError
+    from tracedsl.loading import is_io_problem
+
+    options = pipeline.RunOptions(
+        spec=spec, num_sessions=num_sessions, seed=seed, output=output, max_isl=max_isl,
+        max_osl=max_osl, overrides=tuple(overrides), engine=engine, workers=workers,
+        executor=executor, scheduler=scheduler, reports=not no_reports,
+    )
+    try:
+        plan = pipeline.plan_run(options)
+    except DiagnosticError as exc:
+        _print_diagnostics(exc.diagnostics)
+        sys.exit(exitcodes.IO if is_io_problem(exc) else exitcodes.INPUT)
+    if not quiet:
+        _print_diagnostics(list(plan.warnings))
+        for note in plan.notes:
+            click.echo(f"note: {note}", err=True)
+    bar = _ProgressBar(enabled=not quiet and sys.stderr.isatty())
+    try:
+        result = pipeline.execute_run(plan, options, progress=bar)
+    except EngineError as exc:
+        bar.close()
+        where = f" (spec field {exc.path})" if exc.path else ""
+        hint = f"\n   = help: {exc.hint}" if exc.hint else ""
+        _fail(f"the {plan.engine} engine cannot run this spec{where}: {exc}{hint}", exitcodes.LIMIT)
+    except ExecutorError as exc:
+        bar.close()
+        _fail(str(exc), exitcodes.USAGE)
+    except ValueError as exc:  # bad executor options (e.g. --scheduler without --executor dask)
+        bar.close()
+        _fail(str(exc), exitcodes.USAGE)
+    except pipeline.RunFailed as exc:
+        bar.close()
+        if exc.validation is not None:
+            _print_diagnostics(exc.validation.errors)
+        _fail(str(exc), exitcodes.FAILED)
+    except OSError as exc:
+        bar.close()
+        _fail(f"cannot write the run under {output}: {exc.strerror or exc}", exitcodes.IO)
+    bar.close()
+    if not quiet:
+        _print_summary(result)
+
+
+def _print_summary(result) -> None:
+    plan = result.plan
+    click.echo(f"wrote {result.run_dir}")
+    click.echo(
+        f"  {result.rows} rows, {result.sessions} sessions "
+        f"({plan.num_sessions} requested, seed {plan.seed}, engine {plan.engine})"
+    )
+    reasons = ", ".join(f"{name} {count}" for name, count in sorted(result.end_reasons.items()))
+    click.echo(f"  sessions by end reason: {reasons or 'none'}")
+    if plan.engine == "aiperf":
+        click.echo(
+            f"  hash-id size conflicts: {result.hash_conflicts} (the reference's flaw, reproduced; "
+            "AIPerf replay refuses such a file; the default fast engine writes none)"
+        )
+    click.echo(f"  validated: {result.validation.rows} rows, {result.validation.block_size_note}")
+    for path in result.files:
+        click.echo(f"  {path.relative_to(result.run_dir.parent)}")
+
+
+# --------------------------------------------------------------------------------------------
+# validate
+
+
+@click.command("validate")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--block-size", type=click.IntRange(min=1), default=None,
+              help="Block size of the hash ids (inferred when not given).")
+@click.option("--max-errors", type=click.IntRange(min=0), default=50, show_default=True,
+              help="How many errors and warnings to list (all are counted).")
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@click.option("--strict", is_flag=True, help="Fail on warnings too.")
+def validate_command(file: Path, block_size, max_errors, as_json, strict) -> None:
+    """Check any Mooncake trace FILE: strict row rules and the cross-row rules replay needs."""
+    from tracedsl import pipeline
+
+    if not file.is_file():
+        _fail(f"{file}: {'is a directory' if file.is_dir() else 'no such file'}", exitcodes.IO)
+    try:
+        report = pipeline.validate(file, block_size=block_size, max_errors=max_errors)
+    except OSError as exc:
+        _fail(f"{file}: cannot read: {exc.strerror or exc}", exitcodes.IO)
+    passed = report.passed(strict)
+    if as_json:
+        data = report.to_dict()
+        data["strict"] = strict
+        data["passed"] = passed
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+    else:
+        _print_validation(report, strict)
+    sys.exit(exitcodes.OK if passed else exitcodes.FAILED)
+
+
+def _print_validation(report, strict: bool) -> None:
+    for diag in report.errors + report.warnings:
+        click.echo(render(diag))
+    errors = sum(report.error_counts.values())
+    warnings = sum(report.warning_counts.values())
+    click.echo(f"{report.file}: {report.rows} rows, {report.sessions} sessions; {report.block_size_note}")
+    for title, counts in (("errors", report.error_counts), ("warnings", report.warning_counts)):
+        if counts:
+            kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(counts.items()))
+            click.echo(f"  {title}: {kinds}")
+    listed = len(report.errors) + len(report.warnings)
+    if listed < errors + warnings:
+        click.echo(f"  (listed {listed} of {errors + warnings}; raise --max-errors to see more)")
+    if report.hash_conflicts:
+        click.echo(f"  {report.hash_conflicts} hash ids are used at two block sizes; AIPerf replay refuses the file")
+    if errors:
+        click.echo(f"invalid: {errors} error(s)")
+    elif warnings and strict:
+        click.echo(f"invalid under --strict: {warnings} warning(s)")
+    else:
+        click.echo("valid" + (f" with {warnings} warning(s)" if warnings else ""))
+
+
+COMMANDS: list = [run_command, validate_command]

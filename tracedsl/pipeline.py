@@ -1,0 +1,236 @@
+"""Wires the stages for each command; the CLI calls only this. One section per command.
+
+``run``: load the spec → apply the command-line overrides → engine chunks → JSONL writer,
+chunk checks and reports side by side → verify the file → manifest → publish the run
+directory. ``validate``: the streaming file validator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tracedsl.diagnostics import Diagnostic, DiagnosticError
+from tracedsl.ir import GenerationParams
+from tracedsl.output.validate import ValidationReport, validate_file
+from tracedsl.trace import EndReason
+
+DEFAULT_SPEC = "default"
+DEFAULT_SESSIONS = 1000
+DEFAULT_SEED = 42
+E_OPTION = "E212"  # a command-line option makes the spec invalid
+
+
+# ============================================================================================
+# validate
+
+
+def validate(path: str | Path, block_size: int | None = None, max_errors: int = 50) -> ValidationReport:
+    """Validate any Mooncake trace file (OSError when it cannot be read)."""
+    return validate_file(path, block_size=block_size, max_errors=max_errors)
+
+
+# ============================================================================================
+# run
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The ``run`` command's arguments; None means "not given on the command line"."""
+
+    spec: str = DEFAULT_SPEC
+    num_sessions: int | None = None
+    seed: int | None = None
+    output: Path = Path(".")
+    max_isl: int | None = None
+    max_osl: int | None = None
+    overrides: tuple[str, ...] = ()
+    engine: str | None = None
+    workers: int | None = None
+    executor: str = "local"
+    scheduler: str | None = None
+    reports: bool = True
+
+
+@dataclass
+class RunPlan:
+    """A loaded, overridden spec and the resolved run settings, before anything is written."""
+
+    name: str
+    params: GenerationParams
+    num_sessions: int
+    seed: int
+    engine: str
+    spec_source: str | None
+    spec_sha256: str | None
+    notes: list[str] = field(default_factory=list)
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    plan: RunPlan
+    rows: int
+    sessions: int
+    end_reasons: Counter
+    files: list[Path]
+    validation: ValidationReport
+    hash_conflicts: int
+
+
+class RunFailed(Exception):
+    """The run wrote something that failed its own checks; nothing was published."""
+
+    def __init__(self, message: str, validation: ValidationReport | None = None):
+        self.validation = validation
+        super().__init__(message)
+
+
+def plan_run(options: RunOptions) -> RunPlan:
+    """Load the spec and resolve every setting; DiagnosticError for a bad spec or option."""
+    from tracedsl.loading import apply_overrides, load_spec
+    from tracedsl.output.manifest import read_tracedsl_fields
+
+    loaded = load_spec(options.spec)
+    notes: list[str] = []
+    seed, num_sessions, engine = options.seed, options.num_sessions, options.engine
+    if loaded.kind == "manifest":
+        ours = read_tracedsl_fields(loaded.source_path) if loaded.source_path else None
+        seed = loaded.manifest_seed if seed is None else seed
+        if ours is not None:
+            engine = ours.get("engine") if engine is None and ours.get("engine") in ("fast", "aiperf") else engine
+            if num_sessions is None and loaded.manifest_num_sessions is not None:
+                num_sessions = loaded.manifest_num_sessions
+                notes.append(f"{num_sessions} sessions requested, as recorded in the manifest")
+        elif num_sessions is None and loaded.manifest_num_sessions is not None:
+            num_sessions = loaded.manifest_num_sessions
+            notes.append(
+                f"the reference manifest's num_sessions ({num_sessions}) counts restart continuations; "
+                f"running {num_sessions} primary sessions, so the dataset differs from the one it "
+                "describes (pass --num-sessions to choose)"
+            )
+    params = _with_limits(loaded.params, options.max_isl, options.max_osl)
+    params = apply_overrides(params, list(options.overrides))
+    return RunPlan(
+        name=loaded.name,
+        params=params,
+        num_sessions=DEFAULT_SESSIONS if num_sessions is None else num_sessions,
+        seed=DEFAULT_SEED if seed is None else seed,
+        engine=engine or "fast",
+        spec_source=str(loaded.source_path) if loaded.source_path else None,
+        spec_sha256=loaded.source_sha256,
+        notes=notes,
+        warnings=list(loaded.warnings),
+    )
+
+
+def _with_limits(params: GenerationParams, max_isl: int | None, max_osl: int | None) -> GenerationParams:
+    """--max-isl sets the context limit, --max-osl the output maximum; then revalidate (as the reference)."""
+    if max_isl is None and max_osl is None:
+        return params
+    from tracedsl.language.validate import validate_params
+
+    data = params.generation_params()
+    if max_isl is not None:
+        data["max_prompt_tokens"] = max_isl
+    if max_osl is not None:
+        data["generation_length"] = {**data["generation_length"], "max": float(max_osl)}
+    new_params, problems = validate_params(data)
+    if problems:
+        option = "--max-isl" if max_isl is not None else "--max-osl"
+        raise DiagnosticError(
+            [Diagnostic(E_OPTION, p.message, file=option, path=".".join(map(str, p.path)) or None, hint=p.hint)
+             for p in problems]
+        )
+    return new_params
+
+
+def execute_run(
+    plan: RunPlan,
+    options: RunOptions,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunResult:
+    """Generate, write, check and publish. Raises EngineError, ExecutorError, RunFailed, OSError."""
+    from tracedsl.engine import RunRequest
+    from tracedsl.engine.executors import open_executor
+    from tracedsl.output.chunkcheck import ChunkChecker
+    from tracedsl.output.jsonl import JsonlWriter
+    from tracedsl.output.manifest import RunRecord, write_manifest
+    from tracedsl.output.rundir import RunDir, run_dir_name
+
+    request = RunRequest(plan.params, plan.num_sessions, plan.seed)
+    end_reasons: Counter = Counter()
+    primaries = 0
+    with RunDir(Path(options.output), plan.name) as run_dir, open_executor(
+        workers=options.workers, executor=options.executor, scheduler=options.scheduler,
+        num_sessions=plan.num_sessions,
+    ) as map_fn:
+        dataset = run_dir.path / "dataset.jsonl"
+        checker = ChunkChecker(str(dataset), plan.params.block_size)
+        reports = _open_reports(plan)
+        with JsonlWriter(dataset) as writer:
+            for chunk in _engine(plan.engine, map_fn).generate(request):
+                writer.write(chunk)
+                checker.add(chunk)
+                if reports is not None:
+                    reports.add(chunk)
+                end_reasons.update(chunk.end_reasons.tolist())
+                primaries += int(chunk.num_sessions - chunk.is_restart.sum())
+                if progress is not None:
+                    progress(primaries, plan.num_sessions)
+        validation = checker.finish()
+        _verify_file(dataset, writer.rows, writer.sha256)
+        tolerated = {"hash-id-size-conflict"} if plan.engine == "aiperf" else set()
+        if set(validation.error_counts) - tolerated:
+            raise RunFailed("the written dataset failed validation; no run directory was published", validation)
+        files = [dataset]
+        record = RunRecord(
+            seed=plan.seed, config_name=plan.name, params=plan.params, engine=plan.engine,
+            requested_sessions=plan.num_sessions, written_sessions=writer.sessions, rows=writer.rows,
+            dataset_sha256=writer.sha256, spec_source=plan.spec_source, spec_sha256=plan.spec_sha256,
+        )
+        files.append(write_manifest(run_dir.path, record))
+        if reports is not None:
+            files.extend(reports.write(run_dir.path, html=options.reports))
+        final = run_dir.commit(run_dir_name(plan.name, plan.num_sessions, plan.seed))
+    files = [final / f.relative_to(run_dir.path) for f in files]
+    named = Counter({EndReason(code).reference_name: n for code, n in end_reasons.items()})
+    return RunResult(final, plan, writer.rows, writer.sessions, named, files, validation,
+                     validation.hash_conflicts)
+
+
+def _engine(name: str, map_fn):
+    if name == "fast":
+        from tracedsl.engine.fast import FastEngine
+
+        return FastEngine(map_fn=map_fn)
+    from tracedsl.engine import get_engine
+
+    return get_engine(name)
+
+
+def _open_reports(plan: RunPlan):
+    # INTEGRATION POINT (reports issue): ReportSet streams every chunk into quality.json,
+    # comparison.txt and the HTML pages. Until tracedsl.reports provides it, runs write
+    # dataset.jsonl and manifest.json only.
+    try:
+        from tracedsl.reports import ReportSet
+    except ImportError:
+        return None
+    return ReportSet(plan.params, plan.name, plan.params.block_size)
+
+
+def _verify_file(path: Path, rows: int, sha256: str) -> None:
+    """Re-read what reached the disk: the same bytes the writer hashed, one row per line."""
+    digest = hashlib.sha256()
+    lines = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 22):
+            digest.update(block)
+            lines += block.count(b"\n")
+    if digest.hexdigest() != sha256 or lines != rows:
+        raise RunFailed(f"{path} on disk differs from what was written ({lines} lines, {rows} rows expected)")
