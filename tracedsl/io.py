@@ -231,14 +231,43 @@ def parse_toml(text: str, file: str) -> dict:
 # spec.json / spec.toml
 
 
-def spec_document(workload: Workload, source: SourceFile | None) -> dict[str, Any]:
+def spec_document(
+    workload: Workload, source_path: Path | None, source_sha256: str | None
+) -> dict[str, Any]:
     """What compile writes: format version, workload name, source name and hash, the params."""
     return {
         "format_version": SPEC_FORMAT_VERSION,
         "workload": workload.name,
-        "source_file": source.path.name if source else None,
-        "source_sha256": source.sha256 if source else None,
+        "source_file": source_path.name if source_path else None,
+        "source_sha256": source_sha256,
         "generation_params": workload.params.generation_params(),
+    }
+
+
+def spec_schema() -> dict[str, Any]:
+    """The JSON Schema of a spec.json: the document around the IR's GenerationParams."""
+    from tracedsl.ir import GenerationParams
+
+    params = GenerationParams.model_json_schema(ref_template="#/$defs/{model}")
+    definitions = params.pop("$defs", {})
+    definitions["GenerationParams"] = params
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://github.com/tracedsl/tracedsl/specs/spec.schema.json",
+        "title": "tracedsl spec",
+        "description": "A compiled workload: its name, its source, and the reference-shaped "
+        "generation_params that AIPerf's agentic-code generator also reads.",
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["format_version", "workload", "generation_params"],
+        "properties": {
+            "format_version": {"const": SPEC_FORMAT_VERSION},
+            "workload": {"type": "string", "minLength": 1},
+            "source_file": {"type": ["string", "null"]},
+            "source_sha256": {"type": ["string", "null"], "pattern": "^[0-9a-f]{64}$"},
+            "generation_params": {"$ref": "#/$defs/GenerationParams"},
+        },
+        "$defs": definitions,
     }
 
 

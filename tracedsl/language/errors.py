@@ -15,7 +15,7 @@ E_SYNTAX = "E001"
 _TERMINAL_WORDS = {
     "NUMBER": "a number",
     "NAME": "a name",
-    "STRING": 'a quoted string',
+    "STRING": "a quoted string",
     "COMPONENT": "'agentic' or 'human'",
     "OPEN": "'[' or '('",
     "CLOSE": "']' or ')'",
@@ -47,7 +47,10 @@ def syntax_diagnostic(error: Exception, text: str, file: str) -> Diagnostic:
     if not isinstance(error, UnexpectedInput):
         return Diagnostic(E_SYNTAX, f"cannot parse: {type(error).__name__}", file=file)
     expected = _expected_terminals(error)
-    line, column = max(error.line, 1) if error.line else 1, max(error.column, 1) if error.column else 1
+    line, column = (
+        max(error.line, 1) if error.line else 1,
+        max(error.column, 1) if error.column else 1,
+    )
     found = _found(error, text)
     if isinstance(error, UnexpectedEOF) or found is None:
         line, column = _end_position(text)

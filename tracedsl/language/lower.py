@@ -76,7 +76,9 @@ class _Lowering:
                 if not name:
                     self.error(E_INVALID, "the workload name is empty", statement.span)
             elif word == "context":
-                data["max_prompt_tokens"] = self.integer(statement.value, "max_prompt_tokens", TOKEN_UNITS)
+                data["max_prompt_tokens"] = self.integer(
+                    statement.value, "max_prompt_tokens", TOKEN_UNITS
+                )
             elif word == "block":
                 data["block_size"] = self.integer(statement.value, "block_size", TOKEN_UNITS)
             elif word == "prefix":
@@ -98,15 +100,25 @@ class _Lowering:
         cache: dict[str, Any] = {}
         for item in self._unique(items):
             if item.keyword == "global":
-                cache["layer1_tokens"] = self.integer(item.value, "cache.layer1_tokens", TOKEN_UNITS)
+                cache["layer1_tokens"] = self.integer(
+                    item.value, "cache.layer1_tokens", TOKEN_UNITS
+                )
             elif item.keyword == "groups":
                 self.spans["cache.layer1_5_groups"] = item.span
-                groups = {"num_groups": self.integer(item.value, "cache.layer1_5_groups.num_groups", PLAIN)}
+                groups = {
+                    "num_groups": self.integer(
+                        item.value, "cache.layer1_5_groups.num_groups", PLAIN
+                    )
+                }
                 for option in item.options:
                     if option.keyword == "of":
-                        cache["layer1_5_tokens"] = self.integer(option.value, "cache.layer1_5_tokens", TOKEN_UNITS)
+                        cache["layer1_5_tokens"] = self.integer(
+                            option.value, "cache.layer1_5_tokens", TOKEN_UNITS
+                        )
                     else:
-                        groups["zipf_alpha"] = self.number(option.value, "cache.layer1_5_groups.zipf_alpha", PLAIN)
+                        groups["zipf_alpha"] = self.number(
+                            option.value, "cache.layer1_5_groups.zipf_alpha", PLAIN
+                        )
                 cache["layer1_5_groups"] = groups
             elif item.keyword == "session":
                 cache["layer2"] = self.lognormal(item.value, "cache.layer2", TOKEN_UNITS)
@@ -120,7 +132,9 @@ class _Lowering:
                     tokens["bias"] = self.number(option.value, "new_tokens_per_turn.bias", PLAIN)
                 data["new_tokens_per_turn"] = tokens
             elif item.keyword == "output":
-                data["generation_length"] = self.lognormal(item.value, "generation_length", TOKEN_UNITS)
+                data["generation_length"] = self.lognormal(
+                    item.value, "generation_length", TOKEN_UNITS
+                )
             elif item.keyword == "delay":
                 self.spans["inter_turn_delay"] = item.span
                 data["inter_turn_delay"] = self.delay(item)
@@ -130,13 +144,18 @@ class _Lowering:
         fractions: dict[str, tuple[Decimal, ast.Number]] = {}
         for component in self._unique(statement.items or (), key=lambda c: c.role):
             path = f"inter_turn_delay.{component.role}_delay"
-            mixture[f"{component.role}_delay"] = self.lognormal(component.distribution, path, TIME_UNITS)
+            mixture[f"{component.role}_delay"] = self.lognormal(
+                component.distribution, path, TIME_UNITS
+            )
             if component.fraction is not None:
                 exact = self.exact(component.fraction, f"{path}.fraction", PROBABILITY_UNITS)
                 if exact is not None:
                     fractions[component.role] = (exact, component.fraction)
         if "agentic" in fractions and "human" in fractions:
-            (agentic, agentic_number), (human, human_number) = fractions["agentic"], fractions["human"]
+            (agentic, agentic_number), (human, human_number) = (
+                fractions["agentic"],
+                fractions["human"],
+            )
             if agentic + human != 1:
                 self.error(
                     E_MIXTURE,
@@ -162,17 +181,27 @@ class _Lowering:
                 self.spans["turns.allow_truncation"] = option.span
                 turns["allow_truncation"] = True
             else:
-                turns["max_session_attempts"] = self.integer(option.value, "turns.max_session_attempts", PLAIN)
+                turns["max_session_attempts"] = self.integer(
+                    option.value, "turns.max_session_attempts", PLAIN
+                )
                 self.spans["turns.allow_truncation"] = option.span
         if len(statement.options) > 1:
-            self.error(E_INVALID, "give either truncate or retry, not both", statement.options[1].span,
-                       related=[statement.options[0].span])
+            self.error(
+                E_INVALID,
+                "give either truncate or retry, not both",
+                statement.options[1].span,
+                related=[statement.options[0].span],
+            )
         return turns
 
     def reset(self, statement: ast.Statement) -> dict[str, Any] | None:
         if statement.value == "none":
             return None
-        reset = {"base_probability": self.number(statement.value, "reset.base_probability", PROBABILITY_UNITS)}
+        reset = {
+            "base_probability": self.number(
+                statement.value, "reset.base_probability", PROBABILITY_UNITS
+            )
+        }
         for option in statement.options:  # only ``scaling``
             reset["context_scaling"] = self.number(option.value, "reset.context_scaling", PLAIN)
         return reset
@@ -199,8 +228,13 @@ class _Lowering:
         return self.distribution_arguments(dist, path, LOGNORMAL_ARGUMENTS, units=units)
 
     def distribution_arguments(
-        self, dist: ast.Distribution, path: str, allowed: tuple[str, ...], *,
-        units: dict | None = None, whole: bool = False,
+        self,
+        dist: ast.Distribution,
+        path: str,
+        allowed: tuple[str, ...],
+        *,
+        units: dict | None = None,
+        whole: bool = False,
     ) -> dict[str, Any]:
         self.spans[path] = dist.span
         if dist.name not in DISTRIBUTIONS:
@@ -264,9 +298,13 @@ class _Lowering:
 
     # Diagnostics ------------------------------------------------------------------------
 
-    def error(self, code: str, message: str, span: Span, *, related=(), hint: str | None = None) -> None:
+    def error(
+        self, code: str, message: str, span: Span, *, related=(), hint: str | None = None
+    ) -> None:
         others = tuple(Diagnostic(code, "(and here)", file=self.file, span=s) for s in related)
-        self.errors.append(Diagnostic(code, message, file=self.file, span=span, hint=hint, related=others))
+        self.errors.append(
+            Diagnostic(code, message, file=self.file, span=span, hint=hint, related=others)
+        )
 
     def problem(self, problem: FieldProblem, severity: Severity, code: str) -> Diagnostic:
         """An IR problem, pointing at the source of each field path it involves."""
@@ -276,10 +314,14 @@ class _Lowering:
             if span is not None and span not in spans:
                 spans.append(span)
         main = spans[0] if spans else None
+        if severity is Severity.WARNING:
+            spans = spans[:1]  # a warning needs one place to look, not every field it involves
         related = tuple(
             Diagnostic(code, "(and here)", severity, file=self.file, span=s) for s in spans[1:]
         )
-        return Diagnostic(code, problem.message, severity, self.file, main, problem.hint, problem.path, related)
+        return Diagnostic(
+            code, problem.message, severity, self.file, main, problem.hint, problem.path, related
+        )
 
     def span_of(self, path: str) -> Span | None:
         parts = path.split(".")
@@ -296,8 +338,13 @@ class _Lowering:
         for node in nodes:
             name = key(node)
             if name in seen:
-                self.error(E_DUPLICATE, f"'{name}' is given twice", node.span, related=[seen[name].span],
-                           hint="remove one of them")
+                self.error(
+                    E_DUPLICATE,
+                    f"'{name}' is given twice",
+                    node.span,
+                    related=[seen[name].span],
+                    hint="remove one of them",
+                )
                 continue
             seen[name] = node
             yield node

@@ -14,7 +14,9 @@ from tracedsl.diagnostics import DiagnosticError, Span
 from tracedsl.language import ast
 from tracedsl.language.errors import syntax_diagnostic
 
-_NUMBER_PARTS = re.compile(r"([+-]?[0-9][0-9_]*(?:\.[0-9][0-9_]*)?(?:[eE][+-]?[0-9]+)?)(.*)", re.DOTALL)
+_NUMBER_PARTS = re.compile(
+    r"([+-]?[0-9][0-9_]*(?:\.[0-9][0-9_]*)?(?:[eE][+-]?[0-9]+)?)(.*)", re.DOTALL
+)
 # Only real comments: skip string literals so a '#' inside a workload name is not one.
 _COMMENTS = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
 

@@ -1,0 +1,197 @@
+"""Turns an IR back into a syntax tree (and so into canonical .trace text) that compiles to it exactly."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, localcontext
+
+from tracedsl.diagnostics import Diagnostic, DiagnosticError
+from tracedsl.ir import GenerationParams, Lognormal, NewTokens, Workload, lognormal_mu_sigma
+from tracedsl.language import ast
+from tracedsl.language.format import format_spec
+from tracedsl.language.lower import PROBABILITY_UNITS, TIME_UNITS, TOKEN_UNITS
+
+E_UNPRINTABLE = "E108"
+
+
+def decompile(workload: Workload, header: str | None = None) -> str:
+    """Canonical .trace text for a workload; ``header`` becomes a comment at the top."""
+    spec = workload_tree(workload)
+    text = format_spec(spec)
+    if header:
+        lines = [f"# {line}".rstrip() for line in header.splitlines()]
+        text = "\n".join(lines) + "\n\n" + text
+    return text
+
+
+def workload_tree(workload: Workload) -> ast.Spec:
+    params = workload.params
+    statements = [
+        ast.Statement("workload", workload.name),
+        ast.Statement("context", _integer(params.max_prompt_tokens, TOKEN_UNITS)),
+        ast.Statement("block", _integer(params.block_size, TOKEN_UNITS)),
+        _prefix(params),
+        _turn(params),
+    ]
+    if params.turns is not None:
+        turns = params.turns
+        counts = {"mean": turns.mean, "median": turns.median, "min": turns.min, "max": turns.max}
+        arguments = tuple(ast.Argument(k, _integer(v, {"": Decimal(1)})) for k, v in counts.items())
+        ending = (
+            ast.Option("truncate", None)
+            if turns.allow_truncation
+            else ast.Option("retry", _integer(turns.max_session_attempts, {"": Decimal(1)}))
+        )
+        statements.append(
+            ast.Statement("turns", ast.Distribution("lognormal", arguments), (ending,))
+        )
+    if params.reset is not None:
+        reset = params.reset
+        scaling = ast.Option("scaling", _number(reset.context_scaling))
+        statements.append(ast.Statement("reset", _probability(reset.base_probability), (scaling,)))
+    elif params.turns is None:
+        statements.append(ast.Statement("reset", "none"))
+    default_range = GenerationParams.model_fields["restart_turn_range"].default
+    if (
+        params.turns is None
+        or params.restart_initial_probability
+        or params.restart_turn_range != default_range
+    ):
+        first, last = params.restart_turn_range
+        span = ast.TurnRange(
+            _integer(first, {"": Decimal(1)}), _integer(last, {"": Decimal(1)}), True, False
+        )
+        statements.append(
+            ast.Statement(
+                "restart",
+                _probability(params.restart_initial_probability),
+                (ast.Option("at turn", span),),
+            )
+        )
+    return ast.Spec(tuple(statements))
+
+
+def _prefix(params: GenerationParams) -> ast.Statement:
+    cache = params.cache
+    groups = ast.Statement(
+        "groups",
+        _integer(cache.layer1_5_groups.num_groups, {"": Decimal(1)}),
+        (
+            ast.Option("of", _integer(cache.layer1_5_tokens, TOKEN_UNITS)),
+            ast.Option("zipf", _number(cache.layer1_5_groups.zipf_alpha)),
+        ),
+    )
+    return ast.Statement(
+        "prefix",
+        items=(
+            ast.Statement("global", _integer(cache.layer1_tokens, TOKEN_UNITS)),
+            groups,
+            ast.Statement("session", _lognormal(cache.layer2, TOKEN_UNITS)),
+        ),
+    )
+
+
+def _turn(params: GenerationParams) -> ast.Statement:
+    new_tokens: NewTokens = params.new_tokens_per_turn
+    delay = params.inter_turn_delay
+    with localcontext() as context:
+        context.prec = 100
+        human_fraction = 1 - _decimal(delay.agentic_fraction)
+    mixture = ast.Statement(
+        "delay",
+        items=(
+            ast.Component(
+                "agentic",
+                _probability(delay.agentic_fraction),
+                _lognormal(delay.agentic_delay, TIME_UNITS),
+            ),
+            ast.Component(
+                "human", _percent(human_fraction), _lognormal(delay.human_delay, TIME_UNITS)
+            ),
+        ),
+        options=(ast.Option("max", _number(delay.max, TIME_UNITS)),)
+        if delay.max is not None
+        else (),
+    )
+    return ast.Statement(
+        "turn",
+        items=(
+            ast.Statement(
+                "new_tokens",
+                _lognormal(new_tokens, TOKEN_UNITS),
+                (ast.Option("bias", _number(new_tokens.bias)),),
+            ),
+            ast.Statement("output", _lognormal(params.generation_length, TOKEN_UNITS)),
+            mixture,
+        ),
+    )
+
+
+def _lognormal(dist: Lognormal, units: dict) -> ast.Distribution:
+    values = {"mean": dist.mean, "median": dist.median}
+    # mu/sigma are printed only when they are not exactly what mean/median give.
+    if (dist.mu, dist.sigma) != lognormal_mu_sigma(dist.mean, dist.median):
+        values.update(mu=dist.mu, sigma=dist.sigma)
+    values.update(min=dist.min, max=dist.max)
+    arguments = tuple(
+        ast.Argument(name, _number(value, None if name in ("mu", "sigma") else units))
+        for name, value in values.items()
+        if value is not None
+    )
+    return ast.Distribution("lognormal", arguments)
+
+
+# ---------------------------------------------------------------------------------------------
+# Numbers: the shortest text, in the best unit, that reads back to exactly the same value
+
+
+def _decimal(value: float | int) -> Decimal:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise DiagnosticError(
+            Diagnostic(E_UNPRINTABLE, f"{value} cannot be written in a .trace file")
+        )
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+def _number(value: float | int, units: dict | None = None) -> ast.Number:
+    exact = _decimal(value)
+    candidates = []
+    with localcontext() as context:
+        context.prec = 100
+        for unit, scale in (units or {"": Decimal(1)}).items():
+            if unit == "%":
+                continue
+            digits = exact / scale
+            candidates.append(_decimal_text(digits) + unit)
+    # Shortest text wins; on a tie, a whole number (200k, not 0.2M), then the larger unit.
+    best = min(candidates, key=lambda text: (len(text), "." in text, -candidates.index(text)))
+    return _as_number(best)
+
+
+def _integer(value: int, units: dict) -> ast.Number:
+    return _number(int(value), units)
+
+
+def _probability(value: float) -> ast.Number:
+    return _percent(_decimal(value))
+
+
+def _percent(fraction: Decimal) -> ast.Number:
+    with localcontext() as context:
+        context.prec = 100
+        return _as_number(_decimal_text(fraction / PROBABILITY_UNITS["%"]) + "%")
+
+
+def _decimal_text(value: Decimal) -> str:
+    value = value.normalize()
+    if value == 0:
+        return "0"
+    if -7 <= value.adjusted() < 21:
+        return format(value, "f")
+    return str(value).replace("E+", "e").replace("E", "e")
+
+
+def _as_number(text: str) -> ast.Number:
+    from tracedsl.language.parser import parse_number
+
+    return parse_number(text)

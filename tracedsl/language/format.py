@@ -1,0 +1,223 @@
+"""Prints a syntax tree as canonical .trace text: fixed statement order, one per line, comments kept."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tracedsl.language import ast
+from tracedsl.language.parser import parse
+
+INDENT = "  "
+# Canonical order of statements in each block, and which top-level ones share a paragraph.
+TOP_ORDER = ("workload", "context", "block", "prefix", "turn", "turns", "reset", "restart")
+PARAGRAPH = {
+    "workload": 0,
+    "context": 1,
+    "block": 1,
+    "prefix": 2,
+    "turn": 3,
+    "turns": 4,
+    "reset": 4,
+    "restart": 4,
+}
+ITEM_ORDER = {
+    "prefix": ("global", "groups", "session"),
+    "turn": ("new_tokens", "output", "delay"),
+    "delay": ("agentic", "human"),
+}
+OPTION_ORDER = ("of", "zipf", "bias", "scaling", "at turn", "truncate", "retry", "max")
+
+
+def format_text(text: str, file: str = "<input>") -> str:
+    """Reformat .trace text canonically (syntax must be valid; semantics are not checked)."""
+    return format_spec(parse(text, file), text)
+
+
+def format_spec(spec: ast.Spec, text: str = "") -> str:
+    """Canonical text of a tree; ``text`` is the source the comments came from, if any."""
+    notes = _attach(spec, text)
+    out: list = list(notes.header)
+    if notes.header:
+        out.append("")
+    previous = None
+    for statement in _ordered(spec.statements, TOP_ORDER, lambda s: s.keyword):
+        if previous is not None and PARAGRAPH[previous] != PARAGRAPH[statement.keyword]:
+            out.append("")
+        previous = statement.keyword
+        _emit(statement, "", notes, out)
+    if notes.trailer:
+        out.extend(["", *notes.trailer] if out else notes.trailer)
+    return "\n".join(_align_comments(out)) + "\n" if out else ""
+
+
+def _align_comments(lines: list) -> list[str]:
+    """Line up the trailing comments of consecutive lines, as people do by hand."""
+    result: list[str] = []
+    run: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        width = max((len(code) for code, _ in run), default=0)
+        result.extend(f"{code.ljust(width)}  {comment}" for code, comment in run)
+        run.clear()
+
+    for line in lines:
+        if isinstance(line, tuple):
+            run.append(line)
+        else:
+            flush()
+            result.append(line)
+    flush()
+    return result
+
+
+def statement_text(node: ast.Statement | ast.Component) -> str:
+    """One node's first line, without comments: ``new_tokens lognormal(...) bias 1.1``."""
+    if isinstance(node, ast.Component):
+        fraction = f" {node.fraction.text}" if node.fraction is not None else ""
+        return f"{node.role}{fraction}: {distribution_text(node.distribution)}"
+    if node.keyword == "workload":
+        return f"workload {quote(node.value)}"
+    if node.keyword == "delay":
+        return "delay mix"
+    parts = [node.keyword]
+    if isinstance(node.value, ast.Distribution):
+        parts.append(distribution_text(node.value))
+    elif isinstance(node.value, ast.Number):
+        parts.append(node.value.text)
+    elif node.value == "none":
+        parts.append("none")
+    parts.extend(_option_text(o) for o in _options(node))
+    return " ".join(parts)
+
+
+def distribution_text(dist: ast.Distribution) -> str:
+    arguments = ", ".join(f"{a.name}={a.value.text}" for a in dist.arguments)
+    return f"{dist.name}({arguments})"
+
+
+def quote(name: str) -> str:
+    escaped = (
+        name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+    )
+    return f'"{escaped}"'
+
+
+def _option_text(option: ast.Option) -> str:
+    value = option.value
+    if value is None:
+        return option.keyword
+    if isinstance(value, ast.TurnRange):
+        opening = "[" if value.first_included else "("
+        closing = "]" if value.last_included else ")"
+        return f"{option.keyword} {opening}{value.first.text}, {value.last.text}{closing}"
+    return f"{option.keyword} {value.text}"
+
+
+def _options(node: ast.Statement) -> list[ast.Option]:
+    return _ordered(node.options, OPTION_ORDER, lambda o: o.keyword)
+
+
+def _ordered(nodes, order, key) -> list:
+    rank = {name: index for index, name in enumerate(order)}
+    return sorted(nodes, key=lambda node: rank.get(key(node), len(rank)))
+
+
+def _emit(node: ast.Statement | ast.Component, indent: str, notes: _Notes, out: list) -> None:
+    for comment in notes.leading.get(id(node), ()):
+        out.append(indent + comment)
+    is_block = isinstance(node, ast.Statement) and node.items is not None
+    if not is_block:
+        out.append(_with_comment(indent + statement_text(node), notes.trailing.get(id(node))))
+        return
+    header = indent + statement_text(node) + " {"
+    items = _ordered(node.items, ITEM_ORDER[node.keyword], _item_key)
+    closing = "}" + "".join(
+        " " + _option_text(o) for o in _options(node) if node.keyword == "delay"
+    )
+    if not items and id(node) not in notes.header_of:
+        out.append(_with_comment(header + closing, notes.trailing.get(id(node))))
+        return
+    out.append(_with_comment(header, notes.header_of.get(id(node))))
+    for item in items:
+        _emit(item, indent + INDENT, notes, out)
+    out.append(_with_comment(indent + closing, notes.trailing.get(id(node))))
+
+
+def _item_key(node) -> str:
+    return node.role if isinstance(node, ast.Component) else node.keyword
+
+
+def _with_comment(line: str, comment: str | None) -> str | tuple[str, str]:
+    return (line, comment) if comment else line
+
+
+# ---------------------------------------------------------------------------------------------
+# Comments: each belongs to the node it trails or, on a line of its own, to the next node.
+
+
+@dataclass
+class _Notes:
+    header: list[str] = field(default_factory=list)
+    leading: dict[int, list[str]] = field(default_factory=dict)
+    trailing: dict[int, str] = field(default_factory=dict)
+    header_of: dict[int, str] = field(default_factory=dict)  # after a block's opening brace
+    trailer: list[str] = field(default_factory=list)
+
+
+def _attach(spec: ast.Spec, text: str) -> _Notes:
+    notes = _Notes()
+    nodes = list(_walk(spec.statements))
+    blank_lines = {i + 1 for i, line in enumerate(text.splitlines()) if not line.strip()}
+    first_line = nodes[0].span.line if nodes else None
+    # Comments above the first statement and cut off from it by a blank line head the file.
+    header_end = max((b for b in blank_lines if first_line and b < first_line), default=0)
+    for comment in spec.comments:
+        if first_line is not None and comment.line < header_end:
+            notes.header.append(comment.text)
+            continue
+        owner = _trailing_owner(nodes, comment)
+        if owner is not None:
+            node, slot = owner
+            target = notes.header_of if slot == "header" else notes.trailing
+            target[id(node)] = comment.text
+            continue
+        following = next((n for n in nodes if n.span.line > comment.line), None)
+        if following is None:
+            notes.trailer.append(comment.text)
+        else:
+            notes.leading.setdefault(id(following), []).append(comment.text)
+    return notes
+
+
+def _trailing_owner(nodes, comment: ast.Comment):
+    leaves = [
+        n
+        for n in nodes
+        if not _is_block(n)
+        and n.span.end_line == comment.line
+        and n.span.end_column <= comment.column
+    ]
+    if leaves:
+        return leaves[-1], "trailing"
+    for node in nodes:
+        if (
+            _is_block(node)
+            and node.span.line == comment.line
+            and node.span.end_line != comment.line
+        ):
+            return node, "header"
+    for node in reversed(nodes):
+        if _is_block(node) and node.span.end_line == comment.line:
+            return node, "trailing"
+    return None
+
+
+def _is_block(node) -> bool:
+    return isinstance(node, ast.Statement) and node.items is not None
+
+
+def _walk(nodes):
+    for node in nodes:
+        yield node
+        if isinstance(node, ast.Statement) and node.items:
+            yield from _walk(node.items)
