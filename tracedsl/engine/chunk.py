@@ -1,0 +1,223 @@
+"""One chunk body: the primary sessions of an index range and the restart continuations they spawn.
+
+A chunk body is a pure function of (SessionModel, first, stop), so it can run in any
+process or on any machine; the stitching pass (order.py) puts bodies together in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tracedsl.engine import EngineError
+from tracedsl.engine.columns import SessionColumns, ragged_gather
+from tracedsl.engine.model import CONTINUATION_MIN_GAP, RESTART_PROGRESS_END, SessionModel
+from tracedsl.engine.samplers import (
+    SLOT_PLACEMENT,
+    SLOT_RESTART_INJECT,
+    SLOT_RESTART_TURN,
+    SLOT_TARGET_TURNS,
+    session_keys,
+    session_numbers,
+    uniforms,
+)
+from tracedsl.engine.sessions import (
+    NO_PLANNED_STOP,
+    assemble,
+    groups,
+    grow,
+    initial_context,
+    outputs,
+)
+from tracedsl.trace import EndReason
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    """Primary sessions ``first`` .. ``stop - 1`` of the run that ``model`` describes."""
+
+    model: SessionModel
+    first: int
+    stop: int
+
+
+@dataclass(frozen=True)
+class Continuations:
+    """Restart continuations (Session B), with where they go and what they reuse of their parent.
+
+    ``target``: the primary index before which B is written (``num_sessions``: at the end).
+    ``reused_*``: the parent's whole blocks as runs of session-unique ids, ragged by B;
+    starts are relative to the parent's first session-unique id until stitched.
+    """
+
+    sessions: SessionColumns
+    parent: np.ndarray
+    target: np.ndarray
+    reused_offsets: np.ndarray
+    reused_start: np.ndarray
+    reused_length: np.ndarray
+
+    def take(self, picks: np.ndarray) -> Continuations:
+        offsets, runs = ragged_gather(self.reused_offsets, picks)
+        return Continuations(
+            self.sessions.take(picks),
+            self.parent[picks],
+            self.target[picks],
+            offsets,
+            self.reused_start[runs],
+            self.reused_length[runs],
+        )
+
+    @staticmethod
+    def concat(parts: list[Continuations]) -> Continuations:
+        if len(parts) == 1:
+            return parts[0]
+        counts = np.concatenate([np.diff(p.reused_offsets) for p in parts])
+        offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return Continuations(
+            SessionColumns.concat([p.sessions for p in parts]),
+            np.concatenate([p.parent for p in parts]),
+            np.concatenate([p.target for p in parts]),
+            offsets,
+            np.concatenate([p.reused_start for p in parts]),
+            np.concatenate([p.reused_length for p in parts]),
+        )
+
+
+@dataclass(frozen=True)
+class ChunkBody:
+    first: int
+    stop: int
+    primaries: SessionColumns
+    continuations: Continuations | None
+
+
+def run_chunk(task: ChunkTask) -> ChunkBody:
+    """Draw the chunk's sessions (the part of a run that may execute anywhere)."""
+    model = task.model
+    index = np.arange(task.first, task.stop, dtype=np.int64)
+    if model.turns is not None:
+        return ChunkBody(task.first, task.stop, _explicit_turn_sessions(model, index), None)
+    keys = session_keys(model.run_key, 2 * index)
+    group = groups(model, keys)
+    input0 = initial_context(model, keys)
+    output0 = outputs(model, keys, 0)
+    split_at = _restart_turns(model, index, keys)
+    resets = model.reset_base is not None
+    growth = grow(model, keys, input0, output0, split_at, EndReason.RESTART_SPLIT, resets)
+    number = session_numbers(2 * index, model.id_key)
+    primaries = assemble(index, number, group, False, input0, output0, growth)
+    parents = np.nonzero(growth.end_reason == EndReason.RESTART_SPLIT)[0]
+    continuations = None
+    if parents.size:
+        context = np.minimum(
+            growth.last_input[parents] + growth.last_output[parents], model.context_limit - 1
+        )
+        continuations = _continuations(model, primaries, parents, keys[parents], context)
+    return ChunkBody(task.first, task.stop, primaries, continuations)
+
+
+def _restart_turns(model: SessionModel, index: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """The turn at which each primary splits; the chance decays linearly to 0 at 75% of the run."""
+    if model.restart_probability == 0.0:
+        return np.full(index.shape[0], NO_PLANNED_STOP, dtype=np.int64)
+    progress = index / max(1, model.num_sessions - 1)
+    chance = np.where(
+        progress < RESTART_PROGRESS_END,
+        model.restart_probability * (1.0 - progress / RESTART_PROGRESS_END),
+        0.0,
+    )
+    inject = uniforms(keys, 0, SLOT_RESTART_INJECT) < chance
+    span = model.restart_stop - model.restart_first  # the range is [first, stop)
+    turn = model.restart_first + (uniforms(keys, 0, SLOT_RESTART_TURN) * span).astype(np.int64)
+    turn = np.minimum(turn, model.restart_stop - 1)
+    return np.where(inject, turn, NO_PLANNED_STOP)
+
+
+def _continuations(
+    model: SessionModel,
+    primaries: SessionColumns,
+    parents: np.ndarray,
+    parent_keys: np.ndarray,
+    context: np.ndarray,
+) -> Continuations:
+    """Session B for each split parent: turn 0 is the parent's whole context, then reset-mode turns."""
+    index = primaries.index[parents]
+    keys = session_keys(model.run_key, 2 * index + 1)
+    output0 = outputs(model, keys, 0)
+    resets = model.reset_base is not None
+    no_stop = np.full(parents.shape[0], NO_PLANNED_STOP, dtype=np.int64)
+    growth = grow(model, keys, context, output0, no_stop, EndReason.FORCED_RETIRE, resets)
+    number = session_numbers(2 * index + 1, model.id_key)
+    sessions = assemble(index, number, primaries.group[parents], True, context, output0, growth)
+
+    # Written uniformly at or after a quarter of the run past the parent (the reference's
+    # rule, in primary positions, so it is the same whatever the chunking).
+    n = model.num_sessions
+    earliest = index + max(1, int(n * CONTINUATION_MIN_GAP))
+    room = np.maximum(n - earliest + 1, 1)
+    offset = (uniforms(parent_keys, 0, SLOT_PLACEMENT) * room).astype(np.int64)
+    target = np.where(earliest >= n, n, np.minimum(earliest + offset, n))
+
+    offsets, reused_start, reused_length = _parent_whole_blocks(model, primaries, parents)
+    return Continuations(sessions, parents, target, offsets, reused_start, reused_length)
+
+
+def _parent_whole_blocks(model: SessionModel, primaries: SessionColumns, parents: np.ndarray):
+    """Each parent's rows as (start, count) runs of its whole session-unique blocks.
+
+    A row's last block is partial unless the row's tokens fill it; only whole blocks may
+    reappear in B, because every id must keep one size across the file.
+    """
+    offsets, rows = ragged_gather(primaries.row_offsets, parents)
+    tokens = primaries.input_length[rows].copy()
+    first_rows = offsets[:-1]
+    tokens[first_rows] -= model.fixed_prefix_tokens  # turn 0: only the L2 part is session-unique
+    size = model.block_size
+    fresh = -(-tokens // size)
+    before = np.cumsum(fresh) - fresh
+    start = before - np.repeat(before[first_rows], np.diff(offsets))
+    return offsets, start, tokens // size
+
+
+def _explicit_turn_sessions(model: SessionModel, index: np.ndarray) -> SessionColumns:
+    """Turn-count mode: each session aims at a sampled target; at the limit it is truncated
+    or drawn again (same target, new draws) up to the attempt limit."""
+    spec = model.turns
+    assert spec is not None
+    first_keys = session_keys(model.run_key, 2 * index)
+    target_draw = spec.distribution.sample(uniforms(first_keys, 0, SLOT_TARGET_TURNS))
+    target = np.clip(np.rint(target_draw), spec.min, spec.max).astype(np.int64)  # half-to-even
+    number = session_numbers(2 * index, model.id_key)
+    pending = np.arange(index.shape[0], dtype=np.int64)
+    finished: list[tuple[np.ndarray, SessionColumns]] = []
+    for attempt in range(spec.max_attempts):
+        keys = session_keys(model.run_key, 2 * index[pending], attempt)
+        group = groups(model, keys)
+        input0 = initial_context(model, keys)
+        output0 = outputs(model, keys, 0)
+        growth = grow(
+            model, keys, input0, output0, target[pending], EndReason.TARGET_TURN_COUNT, False
+        )
+        drawn = assemble(index[pending], number[pending], group, False, input0, output0, growth)
+        if spec.allow_truncation:
+            kept = np.arange(pending.shape[0])
+        else:
+            kept = np.nonzero(growth.end_reason != EndReason.FORCED_RETIRE)[0]
+        finished.append((pending[kept], drawn.take(kept)))
+        pending = np.delete(pending, kept)
+        if not pending.size:
+            break
+    if pending.size:
+        session = int(index[pending[0]])
+        raise EngineError(
+            f"session {session} (target {int(target[pending[0]])} turns) did not fit the context "
+            f"limit ({model.context_limit} tokens) in {spec.max_attempts} attempts",
+            path="turns.max_session_attempts",
+            hint="raise max_session_attempts or max_prompt_tokens, lower the turn targets, "
+            "or set allow_truncation",
+        )
+    order = np.argsort(np.concatenate([local for local, _ in finished]), kind="stable")
+    return SessionColumns.concat([cols for _, cols in finished]).take(order)

@@ -1,0 +1,74 @@
+"""Sessions as columns before hash ids are assigned: selecting, joining and reordering them.
+
+A :class:`SessionColumns` is what a chunk body produces and what the stitching pass
+reorders; hash ids are added last, when the final file order is known (see prefix.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def ragged_gather(offsets: np.ndarray, picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For runs ``offsets[i]:offsets[i+1]`` picked in order ``picks``: (new offsets, flat positions)."""
+    starts = offsets[:-1][picks]
+    lengths = offsets[1:][picks] - starts
+    new_offsets = np.zeros(len(picks) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=new_offsets[1:])
+    positions = np.repeat(starts - new_offsets[:-1], lengths) + np.arange(
+        new_offsets[-1], dtype=np.int64
+    )
+    return new_offsets, positions
+
+
+@dataclass(frozen=True)
+class SessionColumns:
+    """Whole sessions; per-session columns of length S, per-row columns of length R.
+
+    ``index`` is the primary index (a continuation carries its parent's); ``number`` is
+    the session id before formatting; ``delay_ms`` is NaN on turn 0.
+    """
+
+    index: np.ndarray
+    number: np.ndarray
+    group: np.ndarray
+    is_restart: np.ndarray
+    end_reason: np.ndarray
+    row_offsets: np.ndarray
+    input_length: np.ndarray
+    output_length: np.ndarray
+    delay_ms: np.ndarray
+
+    _SESSION_FIELDS = ("index", "number", "group", "is_restart", "end_reason")
+    _ROW_FIELDS = ("input_length", "output_length", "delay_ms")
+
+    @property
+    def num_sessions(self) -> int:
+        return int(self.index.shape[0])
+
+    @property
+    def turns(self) -> np.ndarray:
+        return np.diff(self.row_offsets)
+
+    def take(self, picks: np.ndarray) -> SessionColumns:
+        """The sessions ``picks`` (indices), in that order."""
+        picks = np.asarray(picks, dtype=np.int64)
+        row_offsets, rows = ragged_gather(self.row_offsets, picks)
+        fields = {name: getattr(self, name)[picks] for name in self._SESSION_FIELDS}
+        fields.update({name: getattr(self, name)[rows] for name in self._ROW_FIELDS})
+        return SessionColumns(row_offsets=row_offsets, **fields)
+
+    @staticmethod
+    def concat(parts: list[SessionColumns]) -> SessionColumns:
+        if len(parts) == 1:
+            return parts[0]
+        fields = {
+            name: np.concatenate([getattr(p, name) for p in parts])
+            for name in SessionColumns._SESSION_FIELDS + SessionColumns._ROW_FIELDS
+        }
+        turns = np.concatenate([p.turns for p in parts])
+        row_offsets = np.zeros(len(turns) + 1, dtype=np.int64)
+        np.cumsum(turns, out=row_offsets[1:])
+        return SessionColumns(row_offsets=row_offsets, **fields)

@@ -1,0 +1,110 @@
+"""The numbers a run derives from the IR once (samplers, limits, block layout), small enough to ship to workers."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from tracedsl.engine.samplers import BoundedLognormal, run_keys
+from tracedsl.ir import GenerationParams
+
+# Sessions start being split by restarts only in the first 75% of primaries (the reference's
+# rule); a continuation lands at least a quarter of the run after its parent.
+RESTART_PROGRESS_END = 0.75
+CONTINUATION_MIN_GAP = 0.25
+
+
+@dataclass(frozen=True)
+class TurnTarget:
+    """Explicit turn-count mode: the target's distribution and what to do at the limit."""
+
+    distribution: BoundedLognormal
+    min: int
+    max: int
+    allow_truncation: bool
+    max_attempts: int
+
+
+@dataclass(frozen=True)
+class SessionModel:
+    """Everything a chunk body needs, as plain numbers (no pydantic on the workers' hot path)."""
+
+    num_sessions: int
+    run_key: int
+    id_key: int
+    context_limit: int
+    block_size: int
+    layer1_blocks: int
+    layer1_5_blocks: int
+    num_groups: int
+    zipf_alpha: float
+    layer2: BoundedLognormal
+    new_tokens: BoundedLognormal
+    output: BoundedLognormal
+    output_floor: int
+    agentic_fraction: float
+    agentic_delay: BoundedLognormal
+    human_delay: BoundedLognormal
+    delay_max: float  # inf when unclipped
+    reset_base: float | None  # None: no reset draws (explicit turns, or reset switched off)
+    reset_scaling: float
+    restart_probability: float
+    restart_first: int
+    restart_stop: int  # exclusive
+    turns: TurnTarget | None
+
+    @classmethod
+    def build(cls, params: GenerationParams, num_sessions: int, seed: int) -> SessionModel:
+        run_key, id_key = run_keys(seed)
+        bias = params.new_tokens_per_turn.bias
+        delay = params.inter_turn_delay
+        turns = None
+        if params.turns is not None:
+            spec = params.turns
+            turns = TurnTarget(
+                BoundedLognormal.of(spec.as_lognormal()),
+                spec.min,
+                spec.max,
+                spec.allow_truncation,
+                1 if spec.allow_truncation else int(spec.max_session_attempts or 100),
+            )
+        return cls(
+            num_sessions=num_sessions,
+            run_key=run_key,
+            id_key=id_key,
+            context_limit=params.max_prompt_tokens,
+            block_size=params.block_size,
+            layer1_blocks=params.layer1_blocks,
+            layer1_5_blocks=params.layer1_5_blocks,
+            num_groups=params.cache.layer1_5_groups.num_groups,
+            zipf_alpha=params.cache.layer1_5_groups.zipf_alpha,
+            layer2=BoundedLognormal.of(params.cache.layer2),
+            new_tokens=BoundedLognormal.of(
+                params.new_tokens_per_turn, math.log(bias) if bias != 1.0 else 0.0
+            ),
+            output=BoundedLognormal.of(params.generation_length),
+            output_floor=params.output_floor,
+            agentic_fraction=delay.agentic_fraction,
+            agentic_delay=BoundedLognormal.of(delay.agentic_delay),
+            human_delay=BoundedLognormal.of(delay.human_delay),
+            delay_max=float(delay.max) if delay.max is not None else math.inf,
+            reset_base=params.reset.base_probability if params.reset is not None else None,
+            reset_scaling=params.reset.context_scaling if params.reset is not None else 1.0,
+            restart_probability=params.restart_initial_probability,
+            restart_first=params.restart_turn_range[0],
+            restart_stop=params.restart_turn_range[1],
+            turns=turns,
+        )
+
+    @property
+    def fixed_prefix_tokens(self) -> int:
+        return (self.layer1_blocks + self.layer1_5_blocks) * self.block_size
+
+    @property
+    def prefix_blocks(self) -> int:
+        return self.layer1_blocks + self.layer1_5_blocks
+
+    @property
+    def first_session_id(self) -> int:
+        """Session-unique hash ids start after L1 and every group's L1.5 region."""
+        return self.layer1_blocks + self.num_groups * self.layer1_5_blocks

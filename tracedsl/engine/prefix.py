@@ -1,0 +1,79 @@
+"""The hash-id layout: shared prefix regions, then session-unique ids handed out densely in file order.
+
+Ids 0 .. L1-1 are the global prefix; group g's L1.5 blocks follow at L1 + g * L1.5; every
+id after all the groups' regions is unique to one session (or to a continuation and the
+parent whose whole blocks it reuses). A row carries ceil(input_length / block_size) ids:
+on turn 0 the L1 ids, the group's L1.5 ids, a continuation's reused runs, then fresh ids;
+on later rows only fresh ids. Fresh ids are consecutive in file order, so each row's ids
+are a few contiguous runs, expanded to a flat array only here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tracedsl.engine.columns import SessionColumns
+from tracedsl.engine.model import SessionModel
+
+
+def fresh_blocks(model: SessionModel, sessions: SessionColumns, reused_blocks: np.ndarray) -> np.ndarray:
+    """Per row: the ids this row takes from the session-unique pool (turn 0 less what it reuses)."""
+    fresh = -(-sessions.input_length // model.block_size)
+    fresh[sessions.row_offsets[:-1]] -= model.prefix_blocks + reused_blocks
+    return fresh
+
+
+def session_fresh_bases(fresh: np.ndarray, row_offsets: np.ndarray, first_id: int) -> np.ndarray:
+    """Each session's first fresh id, length S+1 (the last entry is the next free id)."""
+    before_rows = np.zeros(fresh.shape[0] + 1, dtype=np.int64)
+    np.cumsum(fresh, out=before_rows[1:])
+    return first_id + before_rows[row_offsets]
+
+
+def hash_ids(
+    model: SessionModel,
+    sessions: SessionColumns,
+    fresh: np.ndarray,
+    first_id: int,
+    reused_offsets: np.ndarray,
+    reused_start: np.ndarray,
+    reused_length: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(hash_offsets, hash_ids) for ``sessions`` in file order; fresh ids start at ``first_id``.
+
+    ``reused_*`` are the absolute runs each session's turn 0 reuses (ragged by session).
+    """
+    rows = fresh.shape[0]
+    first_rows = sessions.row_offsets[:-1]
+    reused_count = np.diff(reused_offsets)
+    blocks = -(-sessions.input_length // model.block_size)
+    hash_offsets = np.zeros(rows + 1, dtype=np.int64)
+    np.cumsum(blocks, out=hash_offsets[1:])
+
+    # Runs per row: turn 0 has L1, L1.5, the reused runs and the fresh run; others one run.
+    runs = np.ones(rows, dtype=np.int64)
+    runs[first_rows] += 2 + reused_count
+    run_offsets = np.zeros(rows + 1, dtype=np.int64)
+    np.cumsum(runs, out=run_offsets[1:])
+    run_start = np.empty(run_offsets[-1], dtype=np.int64)
+    run_length = np.empty(run_offsets[-1], dtype=np.int64)
+
+    fresh_start = first_id + np.cumsum(fresh) - fresh
+    last_run = run_offsets[1:] - 1
+    run_start[last_run] = fresh_start
+    run_length[last_run] = fresh
+
+    first_run = run_offsets[first_rows]
+    run_start[first_run] = 0
+    run_length[first_run] = model.layer1_blocks
+    run_start[first_run + 1] = model.layer1_blocks + sessions.group * model.layer1_5_blocks
+    run_length[first_run + 1] = model.layer1_5_blocks
+    total_reused = int(reused_offsets[-1])
+    if total_reused:
+        at = np.repeat(first_run + 2 - reused_offsets[:-1], reused_count) + np.arange(total_reused)
+        run_start[at] = reused_start
+        run_length[at] = reused_length
+
+    before = np.cumsum(run_length) - run_length
+    ids = np.repeat(run_start - before, run_length) + np.arange(hash_offsets[-1], dtype=np.int64)
+    return hash_offsets, ids

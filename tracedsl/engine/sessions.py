@@ -1,0 +1,193 @@
+"""Drawing sessions' turns, many sessions at once: turn 0, then windows of candidate turns until each stops.
+
+A session's later turns depend on each other only through the running cumulative input
+and the stopping rules, so for every still-running session a window of candidate turns
+is drawn at once; cumulative sums give each candidate's input; the first candidate that
+stops the session (a planned split or target, the context limit, a reset draw) ends it;
+only sessions that survive the whole window are drawn again. Draws are counter-based
+(samplers.py), so the window size changes nothing but speed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tracedsl.engine.columns import SessionColumns
+from tracedsl.engine.model import SessionModel
+from tracedsl.engine.samplers import (
+    SLOT_AGENTIC,
+    SLOT_DELAY_PICK,
+    SLOT_GROUP,
+    SLOT_HUMAN,
+    SLOT_LAYER2,
+    SLOT_NEW_TOKENS,
+    SLOT_OUTPUT,
+    SLOT_RESET,
+    token_counts,
+    uniforms,
+    zipf_groups,
+)
+from tracedsl.trace import EndReason
+
+NO_PLANNED_STOP = np.iinfo(np.int64).max
+_FIRST_WINDOW = 16
+_MAX_WINDOW = 256
+_MAX_CELLS = 1 << 21  # candidate turns per window (sessions x turns): bounds memory
+
+
+@dataclass(frozen=True)
+class Growth:
+    """The later turns accepted for each session, and how and where each session ended."""
+
+    end_reason: np.ndarray
+    later_turns: np.ndarray
+    last_input: np.ndarray  # cumulative input of the last accepted turn
+    last_output: np.ndarray
+    row_session: np.ndarray  # per accepted later turn
+    row_turn: np.ndarray
+    new_tokens: np.ndarray
+    output: np.ndarray
+    delay_ms: np.ndarray
+
+
+def outputs(model: SessionModel, keys: np.ndarray, turns: np.ndarray | int) -> np.ndarray:
+    """int(max(draw, floor)): the floor applies before truncation, as in the reference."""
+    draws = model.output.sample(uniforms(keys, turns, SLOT_OUTPUT))
+    return token_counts(draws, model.output_floor)
+
+
+def groups(model: SessionModel, keys: np.ndarray) -> np.ndarray:
+    return zipf_groups(uniforms(keys, 0, SLOT_GROUP), model.num_groups, model.zipf_alpha)
+
+
+def initial_context(model: SessionModel, keys: np.ndarray) -> np.ndarray:
+    """L1 + L1.5 as whole blocks plus a sampled L2 of at least 1 token, below the context limit."""
+    layer2 = token_counts(model.layer2.sample(uniforms(keys, 0, SLOT_LAYER2)), 1)
+    return np.minimum(model.fixed_prefix_tokens + layer2, model.context_limit - 1)
+
+
+def _delays(model: SessionModel, keys: np.ndarray, turns: np.ndarray, context: np.ndarray):
+    """The mixture delay, clipped to its max, scaled down as the previous context fills."""
+    agentic = uniforms(keys, turns, SLOT_DELAY_PICK) < model.agentic_fraction
+    raw = np.empty(keys.shape[0], dtype=np.float64)
+    raw[agentic] = model.agentic_delay.sample(uniforms(keys[agentic], turns[agentic], SLOT_AGENTIC))
+    human = ~agentic
+    raw[human] = model.human_delay.sample(uniforms(keys[human], turns[human], SLOT_HUMAN))
+    raw = np.minimum(raw, model.delay_max)
+    return raw * np.maximum(0.2, 1.0 - 0.8 * context / model.context_limit)
+
+
+def grow(
+    model: SessionModel,
+    keys: np.ndarray,
+    input0: np.ndarray,
+    output0: np.ndarray,
+    planned_stop: np.ndarray,
+    planned_reason: EndReason,
+    resets: bool,
+) -> Growth:
+    """Later turns of sessions whose turn 0 is drawn; ``planned_stop`` is the turn that ends
+    a session before it is drawn (a restart split, or the explicit target)."""
+    count = keys.shape[0]
+    limit = model.context_limit
+    end_reason = np.full(count, -1, dtype=np.int8)
+    later_turns = np.zeros(count, dtype=np.int64)
+    last_input = input0.astype(np.int64).copy()
+    last_output = output0.astype(np.int64).copy()
+    active = np.arange(count, dtype=np.int64)
+    first_turn, window = 1, _FIRST_WINDOW
+    pieces: list[tuple[np.ndarray, ...]] = []
+    while active.size:
+        window = max(1, min(window, _MAX_CELLS // active.size))
+        turns = np.arange(first_turn, first_turn + window, dtype=np.int64)
+        session_keys = keys[active][:, None]
+        new = token_counts(model.new_tokens.sample(uniforms(session_keys, turns, SLOT_NEW_TOKENS)), 1)
+        out = outputs(model, session_keys, turns)
+        # candidate k's input = previous input + previous output + new tokens
+        growth = new.copy()
+        growth[:, 0] += last_output[active]
+        growth[:, 1:] += out[:, :-1]
+        candidate = last_input[active][:, None] + np.cumsum(growth, axis=1)
+        planned = turns[None, :] >= planned_stop[active][:, None]
+        retire = candidate >= limit
+        stop = planned | retire
+        if resets:
+            p_reset = model.reset_base * (1.0 + (model.reset_scaling - 1.0) * candidate / limit)
+            stop |= uniforms(session_keys, turns, SLOT_RESET) < p_reset
+        stops = stop.any(axis=1)
+        accepted = np.where(stops, stop.argmax(axis=1), window)
+
+        cells = np.arange(window)[None, :] < accepted[:, None]
+        at_session, at_turn = np.nonzero(cells)
+        sessions = active[at_session]
+        before = np.where(at_turn > 0, candidate[at_session, at_turn - 1], last_input[sessions])
+        pieces.append(
+            (
+                sessions,
+                turns[at_turn],
+                new[at_session, at_turn],
+                out[at_session, at_turn],
+                _delays(model, keys[sessions], turns[at_turn], before),
+            )
+        )
+
+        later_turns[active] += accepted
+        took = accepted > 0
+        last_col = np.maximum(accepted - 1, 0)
+        rows = np.arange(active.size)
+        last_input[active[took]] = candidate[rows, last_col][took]
+        last_output[active[took]] = out[rows, last_col][took]
+
+        stopped = np.nonzero(stops)[0]
+        at = accepted[stopped]
+        reason = np.where(
+            planned[stopped, at],
+            np.int8(planned_reason),
+            np.where(retire[stopped, at], np.int8(EndReason.FORCED_RETIRE), np.int8(EndReason.PROBABILISTIC_RESET)),
+        )
+        end_reason[active[stopped]] = reason
+        active = active[~stops]
+        first_turn += window
+        window = min(window * 2, _MAX_WINDOW)
+
+    columns = [np.concatenate(parts) for parts in zip(*pieces)] if pieces else [np.zeros(0)] * 5
+    return Growth(end_reason, later_turns, last_input, last_output, *columns)
+
+
+def assemble(
+    index: np.ndarray,
+    number: np.ndarray,
+    group: np.ndarray,
+    is_restart: bool,
+    input0: np.ndarray,
+    output0: np.ndarray,
+    growth: Growth,
+) -> SessionColumns:
+    """Sessions as columns: turn 0 then the accepted later turns, in turn order."""
+    turns = 1 + growth.later_turns
+    row_offsets = np.zeros(turns.shape[0] + 1, dtype=np.int64)
+    np.cumsum(turns, out=row_offsets[1:])
+    rows = int(row_offsets[-1])
+    input_length = np.empty(rows, dtype=np.int64)
+    output_length = np.empty(rows, dtype=np.int64)
+    delay_ms = np.full(rows, np.nan)
+    first_rows = row_offsets[:-1]
+    input_length[first_rows] = input0
+    output_length[first_rows] = output0
+    later = row_offsets[growth.row_session.astype(np.int64)] + growth.row_turn.astype(np.int64)
+    input_length[later] = growth.new_tokens
+    output_length[later] = growth.output
+    delay_ms[later] = growth.delay_ms
+    return SessionColumns(
+        index=index.astype(np.int64),
+        number=number,
+        group=group.astype(np.int64),
+        is_restart=np.full(index.shape[0], is_restart),
+        end_reason=growth.end_reason.astype(np.int8),
+        row_offsets=row_offsets,
+        input_length=input_length,
+        output_length=output_length,
+        delay_ms=delay_ms,
+    )
