@@ -149,6 +149,11 @@ def _script_json(value: object) -> Markup:
     return Markup(text)
 
 
+def _plain(value: float) -> str:
+    """A number as a person types it: 64000, not 64000.0."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def _environment() -> Environment:
     return Environment(
         loader=FileSystemLoader(str(HERE / "templates")),
@@ -189,7 +194,7 @@ def render_simulation_html(
     return template.render(
         name=name,
         sample_text=sample.describe(),
-        defaults=data["defaults"],
+        defaults={key: _plain(value) for key, value in data["defaults"].items()},
         data_json=_script_json(data),
         engine_js=_static("sim_engine.js"),
         charts_js=_static("sim_charts.js"),

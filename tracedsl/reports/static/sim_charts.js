@@ -33,9 +33,11 @@ var SimCharts = (function () {
   }
 
   function duration(seconds) {
-    if (seconds < 60) return seconds.toFixed(1) + "s";
-    if (seconds < 3600) return Math.floor(seconds / 60) + "m" + Math.round(seconds % 60) + "s";
-    return (seconds / 3600).toFixed(1) + "h";
+    if (seconds < 60) return (Math.round(seconds * 10) / 10) + "s";
+    var whole = Math.round(seconds), h = Math.floor(whole / 3600), m = Math.floor(whole % 3600 / 60);
+    var sec = whole % 60;
+    if (h) return h + "h" + (m || sec ? String(m).padStart(2, "0") + "m" : "");
+    return m + "m" + (sec ? String(sec).padStart(2, "0") + "s" : "");
   }
 
   // Long series become an envelope: each bucket keeps its first time and its largest value,
@@ -58,7 +60,7 @@ var SimCharts = (function () {
     return {xs: outX, columns: outCols};
   }
 
-  function frame(parent, title, note) {
+  function frame(parent, title, note, width, height) {
     var box = document.createElement("figure");
     box.className = "chart";
     var caption = document.createElement("figcaption");
@@ -70,27 +72,39 @@ var SimCharts = (function () {
       small.textContent = note;
       box.appendChild(small);
     }
-    var svg = el("svg", {viewBox: "0 0 " + WIDTH + " " + HEIGHT, role: "img"}, box);
+    var svg = el("svg", {viewBox: "0 0 " + (width || WIDTH) + " " + (height || HEIGHT), role: "img"}, box);
     tip(svg, title);
     parent.appendChild(box);
     return svg;
   }
 
-  function axes(svg, maxX, maxY, yFormat) {
-    var plotW = WIDTH - LEFT - RIGHT, plotH = HEIGHT - TOP - BOTTOM;
+  // Time ticks at round durations (1 s ... 1 day), about six across the axis.
+  function timeStep(span) {
+    var steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+    for (var i = 0; i < steps.length; i++) if (span / steps[i] <= 7) return steps[i];
+    return niceStep(span, 6);
+  }
+
+  function axes(svg, maxX, maxY, yFormat, width, height) {
+    width = width || WIDTH;
+    height = height || HEIGHT;
+    var plotW = width - LEFT - RIGHT, plotH = height - TOP - BOTTOM;
     var sx = function (x) { return LEFT + (maxX > 0 ? x / maxX : 0) * plotW; };
     var sy = function (y) { return TOP + plotH - (maxY > 0 ? y / maxY : 0) * plotH; };
     var g = el("g", {"class": "axis"}, svg);
-    var step = niceStep(maxY || 1, 4);
-    for (var y = 0; y <= maxY + 1e-9; y += step) {
-      el("line", {x1: LEFT, x2: WIDTH - RIGHT, y1: sy(y), y2: sy(y), "class": "grid"}, g);
-      el("text", {x: LEFT - 6, y: sy(y) + 4, "text-anchor": "end"}, g).textContent = yFormat(y);
+    if (yFormat) {
+      var step = niceStep(maxY || 1, 4);
+      for (var y = 0; y <= maxY + 1e-9; y += step) {
+        el("line", {x1: LEFT, x2: width - RIGHT, y1: sy(y), y2: sy(y), "class": "grid"}, g);
+        el("text", {x: LEFT - 6, y: sy(y) + 4, "text-anchor": "end"}, g).textContent = yFormat(y);
+      }
     }
-    var xstep = niceStep(maxX || 1, 6);
+    var xstep = timeStep(maxX || 1);
     for (var x = 0; x <= maxX + 1e-9; x += xstep) {
-      el("text", {x: sx(x), y: HEIGHT - 10, "text-anchor": "middle"}, g).textContent = duration(x);
+      el("line", {x1: sx(x), x2: sx(x), y1: sy(0), y2: sy(0) + 4, "class": "baseline"}, g);
+      el("text", {x: sx(x), y: height - 10, "text-anchor": "middle"}, g).textContent = duration(x);
     }
-    el("line", {x1: LEFT, x2: WIDTH - RIGHT, y1: sy(0), y2: sy(0), "class": "baseline"}, g);
+    el("line", {x1: LEFT, x2: width - RIGHT, y1: sy(0), y2: sy(0), "class": "baseline"}, g);
     return {sx: sx, sy: sy};
   }
 
@@ -181,11 +195,10 @@ var SimCharts = (function () {
     var note = "Slots 0-" + (slots - 1) + ". Blue: session (magenta: restart continuation)" +
       (drawRequests ? "; orange: waiting for and running prefill; green: decode." :
         "; per-request bars omitted (" + req.session.length + " requests).");
-    var rowH = Math.max(3, Math.min(14, Math.floor(420 / slots)));
-    var height = TOP + BOTTOM + slots * rowH;
-    var box = frame(parent, options.title, note);
-    box.setAttribute("viewBox", "0 0 " + WIDTH + " " + height);
-    var scale = axes(box, maxX, 1, function () { return ""; });
+    var rowH = Math.max(3, Math.min(14, Math.floor(600 / slots)));
+    var width = 2 * WIDTH, height = TOP + BOTTOM + slots * rowH;
+    var box = frame(parent, options.title, note, width, height);
+    var scale = axes(box, maxX, 1, null, width, height);
     var sx = scale.sx;
     var g = el("g", {"class": "gantt"}, box);
     var first = new Map(), last = new Map();

@@ -25,7 +25,8 @@
   function figures(summary, config) {
     var bytesPerBlock = config.kv_bytes_per_token * config.block_size;
     return [
-      ["sessions", "Sessions simulated", whole(summary.sessions) + " (" + whole(summary.restarts) + " restart continuations)"],
+      ["sessions", "Sessions simulated", whole(summary.sessions)],
+      ["restarts", "of which restart continuations", whole(summary.restarts)],
       ["requests", "Requests", whole(summary.requests)],
       ["duration_s", "Duration", SimCharts.duration(summary.duration_s)],
       ["hit_rate", "Prefix-cache hit rate", pct(summary.hit_rate)],
