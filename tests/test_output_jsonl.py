@@ -1,0 +1,117 @@
+"""The JSONL writer prints exactly what orjson prints for the reference's row dicts."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+import numpy as np
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import FIXTURE_RUNS, fixture_dir
+from tracedsl.output.jsonl import JsonlWriter, render_chunk
+from tracedsl.output.reader import read_trace
+from tracedsl.trace import TraceChunk
+
+ODD_FLOATS = [0.0, 0.05, 0.15, 0.25, 1e-7, 2.675, 123456789.25, 26836.14999, 99999.95, 1e11 + 0.05]
+
+
+def expected_bytes(sessions) -> bytes:
+    """Rows built as the reference's writer builds them, printed by orjson (the definition)."""
+    out = b""
+    for sid, group, restart, rows in sessions:
+        for turn, (inp, outp, ids, value) in enumerate(rows):
+            row = {"session_id": sid, "input_length": inp, "output_length": outp, "hash_ids": ids}
+            if turn == 0:
+                row["timestamp"] = round(value, 1)
+                if group >= 0:
+                    row["group_id"] = group
+                if restart:
+                    row["is_restart"] = True
+            else:
+                row["delay"] = round(value, 1)
+            out += orjson.dumps(row) + b"\n"
+    return out
+
+
+def chunk_of(sessions) -> TraceChunk:
+    rows = [row for *_, session_rows in sessions for row in session_rows]
+    turns = [len(s[3]) for s in sessions]
+    first = np.zeros(len(rows), dtype=bool)
+    first[np.cumsum([0, *turns[:-1]])] = True
+    values = np.array([r[3] for r in rows], dtype=np.float64)
+    counts = [len(r[2]) for r in rows]
+    return TraceChunk(
+        session_ids=[s[0] for s in sessions],
+        group_ids=np.array([s[1] for s in sessions], dtype=np.int64),
+        is_restart=np.array([s[2] for s in sessions], dtype=bool),
+        end_reasons=np.zeros(len(sessions), dtype=np.int8),
+        row_offsets=np.concatenate(([0], np.cumsum(turns))).astype(np.int64),
+        input_length=np.array([r[0] for r in rows], dtype=np.int64),
+        output_length=np.array([r[1] for r in rows], dtype=np.int64),
+        delay_ms=np.where(first, np.nan, values),
+        timestamp_ms=np.where(first, values, np.nan),
+        hash_offsets=np.concatenate(([0], np.cumsum(counts))).astype(np.int64),
+        hash_ids=np.array([h for r in rows for h in r[2]], dtype=np.int64),
+    )
+
+
+def _ids():
+    run = st.tuples(st.integers(0, 2**62), st.integers(0, 40)).map(lambda t: list(range(t[0], t[0] + t[1])))
+    scattered = st.lists(st.integers(0, 2**63 - 1), max_size=6)
+    return st.lists(st.one_of(run, scattered), max_size=3).map(lambda parts: [i for p in parts for i in p])
+
+
+_value = st.one_of(st.sampled_from(ODD_FLOATS), st.floats(0, 1e9, allow_nan=False), st.floats(0, 1e13))
+_row = st.tuples(st.integers(0, 2**40), st.integers(-5, 10**7), _ids(), _value)
+_session = st.tuples(
+    st.text(min_size=1, max_size=20), st.integers(-1, 10**6), st.booleans(), st.lists(_row, min_size=1, max_size=5)
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_session, min_size=1, max_size=8))
+def test_fast_rendering_matches_orjson_rows(sessions):
+    assert render_chunk(chunk_of(sessions)) == expected_bytes(sessions)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(_session, min_size=1, max_size=4), st.sampled_from([-1.0, -0.04, 1e16, 5e15 + 0.5]))
+def test_values_outside_the_fast_path_still_match(sessions, odd):
+    sid, group, restart, rows = sessions[0]
+    sessions[0] = (sid, group, restart, [(*rows[0][:3], odd), *rows[1:]])
+    assert render_chunk(chunk_of(sessions)) == expected_bytes(sessions)
+
+
+def test_odd_delays_print_like_python_round():
+    rows = [(10, 5, [1], 0.0)] + [(10, 5, [i + 2], value) for i, value in enumerate(ODD_FLOATS)]
+    text = render_chunk(chunk_of([("s", 0, False, rows)])).decode()
+    delays = [orjson.loads(line)["delay"] for line in text.splitlines()[1:]]
+    assert delays == [round(v, 1) for v in ODD_FLOATS]
+    assert '"delay":0.1}' in text and '"delay":123456789.2}' in text
+
+
+def test_writer_counts_rows_and_hashes_what_it_wrote(tmp_path):
+    sessions = [("a", 3, False, [(600, 9, [0, 1], 0.0), (7, 1, [2], 12.34)]), ("b", -1, True, [(5, 5, [9], 0.0)])]
+    path = tmp_path / "d.jsonl"
+    with JsonlWriter(path) as writer:
+        writer.write(chunk_of(sessions[:1]))
+        writer.write(chunk_of(sessions[1:]))
+    data = path.read_bytes()
+    assert data == expected_bytes(sessions)
+    assert writer.rows == 3 and writer.sessions == 2
+    assert writer.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_reference_fixtures_round_trip_byte_for_byte(tmp_path):
+    for name in FIXTURE_RUNS:
+        source = fixture_dir(name) / "dataset.jsonl"
+        out = tmp_path / f"{name}.jsonl"
+        with JsonlWriter(out) as writer:
+            for chunk in read_trace(source, chunk_rows=1000):
+                writer.write(chunk)
+        assert out.read_bytes() == source.read_bytes(), name
+
+
