@@ -1,0 +1,332 @@
+"""The .trace language: bundled specs match the reference, errors are located, fmt and decompile round-trip."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import FIXTURE_RUNS, ROOT, fixture_dir
+from tracedsl.diagnostics import DiagnosticError, Span, render
+from tracedsl.ir import GenerationParams, Workload
+from tracedsl.language.decompile import decompile
+from tracedsl.language.format import format_text
+from tracedsl.language.lower import compile_text
+from tracedsl.loading import load_spec
+
+CASES = ROOT / "tests" / "cases"
+REFERENCE_DATASET = (
+    "/tmp/aiperf-venv/lib/python3.11/site-packages/aiperf/dataset/agentic_code_gen/"
+    "datasets/1k_sessions_200k_ctx/manifest.json"
+)
+
+
+def _bundled(name: str) -> dict:
+    return load_spec(str(ROOT / "specs" / f"{name}.trace")).params.generation_params()
+
+
+def test_default_trace_is_the_reference_default_config():
+    manifest = json.loads((fixture_dir("default_s1_n300") / "manifest.json").read_text())
+    assert json.dumps(_bundled("default")) == json.dumps(manifest["generation_params"])
+
+
+def test_aiperf_defaults_trace_is_the_built_in_defaults():
+    assert _bundled("aiperf-defaults") == GenerationParams().generation_params()
+    # An empty file means the same thing.
+    assert compile_text("", "empty.trace")[0].params == GenerationParams()
+
+
+def test_inference_day_trace_is_the_bundled_dataset_manifest():
+    manifest = json.loads((fixture_dir("manifest1k_s3_n300") / "config.json").read_text())
+    assert json.dumps(_bundled("inference-day-2026")) == json.dumps(manifest["generation_params"])
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.trace")), ids=lambda p: p.stem)
+def test_every_example_compiles_cleanly_and_is_canonical(path):
+    text = path.read_text()
+    workload, warnings = compile_text(text, str(path))
+    assert workload.name == path.stem
+    assert warnings == []
+    assert format_text(text) == text
+
+
+def test_examples_mean_what_their_comments_say():
+    examples = ROOT / "examples"
+    restarts = load_spec(str(examples / "restarts.trace")).params
+    assert restarts.restart_turn_range == (5, 13) and restarts.restart_initial_probability == 0.25
+    units = load_spec(str(examples / "units.trace")).params
+    assert units.max_prompt_tokens == 1_200_000 and units.cache.layer1_tokens == 40_000
+    assert units.inter_turn_delay.agentic_delay.mean == 2500.0
+    assert units.inter_turn_delay.human_delay.mean == 45_000.0
+    assert units.inter_turn_delay.agentic_fraction == 0.65
+    assert units.reset.base_probability == 0.015
+    retry = load_spec(str(examples / "turns-retry.trace")).params
+    assert retry.reset is None and retry.turns.max_session_attempts == 50
+    mixture = load_spec(str(examples / "delay-mixture.trace")).params.inter_turn_delay
+    assert (mixture.agentic_fraction, mixture.max, mixture.agentic_delay.median) == (
+        0.8,
+        300_000.0,
+        900.0,
+    )
+
+
+def _chunks():
+    text = (CASES / "errors.trace").read_text()
+    for number, chunk in enumerate(text.split("\n---\n")):
+        lines = chunk.split("\n")
+        marks = [(i + 2, line[4:]) for i, line in enumerate(lines) if line.startswith("### ")]
+        source = "\n".join("" if line.startswith("#") else line for line in lines)
+        for line, mark in marks:
+            code, _, words = mark.partition(" ")
+            yield pytest.param(source, line, code, words, id=f"{number}-{code}")
+
+
+@pytest.mark.parametrize(("source", "line", "code", "words"), list(_chunks()))
+def test_error_cases(source, line, code, words):
+    with pytest.raises(DiagnosticError) as info:
+        compile_text(source, "case.trace")
+    found = [
+        d
+        for d in info.value.diagnostics
+        if d.code == code and d.span is not None and d.span.line == line and words in render(d)
+    ]
+    assert found, "\n".join(render(d, source) for d in info.value.diagnostics)
+
+
+def test_syntax_error_renders_with_caret_and_expected():
+    source = "context 1k\nprefix {\n  sesion lognormal(mean=10k, median=5k)\n}\n"
+    with pytest.raises(DiagnosticError) as info:
+        compile_text(source, "x.trace")
+    assert render(info.value.diagnostics[0], source) == (
+        "x.trace:3:3: error[E001]: unexpected 'sesion'; expected 'global', 'groups', 'session' or '}'\n"
+        "   3 |   sesion lognormal(mean=10k, median=5k)\n"
+        "     |   ^^^^^^\n"
+        "   = help: did you mean 'session'?"
+    )
+
+
+def test_semantic_errors_are_collected_together():
+    source = "context 5s\nblock 1.5\nturn { output lognorml(mean=1k, median=1k) }\n"
+    with pytest.raises(DiagnosticError) as info:
+        compile_text(source, "x.trace")
+    assert [(d.code, d.span.line) for d in info.value.diagnostics] == [
+        ("E104", 1),
+        ("E105", 2),
+        ("E102", 3),
+    ]
+
+
+def test_turns_with_reset_points_at_both_statements():
+    source = "turns lognormal(mean=12, median=10, min=2, max=40)\n\nreset 2%\n"
+    with pytest.raises(DiagnosticError) as info:
+        compile_text(source, "x.trace")
+    (diag,) = info.value.diagnostics
+    assert diag.span.line == 1 and [r.span.line for r in diag.related] == [3]
+
+
+def test_constant_lognormal_is_a_warning_at_its_mean():
+    _, warnings = compile_text("turn {\n  output lognormal(mean=1k, median=1k)\n}\n", "x.trace")
+    (warning,) = warnings
+    assert not warning.is_error and warning.span == Span(2, 25, 2, 27)
+
+
+def test_restart_range_ends_say_whether_they_are_included():
+    ranges = {"[5, 15)": (5, 15), "[5, 14]": (5, 15), "(4, 14]": (5, 15), "(4, 15)": (5, 15)}
+    for written, stored in ranges.items():
+        params = compile_text(f"restart 10% at turn {written}")[0].params
+        assert params.restart_turn_range == stored
+
+
+def test_units_are_exact():
+    params = compile_text(
+        "turn { new_tokens lognormal(mean=1.1k, median=0.3k) delay mix { agentic 0.1%: "
+        "lognormal(mean=1.1s, median=0.5s) } }"
+    )[0].params
+    assert params.new_tokens_per_turn.mean == 1100.0  # not 1.1 * 1000 = 1100.0000000000002
+    assert params.inter_turn_delay.agentic_delay.mean == 1100.0
+    assert params.inter_turn_delay.agentic_fraction == 0.001
+
+
+def test_fmt_keeps_comments_and_is_idempotent():
+    source = (
+        "# header comment\n\nreset 1%   # trailing\n# leading of prefix\nprefix { # after brace\n"
+        "session lognormal(mean=2k,median=1k) global 3k\n}  # after close\n# the end\n"
+    )
+    once = format_text(source)
+    assert once == (
+        "# header comment\n\n"
+        "# leading of prefix\n"
+        "prefix {  # after brace\n"
+        "  global 3k\n"
+        "  session lognormal(mean=2k, median=1k)\n"
+        "}  # after close\n\n"
+        "reset 1%  # trailing\n\n"
+        "# the end\n"
+    )
+    assert format_text(once) == once
+    assert compile_text(once)[0] == compile_text(source)[0]
+
+
+@pytest.mark.parametrize("run", FIXTURE_RUNS)
+@pytest.mark.parametrize("form", ["config.json", "manifest.json"])
+def test_decompile_round_trips_every_fixture(run, form):
+    loaded = load_spec(str(fixture_dir(run) / form))
+    workload = Workload(name=loaded.name, params=loaded.params)
+    text = decompile(workload, "header")
+    assert compile_text(text, "x.trace")[0] == workload
+    assert format_text(text) == text
+
+
+def test_decompile_round_trips_the_reference_bundled_dataset():
+    loaded = (
+        load_spec(REFERENCE_DATASET) if _exists(REFERENCE_DATASET) else pytest.skip("no reference")
+    )
+    workload = Workload(name=loaded.name, params=loaded.params)
+    assert compile_text(decompile(workload))[0] == workload
+
+
+def _exists(path: str) -> bool:
+    from pathlib import Path
+
+    return Path(path).is_file()
+
+
+# ---------------------------------------------------------------------------------------------
+# Property tests
+
+
+_positive = st.floats(min_value=1e-6, max_value=1e9, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def _lognormal(draw, *, bounded: bool = True) -> dict:
+    if draw(st.booleans()):
+        median = draw(_positive)
+        mean = median * draw(st.floats(min_value=1.0, max_value=50.0))
+        dist = {"mean": mean, "median": median}
+    else:
+        dist = {
+            "mu": draw(st.floats(min_value=-5, max_value=12)),
+            "sigma": draw(st.floats(min_value=0, max_value=2)),
+        }
+    if bounded and draw(st.booleans()):
+        dist["max"] = draw(_positive)
+    if bounded and draw(st.booleans()):
+        dist["min"] = draw(st.floats(min_value=1e-6, max_value=dist.get("max", 1e9)))
+    return dist
+
+
+@st.composite
+def _params(draw) -> GenerationParams:
+    data = {
+        "new_tokens_per_turn": {
+            **draw(_lognormal()),
+            "bias": draw(st.floats(min_value=0.01, max_value=10)),
+        },
+        "generation_length": draw(_lognormal()),
+        "inter_turn_delay": {
+            "agentic_fraction": draw(st.floats(min_value=0, max_value=1)),
+            "agentic_delay": draw(_lognormal()),
+            "human_delay": draw(_lognormal()),
+            "max": draw(st.none() | st.floats(min_value=0, max_value=1e9)),
+        },
+        "max_prompt_tokens": draw(st.integers(min_value=300_000, max_value=10**9)),
+        "block_size": draw(st.integers(min_value=1, max_value=4096)),
+        "cache": {
+            "layer1_tokens": draw(st.integers(min_value=0, max_value=100_000)),
+            "layer1_5_tokens": draw(st.integers(min_value=0, max_value=100_000)),
+            "layer2": {**draw(_lognormal()), "min": 1.0, "max": 1000.0},
+            "layer1_5_groups": {
+                "num_groups": draw(st.integers(min_value=1, max_value=1000)),
+                "zipf_alpha": draw(st.floats(min_value=0, max_value=5)),
+            },
+        },
+    }
+    lo = draw(st.integers(min_value=1, max_value=50))
+    data["restart_turn_range"] = [lo, lo + draw(st.integers(min_value=1, max_value=50))]
+    if draw(st.booleans()):
+        median = draw(st.integers(min_value=1, max_value=50))
+        mean = median + draw(st.integers(min_value=0, max_value=20))
+        truncate = draw(st.booleans())
+        data["turns"] = {
+            "mean": mean,
+            "median": median,
+            "min": 1,
+            "max": mean + 5,
+            "allow_truncation": truncate,
+        }
+        if not truncate:
+            data["turns"]["max_session_attempts"] = draw(st.integers(min_value=1, max_value=1000))
+        data["reset"] = draw(st.none())
+    else:
+        data["reset"] = draw(
+            st.none()
+            | st.fixed_dictionaries(
+                {
+                    "base_probability": st.floats(min_value=0, max_value=1),
+                    "context_scaling": st.floats(min_value=1, max_value=10),
+                }
+            )
+        )
+        data["restart_initial_probability"] = draw(st.floats(min_value=0, max_value=1))
+    return GenerationParams.model_validate(data)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    _params(), st.text(alphabet=st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=20)
+)
+def test_decompile_round_trips_any_ir(params, name):
+    workload = Workload(name=name, params=params)
+    text = decompile(workload)
+    assert compile_text(text, "x.trace")[0] == workload
+    assert format_text(text) == text
+
+
+_EXAMPLE_TEXTS = [p.read_text() for p in sorted((ROOT / "examples").glob("*.trace"))] + [
+    p.read_text() for p in sorted((ROOT / "specs").glob("*.trace"))
+]
+
+
+def _never_a_traceback(text: str) -> None:
+    try:
+        compile_text(text, "fuzz.trace")
+    except DiagnosticError as error:
+        for diag in error.diagnostics:
+            render(diag, text)
+    try:
+        format_text(text, "fuzz.trace")
+    except DiagnosticError:
+        pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_random_bytes_give_diagnostics_not_exceptions(data):
+    _never_a_traceback(data.decode("utf-8", errors="replace"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(_EXAMPLE_TEXTS),
+    st.lists(st.tuples(st.integers(0, 2000), st.integers(0, 5), st.text(max_size=6)), max_size=4),
+)
+def test_mutated_examples_give_diagnostics_not_exceptions(text, edits):
+    for position, length, insert in edits:
+        position %= len(text) + 1
+        text = text[:position] + insert + text[position + length :]
+    _never_a_traceback(text)
+
+
+_TOKENS = re.findall(r"[A-Za-z_]+|[0-9.]+[a-zA-Z%]*|[{}()\[\],=:]|#[^\n]*|\n", _EXAMPLE_TEXTS[0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(sorted(set(_TOKENS)) + ["none", "-1", "1e400", '"x"']), max_size=40)
+)
+def test_shuffled_tokens_give_diagnostics_not_exceptions(tokens):
+    _never_a_traceback(" ".join(tokens))
