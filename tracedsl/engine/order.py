@@ -115,4 +115,6 @@ def _trace_chunk(sessions: SessionColumns, hash_offsets: np.ndarray, ids: np.nda
         timestamp_ms=timestamp,
         hash_offsets=hash_offsets,
         hash_ids=ids,
+        # which primary each session belongs to (a continuation names its parent's)
+        extras={"primary_index": sessions.index},
     )

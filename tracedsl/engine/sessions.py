@@ -152,7 +152,7 @@ def grow(
         first_turn += window
         window = min(window * 2, _MAX_WINDOW)
 
-    columns = [np.concatenate(parts) for parts in zip(*pieces)] if pieces else [np.zeros(0)] * 5
+    columns = [np.concatenate(parts) for parts in zip(*pieces, strict=True)] if pieces else [np.zeros(0)] * 5
     return Growth(end_reason, later_turns, last_input, last_output, *columns)
 
 
