@@ -1,0 +1,101 @@
+"""comparison.txt: a plain-text table of configured, expected and observed figures."""
+
+from __future__ import annotations
+
+from tracedsl.reports.collect import DECODE_TPS, PREFILL_TPS
+from tracedsl.reports.quality import END_REASONS
+
+RULE = "-" * 92
+
+
+def _num(value, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _row(label: str, configured, expected, observed, digits: int = 1) -> str:
+    error = "-"
+    if expected is not None and observed is not None:
+        error = "0.0%" if expected == 0 and observed == 0 else (
+            f"{(observed - expected) / expected * 100:+.1f}%" if expected else "-")
+    return (f"  {label:<34}{_num(configured, 0):>14}{_num(expected, digits):>14}"
+            f"{_num(observed, digits):>14}{error:>12}")
+
+
+def comparison_text(quality: dict, name: str, sessions: int, rows: int, block_size: int) -> str:
+    """Every sampled quantity and every ending: configured, expected from the IR, observed."""
+    metrics = quality["observed_vs_target"]
+    lines = [
+        f"tracedsl trace profile: {name}",
+        "=" * 92,
+        "",
+        f"{sessions:,} sessions | {rows:,} requests | block_size={block_size}",
+        "Configured = the spec's value; Expected = what the generator's mechanics produce (IR, "
+        "quadrature);",
+        "Error = signed (observed - expected) / expected.",
+        "",
+        f"  {'':<34}{'Configured':>14}{'Expected':>14}{'Observed':>14}{'Error':>12}",
+        RULE,
+    ]
+
+    def block(title: str, key: str, quantiles=("mean", "median"), use_compared=False) -> None:
+        metric = metrics.get(key)
+        if metric is None:
+            return
+        lines.append(title)
+        expected = metric.get("expected") or {}
+        observed = metric.get("observed_compared") if use_compared and "observed_compared" in metric else metric["observed"]
+        configured = {"mean": metric["target_mean"], "median": metric["target_median"]}
+        for q in quantiles:
+            exp = expected.get(q) if q in ("mean", "median") else (expected.get("quantiles") or {}).get(q)
+            lines.append(_row(q, configured.get(q), exp, observed[q]))
+        lines.append("")
+
+    block("Initial context, tokens (primary sessions' turn 0)", "initial_context", use_compared=True)
+    block("New tokens per turn (turns >= 1)", "new_tokens_per_turn")
+    block("Generation length, tokens", "generation_length", ("mean", "median", "p05", "p99"))
+    block("Inter-turn delay before context scaling, ms", "inter_turn_delay_ms", use_compared=True)
+    block("Turns per session", "turns_per_session", ("mean", "median", "p05", "p25", "p75", "p95", "p99"))
+
+    isl = quality["request_input_length"]
+    limit = quality["config_summary"].get("max_prompt_tokens")
+    lines.append("Request input length, tokens (the whole prompt when replayed)")
+    lines.append(_row("mean", None, None, isl["mean"]))
+    lines.append(_row("p99", None, None, isl["p99"]))
+    lines.append(_row("max_prompt_tokens (limit) / p99 use", limit, None,
+                      isl["p99"] / limit * 100 if limit else None))
+    lines.append("")
+
+    ends = quality["session_end_stats"]
+    targets = quality.get("end_reason_targets") or {}
+    lines.append("Session endings (sessions)")
+    for reason, count_key, _, label in END_REASONS:
+        target = targets.get(reason)
+        if reason == "restart_split" and "restart_split_at_most" in targets:
+            label = f"{label} (expected at most)"
+            target = targets["restart_split_at_most"]
+        lines.append(_row(label, None, target, ends[count_key], 0))
+    if "unknown_end_reason" in ends:
+        lines.append(_row("not recorded (foreign trace)", None, None, ends["unknown_end_reason"], 0))
+    lines.append("")
+
+    reuse = quality["kv_reuse"]
+    sample = reuse["sample"]
+    lines.append("KV-cache reuse when replayed (serial, file order; see docs/reports.md)")
+    scope = "all requests" if sample["method"] == "all" else (
+        f"sample: {sample['requests']:,} of {sample['of_requests']:,} requests")
+    lines.append(f"  {'prefix hit rate, unbounded cache':<34}{reuse['prefix_hit_rate_unbounded'] * 100:>41.1f}%   ({scope})")
+    for entry in reuse["lru_hit_rate"]:
+        if entry["capacity_blocks"] in (1024, 16384, 262144):
+            label = f"LRU {entry['capacity_blocks']:,} blocks ({entry['capacity_tokens'] / 1e6:g}M tok)"
+            lines.append(f"  {label:<34}{entry['hit_rate'] * 100:>41.1f}%")
+    shares = ", ".join(f"{k} {v * 100:.1f}%" for k, v in reuse["layer_token_share"].items())
+    lines.append(f"  prompt tokens by layer: {shares}")
+    lines.append("")
+    duration = quality["estimates"]["session_duration_min"]
+    lines.append(f"Session duration, minutes (estimated @ {PREFILL_TPS:,.0f} prefill tok/s, "
+                 f"{DECODE_TPS:,.0f} decode tok/s, whole prompt prefilled)")
+    lines.append(_row("mean", None, None, duration["mean"]))
+    lines.append(_row("median", None, None, duration["median"]))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,145 @@
+"""report.html and cache_explorer.html: jinja2 pages with inline SVG and inline vanilla JS."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from tracedsl.reports import charts
+from tracedsl.reports.collect import ISL_EDGES, RATE_EDGES, Collector
+from tracedsl.reports.sketch import Sketch
+
+GROWTH_SESSIONS = 16  # sample sessions drawn in the line charts
+
+
+@cache
+def _environment() -> Environment:
+    return Environment(loader=PackageLoader("tracedsl.reports", "templates"),
+                       autoescape=select_autoescape(default=True, default_for_string=True),
+                       undefined=StrictUndefined)
+
+
+def script_json(value: object) -> Markup:
+    """JSON safe inside a <script> element: no '</' can close it."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return Markup(text.replace("</", "<\\/").replace("<!--", "<\\!--"))
+
+
+def _range(sketch: Sketch) -> tuple[float, float, str]:
+    """Histogram range: the full range unless a long tail would squash the bars."""
+    hi = sketch.max
+    note = ""
+    tail = sketch.quantile(0.995)
+    if sketch.count and hi > 2 * tail > 0:
+        hi, note = tail, f"x axis cut at p99.5 ({charts.fmt(tail)}); max {charts.fmt(sketch.max)}"
+    return sketch.min, hi, note
+
+
+def _hist(collector: Collector, key: str, title: str, x_label: str, scale: float = 1.0,
+          integer: bool = False) -> dict | None:
+    sketch = collector.sketch[key]
+    if sketch.count == 0:
+        return None
+    lo, hi, note = _range(sketch)
+    bins = 40
+    if integer and hi - lo < 40:
+        lo, hi, bins = lo - 0.5, hi + 0.5, max(int(hi - lo) + 1, 1)
+    edges, counts = sketch.histogram(bins, lo, hi)
+    stats = sketch.stats(None)
+    summary = (f"n={sketch.count:,} · mean {charts.fmt(stats['mean'] * scale)} · "
+               f"median {charts.fmt(stats['median'] * scale)} · p99 {charts.fmt(stats['p99'] * scale)}")
+    return {"title": title, "svg": charts.histogram(edges * scale, counts, x_label, title),
+            "note": summary + (f" · {note}" if note else ""), "wide": False}
+
+
+def _sample_lines(collector: Collector) -> tuple[list, list]:
+    sessions = collector.sample_sessions()[:GROWTH_SESSIONS]
+    growth, hit = [], []
+    for record in sessions:
+        name = record["session_id"]
+        turns = record["turns"]
+        x = list(range(len(turns)))
+        growth.append((name, x, [t["request_isl"] for t in turns]))
+        blocks = [t["prompt_blocks"] for t in turns]
+        local = [0.0] + [blocks[i - 1] / blocks[i] if blocks[i] else 0.0 for i in range(1, len(blocks))]
+        hit.append((name, x, local))
+    return growth, hit
+
+
+def cards(collector: Collector, report: dict) -> list[dict]:
+    """Every chart of report.html, in reading order."""
+    out = [
+        _hist(collector, "request_isl", "Request input length (whole prompt, tokens)", "tokens"),
+        _hist(collector, "osl", "Output length (tokens)", "tokens"),
+        _hist(collector, "initial_context", "Initial context (turn 0 input, tokens)", "tokens"),
+        _hist(collector, "new_tokens", "New tokens per turn (turns ≥ 1)", "tokens"),
+        _hist(collector, "generation_length", "Generation length (tokens)", "tokens"),
+        _hist(collector, "delay_ms", "Inter-turn delay (s)", "seconds", scale=0.001),
+        _hist(collector, "turns", "Turns per session", "turns", integer=True),
+        _hist(collector, "prompt_blocks", "Hash-id blocks per request (whole prompt)", "blocks"),
+        _hist(collector, "latency_s", "Estimated request latency (s)", "seconds"),
+        _hist(collector, "session_minutes", "Estimated session duration (min)", "minutes"),
+        _hist(collector, "prefix_tokens", "Cached prefix length (tokens, unbounded cache)", "tokens"),
+        _hist(collector, "unique_tokens", "Uncached prompt length (tokens)", "tokens"),
+        _hist(collector, "prefix_ratio", "Prefix ratio (cached / prompt tokens)", "ratio"),
+        _hist(collector, "hit_rate", "Prefix cache hit rate per request (unbounded)", "hit rate"),
+    ]
+    growth, hit = _sample_lines(collector)
+    if growth:
+        out.append({"title": f"Context growth ({len(growth)} sample sessions)", "wide": True,
+                    "svg": charts.lines(growth, "turn", "request input length (tokens)", "context growth"),
+                    "note": "each request's whole prompt: earlier inputs and outputs plus its own input"})
+        out.append({"title": f"Per-session cache hit rate by turn ({len(hit)} sample sessions)", "wide": True,
+                    "svg": charts.lines(hit, "turn", "hit rate", "per-session hit rate", (0.0, 1.0)),
+                    "note": "a cache holding only this session's earlier requests: |P(t-1)| / |P(t)| blocks"})
+    if collector.heatmap.any():
+        out.append({"title": "Cache hit rate vs request input length", "wide": True,
+                    "svg": charts.heatmap(collector.heatmap, RATE_EDGES, ISL_EDGES, "request input length (tokens)",
+                                          "hit rate", "hit rate vs input length"),
+                    "note": "requests per cell, shaded by log count"})
+    reuse = report["kv_reuse"]
+    if reuse["prompt_blocks"]:
+        caps = [e["capacity_tokens"] for e in reuse["lru_hit_rate"]]
+        rates = [e["hit_rate"] for e in reuse["lru_hit_rate"]]
+        unbounded = reuse["prefix_hit_rate_unbounded"]
+        out.append({"title": "Hit rate of an LRU block cache by capacity", "wide": True,
+                    "svg": charts.lines([("LRU", caps, rates), ("unbounded", [caps[0], caps[-1]], [unbounded] * 2)],
+                                        "capacity (tokens)", "hit rate", "LRU hit rate", (0.0, 1.0), log_x=True),
+                    "note": f"serial replay; {reuse['sample']['requests']:,} of "
+                            f"{reuse['sample']['of_requests']:,} requests; unbounded {unbounded * 100:.1f}%"})
+        shares = list(reuse["layer_token_share"].items())
+        out.append({"title": "Prompt tokens by layer", "wide": False,
+                    "svg": charts.bars(shares, "share of prompt tokens", "layer shares", percent=True),
+                    "note": "L1 global, L1.5 shared, L2 first turn, L3 later turns, outputs"})
+    ends = report["session_end_stats"]
+    endings = [(k.replace("_", " "), ends[k]) for k in ("forced_retires", "probabilistic_resets",
+               "target_turn_completions", "restart_splits", "unknown_end_reason") if ends.get(k)]
+    if endings:
+        out.append({"title": "Session endings", "wide": False,
+                    "svg": charts.bars(endings, "sessions", "session endings"), "note": ""})
+    return [card for card in out if card is not None]
+
+
+def render_report(collector: Collector, report: dict, name: str) -> str:
+    summary = report["config_summary"]
+    reuse = report["kv_reuse"]
+    headline = [
+        ("sessions", f"{collector.sessions:,}"),
+        ("requests", f"{collector.rows:,}"),
+        ("block size", f"{collector.block_size}"),
+        ("mean request input", charts.fmt(report["request_input_length"]["mean"])),
+        ("prefix hit rate (unbounded)", f"{reuse['prefix_hit_rate_unbounded'] * 100:.1f}%"),
+    ]
+    params = [(key, "-" if value is None else value) for key, value in summary.items()]
+    return _environment().get_template("report.html.j2").render(
+        name=name, headline=headline, params=params, cards=cards(collector, report))
+
+
+def render_cache_explorer(structure: dict, name: str) -> str:
+    return _environment().get_template("cache_explorer.html.j2").render(
+        name=name, data_json=script_json(structure), sample=structure["sample"])
+
+

@@ -1,0 +1,208 @@
+"""quality.json and comparison.txt: observed figures against the IR's targets."""
+
+from __future__ import annotations
+
+from tracedsl.ir import GenerationParams
+from tracedsl.reports import targets
+from tracedsl.reports.collect import DECODE_TPS, PREFILL_TPS, Collector
+from tracedsl.reports.sketch import Sketch
+from tracedsl.reports.targets import Expected
+
+END_REASONS = (  # (reference name, quality.json count key, fraction key, label)
+    ("forced_retire", "forced_retires", "retire_fraction", "forced retires (hit context limit)"),
+    ("probabilistic_reset", "probabilistic_resets", "reset_fraction", "probabilistic resets"),
+    ("target_turn_count", "target_turn_completions", "target_turn_fraction", "target-turn completions"),
+    ("restart_split", "restart_splits", "restart_split_fraction", "restart splits"),
+)
+
+
+def config_summary(params: GenerationParams | None, block_size: int) -> dict:
+    """The reference's flat summary, then what it leaves out (bias, bounds, restarts)."""
+    if params is None:
+        return {"block_size": block_size}
+    cache, delay = params.cache, params.inter_turn_delay
+    out: dict = {
+        "initial_context_mean": cache.layer1_tokens + cache.layer1_5_tokens + cache.layer2.mean,
+        "initial_context_median": cache.layer1_tokens + cache.layer1_5_tokens + cache.layer2.median,
+        "layer1_tokens": cache.layer1_tokens,
+        "layer1_5_tokens": cache.layer1_5_tokens,
+        "layer2_mean": cache.layer2.mean,
+        "layer2_median": cache.layer2.median,
+        "num_groups": cache.layer1_5_groups.num_groups,
+        "zipf_alpha": cache.layer1_5_groups.zipf_alpha,
+        "new_tokens_per_turn_mean": params.new_tokens_per_turn.mean,
+        "new_tokens_per_turn_median": params.new_tokens_per_turn.median,
+        "generation_length_mean": params.generation_length.mean,
+        "generation_length_median": params.generation_length.median,
+        "max_prompt_tokens": params.max_prompt_tokens,
+        "block_size": params.block_size,
+        "inter_turn_delay_agentic_fraction": delay.agentic_fraction,
+        "inter_turn_delay_agentic_mean_ms": delay.agentic_delay.mean,
+        "inter_turn_delay_human_mean_ms": delay.human_delay.mean,
+        "turn_mode_enabled": int(params.turns is not None),
+    }
+    if params.reset is not None:
+        out["reset_base_probability"] = params.reset.base_probability
+        out["reset_context_scaling"] = params.reset.context_scaling
+    if params.turns is not None:
+        turns = params.turns
+        out.update(turns_mean=turns.mean, turns_median=turns.median, turns_min=turns.min,
+                   turns_max=turns.max, turns_allow_truncation=int(turns.allow_truncation))
+        if turns.max_session_attempts is not None:
+            out["turns_max_session_attempts"] = turns.max_session_attempts
+    # Beyond the reference: what its summary omits.
+    out["new_tokens_per_turn_bias"] = params.new_tokens_per_turn.bias
+    for name, dist in (("new_tokens_per_turn", params.new_tokens_per_turn),
+                       ("generation_length", params.generation_length), ("layer2", cache.layer2),
+                       ("inter_turn_delay_agentic", delay.agentic_delay),
+                       ("inter_turn_delay_human", delay.human_delay)):
+        out[f"{name}_min"] = dist.min
+        out[f"{name}_max"] = dist.max
+    out["inter_turn_delay_agentic_median_ms"] = delay.agentic_delay.median
+    out["inter_turn_delay_human_median_ms"] = delay.human_delay.median
+    out["inter_turn_delay_max_ms"] = delay.max
+    out["output_floor"] = params.output_floor
+    out["fixed_prefix_tokens"] = params.fixed_prefix_tokens
+    out["restart_initial_probability"] = params.restart_initial_probability
+    out["restart_turn_range"] = list(params.restart_turn_range)
+    return out
+
+
+def expectations(params: GenerationParams | None) -> dict[str, Expected | None]:
+    if params is None:
+        return dict.fromkeys(("initial_context", "generation_length", "new_tokens_per_turn",
+                              "inter_turn_delay_ms", "turns_per_session"))
+    return {
+        "initial_context": targets.initial_context(params),
+        "generation_length": targets.generation_length(params),
+        "new_tokens_per_turn": targets.new_tokens(params),
+        "inter_turn_delay_ms": targets.delay_mixture(params),
+        "turns_per_session": targets.turns(params),
+    }
+
+
+def _reference_targets(params: GenerationParams | None) -> dict[str, tuple]:
+    if params is None:
+        return {}
+    cache = params.cache
+    fixed = cache.layer1_tokens + cache.layer1_5_tokens
+    turns = params.turns
+    return {
+        "initial_context": (fixed + cache.layer2.mean, fixed + cache.layer2.median),
+        "generation_length": (params.generation_length.mean, params.generation_length.median),
+        "new_tokens_per_turn": (params.new_tokens_per_turn.mean, params.new_tokens_per_turn.median),
+        "inter_turn_delay_ms": (None, None),
+        "turns_per_session": (turns.mean, turns.median) if turns else (None, None),
+    }
+
+
+def _pct_error(observed: float, target: float | None) -> float | None:
+    """The reference's error: unsigned, from the rounded observation."""
+    if target is None:
+        return None
+    return 0.0 if target == 0 else round(abs(observed - target) / target * 100, 2)
+
+
+def _signed(observed: float, expected: float | None) -> float | None:
+    if expected is None:
+        return None
+    return 0.0 if expected == 0 else round((observed - expected) / expected * 100, 3)
+
+
+def observed_vs_target(collector: Collector) -> dict:
+    sketches = {
+        "initial_context": collector.sketch["initial_context"],
+        "generation_length": collector.sketch["generation_length"],
+        "new_tokens_per_turn": collector.sketch["new_tokens"],
+        "inter_turn_delay_ms": collector.sketch["delay_ms"],
+        "turns_per_session": collector.sketch["turns"],
+    }
+    # The expected figures describe one mechanism each; compare them with the matching sample.
+    compared = {
+        "initial_context": collector.sketch["initial_context_primary"],
+        "inter_turn_delay_ms": collector.sketch["delay_unscaled_ms"],
+    }
+    reference = _reference_targets(collector.params)
+    expected = expectations(collector.params)
+    out = {}
+    for name, sketch in sketches.items():
+        if sketch.count == 0:
+            continue
+        stats = sketch.stats()
+        target_mean, target_median = reference.get(name, (None, None))
+        metric = {
+            "target_mean": target_mean,
+            "target_median": target_median,
+            "observed": stats,
+            "pct_error_mean": _pct_error(stats["mean"], target_mean),
+            "pct_error_median": _pct_error(stats["median"], target_median),
+        }
+        exp = expected.get(name)
+        if exp is not None:
+            against = compared.get(name, sketch)
+            metric["expected"] = exp.to_dict()
+            if against is not sketch:
+                metric["observed_compared"] = against.stats()
+            metric["signed_error_mean_pct"] = _signed(against.mean, exp.mean)
+            metric["signed_error_median_pct"] = _signed(against.quantile(0.5), exp.median)
+        out[name] = metric
+    return out
+
+
+def session_end_stats(collector: Collector) -> dict:
+    total = collector.sessions
+    out: dict = {"total_sessions": total}
+    for reason, count_key, _, _ in END_REASONS:
+        out[count_key] = collector.end_reasons.get(reason, 0)
+    for reason, _, fraction_key, _ in END_REASONS:
+        out[fraction_key] = round(collector.end_reasons.get(reason, 0) / max(total, 1), 4)
+    out["final_context_utilization"] = collector.sketch["final_utilization"].stats()
+    unknown = collector.end_reasons.get("unknown", 0)
+    if unknown:
+        out["unknown_end_reason"] = unknown  # foreign traces do not say why a session ended
+    return out
+
+
+def end_reason_targets(params: GenerationParams | None, primaries: int) -> dict:
+    """What the IR alone says about each ending (None where it depends on the draws)."""
+    if params is None:
+        return {}
+    if params.turns is not None:
+        truncating = params.turns.allow_truncation
+        return {
+            "forced_retire": None if truncating else 0,
+            "probabilistic_reset": 0,
+            "target_turn_count": None if truncating else primaries,
+            "restart_split": 0,
+            "note": "turns mode: without truncation every session reaches its target (retries); "
+            "with truncation sessions that reach the context end as forced retires",
+        }
+    return {
+        "forced_retire": None,
+        "probabilistic_reset": 0 if params.reset is None or params.reset.base_probability == 0 else None,
+        "target_turn_count": 0,
+        "restart_split_at_most": round(targets.expected_restart_injections(params, primaries), 2),
+        "note": "reset mode: retires and resets depend on the draws; restart splits are at most "
+        "the expected number of sessions chosen to split (a chosen session may end first)",
+    }
+
+
+def quality(collector: Collector, name: str) -> dict:
+    """The whole quality.json: the reference's four keys first, then tracedsl's additions."""
+    turns_stats = collector.sketch["turns"].stats() if collector.sessions else Sketch().stats()
+    return {
+        "config_summary": config_summary(collector.params, collector.block_size),
+        "observed_vs_target": observed_vs_target(collector),
+        "session_stats": turns_stats,
+        "session_end_stats": session_end_stats(collector),
+        "spec_name": name,
+        "end_reason_targets": end_reason_targets(collector.params, collector.primaries),
+        "kv_reuse": collector.reuse.summary(),
+        "request_input_length": collector.sketch["request_isl"].stats(),
+        "estimates": {
+            "prefill_tps": PREFILL_TPS, "decode_tps": DECODE_TPS,
+            "session_duration_min": collector.sketch["session_minutes"].stats(),
+        },
+        "percentile_method": "numpy linear interpolation; exact while a quantity has at most 4096 "
+        "distinct values, else from log buckets of 0.1% relative width",
+    }
