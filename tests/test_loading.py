@@ -6,6 +6,8 @@ import json
 import math
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import FIXTURE_RUNS, fixture_dir
 from tracedsl.diagnostics import DiagnosticError, Span
@@ -187,3 +189,47 @@ def test_bad_overrides_are_reported(override, path, hint):
         apply_overrides(GenerationParams(), [override])
     (diag,) = info.value.diagnostics
     assert diag.file == "--set" and diag.path == path and diag.hint == hint
+
+
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**20), 10**20)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["mean", "median", "max", "turns", "reset", "cache", "layer2", "x"]),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=12,
+)
+_FIELDS = [
+    "new_tokens_per_turn",
+    "generation_length",
+    "inter_turn_delay",
+    "reset",
+    "turns",
+    "cache",
+    "max_prompt_tokens",
+    "block_size",
+    "restart_turn_range",
+    "restart_fraction",
+    "maxPromptTokens",
+]
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.dictionaries(st.sampled_from(_FIELDS), _json_values, max_size=5) | _json_values)
+def test_any_json_gives_diagnostics_not_exceptions(tmp_path, value):
+    path = tmp_path / "fuzz.json"
+    path.write_text(json.dumps(value))
+    try:
+        load_spec(str(path))
+    except DiagnosticError:
+        pass
