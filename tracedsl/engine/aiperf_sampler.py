@@ -60,6 +60,8 @@ def _bounded_draw(stream: NumpyStream, dist: Lognormal, mu: float | None = None)
 
     def draw() -> float:
         value = exp(mu + sigma * normal())
+        if low_bound <= value <= high_bound:
+            return value  # the common case, without setting up the rejection loop
         for _ in range(_REJECTION_ROUNDS):
             if low_bound <= value <= high_bound:
                 break
