@@ -107,7 +107,7 @@ def cards(collector: Collector, report: dict) -> list[dict]:
         unbounded = reuse["prefix_hit_rate_unbounded"]
         out.append({"title": "Hit rate of an LRU block cache by capacity", "wide": True,
                     "svg": charts.lines([("LRU", caps, rates), ("unbounded", [caps[0], caps[-1]], [unbounded] * 2)],
-                                        "capacity (tokens)", "hit rate", "LRU hit rate", (0.0, 1.0), log_x=True),
+                                        "capacity (tokens)", "hit rate", "LRU hit rate", (0.0, 1.0), log_x=True, legend=True),
                     "note": f"serial replay; {reuse['sample']['requests']:,} of "
                             f"{reuse['sample']['of_requests']:,} requests; unbounded {unbounded * 100:.1f}%"})
         shares = list(reuse["layer_token_share"].items())
