@@ -17,6 +17,7 @@ from tracedsl.engine import EngineError, RunRequest, get_engine
 from tracedsl.engine._pcg_stream import NumpyStream
 from tracedsl.engine.aiperf import AiperfEngine, count_hash_conflicts
 from tracedsl.engine.aiperf_layout import layout_chunks
+from tracedsl.engine.aiperf_reset import place_insertions
 from tracedsl.engine.aiperf_sampler import AiperfSampler
 from tracedsl.ir import GenerationParams
 from tracedsl.output.jsonl import render_chunk
@@ -213,6 +214,19 @@ def test_conflict_counter_on_a_hand_made_trace():
     ids[chunk.hash_offsets[1]] = ids[last_of_first]
     broken = type(chunk)(**{**chunk.__dict__, "hash_ids": ids})
     assert count_hash_conflicts([broken], 512) == 1
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_scatter_placement_equals_one_by_one_inserts(seed):
+    pick = random.Random(seed)
+    items = list(range(pick.randrange(0, 40)))
+    inserted, positions, naive = [], [], list(items)
+    for k in range(pick.randrange(0, 30)):
+        position = pick.randrange(0, len(naive) + 1)
+        naive.insert(position, 1000 + k)
+        inserted.append(1000 + k)
+        positions.append(position)
+    assert place_insertions(items, inserted, positions) == naive
 
 
 # Chunk contract --------------------------------------------------------------------------

@@ -98,13 +98,44 @@ def _scatter(
     continuations: list[tuple[int, int]],
     num_sessions: int,
 ) -> list[int]:
-    """Insert each continuation at a random place in the back part of the queue (§8.4)."""
-    order = primaries
+    """Insert each continuation at a random place in the back part of the queue (§8.4).
+
+    The reference inserts into a list one by one. The draws depend only on the queue's
+    length, so we draw every position first and place them all at once (quadratic list
+    inserts would dominate runs with many restarts).
+    """
     min_offset = max(1, int(num_sessions * 0.25))
-    for continuation, origin in continuations:
-        low = min(origin + min_offset, len(order))
-        if low >= len(order):
-            order.append(continuation)
-        else:
-            order.insert(sampler.stream.integers(low, len(order) + 1), continuation)
-    return order
+    positions = []
+    for k, (_, origin) in enumerate(continuations):
+        length = len(primaries) + k
+        low = min(origin + min_offset, length)
+        positions.append(length if low >= length else sampler.stream.integers(low, length + 1))
+    return place_insertions(primaries, [session for session, _ in continuations], positions)
+
+
+def place_insertions(items: list[int], inserted: list[int], positions: list[int]) -> list[int]:
+    """The list after ``insert(positions[k], inserted[k])`` for k = 0, 1, ..., in O(n log n).
+
+    Walking the insertions backwards, the k-th one lands on the positions[k]-th slot not
+    taken by a later one; a Fenwick tree over free slots finds it.
+    """
+    total = len(items) + len(inserted)
+    free = [0] * (total + 1)
+    for slot in range(1, total + 1):
+        free[slot] = slot & -slot  # every slot starts free
+    order: list[int | None] = [None] * total
+    top = 1 << (total.bit_length() - 1) if total else 0
+    for k in range(len(inserted) - 1, -1, -1):
+        rank, slot, step = positions[k] + 1, 0, top
+        while step:
+            if slot + step <= total and free[slot + step] < rank:
+                slot += step
+                rank -= free[slot]
+            step >>= 1
+        order[slot] = inserted[k]
+        node = slot + 1
+        while node <= total:
+            free[node] -= 1
+            node += node & -node
+    remaining = iter(items)
+    return [next(remaining) if session is None else session for session in order]
