@@ -111,7 +111,7 @@ class Lognormal(_Model):
         if self.mu is None:
             object.__setattr__(self, "mu", derived_mu)
             object.__setattr__(self, "sigma", derived_sigma)
-        elif not (_close(self.mu, derived_mu) and _close(self.sigma, derived_sigma)):
+        elif not _agrees(self.mu, self.sigma, self.mean, self.median):
             raise ParamsError(
                 [
                     Issue(
@@ -149,10 +149,15 @@ def _distribution_kind(value: Any) -> str | None:
 
 
 # A union discriminated on ``kind``; a missing kind means lognormal (the reference's only
-# family), so reference configs validate unchanged. New families add a Tag here.
-Distribution = Annotated[Union[Annotated[Lognormal, Tag("lognormal")]], Discriminator(_distribution_kind)]
+# family), so reference configs validate unchanged. New families add a Tag here. (Union is
+# spelled out because a one-member ``X | Y`` cannot be written; ruff's UP007 does not apply.)
+Distribution = Annotated[
+    Union[Annotated[Lognormal, Tag("lognormal")]],  # noqa: UP007
+    Discriminator(_distribution_kind),
+]
 NewTokensDistribution = Annotated[
-    Union[Annotated[NewTokens, Tag("lognormal")]], Discriminator(_distribution_kind)
+    Union[Annotated[NewTokens, Tag("lognormal")]],  # noqa: UP007
+    Discriminator(_distribution_kind),
 ]
 
 
@@ -409,10 +414,13 @@ def params_warnings(params: GenerationParams) -> list[Issue]:
     }
     for path, dist in named.items():
         if isinstance(dist, Lognormal) and dist.mean == dist.median:
+            scale = getattr(dist, "bias", 1.0)
+            shift = f" and the bias {_fmt(scale)}" if scale != 1.0 else ""
             warnings.append(
                 Issue(
                     f"{path}: mean == median ({_fmt(dist.mean)}) makes this lognormal a constant "
-                    f"(sigma 0); every draw is exp(mu), truncated to {int(math.exp(dist.mu))} for token counts",
+                    f"(sigma 0): every draw is exp(mu){shift}, which token counts truncate to "
+                    f"{int(math.exp(dist.mu + math.log(scale)))}",
                     (f"{path}.mean", f"{path}.median"),
                 )
             )
@@ -427,8 +435,17 @@ def lognormal_mu_sigma(mean: float, median: float) -> tuple[float, float]:
     return mu, sigma
 
 
-def _close(a: float | None, b: float) -> bool:
-    return a is not None and math.isclose(a, b, rel_tol=_MU_SIGMA_TOLERANCE, abs_tol=_MU_SIGMA_TOLERANCE)
+def _agrees(mu: float, sigma: float, mean: float, median: float) -> bool:
+    """Do mu and sigma give this mean and median? Compared in real space, where a tiny sigma
+    (whose mean rounds to the median) is not a disagreement."""
+    try:
+        implied_median = math.exp(mu)
+        implied_mean = math.exp(mu + sigma * sigma / 2.0)
+    except OverflowError:
+        return False
+    return math.isclose(implied_median, median, rel_tol=_MU_SIGMA_TOLERANCE) and math.isclose(
+        implied_mean, mean, rel_tol=_MU_SIGMA_TOLERANCE
+    )
 
 
 def _is_number(value: Any) -> bool:
