@@ -14,7 +14,7 @@ from tracedsl.trace import TraceChunk
 
 PREFILL_TPS = 20_000.0  # the reference's latency estimate: prefill and decode tokens per second
 DECODE_TPS = 60.0
-PER_REASON_SAMPLE = 40  # explorer sessions kept per end reason (bottom-k by id hash)
+PER_REASON_SAMPLE = 64  # explorer sessions kept per (end reason, continuation) stratum, bottom-k by id hash
 ISL_EDGES = np.logspace(2, 7, 41)  # request input length bins for the hit-rate heatmap
 RATE_EDGES = np.linspace(0.0, 1.0, 21)
 
@@ -100,6 +100,8 @@ class Collector:
         candidates = []
         for index, session_id in enumerate(chunk.session_ids):
             reason = end_reason_name(chunk.end_reasons[index])
+            if chunk.is_restart[index]:
+                reason += " (continuation)"
             kept = self.sample.setdefault(reason, [])
             digest = zlib.crc32(session_id.encode()) << 20 | (self.sessions - chunk.num_sessions + index) & 0xFFFFF
             if len(kept) < PER_REASON_SAMPLE or digest < kept[-1][0]:
