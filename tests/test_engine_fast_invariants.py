@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -164,6 +164,14 @@ def test_output_does_not_depend_on_chunk_size_or_map(name):
         assert_same(whole, generate(params, 300, seed=11, chunk_sessions=size))
     with ThreadPoolExecutor(2) as pool:
         assert_same(whole, generate(params, 300, seed=11, chunk_sessions=50, map_fn=pool.map))
+
+
+def test_chunk_bodies_can_run_in_other_processes():
+    # Tasks and bodies cross process boundaries (pickled), as under --workers or Dask.
+    params = fixture_params("manifest1k_s3_n300")
+    with ProcessPoolExecutor(2) as pool:
+        remote = generate(params, 400, seed=4, chunk_sessions=100, map_fn=pool.map)
+    assert_same(remote, generate(params, 400, seed=4))
 
 
 def test_plan_and_run_chunk_can_be_driven_by_hand():
