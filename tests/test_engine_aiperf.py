@@ -187,6 +187,14 @@ def test_reference_crashes_become_engine_errors(name):
     assert expected[1] in str(error) and expected[2] in str(error)
 
 
+def test_overflowing_draw_is_an_engine_error():
+    # The reference stops with "OverflowError: cannot convert float infinity to integer" on
+    # this config (seed 1, 5 sessions), checked by running it.
+    params = GenerationParams.model_validate({"new_tokens_per_turn": {"mean": 1.7e308, "median": 1e308}})
+    with pytest.raises(EngineError, match="overflowed to infinity"):
+        AiperfEngine().generate(RunRequest(params, 5, 1))
+
+
 # Hash-id conflicts -----------------------------------------------------------------------
 
 

@@ -50,5 +50,16 @@ class AiperfEngine:
     def generate(self, request: RunRequest) -> Iterator[TraceChunk]:
         params = request.params
         check_reference_limits(params)
-        sampled = AiperfSampler(params, request.seed).sample(request.num_sessions)
+        try:
+            sampled = AiperfSampler(params, request.seed).sample(request.num_sessions)
+        except OverflowError as error:
+            # A lognormal draw beyond the largest double: numpy gives inf and the reference
+            # then fails turning it into a token count, as we do.
+            raise EngineError(
+                "AIPerf 0.13.0 would crash here: a lognormal draw overflowed to infinity and "
+                f"cannot become a token count ({error}); the distribution's mean or median is "
+                "too close to the largest double",
+                path=None,
+                hint="give the token distributions a max, or smaller mean and median",
+            ) from None
         return layout_chunks(sampled, params)

@@ -29,27 +29,27 @@ def sample_reset_mode(sampler: AiperfSampler, num_sessions: int) -> list[int]:
         inject = random() < p_restart
         region = sampler.session_counter
         sampler.session_counter += 1
-        session_id = sampler._session_id()
+        session_id = sampler.new_session_id()
         restart_at = (
             sampler.stream.integers(first_restart_turn, end_restart_turn) if inject else -1
         )
         group = sampler.group()
-        context = sampler._initial_context()
-        output = sampler._output()
+        context = sampler.initial_context()
+        output = sampler.output()
         primary = len(sampler.session_ids)
-        sampler._open_session(session_id, group, region, False)
-        sampler._turn_zero(context, output)
+        sampler.open_session(session_id, group, region, False)
+        sampler.turn_zero(context, output)
         split = _run_turns(sampler, context, output, restart_at)
         origin = len(primaries)
         primaries.append(primary)
         if split is not None:
             # The continuation keeps A's group and hash-id region, with a fresh id and clock.
             context = min(split[0] + split[1], sampler.context_limit - 1)
-            session_id = sampler._session_id()
-            output = sampler._output()
+            session_id = sampler.new_session_id()
+            output = sampler.output()
             continuations.append((len(sampler.session_ids), origin))
-            sampler._open_session(session_id, group, region, True)
-            sampler._turn_zero(context, output)
+            sampler.open_session(session_id, group, region, True)
+            sampler.turn_zero(context, output)
             _run_turns(sampler, context, output, -1)
     return _scatter(sampler, primaries, continuations, num_sessions)
 
@@ -84,7 +84,7 @@ def _run_turns(
             return None
         output = int(max(draw_output(), output_floor))
         if cumulative > block_limit:
-            sampler._check_blocks(cumulative)
+            sampler.check_blocks(cumulative)
         new_tokens.append(new)
         outputs.append(output)
         delays.append(delay)

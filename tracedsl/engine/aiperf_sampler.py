@@ -26,7 +26,6 @@ MAX_GROUP_BLOCKS = 200
 MAX_GROUPS = 1000
 MAX_SESSION_BLOCKS = 4000
 
-_RESTART_CUTOFF = 0.75  # no restarts are injected in the last quarter of primaries
 _REJECTION_ROUNDS = 100
 
 
@@ -46,26 +45,33 @@ class Sampled:
     file_order: np.ndarray  # session numbers (generation order) in the order they are written
 
 
-def _bounded_draw(stream: NumpyStream, dist: Lognormal, mu: float | None = None) -> Callable[[], float]:
+def bounded_draw(stream: NumpyStream, dist: Lognormal, mu: float | None = None) -> Callable[[], float]:
     """One draw of the reference's bounded lognormal: reject up to 100 rounds, then clip."""
     mu = float(dist.mu if mu is None else mu)
     sigma = float(dist.sigma)
     normal, exp = stream.standard_normal, math.exp
     low = None if dist.min is None else float(dist.min)
     high = None if dist.max is None else float(dist.max)
-    if low is None and high is None:
-        return lambda: exp(mu + sigma * normal())
     low_bound = -math.inf if low is None else low
     high_bound = math.inf if high is None else high
 
+    def lognormal() -> float:
+        try:
+            return exp(mu + sigma * normal())
+        except OverflowError:
+            return math.inf  # numpy's exp gives inf; the bounds then reject or clip it
+
+    if low is None and high is None:
+        return lognormal
+
     def draw() -> float:
-        value = exp(mu + sigma * normal())
+        value = lognormal()
         if low_bound <= value <= high_bound:
             return value  # the common case, without setting up the rejection loop
         for _ in range(_REJECTION_ROUNDS):
             if low_bound <= value <= high_bound:
                 break
-            value = exp(mu + sigma * normal())
+            value = lognormal()
         # After 100 failed rounds the last redraw is clipped unchecked, as in the reference.
         return min(max(value, low_bound), high_bound)
 
@@ -98,12 +104,12 @@ class AiperfSampler:
 
         new_tokens = params.new_tokens_per_turn
         new_mu = new_tokens.mu + math.log(new_tokens.bias) if new_tokens.bias != 1.0 else new_tokens.mu
-        self.draw_new = _bounded_draw(stream, new_tokens, new_mu)
-        self.draw_output = _bounded_draw(stream, params.generation_length)
-        self.draw_layer2 = _bounded_draw(stream, params.cache.layer2)
+        self.draw_new = bounded_draw(stream, new_tokens, new_mu)
+        self.draw_output = bounded_draw(stream, params.generation_length)
+        self.draw_layer2 = bounded_draw(stream, params.cache.layer2)
         delay = params.inter_turn_delay
-        self.draw_agentic = _bounded_draw(stream, delay.agentic_delay)
-        self.draw_human = _bounded_draw(stream, delay.human_delay)
+        self.draw_agentic = bounded_draw(stream, delay.agentic_delay)
+        self.draw_human = bounded_draw(stream, delay.human_delay)
         self.agentic_fraction = float(delay.agentic_fraction)
         self.delay_max = None if delay.max is None else float(delay.max)
 
@@ -120,18 +126,18 @@ class AiperfSampler:
 
     # Helpers ------------------------------------------------------------------------------
 
-    def _session_id(self) -> str:
+    def new_session_id(self) -> str:
         """``bytes(16)``; the id is the hex of the first 6 bytes."""
         uint32 = self.stream.uint32
         first, second = uint32(), uint32()
         uint32(), uint32()
         return "sess-" + (first | (second & 0xFFFF) << 32).to_bytes(6, "little").hex()
 
-    def _initial_context(self) -> int:
+    def initial_context(self) -> int:
         layer2 = max(int(self.draw_layer2()), 1)
         return min(self.fixed_prefix + layer2, self.context_limit - 1)
 
-    def _output(self) -> int:
+    def output(self) -> int:
         return int(max(self.draw_output(), self.output_floor))
 
     def delay(self, prev_input: int) -> float:
@@ -148,7 +154,7 @@ class AiperfSampler:
             delay = min(delay, delay_max)
         return delay
 
-    def _check_blocks(self, cumulative_input: int) -> None:
+    def check_blocks(self, cumulative_input: int) -> None:
         if cumulative_input > self.session_block_limit:
             block = self.params.block_size
             needed = -(-cumulative_input // block) - self.layer1_blocks - self.layer1_5_blocks
@@ -163,15 +169,15 @@ class AiperfSampler:
                 "max_prompt_tokens / block_size stays within 4000 blocks beyond L1 and L1.5",
             )
 
-    def _open_session(self, session_id: str, group: int, region: int, restart: bool) -> None:
+    def open_session(self, session_id: str, group: int, region: int, restart: bool) -> None:
         self.session_ids.append(session_id)
         self.group_ids.append(group)
         self.regions.append(region)
         self.is_restart.append(restart)
         self.row_starts.append(len(self.new_tokens))
 
-    def _turn_zero(self, context: int, output: int) -> None:
-        self._check_blocks(context)
+    def turn_zero(self, context: int, output: int) -> None:
+        self.check_blocks(context)
         self.new_tokens.append(context)
         self.outputs.append(output)
         self.delays.append(math.nan)

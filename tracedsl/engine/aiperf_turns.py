@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tracedsl.engine import EngineError
-from tracedsl.engine.aiperf_sampler import _bounded_draw
+from tracedsl.engine.aiperf_sampler import bounded_draw
 from tracedsl.trace import EndReason
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ def sample_explicit_turns(sampler: AiperfSampler, num_sessions: int) -> list[int
     """Draw ``num_sessions`` sessions; the file order is generation order."""
     turns = sampler.params.turns
     assert turns is not None
-    draw_target = _bounded_draw(sampler.stream, turns.as_lognormal())
+    draw_target = bounded_draw(sampler.stream, turns.as_lognormal())
     attempts = turns.max_session_attempts or 1
     for _ in range(num_sessions):
         target = min(max(round(draw_target()), turns.min), turns.max)
@@ -38,13 +38,13 @@ def _attempt_session(sampler: AiperfSampler, target: int, allow_truncation: bool
     """One attempt (a new hash-id region each time); False when it overflowed the context."""
     region = sampler.session_counter
     sampler.session_counter += 1
-    session_id = sampler._session_id()
+    session_id = sampler.new_session_id()
     group = sampler.group()
-    context = sampler._initial_context()
-    output = sampler._output()
+    context = sampler.initial_context()
+    output = sampler.output()
     first_row = len(sampler.new_tokens)
-    sampler._open_session(session_id, group, region, False)
-    sampler._turn_zero(context, output)
+    sampler.open_session(session_id, group, region, False)
+    sampler.turn_zero(context, output)
     limit = sampler.context_limit
     prev_input, prev_output = context, output
     for _turn in range(1, target):
@@ -57,8 +57,8 @@ def _attempt_session(sampler: AiperfSampler, target: int, allow_truncation: bool
                 return True
             _discard_session(sampler, first_row)
             return False
-        output = sampler._output()
-        sampler._check_blocks(cumulative)
+        output = sampler.output()
+        sampler.check_blocks(cumulative)
         sampler.new_tokens.append(new)
         sampler.outputs.append(output)
         sampler.delays.append(delay)
