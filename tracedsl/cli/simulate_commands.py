@@ -51,7 +51,7 @@ def _read_sample(dataset: Path, max_sessions: int | None) -> SimulationSample:
     sample = (
         SimulationSample()
         if max_sessions is None
-        else SimulationSample(max_sessions=max_sessions, max_rows=None, max_id_numbers=None)
+        else SimulationSample(max_sessions, max_rows=None, max_id_numbers=None, for_page=False)
     )
     try:
         for chunk in read_trace(dataset):

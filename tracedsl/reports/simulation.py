@@ -64,8 +64,11 @@ class SimulationSample:
         max_sessions: int | None = MAX_SESSIONS,
         max_rows: int | None = MAX_ROWS,
         max_id_numbers: int | None = MAX_ID_NUMBERS,
+        *,
+        for_page: bool = True,
     ) -> None:
         self.max_sessions = max_sessions
+        self.for_page = for_page  # False: keep sessions for simulate() only, skip the encoding
         self.max_rows = max_rows
         self.max_id_numbers = max_id_numbers
         self.sessions: list[SimSession] = []
@@ -87,7 +90,7 @@ class SimulationSample:
         for index in range(chunk.num_sessions):
             first, last = int(chunk.row_offsets[index]), int(chunk.row_offsets[index + 1])
             ids = [chunk.row_hash_ids(row).astype(np.int64) for row in range(first, last)]
-            ranges = [_id_ranges(row_ids) for row_ids in ids]
+            ranges = [_id_ranges(row_ids) for row_ids in ids] if self.for_page else []
             numbers = sum(len(r) for r in ranges)
             if self.sessions and (
                 _over(len(self.sessions) + 1, self.max_sessions)
@@ -110,6 +113,9 @@ class SimulationSample:
                 hash_ids=ids,
             )
             self.sessions.append(session)
+            if not self.for_page:
+                self._rows += last - first
+                continue
             self.encoded.append(
                 [
                     session.session_id[:SESSION_ID_CHARS],

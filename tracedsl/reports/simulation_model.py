@@ -99,47 +99,51 @@ def _prepare(sessions: list[SimSession], block_size: int) -> _Blocks:
     flat = np.concatenate(all_ids).astype(np.int64) if all_ids else np.zeros(0, np.int64)
     uniques, dense = np.unique(flat, return_inverse=True)
     next_output = len(uniques)
-    sessions_per_id = np.zeros(len(uniques), dtype=np.int64)
     out = _Blocks([], [], [], [], [], np.zeros(0, np.int8), 0)
+    distinct_per_session = []
     cursor = 0
     for session in sessions:
-        pieces, piece_tokens, prompt_end, request_end, prompt_tokens = [], [], [], [], []
-        seen: set[int] = set()  # an id repeated within a session names a block it already holds
-        size = total = 0
-        for turn, length in enumerate(session.input_length):
-            count = len(session.hash_ids[turn])
-            row_dense = dense[cursor : cursor + count]
-            cursor += count
-            keep = []
-            for position, block in enumerate(row_dense.tolist()):
-                if block not in seen:
-                    seen.add(block)
-                    keep.append(position)
-            kept = np.asarray(keep, dtype=np.int64)
-            held = np.clip(length - kept * block_size, 0, block_size)
-            pieces.append(row_dense[kept])
-            piece_tokens.append(held)
-            size += len(kept)
-            total += length  # tokens no kept block holds are prefilled every time (misses)
-            prompt_end.append(size)
-            prompt_tokens.append(total)
-            produced = session.output_length[turn]
-            outputs = _block_ceil(produced, block_size)
-            pieces.append(np.arange(next_output, next_output + outputs, dtype=np.int64))
-            piece_tokens.append(
-                np.clip(produced - np.arange(outputs, dtype=np.int64) * block_size, 0, block_size)
-            )
-            next_output += outputs
-            size += outputs
-            total += produced
-            request_end.append(size)
-        if seen:
-            sessions_per_id[np.fromiter(seen, dtype=np.int64)] += 1
-        out.blocks.append(np.concatenate(pieces) if pieces else np.zeros(0, np.int64))
-        out.tokens.append(np.concatenate(piece_tokens) if pieces else np.zeros(0, np.int64))
-        out.prompt_end.append(prompt_end)
-        out.request_end.append(request_end)
-        out.prompt_tokens.append(prompt_tokens)
+        turns = len(session.input_length)
+        counts = np.fromiter((len(ids) for ids in session.hash_ids), np.int64, turns)
+        inputs = np.asarray(session.input_length, dtype=np.int64)
+        produced = np.asarray(session.output_length, dtype=np.int64)
+        ids = dense[cursor : cursor + int(counts.sum())]
+        cursor += len(ids)
+        row = np.repeat(np.arange(turns), counts)
+        position = np.arange(len(ids)) - np.repeat(np.cumsum(counts) - counts, counts)
+        # an id repeated within a session names a block it already holds: keep the first
+        distinct, first = np.unique(ids, return_index=True)
+        distinct_per_session.append(distinct)
+        keep = np.zeros(len(ids), dtype=bool)
+        keep[first] = True
+        kept_rows = row[keep]
+        kept = np.bincount(kept_rows, minlength=turns)
+        outputs = -(-produced // block_size)
+        # blocks in prompt order: [input 0, output 0, input 1, output 1, ...]
+        input_start = np.cumsum(kept + outputs) - kept - outputs
+        output_start = input_start + kept
+        blocks = np.empty(int((kept + outputs).sum()), dtype=np.int64)
+        tokens = np.empty_like(blocks)
+        rank = np.arange(len(kept_rows)) - np.repeat(np.cumsum(kept) - kept, kept)
+        where = input_start[kept_rows] + rank
+        blocks[where] = ids[keep]
+        # tokens no kept block holds (repeats, ids short of the length) are always misses
+        tokens[where] = np.clip(inputs[kept_rows] - position[keep] * block_size, 0, block_size)
+        out_rows = np.repeat(np.arange(turns), outputs)
+        out_rank = np.arange(len(out_rows)) - np.repeat(np.cumsum(outputs) - outputs, outputs)
+        where = output_start[out_rows] + out_rank
+        blocks[where] = np.arange(next_output, next_output + len(out_rows))
+        tokens[where] = np.clip(produced[out_rows] - out_rank * block_size, 0, block_size)
+        next_output += len(out_rows)
+        out.blocks.append(blocks)
+        out.tokens.append(tokens)
+        out.prompt_end.append(output_start.tolist())
+        out.request_end.append((output_start + outputs).tolist())
+        out.prompt_tokens.append((np.cumsum(inputs) + np.cumsum(produced) - produced).tolist())
+    sessions_per_id = np.bincount(
+        np.concatenate(distinct_per_session) if sessions else np.zeros(0, np.int64),
+        minlength=len(uniques),
+    )
     layer = np.full(next_output, 3, dtype=np.int8)
     shared = sessions_per_id >= 2
     common = shared & (sessions_per_id * 2 >= len(sessions))
@@ -172,9 +176,11 @@ class _Cache:
         if len(missing):
             self.resident[missing] = True
             self.resident_count += len(missing)
-            again = np.bincount(self.layer[missing[self.ever_evicted[missing]]], minlength=4)
-            for index in range(4):
-                self.refetched[index] += int(again[index])
+            again = missing[self.ever_evicted[missing]]
+            if len(again):
+                counts = np.bincount(self.layer[again], minlength=4)
+                for index in range(4):
+                    self.refetched[index] += int(counts[index])
         self.refcount[blocks] += 1
         self.evict()
 
@@ -241,8 +247,8 @@ REQUEST_FIELDS = (
 def _run(sessions, prepared, config, capacity, record):
     """Replay the sessions; returns (summary counters, series, requests)."""
     cache = _Cache(prepared, capacity)
-    series = {name: [] for name in SERIES_FIELDS} if record else None
-    requests = {name: [] for name in REQUEST_FIELDS}
+    points: list[tuple] = []  # one per event, turned into columns at the end
+    logged: list[tuple] = []  # one per request, at decode start
     events: list[tuple[float, int, int, int]] = []
     seq = 0
     turn_of = [0] * len(sessions)
@@ -313,19 +319,20 @@ def _run(sessions, prepared, config, capacity, record):
             produced = sessions[session].output_length[turn]
             decode_end = now + produced * 1000.0 / config.decode_tps
             push(decode_end, DECODE_END, session)
-            record_values = (
-                session,
-                turn,
-                slot_of[session],
-                ready_at[session],
-                prefill_at[session],
-                now,
-                decode_end,
-                hits_of[session],
-                misses_of[session],
-            )
-            for name, value in zip(REQUEST_FIELDS, record_values, strict=True):
-                requests[name].append(value)
+            if record:
+                logged.append(
+                    (
+                        session,
+                        turn,
+                        slot_of[session],
+                        ready_at[session],
+                        prefill_at[session],
+                        now,
+                        decode_end,
+                        hits_of[session],
+                        misses_of[session],
+                    )
+                )
             prefill_busy = False
             if queue:
                 start_prefill(queue.popleft())
@@ -341,20 +348,20 @@ def _run(sessions, prepared, config, capacity, record):
             elif next_session < len(sessions):
                 start_session(slot_of[session])
         if record:
-            values = (
-                now / 1000.0,
-                active,
-                len(queue),
-                prompt_in_flight,
-                output_in_flight,
-                cache.resident_count,
-                hit_total,
-                miss_total,
-                *cache.evicted,
-                *cache.refetched,
+            points.append(
+                (
+                    now / 1000.0,
+                    active,
+                    len(queue),
+                    prompt_in_flight,
+                    output_in_flight,
+                    cache.resident_count,
+                    hit_total,
+                    miss_total,
+                    *cache.evicted,
+                    *cache.refetched,
+                )
             )
-            for name, value in zip(SERIES_FIELDS, values, strict=True):
-                series[name].append(value)
     totals = {
         "end_ms": now,
         "hit_tokens": hit_total,
@@ -363,7 +370,13 @@ def _run(sessions, prepared, config, capacity, record):
         "evicted": cache.evicted,
         "refetched": cache.refetched,
     }
-    return totals, series, requests
+    return totals, _columns(SERIES_FIELDS, points), _columns(REQUEST_FIELDS, logged)
+
+
+def _columns(names: tuple[str, ...], rows: list[tuple]) -> dict[str, list]:
+    if not rows:
+        return {name: [] for name in names}
+    return {name: list(column) for name, column in zip(names, zip(*rows, strict=True), strict=True)}
 
 
 def _sum(values: list[float]) -> float:
