@@ -58,6 +58,16 @@ class Continuations:
     reused_start: np.ndarray
     reused_length: np.ndarray
 
+    @property
+    def count(self) -> int:
+        return int(self.target.shape[0])
+
+    def reused_blocks(self) -> np.ndarray:
+        """How many ids each continuation reuses (the sum of its runs)."""
+        before = np.zeros(self.reused_length.shape[0] + 1, dtype=np.int64)
+        np.cumsum(self.reused_length, out=before[1:])
+        return before[self.reused_offsets[1:]] - before[self.reused_offsets[:-1]]
+
     def take(self, picks: np.ndarray) -> Continuations:
         offsets, runs = ragged_gather(self.reused_offsets, picks)
         return Continuations(

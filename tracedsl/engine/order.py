@@ -26,78 +26,91 @@ class Stitcher:
     def __init__(self, model: SessionModel):
         self.model = model
         self.next_id = model.first_session_id
-        self.pending: list[Continuations] = []  # reused starts already absolute
+        self.pending: Continuations | None = None  # waiting; reused runs already absolute
 
     def add(self, body: ChunkBody) -> TraceChunk:
         model = self.model
-        is_last = body.stop >= model.num_sessions
-
-        def split(group: Continuations) -> tuple[Continuations, Continuations]:
-            now = np.ones(group.target.shape[0], bool) if is_last else group.target < body.stop
-            return group.take(np.nonzero(now)[0]), group.take(np.nonzero(~now)[0])
-
-        due, waiting = [], []
-        for group in self.pending:
-            now, later = split(group)
-            due.append(now)
-            waiting.append(later)
+        # Continuations due before a primary of this chunk are written now; the last chunk
+        # also writes those placed at the very end.
+        written_before = None if body.stop >= model.num_sessions else body.stop
+        old_due, old_waiting = _split(self.pending, written_before)
         new = body.continuations
-        new_due = new_waiting = None
-        if new is not None:
-            new_due, new_waiting = split(new)
-        written = [group for group in (*due, new_due) if group is not None and group.target.size]
+        new_due_picks = _due(new, written_before)
+        new_due = new.take(new_due_picks) if new is not None else None
+        written = [group for group in (old_due, new_due) if group is not None and group.count]
 
-        # A continuation goes before the primary its target names; ties by parent.
-        primaries = body.primaries
-        parts = [primaries, *(group.sessions for group in written)]
-        order = np.lexsort(
-            (
-                np.concatenate([part.index for part in parts]),
-                np.concatenate([np.ones(primaries.num_sessions, np.int64)]
-                               + [np.zeros(g.target.shape[0], np.int64) for g in written]),
-                np.concatenate([primaries.index, *(group.target for group in written)]),
-            )
-        )
-        sessions = SessionColumns.concat(parts).take(order)
-        no_runs = np.zeros(primaries.num_sessions + 1, dtype=np.int64)
-        offsets, starts, lengths = _ragged_concat(
-            [no_runs, *(g.reused_offsets for g in written)],
-            [no_runs[:0], *(g.reused_start for g in written)],
-            [no_runs[:0], *(g.reused_length for g in written)],
-        )
-        # New continuations' runs are still relative to their parent's first fresh id; the
-        # parents are in this chunk, so that id is known once the order is.
-        new_runs_at = offsets[-1] - (new_due.reused_offsets[-1] if new_due is not None else 0)
-        offsets, runs = ragged_gather(offsets, order)
-        starts_so_far = np.zeros(runs.shape[0] + 1, dtype=np.int64)
-        np.cumsum(lengths[runs], out=starts_so_far[1:])
-        reused_blocks = starts_so_far[offsets[1:]] - starts_so_far[offsets[:-1]]
+        order = _file_order(body.primaries, written)
+        sessions = SessionColumns.concat([body.primaries, *(g.sessions for g in written)])
+        sessions = sessions.take(order)
+        none = np.zeros(body.primaries.num_sessions, dtype=np.int64)
+        reused_blocks = np.concatenate([none, *(g.reused_blocks() for g in written)])[order]
         fresh = fresh_blocks(model, sessions, reused_blocks)
         bases = session_fresh_bases(fresh, sessions.row_offsets, self.next_id)
+
         if new is not None:
+            # The parents are primaries of this chunk: their first fresh id is now known.
             position = np.empty(order.shape[0], dtype=np.int64)
             position[order] = np.arange(order.shape[0])
-            starts[new_runs_at:] += np.repeat(
-                bases[position[new_due.parent]], np.diff(new_due.reused_offsets)
-            )
-            if new_waiting.target.size:
-                base = bases[position[new_waiting.parent]]
-                shift = np.repeat(base, np.diff(new_waiting.reused_offsets))
-                waiting.append(replace(new_waiting, reused_start=new_waiting.reused_start + shift))
-        self.pending = [group for group in waiting if group.target.size]
+            new = _shift_runs(new, bases[position[new.parent]])
+            new_due, new_waiting = new.take(new_due_picks), _split(new, written_before)[1]
+            written = [g for g in (old_due, new_due) if g is not None and g.count]
+            old_waiting = _join(old_waiting, new_waiting)
+        self.pending = old_waiting
 
-        hash_offsets, ids = hash_ids(
-            model, sessions, fresh, self.next_id, offsets, starts[runs], lengths[runs]
-        )
+        offsets, starts, lengths = _runs_in_order(body.primaries.num_sessions, written, order)
+        hash_offsets, ids = hash_ids(model, sessions, fresh, self.next_id, offsets, starts, lengths)
         self.next_id = int(bases[-1])
         return _trace_chunk(sessions, hash_offsets, ids)
 
 
-def _ragged_concat(offsets: list[np.ndarray], *columns: list[np.ndarray]):
-    counts = np.concatenate([np.diff(o) for o in offsets])
-    joined = np.zeros(counts.shape[0] + 1, dtype=np.int64)
-    np.cumsum(counts, out=joined[1:])
-    return (joined, *(np.concatenate(parts) for parts in columns))
+def _due(group: Continuations | None, written_before: int | None) -> np.ndarray:
+    if group is None:
+        return np.zeros(0, dtype=np.int64)
+    if written_before is None:
+        return np.arange(group.count)
+    return np.nonzero(group.target < written_before)[0]
+
+
+def _split(group: Continuations | None, written_before: int | None):
+    """(due now, still waiting)."""
+    if group is None:
+        return None, None
+    due = _due(group, written_before)
+    waiting = np.setdiff1d(np.arange(group.count), due)
+    return group.take(due), (group.take(waiting) if waiting.size else None)
+
+
+def _join(a: Continuations | None, b: Continuations | None) -> Continuations | None:
+    parts = [group for group in (a, b) if group is not None and group.count]
+    return Continuations.concat(parts) if parts else None
+
+
+def _shift_runs(group: Continuations, parent_base: np.ndarray) -> Continuations:
+    shift = np.repeat(parent_base, np.diff(group.reused_offsets))
+    return replace(group, reused_start=group.reused_start + shift)
+
+
+def _file_order(primaries: SessionColumns, written: list[Continuations]) -> np.ndarray:
+    """A continuation goes just before the primary its target names; ties go by parent."""
+    position = np.concatenate([primaries.index, *(g.target for g in written)])
+    continuation_first = np.concatenate(
+        [np.ones(primaries.num_sessions, np.int64), *(np.zeros(g.count, np.int64) for g in written)]
+    )
+    parent = np.concatenate([primaries.index, *(g.sessions.index for g in written)])
+    return np.lexsort((parent, continuation_first, position))
+
+
+def _runs_in_order(primaries: int, written: list[Continuations], order: np.ndarray):
+    """The reused runs of every session (none for primaries), ragged, in file order."""
+    counts = np.concatenate(
+        [np.zeros(primaries, np.int64), *(np.diff(g.reused_offsets) for g in written)]
+    )
+    offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    starts = np.concatenate([np.zeros(0, np.int64), *(g.reused_start for g in written)])
+    lengths = np.concatenate([np.zeros(0, np.int64), *(g.reused_length for g in written)])
+    offsets, runs = ragged_gather(offsets, order)
+    return offsets, starts[runs], lengths[runs]
 
 
 def _trace_chunk(sessions: SessionColumns, hash_offsets: np.ndarray, ids: np.ndarray) -> TraceChunk:
