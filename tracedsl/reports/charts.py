@@ -69,7 +69,7 @@ def histogram(edges: np.ndarray, counts: np.ndarray, x_label: str, label: str) -
     """Bars over equal-width bins, each with a hover title."""
     top = max(int(counts.max()) if counts.size else 0, 1)
     parts, sx, sy = _frame(float(edges[0]), float(edges[-1]), 0, top * 1.05, x_label, "count")
-    for lo, hi, n in zip(edges[:-1], edges[1:], counts):
+    for lo, hi, n in zip(edges[:-1], edges[1:], counts, strict=False):
         if n <= 0:
             continue
         x0, x1, y = sx(lo), sx(hi), sy(n)
@@ -93,9 +93,9 @@ def lines(series: list[tuple[str, list[float], list[float]]], x_label: str, y_la
             y = TOP + 4 + i * 12
             parts.append(f'<rect x="{plot_width + 4}" y="{y}" width="10" height="8" fill="{color}"/>'
                          f'<text class="tick" x="{plot_width + 18}" y="{y + 8}">{escape(name[:26])}</text>')
-        points = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(x_values, y_values))
+        points = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(x_values, y_values, strict=False))
         parts.append(f'<polyline class="line" stroke="{color}" points="{points}"><title>{escape(name)}</title></polyline>')
-        for x, y in zip(x_values, y_values):
+        for x, y in zip(x_values, y_values, strict=False):
             parts.append(f'<circle class="dot" fill="{color}" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2">'
                          f'<title>{escape(name)}: {fmt(x)}, {fmt(y)}</title></circle>')
     return _svg(parts, label, width)

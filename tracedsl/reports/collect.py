@@ -72,7 +72,7 @@ class Collector:
         spent = latency_ms + np.where(later, np.nan_to_num(chunk.delay_ms), 0.0)
         sk["session_minutes"].add(np.add.reduceat(spent, firsts) / 60_000.0)
         reasons, counts = np.unique(chunk.end_reasons, return_counts=True)
-        for reason, count in zip(reasons.tolist(), counts.tolist()):
+        for reason, count in zip(reasons.tolist(), counts.tolist(), strict=False):
             name = end_reason_name(reason)
             self.end_reasons[name] = self.end_reasons.get(name, 0) + count
         self.sessions += chunk.num_sessions
@@ -96,23 +96,29 @@ class Collector:
         self._sample(chunk, reuse, isl, rate)
 
     def _sample(self, chunk: TraceChunk, reuse, isl: np.ndarray, rate: np.ndarray) -> None:
-        """Keep, per end reason, the sessions with the smallest id hashes (deterministic, unbiased)."""
-        candidates = []
+        """Keep, per stratum, the sessions with the smallest id hashes (deterministic, unbiased)."""
+        strata: dict[str, list[tuple[int, int]]] = {}
+        first_session = self.sessions - chunk.num_sessions
         for index, session_id in enumerate(chunk.session_ids):
-            reason = end_reason_name(chunk.end_reasons[index])
+            stratum = end_reason_name(chunk.end_reasons[index])
             if chunk.is_restart[index]:
-                reason += " (continuation)"
-            kept = self.sample.setdefault(reason, [])
-            digest = zlib.crc32(session_id.encode()) << 20 | (self.sessions - chunk.num_sessions + index) & 0xFFFFF
-            if len(kept) < PER_REASON_SAMPLE or digest < kept[-1][0]:
-                candidates.append((index, reason, digest))
-        if not candidates:
-            return
-        entry_bounds = np.searchsorted(reuse.entry_row, np.arange(chunk.num_rows + 1))
-        for index, reason, digest in candidates:
-            record = _session_record(chunk, index, reuse, entry_bounds, isl, rate)
-            kept = self.sample[reason]
-            kept.append((digest, chunk.session_ids[index], record))
+                stratum += " (continuation)"
+            # The session number breaks ties between equal CRCs, so the order is total.
+            digest = zlib.crc32(session_id.encode()) << 32 | (first_session + index)
+            strata.setdefault(stratum, []).append((digest, index))
+        entry_bounds = None
+        for stratum, offered in strata.items():
+            kept = self.sample.setdefault(stratum, [])
+            threshold = kept[-1][0] if len(kept) >= PER_REASON_SAMPLE else None
+            chosen = sorted(item for item in offered if threshold is None or item[0] < threshold)
+            chosen = chosen[:PER_REASON_SAMPLE]
+            if not chosen:
+                continue
+            if entry_bounds is None:
+                entry_bounds = np.searchsorted(reuse.entry_row, np.arange(chunk.num_rows + 1))
+            for digest, index in chosen:
+                record = _session_record(chunk, index, reuse, entry_bounds, isl, rate)
+                kept.append((digest, chunk.session_ids[index], record))
             kept.sort(key=lambda item: item[0])
             del kept[PER_REASON_SAMPLE:]
 
@@ -152,4 +158,4 @@ def _runs(layers: np.ndarray, statuses: np.ndarray) -> list[list]:
     change = np.flatnonzero(np.diff(code)) + 1
     starts = np.concatenate([[0], change])
     counts = np.diff(np.append(starts, code.size))
-    return [[LAYERS[int(code[s]) // 4], STATUS[int(code[s]) % 4], int(n)] for s, n in zip(starts, counts)]
+    return [[LAYERS[int(code[s]) // 4], STATUS[int(code[s]) % 4], int(n)] for s, n in zip(starts, counts, strict=False)]
