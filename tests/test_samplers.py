@@ -88,6 +88,14 @@ def test_upper_tail_interval_is_exact():
     assert stats.kstest(ours, lambda x: (law.cdf(x) - lo) / (hi - lo)).pvalue > ALPHA
 
 
+def test_intervals_with_no_representable_mass_sit_at_the_bound():
+    u = np.array([1e-9, 0.5, 1 - 1e-9])
+    far_right = BoundedLognormal.of(Lognormal(mean=2, median=1, min=1e30, max=2e30)).sample(u)
+    assert far_right.tolist() == [1e30] * 3
+    far_left = BoundedLognormal.of(Lognormal(mean=2, median=1, min=1e-40, max=2e-40)).sample(u)
+    assert far_left.tolist() == [2e-40] * 3
+
+
 def test_bias_shifts_the_median_but_not_the_bounds():
     dist = NewTokens(mean=6000, median=4000, max=9000, bias=1.3)
     sampler = BoundedLognormal.of(dist, math.log(dist.bias))

@@ -159,8 +159,12 @@ class BoundedLognormal:
         z_high = (math.log(high) - mu) / sigma if math.isfinite(high) else math.inf
         if z_low > 0.0:
             sf_low, sf_high = _normal_sf(z_low), _normal_sf(z_high)
+            if sf_low - sf_high <= 0.0:  # no representable mass: all of it sits at the bound
+                return cls(math.log(low), 0.0, low, high)
             return cls(mu, sigma, low, high, True, sf_high, sf_low - sf_high)
         cdf_low, cdf_high = _normal_cdf(z_low), _normal_cdf(z_high)
+        if cdf_high - cdf_low <= 0.0:
+            return cls(math.log(high), 0.0, low, high)
         return cls(mu, sigma, low, high, False, cdf_low, cdf_high - cdf_low)
 
     def sample(self, u: np.ndarray) -> np.ndarray:
