@@ -36,6 +36,9 @@ EXECUTOR_NAMES = ("local", "dask")
 # sampling it would share. Measured in docs/performance.md ("Workers").
 IN_PROCESS_BELOW_SESSIONS = 20_000
 
+# How long to keep trying to reach a Dask scheduler before giving up with a message.
+SCHEDULER_TIMEOUT_S = 10.0
+
 DASK_MISSING = (
     "the Dask executor needs dask.distributed, which is not installed; "
     "install it with: pip install tracedsl[dask]"
@@ -164,11 +167,12 @@ class DaskExecutor:
 
     name = "dask"
 
-    def __init__(self, scheduler: str, window: int | None = None, timeout: float = 10.0):
+    def __init__(self, scheduler: str, window: int | None = None, timeout: float | None = None):
         try:
             from distributed import Client
         except ImportError as exc:
             raise ExecutorError(DASK_MISSING) from exc
+        timeout = SCHEDULER_TIMEOUT_S if timeout is None else timeout
         try:
             self._client = Client(scheduler, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError) as exc:

@@ -1,0 +1,92 @@
+"""`tracedsl run --workers N` and `--executor dask` write the same dataset.jsonl bytes."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tracedsl.cli import cli
+from tracedsl.engine import executors
+from tracedsl.engine.fast import CHUNK_SESSIONS
+
+# Three chunks of the default chunk size, so two and three workers both get work.
+SESSIONS = 2 * CHUNK_SESSIONS + 100
+
+
+@pytest.fixture(autouse=True)
+def pools_even_for_small_runs(monkeypatch):
+    # Below the threshold the run would quietly stay in-process and test nothing here.
+    monkeypatch.setattr(executors, "IN_PROCESS_BELOW_SESSIONS", 0)
+
+
+def _run(output: Path, *options: str) -> str:
+    result = CliRunner().invoke(
+        cli,
+        [
+            "run",
+            "default",
+            "-n",
+            str(SESSIONS),
+            "--seed",
+            "5",
+            "--output",
+            str(output),
+            "--quiet",
+            "--no-reports",
+            *options,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    (dataset,) = output.glob("*/dataset.jsonl")
+    return hashlib.sha256(dataset.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def one_worker_digest(tmp_path_factory) -> str:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(executors, "IN_PROCESS_BELOW_SESSIONS", 0)
+        return _run(tmp_path_factory.mktemp("w1"), "--workers", "1")
+
+
+@pytest.mark.parametrize("workers", ["2", "3"])
+def test_workers_write_the_same_bytes(tmp_path, one_worker_digest, workers, monkeypatch):
+    chosen: list = []
+    real = executors.make_executor
+    monkeypatch.setattr(
+        executors, "make_executor", lambda **kw: chosen.append(real(**kw)) or chosen[-1]
+    )
+    assert _run(tmp_path, "--workers", workers) == one_worker_digest
+    assert isinstance(chosen[0], executors.ProcessPool) and chosen[0].workers == int(workers)
+
+
+def test_dask_executor_writes_the_same_bytes(tmp_path, one_worker_digest):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=1, processes=False, threads_per_worker=2, dashboard_address=None
+    ) as cluster:
+        digest = _run(tmp_path, "--executor", "dask", "--scheduler", cluster.scheduler_address)
+    assert digest == one_worker_digest
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--scheduler", "tcp://127.0.0.1:9"], "only used with --executor dask"),
+        (["--executor", "dask"], "needs --scheduler"),
+        (["--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask"),
+    ],
+)
+def test_bad_executor_options_stop_before_writing(tmp_path, options, message, monkeypatch):
+    if "tcp://127.0.0.1:9" in options and "dask" in options:
+        pytest.importorskip("distributed")
+        monkeypatch.setattr(executors, "SCHEDULER_TIMEOUT_S", 1.0)
+    result = CliRunner().invoke(
+        cli, ["run", "default", "-n", "50", "--output", str(tmp_path), "--quiet", *options]
+    )
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []  # nothing that looks like a run
