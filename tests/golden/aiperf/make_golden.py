@@ -26,6 +26,7 @@ CASES = {
     "manifest_s42_n200": ("fixture:manifest1k_s3_n300", 42, 200, False),
     "manifest_s11_n1000": ("fixture:manifest1k_s3_n300", 11, 1000, False),
     "default_s9_n2000": ("fixture:default_s1_n300", 9, 2000, False),
+    "manifest_s5_n10000": ("fixture:manifest1k_s3_n300", 5, 10000, False),
     "model_defaults_s123456789012_n60": (None, 123456789012, 60, False),
     "turns_retry_s4_n80": ("turns_retry", 4, 80, False),
     "restart_heavy_b128_s2_n150": ("restart_heavy_b128", 2, 150, False),
