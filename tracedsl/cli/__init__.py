@@ -28,12 +28,15 @@ for _command in (*SPEC_COMMANDS, *RUN_COMMANDS, *REPORT_COMMANDS, *SIMULATE_COMM
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; an unexpected exception becomes a one-line message, not a traceback."""
     try:
-        cli.main(args=argv, prog_name="tracedsl", standalone_mode=True)
-    except SystemExit:
-        raise
-    except KeyboardInterrupt:
+        code = cli.main(args=argv, prog_name="tracedsl", standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("tracedsl: interrupted", err=True)
         sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except SystemExit:
+        raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
         if os.environ.get("TRACEDSL_DEBUG"):
             raise
@@ -43,3 +46,4 @@ def main(argv: list[str] | None = None) -> None:
             err=True,
         )
         sys.exit(exitcodes.INTERNAL)
+    sys.exit(code if isinstance(code, int) else exitcodes.OK)
