@@ -30,22 +30,22 @@ def _expand_runs(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 def layout_chunks(
     sampled: Sampled, params: GenerationParams, per_chunk: int = SESSIONS_PER_CHUNK
 ) -> Iterator[TraceChunk]:
-    """Reorder the sampled sessions into file order and attach the printed hash ids."""
+    """Reorder the sampled sessions into file order and attach the printed hash ids.
+
+    Per-session quantities (where each session's ids start) are computed for the whole run;
+    per-row columns only one chunk at a time, to keep the peak memory near the sampler's.
+    """
     block = params.block_size
     layer1_blocks, layer1_5_blocks = params.layer1_blocks, params.layer1_5_blocks
     order = sampled.file_order
-    turns = np.diff(sampled.row_offsets)[order]
-    row_offsets = np.zeros(len(order) + 1, dtype=np.int64)
-    np.cumsum(turns, out=row_offsets[1:])
-    rows = _expand_runs(sampled.row_offsets[:-1][order], turns)
-    new_tokens = sampled.new_tokens[rows]
-    blocks = -(-new_tokens // block)
-    firsts = row_offsets[:-1]
-    later = np.ones(len(rows), dtype=bool)
-    later[firsts] = False
+    first_rows = sampled.row_offsets[:-1]
+    all_blocks = -(-sampled.new_tokens // block)
+    first_blocks = all_blocks[first_rows]
+    later_blocks = (np.add.reduceat(all_blocks, first_rows) - first_blocks)[order]
+    first_blocks = first_blocks[order]
+    del all_blocks
 
     # Turn 0: L1 ids, the group's L1.5 ids, then the session's own run in its region.
-    first_blocks = blocks[firsts]
     layer1_used = np.minimum(layer1_blocks, first_blocks)
     layer1_5_used = np.minimum(layer1_5_blocks, first_blocks - layer1_used)
     session_used = first_blocks - layer1_used - layer1_5_used
@@ -56,48 +56,62 @@ def layout_chunks(
         region_base + session_used,
         np.where(layer1_5_used > 0, group_base + layer1_5_used, layer1_used),
     )
-
     # Later rows: the cursor jumps to max(cursor, past_first) at each turn 0, then runs on.
-    later_blocks = np.where(later, blocks, 0)
+    before_session = np.cumsum(later_blocks) - later_blocks
+    cursor_start = np.maximum.accumulate(np.maximum(past_first - before_session, 0)) + before_session
+    first_segments = np.column_stack(
+        [np.zeros_like(group_base), group_base, region_base, layer1_used, layer1_5_used, session_used]
+    )
+
+    turns = np.diff(sampled.row_offsets)[order]
+    for first in range(0, len(order), per_chunk):
+        last = min(first + per_chunk, len(order))
+        picked = order[first:last]
+        yield _chunk(sampled, block, picked, turns[first:last], cursor_start[first:last],
+                     first_segments[first:last])
+
+
+def _chunk(
+    sampled: Sampled,
+    block: int,
+    picked: np.ndarray,
+    turns: np.ndarray,
+    cursor_start: np.ndarray,
+    first_segments: np.ndarray,
+) -> TraceChunk:
+    row_offsets = np.zeros(len(picked) + 1, dtype=np.int64)
+    np.cumsum(turns, out=row_offsets[1:])
+    rows = _expand_runs(sampled.row_offsets[:-1][picked], turns)
+    new_tokens = sampled.new_tokens[rows]
+    blocks = -(-new_tokens // block)
+    firsts = row_offsets[:-1]
+    later_blocks = blocks.copy()
+    later_blocks[firsts] = 0
     before_row = np.cumsum(later_blocks) - later_blocks
-    before_session = before_row[firsts]
-    floor = np.maximum.accumulate(np.maximum(past_first - before_session, 0))
-    session_start = floor + before_session
-    later_start = np.repeat(session_start - before_session, turns) + before_row
 
     starts = np.zeros((len(rows), 3), dtype=np.int64)
     lengths = np.zeros((len(rows), 3), dtype=np.int64)
-    starts[:, 0] = later_start
+    starts[:, 0] = np.repeat(cursor_start - before_row[firsts], turns) + before_row
     lengths[:, 0] = later_blocks
-    starts[firsts] = np.column_stack([np.zeros_like(group_base), group_base, region_base])
-    lengths[firsts] = np.column_stack([layer1_used, layer1_5_used, session_used])
-    hash_ids = _expand_runs(starts.ravel(), lengths.ravel())
+    starts[firsts] = first_segments[:, :3]
+    lengths[firsts] = first_segments[:, 3:]
     hash_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(blocks, out=hash_offsets[1:])
-
     timestamps = np.full(len(rows), np.nan)
     timestamps[firsts] = 0.0
-    output_length = sampled.output_length[rows]
-    delay_ms = sampled.delay_ms[rows]
-    session_ids = sampled.session_ids
-    for first in range(0, len(order), per_chunk):
-        last = min(first + per_chunk, len(order))
-        row_lo, row_hi = int(row_offsets[first]), int(row_offsets[last])
-        id_lo, id_hi = int(hash_offsets[row_lo]), int(hash_offsets[row_hi])
-        picked = order[first:last]
-        yield TraceChunk(
-            session_ids=[session_ids[s] for s in picked.tolist()],
-            group_ids=sampled.group_ids[picked],
-            is_restart=sampled.is_restart[picked],
-            end_reasons=sampled.end_reasons[picked],
-            row_offsets=row_offsets[first : last + 1] - row_lo,
-            input_length=new_tokens[row_lo:row_hi],
-            output_length=output_length[row_lo:row_hi],
-            delay_ms=delay_ms[row_lo:row_hi],
-            timestamp_ms=timestamps[row_lo:row_hi],
-            hash_offsets=hash_offsets[row_lo : row_hi + 1] - id_lo,
-            hash_ids=hash_ids[id_lo:id_hi],
-        )
+    return TraceChunk(
+        session_ids=[sampled.session_ids[s] for s in picked.tolist()],
+        group_ids=sampled.group_ids[picked],
+        is_restart=sampled.is_restart[picked],
+        end_reasons=sampled.end_reasons[picked],
+        row_offsets=row_offsets,
+        input_length=new_tokens,
+        output_length=sampled.output_length[rows],
+        delay_ms=sampled.delay_ms[rows],
+        timestamp_ms=timestamps,
+        hash_offsets=hash_offsets,
+        hash_ids=_expand_runs(starts.ravel(), lengths.ravel()),
+    )
 
 
 def count_hash_conflicts(chunks: Iterable[TraceChunk], block_size: int) -> int:
