@@ -134,6 +134,17 @@ def check_invariants(params: GenerationParams, chunks: list[TraceChunk], num_ses
         carried = t["request_input"][last] + t["output_length"][last]
         assert t["input_length"][first_rows[child]] == min(carried, limit - 1)
         assert t["end_reasons"][child] in (EndReason.FORCED_RETIRE, EndReason.PROBABILISTIC_RESET)
+        # B's turn 0 = prefix, then every whole session-unique block of A in A's order, then fresh
+        whole = []
+        for row in range(row_offsets[parent], row_offsets[parent + 1]):
+            row_ids, unique_tokens = ids[hash_offsets[row] : hash_offsets[row + 1]], t["input_length"][row]
+            if row == row_offsets[parent]:
+                row_ids, unique_tokens = row_ids[l1b + l15b :], unique_tokens - params.fixed_prefix_tokens
+            whole.append(row_ids[: unique_tokens // bs])
+        whole = np.concatenate(whole)
+        child_first = ids[hash_offsets[first_rows[child]] : hash_offsets[first_rows[child] + 1]]
+        assert np.array_equal(child_first[l1b + l15b : l1b + l15b + whole.size], whole)
+        assert (child_first[l1b + l15b + whole.size :] >= first_unique).all()
     splits = t["end_reasons"] == EndReason.RESTART_SPLIT
     assert splits.sum() == t["is_restart"].sum()
     if params.turns is not None:
