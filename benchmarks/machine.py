@@ -20,6 +20,8 @@ def describe_machine() -> dict:
         "orjson": _version("orjson"),
         "platform": platform.platform(),
         "commit": _git_commit(),
+        # Other work on the machine inflates wall times; the figures say how busy it was.
+        "load_average_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }
 
 

@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark: no reference at {reference} (bin/aiperf missing); skipping it")
         reference = None
 
+    load_at_start = round(os.getloadavg()[0], 2)
     results: list[dict] = []
     scratch = Path(tempfile.mkdtemp(prefix="tracedsl-bench-"))
     try:
@@ -85,9 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
+    machine = describe_machine()
+    machine["load_average_1m_at_start"] = load_at_start
     report = {
         "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": describe_machine(),
+        "machine": machine,
         "seed": SEED,
         "spec": "default",
         "results": results,

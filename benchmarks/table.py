@@ -16,7 +16,9 @@ def print_report(report: dict) -> None:
     print(
         f"\ntracedsl benchmark, {report['date_utc']}, spec {report['spec']}, seed {report['seed']}"
         f"\n{machine['nproc']} cores, {machine['memory_total_gib']} GiB, {machine['cpu_model']}, "
-        f"Python {machine['python']}, numpy {machine['numpy']}, commit {machine['commit']}\n"
+        f"Python {machine['python']}, numpy {machine['numpy']}, commit {machine['commit']}, "
+        f"load average {machine.get('load_average_1m_at_start')} at start, "
+        f"{machine.get('load_average_1m')} at end\n"
     )
     print_table(report["results"])
     print()
@@ -136,6 +138,8 @@ def markdown(report: dict) -> str:
         f"Measured {report['date_utc']} on {machine['nproc']} cores, "
         f"{machine['memory_total_gib']} GiB, {machine['cpu_model']}; Python {machine['python']}, "
         f"numpy {machine['numpy']}, orjson {machine['orjson']}; commit {machine['commit']}; "
+        f"load average {machine.get('load_average_1m_at_start')} at start, "
+        f"{machine.get('load_average_1m')} at end; "
         f"spec `{report['spec']}`, seed {report['seed']}.",
         "",
         "| " + " | ".join(HEADER) + " |",
