@@ -142,3 +142,20 @@ def test_dask_names_workers_without_tracedsl(tmp_path):
     ) as cluster:
         with pytest.raises(ExecutorError, match="cannot import tracedsl.*install tracedsl"):
             make_executor(executor="dask", scheduler=cluster.scheduler_address)
+
+
+@pytest.mark.parametrize("map_fn", [map, InProcess()])
+def test_map_alongside_pairs_each_item_with_its_result(map_fn):
+    pairs = list(executors.map_alongside(map_fn, functools.partial(pow, 2), range(6)))
+    assert pairs == [(n, 2**n) for n in range(6)]
+
+
+def test_map_alongside_in_a_pool_keeps_only_the_window():
+    pulled: list[int] = []
+    with ProcessPool(2, window=2) as pool:
+        pairs = executors.map_alongside(
+            pool, functools.partial(pow, 2), _counting(range(100), pulled)
+        )
+        assert next(pairs) == (0, 1)
+        assert len(pulled) == 3
+        assert list(pairs)[-1] == (99, 2**99)

@@ -75,3 +75,15 @@ def test_dask_local_cluster_writes_the_same_bytes(in_process_digest):
     ) as cluster:
         with DaskExecutor(cluster.scheduler_address) as dask_map:
             assert _digest(dask_map, _request()) == in_process_digest
+
+
+def test_rendering_stitched_chunks_in_a_pool_gives_the_same_bytes(in_process_digest):
+    from tracedsl.engine.executors import map_alongside
+
+    digest = hashlib.sha256()
+    with ProcessPool(2) as pool:
+        engine = FastEngine(map_fn=pool, chunk_sessions=CHUNK_SESSIONS)
+        for chunk, data in map_alongside(pool, render_chunk, engine.generate(_request())):
+            assert chunk.num_rows == data.count(b"\n")
+            digest.update(data)
+    assert digest.hexdigest() == in_process_digest

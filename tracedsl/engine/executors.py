@@ -246,6 +246,28 @@ def _versions_text(versions: dict[str, str]) -> str:
     return ", ".join(f"{name} {version}" for name, version in versions.items())
 
 
+def map_alongside(
+    map_fn: Callable[[Callable[[Task], Result], Iterable[Task]], Iterable[Result]],
+    fn: Callable[[Task], Result],
+    items: Iterable[Task],
+) -> Iterator[tuple[Task, Result]]:
+    """Yield ``(item, fn(item))`` in order, running ``fn`` with ``map_fn``; items stay here too.
+
+    For work after the stitching pass, e.g. rendering each stitched chunk to JSONL bytes in
+    the workers while this process keeps the chunk for its checks and reports. Only the
+    executor's window of items is held here at a time.
+    """
+    kept: deque = deque()
+
+    def remembered() -> Iterator[Task]:
+        for item in items:
+            kept.append(item)
+            yield item
+
+    for result in map_fn(fn, remembered()):
+        yield kept.popleft(), result
+
+
 def make_executor(
     executor: str = "local",
     workers: int | None = None,
