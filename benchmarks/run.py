@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workers-size",
         type=parse_size,
-        help="size for the --workers 1 vs 2 comparison (default: the largest size up to 100k)",
+        help="size for the --workers 1 vs 2 comparison (default: the largest size, at most 500k;"
+        " below 200k both stay in one process by design)",
     )
     parser.add_argument("--no-workers", action="store_true", help="skip the workers comparison")
     parser.add_argument("--out", type=Path, default=HERE / "out")
@@ -81,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         for sessions in sizes:
             results += _size(sessions, engines, reference, args, scratch)
         if not args.no_workers:
-            within = [size for size in sizes if size <= 100_000] or sizes
-            results += _workers(args.workers_size or max(within), args.timeout, scratch)
+            workers_size = args.workers_size or min(max(sizes), 500_000)
+            results += _workers(workers_size, args.timeout, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -188,6 +189,14 @@ def _size(sessions: int, engines: list[str], reference: Path | None, args, scrat
 
 
 def _workers(sessions: int, timeout: float, scratch: Path) -> list[dict]:
+    sys.path.insert(0, str(HERE.parent))
+    from tracedsl.engine.executors import IN_PROCESS_BELOW_SESSIONS
+
+    if sessions < IN_PROCESS_BELOW_SESSIONS:
+        print(
+            f"benchmark: note: {sessions:,} sessions is below the pool threshold "
+            f"({IN_PROCESS_BELOW_SESSIONS:,}), so --workers 2 also runs in one process"
+        )
     out = []
     for workers in (1, 2):
         run_dir = scratch / f"workers-{workers}"
