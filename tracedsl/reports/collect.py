@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 
 from tracedsl.ir import GenerationParams
@@ -39,7 +37,7 @@ class Collector:
         self.rows = 0
         self.reuse = ReuseAnalysis(block_size)
         self.heatmap = np.zeros((RATE_EDGES.size - 1, ISL_EDGES.size - 1), dtype=np.int64)
-        self.sample: dict[str, list[tuple[int, str, dict]]] = {}
+        self.sample: dict[str, list[tuple[int, int, dict]]] = {}  # (id hash, session number, record)
 
     def add(self, chunk: TraceChunk) -> None:
         if chunk.num_sessions == 0:
@@ -71,10 +69,10 @@ class Collector:
         sk["latency_s"].add(latency_ms / 1000.0)
         spent = latency_ms + np.where(later, np.nan_to_num(chunk.delay_ms), 0.0)
         sk["session_minutes"].add(np.add.reduceat(spent, firsts) / 60_000.0)
-        reasons, counts = np.unique(chunk.end_reasons, return_counts=True)
-        for reason, count in zip(reasons.tolist(), counts.tolist(), strict=False):
-            name = end_reason_name(reason)
-            self.end_reasons[name] = self.end_reasons.get(name, 0) + count
+        reason_counts = np.bincount(chunk.end_reasons.astype(np.int64) + 1)  # UNKNOWN (-1) first
+        for code in np.flatnonzero(reason_counts).tolist():
+            name = end_reason_name(code - 1)
+            self.end_reasons[name] = self.end_reasons.get(name, 0) + int(reason_counts[code])
         self.sessions += chunk.num_sessions
         self.primaries += int((~chunk.is_restart.astype(bool)).sum())
         self.rows += chunk.num_rows
@@ -82,6 +80,8 @@ class Collector:
         reuse = self.reuse.add(chunk)
         if reuse is None:
             return
+        analysed = reuse.rows  # the reuse sample may end inside this chunk
+        isl = isl[:analysed]
         prompt = reuse.prompt_blocks
         hit = reuse.hit_blocks
         rate = np.where(prompt > 0, hit / np.maximum(prompt, 1), 0.0)
@@ -91,63 +91,90 @@ class Collector:
         sk["prefix_tokens"].add(prefix)
         sk["unique_tokens"].add(np.maximum(isl - prefix, 0))
         sk["prefix_ratio"].add(np.where(isl > 0, prefix / np.maximum(isl, 1), 0.0))
-        heat, _, _ = np.histogram2d(rate, np.clip(isl, ISL_EDGES[0], ISL_EDGES[-1]), bins=(RATE_EDGES, ISL_EDGES))
-        self.heatmap += heat.astype(np.int64)
-        self._sample(chunk, reuse, isl, rate)
+        self.heatmap += _heat(rate, isl)
+        sessions = int(np.searchsorted(chunk.row_offsets, analysed))
+        self._sample(chunk, sessions, self.sessions - chunk.num_sessions, reuse, isl, rate)
 
-    def _sample(self, chunk: TraceChunk, reuse, isl: np.ndarray, rate: np.ndarray) -> None:
+    def _sample(self, chunk: TraceChunk, sessions: int, first_number: int, reuse, isl, rate) -> None:
         """Keep, per stratum, the sessions with the smallest id hashes (deterministic, unbiased)."""
-        strata: dict[str, list[tuple[int, int]]] = {}
-        first_session = self.sessions - chunk.num_sessions
-        for index, session_id in enumerate(chunk.session_ids):
-            stratum = end_reason_name(chunk.end_reasons[index])
-            if chunk.is_restart[index]:
-                stratum += " (continuation)"
-            # The session number breaks ties between equal CRCs, so the order is total.
-            digest = zlib.crc32(session_id.encode()) << 32 | (first_session + index)
-            strata.setdefault(stratum, []).append((digest, index))
-        entry_bounds = None
-        for stratum, offered in strata.items():
-            kept = self.sample.setdefault(stratum, [])
-            threshold = kept[-1][0] if len(kept) >= PER_REASON_SAMPLE else None
-            chosen = sorted(item for item in offered if threshold is None or item[0] < threshold)
-            chosen = chosen[:PER_REASON_SAMPLE]
-            if not chosen:
-                continue
-            if entry_bounds is None:
-                entry_bounds = np.searchsorted(reuse.entry_row, np.arange(chunk.num_rows + 1))
-            for digest, index in chosen:
-                record = _session_record(chunk, index, reuse, entry_bounds, isl, rate)
-                kept.append((digest, chunk.session_ids[index], record))
-            kept.sort(key=lambda item: item[0])
+        digest = id_hashes(chunk.session_ids[:sessions])
+        number = first_number + np.arange(sessions, dtype=np.int64)
+        stratum = (chunk.end_reasons[:sessions].astype(np.int64) + 1) * 2 + chunk.is_restart[:sessions]
+        for code in np.flatnonzero(np.bincount(stratum)).tolist():
+            name = end_reason_name(code // 2 - 1) + (" (continuation)" if code % 2 else "")
+            kept = self.sample.setdefault(name, [])
+            members = np.flatnonzero(stratum == code)
+            if len(kept) >= PER_REASON_SAMPLE:  # only sessions below the current k-th hash compete
+                members = members[digest[members] <= kept[-1][0]]
+            order = np.lexsort((number[members], digest[members]))[:PER_REASON_SAMPLE]
+            for index in members[order].tolist():
+                record = _session_record(chunk, index, reuse, isl, rate)
+                kept.append((int(digest[index]), int(number[index]), record))
+            kept.sort(key=lambda item: item[:2])
             del kept[PER_REASON_SAMPLE:]
 
     def sample_sessions(self) -> list[dict]:
-        """The kept sessions, in a stable order (by hash)."""
-        everything = [item for kept in self.sample.values() for item in kept]
-        return [record for _, _, record in sorted(everything, key=lambda item: item[0])]
+        """The kept sessions in a stable order (by hash), their blocks labelled from the whole sample."""
+        everything = sorted((item for kept in self.sample.values() for item in kept), key=lambda item: item[:2])
+        return [_labelled(record, self.reuse) for _, _, record in everything]
 
 
-def _session_record(chunk, index, reuse, entry_bounds, isl, rate) -> dict:
+def id_hashes(session_ids: list[str]) -> np.ndarray:
+    """A 64-bit FNV-1a hash of each id's code points, column by column (no loop over sessions)."""
+    if not session_ids:
+        return np.zeros(0, dtype=np.uint64)
+    text = np.array(session_ids, dtype=str)
+    points = text.view(np.uint32).reshape(len(session_ids), -1).astype(np.uint64)
+    digest = np.full(len(session_ids), 0xCBF29CE484222325, dtype=np.uint64)
+    for column in points.T:
+        digest = (digest ^ column) * np.uint64(0x100000001B3)
+    # A final mix so ids that differ only in their last characters spread over the whole range.
+    digest ^= digest >> np.uint64(33)
+    digest *= np.uint64(0xFF51AFD7ED558CCD)
+    digest ^= digest >> np.uint64(33)
+    return digest
+
+
+def _heat(rate: np.ndarray, isl: np.ndarray) -> np.ndarray:
+    """Requests per (hit-rate bin, log input-length bin): both bin sets are uniform, so no search."""
+    rate_bins = RATE_EDGES.size - 1
+    isl_bins = ISL_EDGES.size - 1
+    rate_index = np.clip((rate * rate_bins).astype(np.int64), 0, rate_bins - 1)
+    logs = np.log10(np.clip(isl, ISL_EDGES[0], ISL_EDGES[-1]))
+    low, high = np.log10(ISL_EDGES[0]), np.log10(ISL_EDGES[-1])
+    isl_index = np.clip(((logs - low) / (high - low) * isl_bins).astype(np.int64), 0, isl_bins - 1)
+    cells = np.bincount(rate_index * isl_bins + isl_index, minlength=rate_bins * isl_bins)
+    return cells.reshape(rate_bins, isl_bins)
+
+
+def _session_record(chunk, index, reuse, isl, rate) -> dict:
     first, last = int(chunk.row_offsets[index]), int(chunk.row_offsets[index + 1])
-    turns = []
-    for row in range(first, last):
-        lo, hi = entry_bounds[row], entry_bounds[row + 1]
-        turns.append({
-            "input_length": int(chunk.input_length[row]),
-            "output_length": int(chunk.output_length[row]),
-            "request_isl": int(isl[row]),
-            "prompt_blocks": int(reuse.prompt_blocks[row]),
-            "hit_rate": round(float(rate[row]), 4),
-            "entering": _runs(reuse.entry_layer[lo:hi], reuse.entry_status[lo:hi]),
-        })
+    lo, hi = int(reuse.entry_start[first]), int(reuse.entry_start[last])
+    turns = [{
+        "input_length": int(chunk.input_length[row]),
+        "output_length": int(chunk.output_length[row]),
+        "request_isl": int(isl[row]),
+        "prompt_blocks": int(reuse.prompt_blocks[row]),
+        "hit_rate": round(float(rate[row]), 4),
+    } for row in range(first, last)]
     return {
         "session_id": chunk.session_ids[index],
         "end_reason": end_reason_name(chunk.end_reasons[index]),
         "is_restart": bool(chunk.is_restart[index]),
         "group_id": int(chunk.group_ids[index]),
         "turns": turns,
+        # Entering blocks stay raw until the end: their layers depend on sessions still to come.
+        "_entries": (reuse.entry_id[lo:hi].copy(), reuse.entry_code[lo:hi].copy(),
+                     reuse.entry_start[first : last + 1] - lo),
     }
+
+
+def _labelled(record: dict, reuse: ReuseAnalysis) -> dict:
+    ids, codes, bounds = record["_entries"]
+    layers, statuses = reuse.label(ids, codes)
+    turns = [{**turn, "entering": _runs(layers[bounds[t]:bounds[t + 1]], statuses[bounds[t]:bounds[t + 1]])}
+             for t, turn in enumerate(record["turns"])]
+    return {**{k: v for k, v in record.items() if k != "_entries"}, "turns": turns}
 
 
 def _runs(layers: np.ndarray, statuses: np.ndarray) -> list[list]:

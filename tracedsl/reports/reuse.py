@@ -1,56 +1,71 @@
-"""KV-cache reuse of a trace when replayed: prefix hit rates (unbounded and LRU) and layer shares.
+"""KV-cache reuse of a trace when replayed: exact prefix hit rates (unbounded and LRU) and layer shares.
 
 The replay model (docs/reports.md states it exactly): sessions run one after another in file
-order; request t of a session sends the session's whole history, so its prompt blocks are the
-distinct hash ids of the session's rows 0..t in order, and each request touches all of them.
+order; request t of a session sends the session's whole history, so its prompt blocks P(t) are
+the distinct hash ids of the session's rows 0..t in order, and each request touches all of them.
 A request hits the longest prefix of its blocks that the cache holds.
 
-One pass gives every LRU capacity at once. A block's reuse distance (distinct blocks touched
-since its last use) is exact inside a session (a carried block of request t sits behind the
-|P(t-1)|-1 other blocks of the previous request) and counted per session across sessions (the
-blocks of the sessions in between, those shared with the session just before counted once). A
+Every LRU capacity comes out of one exact pass. A carried block of request t was last touched by
+request t-1, behind the |P(t-1)| - 1 other blocks of that request, so that is its stack distance.
+A block entering its session was last touched at its previous session's last request, and the
+distinct blocks touched since are exactly the distinct blocks between its two places in S, the
+sequence of every session's distinct blocks in first-use order: stackdist.py counts those. A
 request's hits at capacity C are its leading blocks whose running maximum distance is below C.
 
-Layers come from what the data shows, never from an id layout: a block entering a session is
-new (first appearance in the file; L2 at turn 0, L3 later), L1 when at least half the earlier
-sessions used it, carried when a continuation inherits it at turn 0, else L1.5 (shared).
-State is per distinct id (sorted arrays); past ``MAX_TRACKED_IDS`` the analysis stops and the
-figures say how many sessions and requests they cover.
+Layers come from what the data shows, never from an id layout, decided when the analysis ends
+so the first sessions are labelled like the rest: a block entered (not inherited) by at least
+half of the sessions is L1, by two or more L1.5; otherwise it belongs to the session that first
+used it: L2 if it entered at turn 0, L3 later. A continuation's turn-0 blocks that already
+appeared are inherited (status carried unless the block is L1 or L1.5).
+
+Per-id state is a table indexed by hash id. The analysis covers sessions in file order until S
+would pass MAX_ENTRIES blocks or an id would pass ID_LIMIT; the figures then cover those first
+sessions and say how many (memory stays flat however long the trace).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from tracedsl.reports.stackdist import RunHistory, repeat_runs
 from tracedsl.trace import EndReason, TraceChunk
 
-MAX_TRACKED_IDS = 4_000_000  # ~70 MB of per-id state; beyond it the figures cover a prefix
+MAX_ENTRIES = 1 << 22  # session-distinct blocks analysed: ~16k sessions of the default spec
+ID_LIMIT = 1 << 22  # hash ids the per-id table can hold (17 bytes each at most: ~70 MB)
 CAPACITIES = tuple(2**k for k in range(6, 23))  # LRU sizes in blocks: 64 .. 4M
-_FAR = 2**23  # a reuse distance past every capacity; _NEVER marks a block never seen
-_NEVER = _FAR + 1
-_ID_LIMIT = 2**40
 LAYERS = ("L1", "L1.5", "L2", "L3")
 STATUS = ("new", "cached", "carried")
+NEW, CACHED, INHERITED = 0, 1, 2  # how a block entered its session (entry codes)
 
 
-class _Growable:
-    """A numpy array indexed by global session number that grows as sessions arrive."""
+class _IdTable:
+    """Per hash id: last position in S, sessions entering it, inheritances, request weight, turn."""
 
-    def __init__(self, dtype) -> None:
-        self.data = np.zeros(1024, dtype=dtype)
+    def __init__(self) -> None:
         self.size = 0
+        self.last = np.zeros(0, dtype=np.int32)
+        self.entered = np.zeros(0, dtype=np.int32)  # sessions that entered it, not by inheritance
+        self.inherited = np.zeros(0, dtype=np.int32)
+        self.weight = np.zeros(0, dtype=np.int64)  # requests whose prompt holds it, all sessions
+        self.late = np.zeros(0, dtype=bool)  # first entered after turn 0
 
-    def extend(self, values: np.ndarray) -> None:
-        need = self.size + values.size
-        if need > self.data.size:
-            grown = np.zeros(max(need, 2 * self.data.size), dtype=self.data.dtype)
-            grown[: self.size] = self.data[: self.size]
-            self.data = grown
-        self.data[self.size : need] = values
-        self.size = need
+    def ensure(self, size: int) -> None:
+        if size <= self.last.size:
+            self.size = max(self.size, size)
+            return
+        grown = min(max(size + size // 4, 1 << 16), ID_LIMIT)
+        for name, fill in (("last", -1), ("entered", 0), ("inherited", 0), ("weight", 0), ("late", False)):
+            old = getattr(self, name)
+            new = np.full(grown, fill, dtype=old.dtype)
+            new[: old.size] = old
+            setattr(self, name, new)
+        self.size = size
 
-    def __getitem__(self, index):
-        return self.data[: self.size][index]
+    def layers(self, ids: np.ndarray, sessions: int) -> np.ndarray:
+        """Each id's layer index, from how many sessions entered it by the end."""
+        entered = self.entered[ids]
+        widely = (entered * 2 >= sessions) & (entered >= 2)
+        return np.where(widely, 0, np.where(entered >= 2, 1, np.where(self.late[ids], 3, 2)))
 
 
 class ReuseAnalysis:
@@ -62,47 +77,84 @@ class ReuseAnalysis:
         self.requests = 0
         self.skipped_sessions = 0
         self.skipped_requests = 0
+        self.stop_reason = ""
+        self.entries = 0  # length of S so far
+        self.max_id = -1
         self.prompt_blocks = 0  # sum over requests of |P_t|
         self.hits_at = np.zeros(len(CAPACITIES) + 1, dtype=np.int64)  # ... and unbounded last
-        self.layer_blocks = np.zeros((len(LAYERS), len(STATUS)), dtype=np.int64)  # request-weighted
         self.input_tokens = 0  # sum over requests of their rows' inputs (the prompt minus outputs)
         self.output_tokens = 0  # sum over requests of earlier outputs carried in the prompt
-        self._ids = np.zeros(0, dtype=np.int64)
-        self._last_session = np.zeros(0, dtype=np.int64)
-        self._sharers = np.zeros(0, dtype=np.int32)
-        self._origin_late = np.zeros(0, dtype=bool)
-        self._footprint_start = _Growable(np.int64)
-        self._footprint = _Growable(np.int64)
-        self._final_blocks = _Growable(np.int64)
-        self._footprint_total = 0
-
-    @property
-    def stopped(self) -> bool:
-        return self._ids.size > MAX_TRACKED_IDS
+        self.table = _IdTable()
+        self._runs = RunHistory()
 
     def add(self, chunk: TraceChunk) -> ChunkReuse | None:
-        """Analyse one chunk; returns its per-row and per-entry columns, or None once stopped."""
-        if self.stopped:
+        """Analyse one chunk (or its first sessions, at the bound); None once the bound is reached."""
+        if not self.stop_reason:
+            chunk = self._within_bound(chunk)
+        elif chunk.num_sessions:
             self.skipped_sessions += chunk.num_sessions
             self.skipped_requests += chunk.num_rows
+            return None
+        if chunk.num_sessions == 0:
             return None
         result = _analyse(self, chunk)
         self.sessions += chunk.num_sessions
         self.requests += chunk.num_rows
         return result
 
+    def _within_bound(self, chunk: TraceChunk) -> TraceChunk:
+        """The chunk's leading sessions that keep S and the ids inside the bounds."""
+        if chunk.num_sessions == 0:
+            return chunk
+        session_hashes = chunk.hash_offsets[chunk.row_offsets]
+        fits = np.cumsum(np.diff(session_hashes)) <= MAX_ENTRIES - self.entries
+        ids = chunk.hash_ids
+        if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= ID_LIMIT):
+            bad = (ids < 0) | (ids >= ID_LIMIT)
+            bad_before = np.concatenate([[0], np.cumsum(bad)])[session_hashes]
+            fits &= np.diff(bad_before) == 0
+            self.stop_reason = f"a hash id outside [0, {ID_LIMIT:,}) (the per-id table's size)"
+        keep = chunk.num_sessions if fits.all() else int(np.argmin(fits))
+        if keep == chunk.num_sessions:
+            self.stop_reason = ""
+            return chunk
+        self.stop_reason = self.stop_reason or f"the bound of {MAX_ENTRIES:,} session-distinct blocks"
+        self.skipped_sessions += chunk.num_sessions - keep
+        self.skipped_requests += chunk.num_rows - int(chunk.row_offsets[keep])
+        return head_sessions(chunk, keep)
+
+    def layer_blocks(self) -> np.ndarray:
+        """Request-weighted blocks per (layer, status): every id's entries, labelled at the end."""
+        table, size = self.table, self.table.size
+        used = np.flatnonzero(table.entered[:size] > 0)
+        layer = table.layers(used, self.sessions)
+        entered = table.entered[used].astype(np.int64)
+        inherited = table.inherited[used].astype(np.int64)
+        shared = layer <= 1
+        # Each entry counts once with its entry status; the later requests of its session carry it.
+        by_status = np.stack([
+            np.ones(used.size, dtype=np.int64),
+            entered - 1 + np.where(shared, inherited, 0),
+            np.where(shared, 0, inherited) + table.weight[used] - entered - inherited,
+        ], axis=1)
+        out = np.zeros((len(LAYERS), len(STATUS)), dtype=np.int64)
+        for index in range(len(LAYERS)):
+            out[index] = by_status[layer == index].sum(axis=0)
+        return out
+
     def summary(self) -> dict:
         """The quality.json ``kv_reuse`` object."""
         total = max(self.prompt_blocks, 1)
         prompt_tokens = self.input_tokens + self.output_tokens
-        layer_total = max(int(self.layer_blocks.sum()), 1)
+        layer_blocks = self.layer_blocks()
+        layer_total = max(int(layer_blocks.sum()), 1)
         shares = {
-            layer: round(float(self.input_tokens / max(prompt_tokens, 1) * self.layer_blocks[i].sum() / layer_total), 4)
+            layer: round(float(self.input_tokens / max(prompt_tokens, 1) * layer_blocks[i].sum() / layer_total), 4)
             for i, layer in enumerate(LAYERS)
         }
         shares["outputs"] = round(self.output_tokens / max(prompt_tokens, 1), 4)
         by_status = {
-            layer: {status: int(self.layer_blocks[i, j]) for j, status in enumerate(STATUS)}
+            layer: {status: int(layer_blocks[i, j]) for j, status in enumerate(STATUS)}
             for i, layer in enumerate(LAYERS)
         }
         return {
@@ -115,8 +167,11 @@ class ReuseAnalysis:
                 "of_sessions": self.sessions + self.skipped_sessions,
                 "of_requests": self.requests + self.skipped_requests,
                 "method": "all" if not self.skipped_sessions else
-                f"the first {self.sessions} sessions in file order (per-id state limit)",
+                f"the first {self.sessions:,} sessions in file order, replayed exactly; the analysis "
+                f"stops at {self.stop_reason} so memory stays flat",
             },
+            "exact": "every figure is exact for the sessions in the sample: LRU hit rates from exact "
+            "stack distances (no estimate); layers decided from the whole sample",
             "prompt_blocks": int(self.prompt_blocks),
             "prefix_hit_rate_unbounded": round(self.hits_at[-1] / total, 6),
             "lru_hit_rate": [
@@ -128,150 +183,146 @@ class ReuseAnalysis:
             "layer_blocks_by_status": by_status,
         }
 
+    def label(self, ids: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Final (layer, status) indices of a sampled session's entering blocks."""
+        layer = self.table.layers(ids, self.sessions)
+        status = np.where(codes == NEW, 0, np.where((codes == INHERITED) & (layer >= 2), 2, 1))
+        return layer.astype(np.int8), status.astype(np.int8)
+
 
 class ChunkReuse:
-    """Per-row results of one chunk, for the per-request charts and the explorer sample."""
+    """Per-row results of the analysed rows of one chunk, for the per-request charts and the sample."""
 
-    def __init__(self, prompt_blocks, hit_blocks, entry_row, entry_layer, entry_status) -> None:
+    def __init__(self, prompt_blocks, hit_blocks, entry_start, entry_id, entry_code) -> None:
+        self.rows = prompt_blocks.size
         self.prompt_blocks = prompt_blocks  # |P_t| per row
         self.hit_blocks = hit_blocks  # unbounded-cache prefix hit per row, blocks
-        self.entry_row = entry_row  # per block entering its session: the row it enters at
-        self.entry_layer = entry_layer  # index into LAYERS
-        self.entry_status = entry_status  # index into STATUS
+        self.entry_start = entry_start  # row r's entering blocks are entry_start[r]:entry_start[r+1]
+        self.entry_id = entry_id
+        self.entry_code = entry_code  # NEW, CACHED or INHERITED
 
 
 def _analyse(state: ReuseAnalysis, chunk: TraceChunk) -> ChunkReuse:
-    rows, sessions = chunk.num_rows, chunk.num_sessions
+    rows = chunk.num_rows
     ids = chunk.hash_ids.astype(np.int64, copy=False)
-    if ids.size and (ids.min() < 0 or ids.max() >= _ID_LIMIT):
-        raise ValueError(f"hash ids must lie in [0, 2^40) for the reuse analysis; found {ids.min()}..{ids.max()}")
     per_row = np.diff(chunk.hash_offsets)
     row_of = np.repeat(np.arange(rows, dtype=np.int64), per_row)
-    session_of_row = np.repeat(np.arange(sessions, dtype=np.int64), chunk.turns_per_session)
-    turn_of_row = chunk.turn_index
-    session_of = session_of_row[row_of]
+    ids, row_of = _session_distinct(chunk, ids, row_of)
+    count = ids.size
+    position = state.entries + np.arange(count, dtype=np.int64)
+    table = state.table
+    if count:
+        table.ensure(int(ids.max()) + 1)
 
-    # A block enters its session at its first occurrence there; later repeats are already in P.
-    key = session_of * _ID_LIMIT + ids
-    order = np.argsort(key, kind="stable")
-    first = np.ones(ids.size, dtype=bool)
-    first[1:] = key[order][1:] != key[order][:-1]
-    enters = np.zeros(ids.size, dtype=bool)
-    enters[order[first]] = True
-    entry = np.flatnonzero(enters)  # file order
-    e_ids, e_row, e_sess = ids[entry], row_of[entry], session_of[entry]
-    global_sess = state.sessions + e_sess
-
-    # The previous session that used each entering id: within the chunk, else the stored state.
-    by_id = np.argsort(e_ids, kind="stable")
-    sorted_ids = e_ids[by_id]
-    group_start = np.ones(by_id.size, dtype=bool)
-    group_start[1:] = sorted_ids[1:] != sorted_ids[:-1]
-    group = np.cumsum(group_start) - 1
-    starts = np.flatnonzero(group_start)
-    rank = np.arange(by_id.size) - starts[group]
-    first_ids = sorted_ids[starts]
-    where = np.searchsorted(state._ids, first_ids)
-    where_c = np.minimum(where, max(state._ids.size - 1, 0))
-    known = (where < state._ids.size) & (state._ids[where_c] == first_ids) if state._ids.size else np.zeros(first_ids.size, bool)
-    base_last = np.where(known, state._last_session[where_c] if state._ids.size else -1, -1)
-    base_sharers = np.where(known, state._sharers[where_c] if state._ids.size else 0, 0)
-    first_turn_late = turn_of_row[e_row[by_id[starts]]] > 0
-    base_origin = np.where(known, state._origin_late[where_c] if state._ids.size else False, first_turn_late)
-
-    sorted_sess = global_sess[by_id]
-    prev_sorted = np.where(rank == 0, base_last[group], np.roll(sorted_sess, 1))
-    sharers_sorted = base_sharers[group] + rank
-    prev_session = np.empty_like(prev_sorted)
-    prev_session[by_id] = prev_sorted
-    sharers_before = np.empty_like(sharers_sorted)
-    sharers_before[by_id] = sharers_sorted
-    origin_late = np.empty(by_id.size, dtype=bool)
-    origin_late[by_id] = base_origin[group]
-
-    # Footprints: a session's distinct blocks, less those shared with the session just before.
-    blocks = np.bincount(e_sess, minlength=sessions).astype(np.int64)
-    this_global = state.sessions + np.arange(sessions)
-    overlap = np.bincount(e_sess, weights=(prev_session == global_sess - 1), minlength=sessions)
-    footprint = blocks - overlap.astype(np.int64)
-    start = state._footprint_total + np.concatenate([[0], np.cumsum(footprint)[:-1]])
-    state._footprint_start.extend(start)
-    state._footprint.extend(footprint)
-    state._final_blocks.extend(blocks)
-    state._footprint_total += int(footprint.sum())
-    del this_global
-
-    # Reuse distance of each entering block (see the module docstring).
-    seen = prev_session >= 0
-    distance = np.full(entry.size, _NEVER, dtype=np.int64)
-    prev = prev_session[seen]
-    far = (
-        state._final_blocks[prev] - 1 + state._footprint_start[global_sess[seen]]
-        - state._footprint_start[prev] - state._footprint[prev]
-    )
-    distance[seen] = np.minimum(np.maximum(far, 0), _FAR)
+    # Previous place in S of each block. An id above every id seen so far is new without a lookup.
+    running_max = np.maximum.accumulate(ids) if count else ids
+    before_max = np.maximum(np.concatenate([[state.max_id], running_max[:-1]]), state.max_id)
+    fresh = ids > before_max
+    state.max_id = max(state.max_id, int(running_max[-1])) if count else state.max_id
+    table.last[ids[fresh]] = position[fresh]
+    prev = np.full(count, -1, dtype=np.int64)
+    others = np.flatnonzero(~fresh)
+    if others.size:
+        order = np.argsort(ids[others], kind="stable")
+        sorted_ids, sorted_pos = ids[others][order], position[others][order]
+        first = np.ones(order.size, dtype=bool)
+        first[1:] = sorted_ids[1:] != sorted_ids[:-1]
+        prev_sorted = np.empty(order.size, dtype=np.int64)
+        prev_sorted[1:] = sorted_pos[:-1]
+        prev_sorted[first] = table.last[sorted_ids[first]]
+        prev[others[order]] = prev_sorted
+        last = np.append(first[1:], True)
+        table.last[sorted_ids[last]] = sorted_pos[last]
+    seen = prev >= 0
 
     # Prompt sizes per row: |P_t| grows by the blocks entering at row t.
-    entering_per_row = np.bincount(e_row, minlength=rows).astype(np.int64)
-    prompt = np.cumsum(entering_per_row)
+    entering = np.bincount(row_of, minlength=rows).astype(np.int64)
+    entry_start = np.concatenate([[0], np.cumsum(entering)])
+    prompt = entry_start[1:].copy()
     session_start = chunk.row_offsets[:-1]
-    before_session = np.repeat(prompt[session_start] - entering_per_row[session_start], chunk.turns_per_session)
-    prompt -= before_session
-    carried = prompt - entering_per_row  # |P_(t-1)|
+    turns = chunk.turns_per_session
+    prompt -= np.repeat(entry_start[session_start], turns)
+    carried = prompt - entering  # |P(t-1)|
 
-    # Running maximum of distance along each request's prompt: carried blocks first.
+    # Exact distances of repeated blocks; only each row's leading repeats can be hits.
+    repeats = np.flatnonzero(seen)
+    rep_prev, rep_pos = prev[repeats], position[repeats]
+    heads = np.flatnonzero(repeat_runs(rep_prev, rep_pos))
+    lengths = np.diff(np.append(heads, repeats.size))
+    distance = np.repeat(state._runs.head_distances(rep_pos[heads], rep_prev[heads], lengths), lengths)
+    rep_row = row_of[repeats]
+    repeats_before_row = np.concatenate([[0], np.cumsum(np.bincount(rep_row, minlength=rows))])[:-1]
+    new_before_row = entry_start[:-1] - repeats_before_row
+    leading = (repeats - np.arange(repeats.size)) == new_before_row[rep_row]
+    lead_row = rep_row[leading]
     floor = np.where(carried > 0, carried - 1, -1)
-    running = np.maximum(distance, floor[e_row])
-    offset = e_row * (_NEVER + 2)
-    running = np.maximum.accumulate(running + offset) - offset
-    grid = np.array([*CAPACITIES, _NEVER], dtype=np.int64)
-    slot = np.searchsorted(grid, running, side="right")  # first capacity that holds it
-    hits = np.bincount(slot, minlength=grid.size + 1)[: grid.size]
+    offset = lead_row << 32
+    running = np.maximum.accumulate(np.maximum(distance[leading], floor[lead_row]) + offset) - offset
+
+    grid = np.array(CAPACITIES, dtype=np.int64)
+    hits = np.bincount(np.searchsorted(grid, running, side="right"), minlength=grid.size + 1)
     has_carried = carried > 0
     carried_slot = np.searchsorted(grid, carried[has_carried] - 1, side="right")
-    hits += np.bincount(carried_slot, weights=carried[has_carried], minlength=grid.size + 1)[: grid.size].astype(np.int64)
-    state.hits_at += np.cumsum(hits)
+    hits += np.bincount(carried_slot, weights=carried[has_carried], minlength=grid.size + 1).astype(np.int64)
+    hit_blocks = carried + np.bincount(lead_row, minlength=rows)
+    state.hits_at[:-1] += np.cumsum(hits)[: grid.size]
+    state.hits_at[-1] += int(hit_blocks.sum())
     state.prompt_blocks += int(prompt.sum())
-    hit_blocks = carried + np.bincount(e_row, weights=running < _NEVER, minlength=rows).astype(np.int64)
 
-    # Layers and how each block entered its session.
-    turn = turn_of_row[e_row]
-    restart = chunk.is_restart.astype(bool)[e_sess]
-    widely = seen & (sharers_before * 2 >= global_sess) & (sharers_before > 0)
-    inherited = seen & ~widely & restart & (turn == 0)
-    layer = np.where(~seen, np.where(turn > 0, 3, 2), np.where(widely, 0, 1))
-    layer = np.where(inherited, np.where(origin_late, 3, 2), layer)
-    status = np.where(~seen, 0, np.where(inherited, 2, 1))
-    # Each entering block stays in every later request of its session: weight by those requests.
-    session_end = np.repeat(chunk.row_offsets[1:], chunk.turns_per_session)
-    remaining = (session_end - np.arange(rows))[e_row]
-    # The request it enters at sees it with its entry status; later ones carry it.
-    np.add.at(state.layer_blocks, (layer, status), 1)
-    np.add.at(state.layer_blocks, (layer, np.full(layer.size, 2)), remaining - 1)
+    # Per-id tallies for the layers, which are decided at the end.
+    session_end = np.repeat(chunk.row_offsets[1:], turns)
     remaining_rows = session_end - np.arange(rows)
+    weight = remaining_rows[row_of]
+    turn_of_row = chunk.turn_index
+    code = np.where(seen, CACHED, NEW).astype(np.int8)
+    restart_row = np.repeat(chunk.is_restart.astype(bool), turns) & (turn_of_row == 0)
+    code[seen & restart_row[row_of]] = INHERITED
+    new_ids = ids[~seen]
+    table.entered[new_ids] = 1
+    table.weight[new_ids] = weight[~seen]
+    table.late[new_ids] = turn_of_row[row_of[~seen]] > 0
+    np.add.at(table.weight, ids[repeats], weight[repeats])
+    rep_code = code[repeats]
+    np.add.at(table.entered, ids[repeats[rep_code == CACHED]], 1)
+    np.add.at(table.inherited, ids[repeats[rep_code == INHERITED]], 1)
     state.input_tokens += int((chunk.input_length.astype(np.int64) * remaining_rows).sum())
     state.output_tokens += int((chunk.output_length.astype(np.int64) * (remaining_rows - 1)).sum())
+    state.entries += count
+    return ChunkReuse(prompt, hit_blocks, entry_start, ids, code)
 
-    _store(state, first_ids, known, where, sorted_sess, group, starts, base_origin)
-    return ChunkReuse(prompt, hit_blocks, e_row, layer.astype(np.int8), status.astype(np.int8))
+
+def _session_distinct(chunk: TraceChunk, ids: np.ndarray, row_of: np.ndarray):
+    """Each session's first occurrence of every id, in file order (a row may repeat earlier ones)."""
+    if ids.size < 2:
+        return ids, row_of
+    starts = chunk.hash_offsets[chunk.row_offsets[1:-1]]
+    new_session = np.zeros(ids.size, dtype=bool)
+    new_session[starts[starts < ids.size]] = True
+    increasing = (ids[1:] > ids[:-1]) | new_session[1:]
+    if increasing.all():  # strictly increasing inside each session: nothing repeats (no sort)
+        return ids, row_of
+    session_of = np.cumsum(new_session)
+    order = np.argsort((session_of << 23) | ids, kind="stable")
+    key = (session_of << 23 | ids)[order]
+    first = np.ones(ids.size, dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    keep = np.zeros(ids.size, dtype=bool)
+    keep[order[first]] = True
+    return ids[keep], row_of[keep]
 
 
-def _store(state, first_ids, known, where, sorted_sess, group, starts, base_origin) -> None:
-    """Fold the chunk's ids into the per-id state: last session, sharer count, origin."""
-    ends = np.append(starts[1:], sorted_sess.size) - 1
-    last = sorted_sess[ends]
-    count = (ends - starts + 1).astype(np.int32)
-    if known.any():
-        slots = where[known]
-        state._last_session[slots] = last[known]
-        state._sharers[slots] += count[known]
-    fresh = ~known
-    if fresh.any():
-        positions = where[fresh]
-        state._ids = np.insert(state._ids, positions, first_ids[fresh])
-        state._last_session = np.insert(state._last_session, positions, last[fresh])
-        state._sharers = np.insert(state._sharers, positions, count[fresh])
-        state._origin_late = np.insert(state._origin_late, positions, base_origin[fresh])
+def head_sessions(chunk: TraceChunk, keep: int) -> TraceChunk:
+    """The chunk's first ``keep`` sessions."""
+    rows = int(chunk.row_offsets[keep])
+    hashes = int(chunk.hash_offsets[rows])
+    return TraceChunk(
+        session_ids=chunk.session_ids[:keep], group_ids=chunk.group_ids[:keep],
+        is_restart=chunk.is_restart[:keep], end_reasons=chunk.end_reasons[:keep],
+        row_offsets=chunk.row_offsets[: keep + 1], input_length=chunk.input_length[:rows],
+        output_length=chunk.output_length[:rows], delay_ms=chunk.delay_ms[:rows],
+        timestamp_ms=chunk.timestamp_ms[:rows], hash_offsets=chunk.hash_offsets[: rows + 1],
+        hash_ids=chunk.hash_ids[:hashes],
+    )
 
 
 def end_reason_name(value: int) -> str:

@@ -1,9 +1,11 @@
 """Streaming summaries of one quantity: exact moments, and percentiles from a bounded sketch.
 
 A :class:`Sketch` keeps every distinct value with its count while there are few of them (so
-percentiles are exactly numpy's), and past that switches to log-spaced buckets with a relative
-width of 0.1% that remember each bucket's count and sum. Memory is bounded by the number of
-buckets, never by the number of values added.
+percentiles are exactly numpy's), and past that switches to log-linear buckets: a value's bucket
+is its float64 bit pattern with the low mantissa bits dropped, so buckets are 2^-10 (under 0.1%)
+wide relative to their values and cost a shift to compute. Each bucket remembers its count and
+sum. Memory is bounded by the number of buckets, never by the number of values added; every
+step is a whole-array numpy operation (no sort of the values once in bucket mode).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import math
 import numpy as np
 
 EXACT_LIMIT = 4096  # distinct values kept exactly before switching to buckets
-RELATIVE_ACCURACY = 0.001
-_GAMMA_LOG = math.log((1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY))
+MANTISSA_BITS_KEPT = 10
+RELATIVE_ACCURACY = 2.0**-MANTISSA_BITS_KEPT
+_SHIFT = 52 - MANTISSA_BITS_KEPT
+_SMALL_INTEGER_SPAN = 1 << 16  # integer batches this narrow are counted with one bincount
 PERCENTILES = (("p05", 5), ("p25", 25), ("p75", 75), ("p95", 95), ("p99", 99))
 
 
@@ -28,42 +32,54 @@ class Sketch:
         self.min = math.inf
         self.max = -math.inf
         self._exact = True
-        self._keys = np.zeros(0, dtype=np.float64)  # values (exact) or bucket keys
+        self._keys = np.zeros(0, dtype=np.float64)  # sorted values (exact) or bucket keys
         self._counts = np.zeros(0, dtype=np.int64)
         self._sums = np.zeros(0, dtype=np.float64)
 
     def add(self, values: np.ndarray) -> None:
         values = np.asarray(values, dtype=np.float64).ravel()
-        values = values[np.isfinite(values)]
+        finite = np.isfinite(values)
+        if not finite.all():
+            values = values[finite]
         n = values.size
         if n == 0:
             return
         # Chan et al.'s merge of (count, mean, M2): stable for large counts.
         batch_mean = float(values.mean())
-        batch_m2 = float(((values - batch_mean) ** 2).sum())
+        centred = values - batch_mean
+        batch_m2 = float(np.dot(centred, centred))
         total = self.count + n
         delta = batch_mean - self._mean
         self._m2 += batch_m2 + delta * delta * self.count * n / total
         self._mean += delta * n / total
         self.count = total
-        self.min = min(self.min, float(values.min()))
-        self.max = max(self.max, float(values.max()))
-        keys = values if self._exact else _bucket_keys(values)
-        self._merge(keys, values)
-        if self._exact and self._keys.size > EXACT_LIMIT:
-            self._to_buckets()
+        low, high = float(values.min()), float(values.max())
+        self.min = min(self.min, low)
+        self.max = max(self.max, high)
+        if self._exact:
+            keys, counts = _distinct(values, low, high)
+            if keys is None:  # more distinct values in this batch alone than the exact limit
+                self._to_buckets()
+            else:
+                self._merge(keys, counts.astype(np.int64), keys * counts)
+                if self._keys.size > EXACT_LIMIT:
+                    self._to_buckets()
+                return
+        keys, counts, sums = _bucketed(values)
+        self._merge(keys, counts.astype(np.int64), sums)
 
-    def _merge(self, keys: np.ndarray, values: np.ndarray) -> None:
-        uniq, inverse = np.unique(keys, return_inverse=True)
-        counts = np.bincount(inverse, minlength=uniq.size).astype(np.int64)
-        sums = np.bincount(inverse, weights=values, minlength=uniq.size)
-        all_keys = np.concatenate([self._keys, uniq])
-        merged, where = np.unique(all_keys, return_inverse=True)
-        new_counts = np.zeros(merged.size, dtype=np.int64)
-        new_sums = np.zeros(merged.size, dtype=np.float64)
-        np.add.at(new_counts, where, np.concatenate([self._counts, counts]))
-        np.add.at(new_sums, where, np.concatenate([self._sums, sums]))
-        self._keys, self._counts, self._sums = merged, new_counts, new_sums
+    def _merge(self, keys: np.ndarray, counts: np.ndarray, sums: np.ndarray) -> None:
+        """Fold sorted distinct (key, count, sum) triples into the stored ones."""
+        if self._keys.size == 0:
+            self._keys, self._counts, self._sums = keys, counts, sums
+            return
+        all_keys = np.concatenate([self._keys, keys])
+        order = np.argsort(all_keys, kind="stable")
+        all_keys = all_keys[order]
+        starts = np.flatnonzero(np.concatenate([[True], all_keys[1:] != all_keys[:-1]]))
+        self._keys = all_keys[starts]
+        self._counts = np.add.reduceat(np.concatenate([self._counts, counts])[order], starts)
+        self._sums = np.add.reduceat(np.concatenate([self._sums, sums])[order], starts)
 
     def _to_buckets(self) -> None:
         values, counts, sums = self._keys, self._counts, self._sums
@@ -71,11 +87,10 @@ class Sketch:
         self._keys = np.zeros(0)
         self._counts = np.zeros(0, dtype=np.int64)
         self._sums = np.zeros(0)
-        keys = _bucket_keys(values)
-        uniq, inverse = np.unique(keys, return_inverse=True)
-        self._keys = uniq
-        self._counts = np.bincount(inverse, weights=counts, minlength=uniq.size).astype(np.int64)
-        self._sums = np.bincount(inverse, weights=sums, minlength=uniq.size)
+        if values.size:
+            keys = _bucket_keys(values)  # monotone in the value, so already sorted
+            starts = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+            self._merge(keys[starts], np.add.reduceat(counts, starts), np.add.reduceat(sums, starts))
 
     @property
     def exact(self) -> bool:
@@ -136,13 +151,58 @@ class Sketch:
         return edges, counts.astype(np.int64)
 
 
+def _distinct(values: np.ndarray, low: float, high: float):
+    """Sorted distinct values and their counts, or (None, None) when there are too many."""
+    if high - low < _SMALL_INTEGER_SPAN and low == math.floor(low):
+        offsets = values - low
+        as_int = offsets.astype(np.int64)
+        if np.array_equal(as_int, offsets):  # integer-valued: one bincount, no sort
+            counts = np.bincount(as_int)
+            present = np.flatnonzero(counts)
+            if present.size > EXACT_LIMIT:
+                return None, None
+            return present + low, counts[present]
+    if values.size > 4 * EXACT_LIMIT:
+        # A cheap look at a slice first: a continuous quantity shows its many values at once.
+        head = values[: 2 * EXACT_LIMIT + 2]
+        head = np.sort(head)
+        if np.count_nonzero(head[1:] != head[:-1]) >= EXACT_LIMIT:
+            return None, None
+    ordered = np.sort(values)
+    starts = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1]]))
+    if starts.size > EXACT_LIMIT:
+        return None, None
+    return ordered[starts], np.diff(np.append(starts, ordered.size))
+
+
+def _bucketed(values: np.ndarray):
+    """Sorted bucket keys of a batch, with each bucket's count and sum of values."""
+    keys = _bucket_keys(values)
+    positive = keys > 0
+    parts = []
+    if not positive.all():
+        # Zeros and negatives are rare: a sort is fine for them, and it keeps the bincount
+        # below spanning the whole exponent range between 0 and the positive keys.
+        rest = np.sort(keys[~positive])
+        rest_values = np.sort(values[~positive])
+        starts = np.flatnonzero(np.concatenate([[True], rest[1:] != rest[:-1]]))
+        parts.append((rest[starts], np.diff(np.append(starts, rest.size)),
+                      np.add.reduceat(rest_values, starts)))
+        keys, values = keys[positive], values[positive]
+    if keys.size:
+        low = int(keys.min())
+        index = (keys - low).astype(np.int64)
+        counts = np.bincount(index)
+        sums = np.bincount(index, weights=values)
+        present = np.flatnonzero(counts)
+        parts.append(((present + low).astype(np.float64), counts[present], sums[present]))
+    return tuple(np.concatenate([part[i] for part in parts]) for i in range(3))
+
+
 def _bucket_keys(values: np.ndarray) -> np.ndarray:
-    # Zero gets key 0; positive values get keys >= 1 and negative values mirrored keys <= -1,
-    # so buckets sort in value order. The +2000 offset keeps keys of values down to ~1e-1
-    # positive; smaller magnitudes share the innermost bucket.
+    # The bit pattern of a non-negative double grows with its value; dropping the low mantissa
+    # bits leaves 2^10 buckets per power of two. Negative values get mirrored negative keys so
+    # keys sort in value order (-0.0 and 0.0 share key 0).
     magnitude = np.abs(values)
-    keys = np.zeros(values.shape, dtype=np.float64)
-    nonzero = magnitude > 0
-    raw = np.ceil(np.log(magnitude[nonzero]) / _GAMMA_LOG) + 2000.0
-    keys[nonzero] = np.maximum(raw, 1.0) * np.sign(values[nonzero])
-    return keys
+    keys = (magnitude.view(np.int64) >> _SHIFT).astype(np.float64)
+    return np.where(values < 0, -keys, keys)
