@@ -149,10 +149,13 @@ def test_sample_stops_at_its_bounds_and_says_so():
     sample = SimulationSample(max_sessions=25)
     for chunk in read_trace(fixture_dir("turns_s5_n200") / "dataset.jsonl"):
         sample.add(chunk)
-    assert len(sample.sessions) == 25
+    assert sample.num_sessions == sample.trace.num_sessions == 25
     assert sample.total_sessions > 25
     assert sample.describe().startswith("the first 25 of ")
-    assert sample.encoded[0][2][0][3][1] >= 1  # ids as [start, count] runs
+    encoded = sample.encoded()
+    assert len(encoded["turns"]) == 25 and sum(encoded["turns"]) == len(encoded["input"])
+    assert sum(encoded["runs"]) * 2 == len(encoded["ranges"])
+    assert all(count >= 1 for count in encoded["ranges"][1::2])  # ids as [start, count] runs
 
 
 def test_cli_on_a_run_directory(tmp_path):

@@ -10,12 +10,16 @@ from pathlib import Path
 import click
 
 from tracedsl.cli import exitcodes
-from tracedsl.diagnostics import DiagnosticError, render
-from tracedsl.reports.simulation import MAX_SESSIONS, SimulationSample, simulate
-from tracedsl.reports.simulation_model import LAYERS, SimulationConfig
+
+# only the pure-Python config at start-up: numpy, the model and the reader load when it runs
+from tracedsl.reports.simulation_config import (
+    DEFAULT_BLOCK_SIZE,
+    LAYERS,
+    MAX_SESSIONS,
+    SimulationConfig,
+)
 
 DEFAULTS = SimulationConfig()
-DEFAULT_BLOCK_SIZE = 512  # Mooncake's; a run directory's manifest says its own
 
 
 def _fail(message: str, code: int) -> None:
@@ -44,8 +48,10 @@ def _locate(target: Path) -> tuple[Path, int | None]:
     return dataset, None
 
 
-def _read_sample(dataset: Path, max_sessions: int | None) -> SimulationSample:
+def _read_sample(dataset: Path, max_sessions: int | None):
+    from tracedsl.diagnostics import DiagnosticError, render
     from tracedsl.output.reader import read_trace
+    from tracedsl.reports.simulation import SimulationSample
 
     # the default is exactly the page's sample, so both show the same figures
     sample = (
@@ -62,12 +68,12 @@ def _read_sample(dataset: Path, max_sessions: int | None) -> SimulationSample:
         sys.exit(exitcodes.INPUT)
     except OSError as exc:
         _fail(f"{dataset}: {exc.strerror or exc}", exitcodes.IO)
-    if not sample.sessions:
+    if not sample.num_sessions:
         _fail(f"{dataset}: the trace has no rows to simulate", exitcodes.INPUT)
     return sample
 
 
-def _text(summary: dict, config: SimulationConfig, sample: SimulationSample) -> str:
+def _text(summary: dict, config: SimulationConfig, sample) -> str:
     """The figures as the page labels them, one per line."""
     per_block = config.kv_bytes_per_token * config.block_size
     lines = [
@@ -175,8 +181,10 @@ def simulate_command(
         kv_bytes_per_token=kv_bytes_per_token,
         block_size=block_size or run_block_size or DEFAULT_BLOCK_SIZE,
     )
+    from tracedsl.reports.simulation_model import simulate
+
     sample = _read_sample(dataset, max_sessions)
-    result = simulate(sample.sessions, config)
+    result = simulate(sample.trace, config)
     if as_json:
         payload = {
             "dataset": str(dataset),

@@ -8,24 +8,26 @@ self-contained page whose JS runs the same model as ``simulate`` (simulation_mod
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from tracedsl.reports.simulation_model import (
+from tracedsl.reports.simulation_blocks import SimTrace, clean_delays
+from tracedsl.reports.simulation_config import (
     LAYERS,
-    SimSession,
+    MAX_ID_NUMBERS,
+    MAX_ROWS,
+    MAX_SESSIONS,
     SimulationConfig,
-    SimulationResult,
-    simulate,
 )
+from tracedsl.reports.simulation_model import SimSession, SimulationResult, simulate
 from tracedsl.trace import TraceChunk
 
 __all__ = [
     "SimSession",
+    "SimTrace",
     "SimulationConfig",
     "SimulationResult",
     "SimulationSample",
@@ -34,30 +36,35 @@ __all__ = [
 ]
 
 HERE = Path(__file__).resolve().parent
-# The page's bounds: the first sessions in file order, stopping before the first session that
-# would pass any of these (the first session always fits). ~2000 sessions of a default
-# coding-agent trace is about 1.5 MB of page and simulates in well under a second in JS.
-MAX_SESSIONS = 2000
-MAX_ROWS = 40_000
-MAX_ID_NUMBERS = 400_000  # numbers in the range-compressed hash ids
 SESSION_ID_CHARS = 80
 
 
-def _id_ranges(ids: np.ndarray) -> list[int]:
-    """Hash ids as flat [start, count, start, count, ...] runs of consecutive values."""
-    if len(ids) == 0:
-        return []
-    breaks = np.flatnonzero(np.diff(ids) != 1) + 1
-    starts = np.concatenate(([0], breaks))
-    counts = np.diff(np.concatenate((starts, [len(ids)])))
-    out = np.empty(2 * len(starts), dtype=np.int64)
-    out[0::2] = ids[starts]
-    out[1::2] = counts
-    return out.tolist()
+def _id_runs(hash_ids: np.ndarray, hash_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's hash ids as runs of consecutive values: (runs before each row + 1, flat
+    [start, count, start, count, ...])."""
+    starts = np.ones(len(hash_ids), dtype=bool)
+    starts[1:] = hash_ids[1:] != hash_ids[:-1] + 1
+    row_firsts = hash_offsets[:-1][np.diff(hash_offsets) > 0]
+    starts[row_firsts] = True  # a run never crosses rows
+    where = np.flatnonzero(starts)
+    ranges = np.empty(2 * len(where), dtype=np.int64)
+    ranges[0::2] = hash_ids[where]
+    ranges[1::2] = np.diff(np.append(where, len(hash_ids)))
+    return np.searchsorted(where, hash_offsets), ranges
+
+
+def _over(values: np.ndarray, bound: int | None) -> np.ndarray:
+    if bound is None or bound <= 0:
+        return np.zeros(len(values), dtype=bool)
+    return values > bound
 
 
 class SimulationSample:
-    """The first sessions of a trace, in file order, within the page's bounds (streaming)."""
+    """The first sessions of a trace, in file order, within the page's bounds (streaming).
+
+    ``add`` is called on every chunk of a run: it keeps whole column slices of the sessions
+    that fit (decided for the whole chunk at once) and, once full, only counts sessions.
+    """
 
     def __init__(
         self,
@@ -68,83 +75,117 @@ class SimulationSample:
         for_page: bool = True,
     ) -> None:
         self.max_sessions = max_sessions
-        self.for_page = for_page  # False: keep sessions for simulate() only, skip the encoding
+        self.for_page = for_page  # False: keep sessions for simulate() only, skip the id runs
         self.max_rows = max_rows
         self.max_id_numbers = max_id_numbers
-        self.sessions: list[SimSession] = []
-        self.encoded: list[list] = []
         self.total_sessions = 0
         self.full = False
+        self._parts: list[dict] = []  # per chunk: the columns of the sessions taken
+        self._sessions = 0
         self._rows = 0
         self._id_numbers = 0
+        self._trace: SimTrace | None = None
+
+    @property
+    def num_sessions(self) -> int:
+        return self._sessions
 
     @property
     def truncated(self) -> bool:
-        return len(self.sessions) < self.total_sessions
+        return self._sessions < self.total_sessions
 
     def add(self, chunk: TraceChunk) -> None:
         """Take sessions from a chunk until a bound is reached; later sessions are only counted."""
         self.total_sessions += chunk.num_sessions
-        if self.full:
+        if self.full or chunk.num_sessions == 0:
             return
-        for index in range(chunk.num_sessions):
-            first, last = int(chunk.row_offsets[index]), int(chunk.row_offsets[index + 1])
-            ids = [chunk.row_hash_ids(row).astype(np.int64) for row in range(first, last)]
-            ranges = [_id_ranges(row_ids) for row_ids in ids] if self.for_page else []
-            numbers = sum(len(r) for r in ranges)
-            if self.sessions and (
-                _over(len(self.sessions) + 1, self.max_sessions)
-                or _over(self._rows + last - first, self.max_rows)
-                or _over(self._id_numbers + numbers, self.max_id_numbers)
-            ):
-                self.full = True
-                return
-            delays = [
-                0.0 if not math.isfinite(d) or d < 0 else float(d)
-                for d in chunk.delay_ms[first:last].tolist()
-            ]
-            delays[0] = 0.0  # closed loop: a session starts when a slot frees up
-            session = SimSession(
-                session_id=str(chunk.session_ids[index]),
-                is_restart=bool(chunk.is_restart[index]),
-                input_length=[int(v) for v in chunk.input_length[first:last].tolist()],
-                output_length=[int(v) for v in chunk.output_length[first:last].tolist()],
-                delay_ms=delays,
-                hash_ids=ids,
+        row_offsets = np.asarray(chunk.row_offsets, dtype=np.int64)
+        hash_offsets = np.asarray(chunk.hash_offsets, dtype=np.int64)
+        hash_ids = np.asarray(chunk.hash_ids).astype(np.int64, copy=False)
+        if self.for_page:
+            runs_before, ranges = _id_runs(hash_ids, hash_offsets)
+            numbers = 2 * np.diff(runs_before[row_offsets])
+        else:
+            runs_before, ranges = np.zeros(len(hash_offsets), np.int64), np.zeros(0, np.int64)
+            numbers = np.zeros(chunk.num_sessions, np.int64)
+        # stop before the first session that would pass a bound (the very first always fits)
+        over = (
+            _over(self._sessions + np.arange(1, chunk.num_sessions + 1), self.max_sessions)
+            | _over(self._rows + row_offsets[1:], self.max_rows)
+            | _over(self._id_numbers + np.cumsum(numbers), self.max_id_numbers)
+        )
+        take = int(np.argmax(over)) if over.any() else chunk.num_sessions
+        if take == 0 and self._sessions == 0:
+            take = 1
+        if take < chunk.num_sessions or (
+            self.max_sessions and self._sessions + take >= self.max_sessions
+        ):
+            self.full = True
+        if take == 0:
+            return
+        rows = int(row_offsets[take])
+        ids = int(hash_offsets[rows])
+        # copies, so the sample holds only its own sessions, never the chunks they came from
+        self._parts.append(
+            {
+                "session_ids": [str(name) for name in chunk.session_ids[:take]],
+                "restart": np.array(chunk.is_restart[:take], dtype=bool),
+                "turns": np.diff(row_offsets[: take + 1]),
+                "input": np.array(chunk.input_length[:rows], dtype=np.int64),
+                "output": np.array(chunk.output_length[:rows], dtype=np.int64),
+                "delay": np.array(chunk.delay_ms[:rows], dtype=np.float64),
+                "counts": np.diff(hash_offsets[: rows + 1]),
+                "ids": hash_ids[:ids].copy(),
+                "runs": np.diff(runs_before[: rows + 1]),
+                "ranges": ranges[: 2 * int(runs_before[rows])].copy(),
+            }
+        )
+        self._sessions += take
+        self._rows += rows
+        self._id_numbers += int(numbers[:take].sum())
+        self._trace = None
+
+    def _joined(self, name: str, dtype=np.int64) -> np.ndarray:
+        items = [part[name] for part in self._parts]
+        return np.concatenate(items).astype(dtype, copy=False) if items else np.zeros(0, dtype)
+
+    @property
+    def trace(self) -> SimTrace:
+        """The sampled sessions as one SimTrace (built once, when first asked for)."""
+        if self._trace is None:
+            row_offsets = np.concatenate(([0], np.cumsum(self._joined("turns"))))
+            self._trace = SimTrace(
+                session_ids=[name for part in self._parts for name in part["session_ids"]],
+                is_restart=self._joined("restart", bool),
+                row_offsets=row_offsets,
+                input_length=self._joined("input"),
+                output_length=self._joined("output"),
+                delay_ms=clean_delays(self._joined("delay", np.float64), row_offsets),
+                hash_offsets=np.concatenate(([0], np.cumsum(self._joined("counts")))),
+                hash_ids=self._joined("ids"),
             )
-            self.sessions.append(session)
-            if not self.for_page:
-                self._rows += last - first
-                continue
-            self.encoded.append(
-                [
-                    session.session_id[:SESSION_ID_CHARS],
-                    1 if session.is_restart else 0,
-                    [
-                        [i, o, d, r]
-                        for i, o, d, r in zip(
-                            session.input_length,
-                            session.output_length,
-                            delays,
-                            ranges,
-                            strict=True,
-                        )
-                    ],
-                ]
-            )
-            self._rows += last - first
-            self._id_numbers += numbers
+        return self._trace
+
+    def encoded(self) -> dict:
+        """The sample as the page embeds it: columns, hash ids as [start, count] runs."""
+        trace = self.trace
+        return {
+            "session_ids": [name[:SESSION_ID_CHARS] for name in trace.session_ids],
+            "restart": trace.is_restart.astype(np.int8).tolist(),
+            "turns": np.diff(trace.row_offsets).tolist(),
+            "input": trace.input_length.tolist(),
+            "output": trace.output_length.tolist(),
+            "delay": trace.delay_ms.tolist(),
+            "runs": self._joined("runs").tolist(),
+            "ranges": self._joined("ranges").tolist(),
+        }
 
     def describe(self) -> str:
         """One line saying which sessions were simulated."""
-        shown = len(self.sessions)
+        shown = self._sessions
         if not self.truncated:
             return f"all {shown:,} sessions of the trace"
         return f"the first {shown:,} of {self.total_sessions:,} sessions in file order"
-
-
-def _over(value: int, bound: int | None) -> bool:
-    return bound is not None and bound > 0 and value > bound
 
 
 def _script_json(value: object) -> Markup:
@@ -194,7 +235,7 @@ def render_simulation_html(
             "kv_bytes_per_token": config.kv_bytes_per_token,
             "block_size": block_size,
         },
-        "sessions": sample.encoded,
+        "trace": sample.encoded(),
     }
     template = _environment().get_template("simulation.html.j2")
     return template.render(

@@ -3,64 +3,31 @@
 The model is defined in docs/simulation.md; ``static/sim_engine.js`` runs the same algorithm
 in the browser, step for step, so both give identical figures. Keep the two in lockstep:
 same event order, same tie-breaking, same arithmetic (integers for tokens and blocks, one
-float expression per duration).
+float expression per duration). The cache itself is in simulation_cache.py.
 """
 
 from __future__ import annotations
 
+import gc
 import heapq
 import math
 from collections import deque
 from dataclasses import dataclass, field
 
-import numpy as np
+from tracedsl.reports.simulation_blocks import SimSession, SimTrace, layout
+from tracedsl.reports.simulation_cache import KVCache
+from tracedsl.reports.simulation_config import LAYERS, SimulationConfig
 
-LAYERS = ("common", "shared", "private", "output")
+__all__ = [
+    "LAYERS",
+    "SimSession",
+    "SimTrace",
+    "SimulationConfig",
+    "SimulationResult",
+    "simulate",
+]
+
 READY, PREFILL_END, DECODE_END = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class SimulationConfig:
-    """The simulation's inputs (the page's controls have the same names and defaults)."""
-
-    concurrency: int = 50
-    prefill_tps: float = 64000.0
-    decode_tps: float = 30.0
-    kv_gb: float = 300.0
-    kv_bytes_per_token: int = 35136
-    block_size: int = 512
-
-    def problems(self) -> list[str]:
-        """What is wrong with these inputs, as ``field: message`` strings (empty when valid)."""
-        out = []
-        if self.concurrency < 1:
-            out.append("concurrency: must be at least 1")
-        for name in ("prefill_tps", "decode_tps", "kv_gb"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                out.append(f"{name}: must be a positive number")
-        if self.kv_bytes_per_token < 1:
-            out.append("kv_bytes_per_token: must be at least 1")
-        if self.block_size < 1:
-            out.append("block_size: must be at least 1")
-        return out
-
-    @property
-    def capacity_blocks(self) -> int:
-        """Whole KV blocks that fit in the cache: floor(GB·1e9 / (bytes per token · block size))."""
-        return math.floor(self.kv_gb * 1e9 / (self.kv_bytes_per_token * self.block_size))
-
-
-@dataclass(frozen=True)
-class SimSession:
-    """One session as the simulation sees it: per-turn lengths, delays and hash ids."""
-
-    session_id: str
-    is_restart: bool
-    input_length: list[int]
-    output_length: list[int]
-    delay_ms: list[float]  # before each turn; turn 0's is ignored (closed loop)
-    hash_ids: list[np.ndarray]
 
 
 @dataclass
@@ -74,149 +41,6 @@ class SimulationResult:
 
     def to_json(self) -> dict:
         return {"summary": self.summary, "series": self.series, "requests": self.requests}
-
-
-@dataclass
-class _Blocks:
-    """Per-session block lists ([input 0, output 0, input 1, ...]) with dense ids and layers."""
-
-    blocks: list[np.ndarray]  # per session: dense block ids, in prompt order
-    tokens: list[np.ndarray]  # per session: tokens held by each block position
-    prompt_end: list[list[int]]  # per session, per turn: end of turn t's prompt in blocks
-    request_end: list[list[int]]  # per session, per turn: end of its prompt + output blocks
-    prompt_tokens: list[list[int]]  # per session, per turn: the request's whole prompt
-    layer: np.ndarray  # per dense block id
-    num_blocks: int
-
-
-def _block_ceil(tokens: int, block_size: int) -> int:
-    return -(-tokens // block_size)
-
-
-def _prepare(sessions: list[SimSession], block_size: int) -> _Blocks:
-    """Give every hash id and every output block a dense id and a layer taken from the data."""
-    all_ids = [ids for s in sessions for ids in s.hash_ids]
-    flat = np.concatenate(all_ids).astype(np.int64) if all_ids else np.zeros(0, np.int64)
-    uniques, dense = np.unique(flat, return_inverse=True)
-    next_output = len(uniques)
-    out = _Blocks([], [], [], [], [], np.zeros(0, np.int8), 0)
-    distinct_per_session = []
-    cursor = 0
-    for session in sessions:
-        turns = len(session.input_length)
-        counts = np.fromiter((len(ids) for ids in session.hash_ids), np.int64, turns)
-        inputs = np.asarray(session.input_length, dtype=np.int64)
-        produced = np.asarray(session.output_length, dtype=np.int64)
-        ids = dense[cursor : cursor + int(counts.sum())]
-        cursor += len(ids)
-        row = np.repeat(np.arange(turns), counts)
-        position = np.arange(len(ids)) - np.repeat(np.cumsum(counts) - counts, counts)
-        # an id repeated within a session names a block it already holds: keep the first
-        distinct, first = np.unique(ids, return_index=True)
-        distinct_per_session.append(distinct)
-        keep = np.zeros(len(ids), dtype=bool)
-        keep[first] = True
-        kept_rows = row[keep]
-        kept = np.bincount(kept_rows, minlength=turns)
-        outputs = -(-produced // block_size)
-        # blocks in prompt order: [input 0, output 0, input 1, output 1, ...]
-        input_start = np.cumsum(kept + outputs) - kept - outputs
-        output_start = input_start + kept
-        blocks = np.empty(int((kept + outputs).sum()), dtype=np.int64)
-        tokens = np.empty_like(blocks)
-        rank = np.arange(len(kept_rows)) - np.repeat(np.cumsum(kept) - kept, kept)
-        where = input_start[kept_rows] + rank
-        blocks[where] = ids[keep]
-        # tokens no kept block holds (repeats, ids short of the length) are always misses
-        tokens[where] = np.clip(inputs[kept_rows] - position[keep] * block_size, 0, block_size)
-        out_rows = np.repeat(np.arange(turns), outputs)
-        out_rank = np.arange(len(out_rows)) - np.repeat(np.cumsum(outputs) - outputs, outputs)
-        where = output_start[out_rows] + out_rank
-        blocks[where] = np.arange(next_output, next_output + len(out_rows))
-        tokens[where] = np.clip(produced[out_rows] - out_rank * block_size, 0, block_size)
-        next_output += len(out_rows)
-        out.blocks.append(blocks)
-        out.tokens.append(tokens)
-        out.prompt_end.append(output_start.tolist())
-        out.request_end.append((output_start + outputs).tolist())
-        out.prompt_tokens.append((np.cumsum(inputs) + np.cumsum(produced) - produced).tolist())
-    sessions_per_id = np.bincount(
-        np.concatenate(distinct_per_session) if sessions else np.zeros(0, np.int64),
-        minlength=len(uniques),
-    )
-    layer = np.full(next_output, 3, dtype=np.int8)
-    shared = sessions_per_id >= 2
-    common = shared & (sessions_per_id * 2 >= len(sessions))
-    layer[: len(uniques)] = np.where(common, 0, np.where(shared, 1, 2))
-    out.layer = layer
-    out.num_blocks = next_output
-    return out
-
-
-class _Cache:
-    """Resident blocks with refcounts; blocks no request holds wait in LRU order for eviction."""
-
-    def __init__(self, prepared: _Blocks, capacity: float) -> None:
-        size = prepared.num_blocks
-        self.layer = prepared.layer
-        self.capacity = capacity
-        self.refcount = np.zeros(size, dtype=np.int32)
-        self.resident = np.zeros(size, dtype=bool)
-        self.ever_evicted = np.zeros(size, dtype=bool)
-        self.release_tick = np.full(size, -1, dtype=np.int64)
-        self.lru: deque[tuple[np.ndarray, int]] = deque()
-        self.tick = 0
-        self.resident_count = 0
-        self.evicted = [0, 0, 0, 0]
-        self.refetched = [0, 0, 0, 0]
-
-    def acquire(self, blocks: np.ndarray) -> None:
-        """Pin blocks for a request, making missing ones resident (counting re-fetches)."""
-        missing = blocks[~self.resident[blocks]]
-        if len(missing):
-            self.resident[missing] = True
-            self.resident_count += len(missing)
-            again = missing[self.ever_evicted[missing]]
-            if len(again):
-                counts = np.bincount(self.layer[again], minlength=4)
-                for index in range(4):
-                    self.refetched[index] += int(counts[index])
-        self.refcount[blocks] += 1
-        self.evict()
-
-    def release(self, blocks: np.ndarray) -> None:
-        """Unpin a finished request's blocks; the prompt's tail becomes least recently used."""
-        self.refcount[blocks] -= 1
-        backwards = blocks[::-1]
-        freed = backwards[self.refcount[backwards] == 0]
-        if len(freed):
-            self.tick += 1
-            self.release_tick[freed] = self.tick
-            self.lru.append((freed, self.tick))
-
-    def evict(self) -> None:
-        need = self.resident_count - self.capacity
-        while need > 0 and self.lru:
-            batch, tick = self.lru[0]
-            still = (
-                (self.refcount[batch] == 0)
-                & self.resident[batch]
-                & (self.release_tick[batch] == tick)
-            )
-            valid = batch[still]
-            take = valid[: int(need)]
-            if len(valid) > len(take):
-                self.lru[0] = (valid[len(take) :], tick)
-            else:
-                self.lru.popleft()
-            if len(take):
-                self.resident[take] = False
-                self.ever_evicted[take] = True
-                self.resident_count -= len(take)
-                need -= len(take)
-                gone = np.bincount(self.layer[take], minlength=4)
-                for index in range(4):
-                    self.evicted[index] += int(gone[index])
 
 
 SERIES_FIELDS = (
@@ -244,19 +68,27 @@ REQUEST_FIELDS = (
 )
 
 
-def _run(sessions, prepared, config, capacity, record):
+def _run(trace: SimTrace, blocks, config: SimulationConfig, capacity: float, record: bool):
     """Replay the sessions; returns (summary counters, series, requests)."""
-    cache = _Cache(prepared, capacity)
+    sessions = trace.num_sessions
+    cache = KVCache(blocks, sessions, capacity)
+    evicted, refetched = cache.evicted, cache.refetched
+    first_row = trace.row_offsets.tolist()
+    output_tokens = trace.output_length.tolist()
+    delay_ms = trace.delay_ms.tolist()
+    prompt_tokens = blocks.prompt_tokens
+    prefill_tps, decode_tps = config.prefill_tps, config.decode_tps
     points: list[tuple] = []  # one per event, turned into columns at the end
     logged: list[tuple] = []  # one per request, at decode start
     events: list[tuple[float, int, int, int]] = []
+    push, pop = heapq.heappush, heapq.heappop
     seq = 0
-    turn_of = [0] * len(sessions)
-    slot_of = [0] * len(sessions)
-    ready_at = [0.0] * len(sessions)
-    prefill_at = [0.0] * len(sessions)
-    hits_of = [0] * len(sessions)
-    misses_of = [0] * len(sessions)
+    turn_of = [0] * sessions
+    slot_of = [0] * sessions
+    ready_at = [0.0] * sessions
+    prefill_at = [0.0] * sessions
+    hits_of = [0] * sessions
+    misses_of = [0] * sessions
     queue: deque[int] = deque()
     prefill_busy = False
     next_session = 0
@@ -265,60 +97,47 @@ def _run(sessions, prepared, config, capacity, record):
     prefill_busy_ms = 0.0
     now = 0.0
 
-    def push(time: float, kind: int, session: int) -> None:
-        nonlocal seq
-        heapq.heappush(events, (time, seq, kind, session))
-        seq += 1
-
-    def start_prefill(session: int) -> None:
-        nonlocal prefill_busy, hit_total, miss_total, prefill_busy_ms
+    def start_prefill(session: int) -> float:
+        """Start the head of the queue's prefill; returns when it ends."""
+        nonlocal hit_total, miss_total, prefill_busy_ms
         turn = turn_of[session]
-        blocks = prepared.blocks[session]
-        end = prepared.prompt_end[session][turn]
-        prompt = blocks[:end]
-        resident = cache.resident[prompt]
-        hit_blocks = end if resident.all() else int(np.argmin(resident))
-        hits = int(prepared.tokens[session][:hit_blocks].sum())
-        misses = prepared.prompt_tokens[session][turn] - hits
+        row = first_row[session] + turn
+        hits = cache.start_prefill(session, row, turn == 0)
+        misses = prompt_tokens[row] - hits
         hit_total += hits
         miss_total += misses
         hits_of[session] = hits
         misses_of[session] = misses
-        cache.acquire(prompt)
-        prefill_busy = True
         prefill_at[session] = now
-        duration = misses * 1000.0 / config.prefill_tps
+        duration = misses * 1000.0 / prefill_tps
         prefill_busy_ms += duration
-        push(now + duration, PREFILL_END, session)
+        return now + duration
 
-    def start_session(slot: int) -> None:
-        nonlocal next_session
-        session = next_session
-        next_session += 1
-        slot_of[session] = slot
-        turn_of[session] = 0
-        push(now, READY, session)
-
-    for slot in range(min(config.concurrency, len(sessions))):
-        start_session(slot)
+    for slot in range(min(config.concurrency, sessions)):
+        slot_of[slot] = slot
+        push(events, (now, seq, READY, slot))
+        seq += 1
+    next_session = min(config.concurrency, sessions)
     while events:
-        now, _, kind, session = heapq.heappop(events)
+        now, _, kind, session = pop(events)
         turn = turn_of[session]
+        row = first_row[session] + turn
         if kind == READY:
             ready_at[session] = now
             active += 1
-            prompt_in_flight += prepared.prompt_tokens[session][turn]
-            output_in_flight += sessions[session].output_length[turn]
+            prompt_in_flight += prompt_tokens[row]
+            output_in_flight += output_tokens[row]
             queue.append(session)
             if not prefill_busy:
-                start_prefill(queue.popleft())
+                prefill_busy = True
+                head = queue.popleft()
+                push(events, (start_prefill(head), seq, PREFILL_END, head))
+                seq += 1
         elif kind == PREFILL_END:
-            blocks = prepared.blocks[session]
-            turn_range = prepared.request_end[session][turn]
-            cache.acquire(blocks[prepared.prompt_end[session][turn] : turn_range])
-            produced = sessions[session].output_length[turn]
-            decode_end = now + produced * 1000.0 / config.decode_tps
-            push(decode_end, DECODE_END, session)
+            cache.start_decode(session, row)
+            decode_end = now + output_tokens[row] * 1000.0 / decode_tps
+            push(events, (decode_end, seq, DECODE_END, session))
+            seq += 1
             if record:
                 logged.append(
                     (
@@ -335,18 +154,25 @@ def _run(sessions, prepared, config, capacity, record):
                 )
             prefill_busy = False
             if queue:
-                start_prefill(queue.popleft())
+                prefill_busy = True
+                head = queue.popleft()
+                push(events, (start_prefill(head), seq, PREFILL_END, head))
+                seq += 1
         else:
             active -= 1
-            prompt_in_flight -= prepared.prompt_tokens[session][turn]
-            output_in_flight -= sessions[session].output_length[turn]
-            cache.release(prepared.blocks[session][: prepared.request_end[session][turn]])
-            if turn + 1 < len(sessions[session].input_length):
+            prompt_in_flight -= prompt_tokens[row]
+            output_in_flight -= output_tokens[row]
+            cache.release(session, row)
+            if row + 1 < first_row[session + 1]:
                 turn_of[session] = turn + 1
-                delay = sessions[session].delay_ms[turn + 1]
-                push(now + delay, READY, session)
-            elif next_session < len(sessions):
-                start_session(slot_of[session])
+                push(events, (now + delay_ms[row + 1], seq, READY, session))
+                seq += 1
+            elif next_session < sessions:
+                # the next session in file order takes the freed slot, ready at once
+                slot_of[next_session] = slot_of[session]
+                push(events, (now, seq, READY, next_session))
+                seq += 1
+                next_session += 1
         if record:
             points.append(
                 (
@@ -358,8 +184,8 @@ def _run(sessions, prepared, config, capacity, record):
                     cache.resident_count,
                     hit_total,
                     miss_total,
-                    *cache.evicted,
-                    *cache.refetched,
+                    *evicted,
+                    *refetched,
                 )
             )
     totals = {
@@ -367,8 +193,8 @@ def _run(sessions, prepared, config, capacity, record):
         "hit_tokens": hit_total,
         "miss_tokens": miss_total,
         "prefill_busy_ms": prefill_busy_ms,
-        "evicted": cache.evicted,
-        "refetched": cache.refetched,
+        "evicted": evicted,
+        "refetched": refetched,
     }
     return totals, _columns(SERIES_FIELDS, points), _columns(REQUEST_FIELDS, logged)
 
@@ -391,23 +217,31 @@ def _rate(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
-def simulate(sessions: list[SimSession], config: SimulationConfig) -> SimulationResult:
+def simulate(sessions: SimTrace | list[SimSession], config: SimulationConfig) -> SimulationResult:
     """Run the simulation with the given cache, and once more unbounded for the ceiling."""
     problems = config.problems()
     if problems:
         raise ValueError("; ".join(problems))
-    prepared = _prepare(sessions, config.block_size)
-    totals, series, requests = _run(sessions, prepared, config, config.capacity_blocks, True)
-    unbounded, _, _ = _run(sessions, prepared, config, math.inf, False)
+    trace = sessions if isinstance(sessions, SimTrace) else SimTrace.from_sessions(sessions)
+    # the run allocates a tuple per event and frees none: the cyclic GC would only rescan them
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        blocks = layout(trace, config.block_size)
+        totals, series, requests = _run(trace, blocks, config, config.capacity_blocks, True)
+        unbounded, _, _ = _run(trace, blocks, config, math.inf, False)
+    finally:
+        if collecting:
+            gc.enable()
     return SimulationResult(
-        summary=summarize(sessions, config, totals, unbounded, series, requests),
+        summary=summarize(trace, config, totals, unbounded, series, requests),
         series=series,
         requests=requests,
-        session_ids=[s.session_id for s in sessions],
+        session_ids=list(trace.session_ids),
     )
 
 
-def summarize(sessions, config, totals, unbounded, series, requests) -> dict:
+def summarize(trace: SimTrace, config, totals, unbounded, series, requests) -> dict:
     """The headline figures, in the order the page and the CLI print them."""
     count = len(requests["session"])
     ttft = [s - r for r, s in zip(requests["ready_ms"], requests["decode_start_ms"], strict=True)]
@@ -417,8 +251,8 @@ def summarize(sessions, config, totals, unbounded, series, requests) -> dict:
     peak_blocks = max(series["resident_blocks"], default=0)
     bytes_per_block = config.kv_bytes_per_token * config.block_size
     summary = {
-        "sessions": len(sessions),
-        "restarts": sum(1 for s in sessions if s.is_restart),
+        "sessions": trace.num_sessions,
+        "restarts": int(trace.is_restart.sum()),
         "requests": count,
         "duration_s": totals["end_ms"] / 1000.0,
         "prompt_tokens": prompt,

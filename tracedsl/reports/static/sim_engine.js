@@ -39,8 +39,25 @@ var SimEngine = (function () {
     return out;
   }
 
-  // Sessions as embedded in the page: [id, isRestart, [[input, output, delayMs, ranges]...]],
-  // ranges being flat [start, count, ...] runs of consecutive hash ids.
+  // The page embeds the sample as columns (simulation.py's SimulationSample.encoded):
+  // per session session_ids, restart, turns; per row input, output, delay, runs (how many
+  // [start, count] runs of consecutive hash ids it has, in the flat ranges). The engine works
+  // on sessions: [id, isRestart, [[input, output, delayMs, ranges]...]].
+  function unpack(trace) {
+    var sessions = [], row = 0, at = 0;
+    for (var s = 0; s < trace.session_ids.length; s++) {
+      var rows = [];
+      for (var t = 0; t < trace.turns[s]; t++, row++) {
+        var end = at + 2 * trace.runs[row];
+        rows.push([trace.input[row], trace.output[row], trace.delay[row],
+          trace.ranges.slice(at, end)]);
+        at = end;
+      }
+      sessions.push([trace.session_ids[s], trace.restart[s], rows]);
+    }
+    return sessions;
+  }
+
   function expandIds(ranges) {
     var ids = [];
     for (var i = 0; i < ranges.length; i += 2) {
@@ -348,5 +365,5 @@ var SimEngine = (function () {
     };
   }
 
-  return {simulate: simulate, problems: problems, capacityBlocks: capacityBlocks, LAYERS: LAYERS};
+  return {simulate: simulate, unpack: unpack, problems: problems, capacityBlocks: capacityBlocks, LAYERS: LAYERS};
 })();

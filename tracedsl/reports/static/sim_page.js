@@ -4,6 +4,7 @@
 
 (function () {
   var data = JSON.parse(document.getElementById("sim-data").textContent);
+  data.sessions = SimEngine.unpack(data.trace);
   var FIELDS = ["concurrency", "prefill_tps", "decode_tps", "kv_gb", "kv_bytes_per_token", "block_size"];
   var WHOLE = {concurrency: true, kv_bytes_per_token: true, block_size: true};
   var COLORS = {common: "#7b3294", shared: "#d7301f", private: "#fc8d59", output: "#4393c3"};
