@@ -171,7 +171,8 @@ def _session_record(chunk, index, reuse, isl, rate) -> dict:
 
 def _labelled(record: dict, reuse: ReuseAnalysis) -> dict:
     ids, codes, bounds = record["_entries"]
-    layers, statuses = reuse.label(ids, codes)
+    late = np.repeat(np.arange(bounds.size - 1) > 0, np.diff(bounds))
+    layers, statuses = reuse.label(ids, codes, late)
     turns = [{**turn, "entering": _runs(layers[bounds[t]:bounds[t + 1]], statuses[bounds[t]:bounds[t + 1]])}
              for t, turn in enumerate(record["turns"])]
     return {**{k: v for k, v in record.items() if k != "_entries"}, "turns": turns}

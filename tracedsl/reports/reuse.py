@@ -31,7 +31,8 @@ from tracedsl.reports.stackdist import RunHistory, repeat_runs
 from tracedsl.trace import EndReason, TraceChunk
 
 MAX_ENTRIES = 1 << 22  # session-distinct blocks analysed: ~16k sessions of the default spec
-ID_LIMIT = 1 << 22  # hash ids the per-id table can hold (17 bytes each at most: ~70 MB)
+ID_LIMIT = 1 << 22  # hash ids the per-id table can hold (24 bytes each once touched: ~100 MB)
+MAX_ROWS = 1 << 22  # requests analysed (per-row state: 17 bytes each)
 CAPACITIES = tuple(2**k for k in range(6, 23))  # LRU sizes in blocks: 64 .. 4M
 LAYERS = ("L1", "L1.5", "L2", "L3")
 STATUS = ("new", "cached", "carried")
@@ -39,33 +40,18 @@ NEW, CACHED, INHERITED = 0, 1, 2  # how a block entered its session (entry codes
 
 
 class _IdTable:
-    """Per hash id: last position in S, sessions entering it, inheritances, request weight, turn."""
+    """Per hash id: last place in S, and for ids that recur, first place, entries and weight.
+
+    The arrays are allocated once at ID_LIMIT with zeros (0 = nothing yet, places are stored +1);
+    the operating system only backs the pages that ids actually touch.
+    """
 
     def __init__(self) -> None:
-        self.size = 0
-        self.last = np.zeros(0, dtype=np.int32)
-        self.entered = np.zeros(0, dtype=np.int32)  # sessions that entered it, not by inheritance
-        self.inherited = np.zeros(0, dtype=np.int32)
-        self.weight = np.zeros(0, dtype=np.int64)  # requests whose prompt holds it, all sessions
-        self.late = np.zeros(0, dtype=bool)  # first entered after turn 0
-
-    def ensure(self, size: int) -> None:
-        if size <= self.last.size:
-            self.size = max(self.size, size)
-            return
-        grown = min(max(size + size // 4, 1 << 16), ID_LIMIT)
-        for name, fill in (("last", -1), ("entered", 0), ("inherited", 0), ("weight", 0), ("late", False)):
-            old = getattr(self, name)
-            new = np.full(grown, fill, dtype=old.dtype)
-            new[: old.size] = old
-            setattr(self, name, new)
-        self.size = size
-
-    def layers(self, ids: np.ndarray, sessions: int) -> np.ndarray:
-        """Each id's layer index, from how many sessions entered it by the end."""
-        entered = self.entered[ids]
-        widely = (entered * 2 >= sessions) & (entered >= 2)
-        return np.where(widely, 0, np.where(entered >= 2, 1, np.where(self.late[ids], 3, 2)))
+        self.last = np.zeros(ID_LIMIT, dtype=np.int32)  # place in S + 1
+        self.first = np.zeros(ID_LIMIT, dtype=np.int32)  # place in S + 1, kept for recurring ids
+        self.extra = np.zeros(ID_LIMIT, dtype=np.int32)  # later sessions entering it, not inherited
+        self.inherited = np.zeros(ID_LIMIT, dtype=np.int32)  # later sessions inheriting it
+        self.weight = np.zeros(ID_LIMIT, dtype=np.int64)  # requests holding it, later sessions
 
 
 class ReuseAnalysis:
@@ -86,6 +72,10 @@ class ReuseAnalysis:
         self.output_tokens = 0  # sum over requests of earlier outputs carried in the prompt
         self.table = _IdTable()
         self._runs = RunHistory()
+        self._private = np.zeros((2, len(STATUS)), dtype=np.int64)  # first entries, by turn > 0
+        self._row_start: list[np.ndarray] = []  # per analysed row: its first place in S
+        self._row_weight: list[np.ndarray] = []  # requests from it to its session's end
+        self._row_late: list[np.ndarray] = []  # turn > 0
 
     def add(self, chunk: TraceChunk) -> ChunkReuse | None:
         """Analyse one chunk (or its first sessions, at the bound); None once the bound is reached."""
@@ -108,6 +98,7 @@ class ReuseAnalysis:
             return chunk
         session_hashes = chunk.hash_offsets[chunk.row_offsets]
         fits = np.cumsum(np.diff(session_hashes)) <= MAX_ENTRIES - self.entries
+        fits &= chunk.row_offsets[1:] <= MAX_ROWS - self.requests
         ids = chunk.hash_ids
         if ids.size and (int(ids.min()) < 0 or int(ids.max()) >= ID_LIMIT):
             bad = (ids < 0) | (ids >= ID_LIMIT)
@@ -118,28 +109,62 @@ class ReuseAnalysis:
         if keep == chunk.num_sessions:
             self.stop_reason = ""
             return chunk
-        self.stop_reason = self.stop_reason or f"the bound of {MAX_ENTRIES:,} session-distinct blocks"
+        self.stop_reason = self.stop_reason or (
+            f"the bound of {MAX_ENTRIES:,} session-distinct blocks or {MAX_ROWS:,} requests")
         self.skipped_sessions += chunk.num_sessions - keep
         self.skipped_requests += chunk.num_rows - int(chunk.row_offsets[keep])
         return head_sessions(chunk, keep)
 
+    def _rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if len(self._row_start) > 1:
+            self._row_start = [np.concatenate(self._row_start)]
+            self._row_weight = [np.concatenate(self._row_weight)]
+            self._row_late = [np.concatenate(self._row_late)]
+        if not self._row_start:
+            return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool)
+        return self._row_start[0], self._row_weight[0], self._row_late[0]
+
+    def _first_rows(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Weight and turn > 0 of the row where each recurring id first entered."""
+        start, weight, late = self._rows()
+        row = np.searchsorted(start, self.table.first[ids].astype(np.int64) - 1, side="right") - 1
+        return weight[row], late[row]
+
+    def _layers(self, ids: np.ndarray, late: np.ndarray) -> np.ndarray:
+        """Layer index of recurring ids, from how many sessions entered them by the end."""
+        entered = 1 + self.table.extra[ids].astype(np.int64)
+        widely = (entered * 2 >= self.sessions) & (entered >= 2)
+        return np.where(widely, 0, np.where(entered >= 2, 1, np.where(late, 3, 2)))
+
+    def _recurring(self) -> np.ndarray:
+        size = self.max_id + 1
+        table = self.table
+        return np.flatnonzero((table.extra[:size] > 0) | (table.inherited[:size] > 0))
+
     def layer_blocks(self) -> np.ndarray:
         """Request-weighted blocks per (layer, status): every id's entries, labelled at the end."""
-        table, size = self.table, self.table.size
-        used = np.flatnonzero(table.entered[:size] > 0)
-        layer = table.layers(used, self.sessions)
-        entered = table.entered[used].astype(np.int64)
-        inherited = table.inherited[used].astype(np.int64)
+        out = np.zeros((len(LAYERS), len(STATUS)), dtype=np.int64)
+        out[2:] = self._private  # every first entry was booked as the session's own (L2 / L3)
+        recurring = self._recurring()
+        if recurring.size == 0:
+            return out
+        first_weight, late = self._first_rows(recurring)
+        late_index = late.astype(np.int64)
+        out[2:, 0] -= np.bincount(late_index, minlength=2)  # ... which recurring ids were not
+        out[2:, 2] -= np.bincount(late_index, weights=first_weight - 1, minlength=2).astype(np.int64)
+        table = self.table
+        extra = table.extra[recurring].astype(np.int64)
+        inherited = table.inherited[recurring].astype(np.int64)
+        layer = self._layers(recurring, late)
         shared = layer <= 1
         # Each entry counts once with its entry status; the later requests of its session carry it.
-        by_status = np.stack([
-            np.ones(used.size, dtype=np.int64),
-            entered - 1 + np.where(shared, inherited, 0),
-            np.where(shared, 0, inherited) + table.weight[used] - entered - inherited,
-        ], axis=1)
-        out = np.zeros((len(LAYERS), len(STATUS)), dtype=np.int64)
-        for index in range(len(LAYERS)):
-            out[index] = by_status[layer == index].sum(axis=0)
+        tallies = (
+            np.ones(recurring.size, dtype=np.int64),
+            extra + np.where(shared, inherited, 0),
+            np.where(shared, 0, inherited) + first_weight + table.weight[recurring] - 1 - extra - inherited,
+        )
+        for status, tally in enumerate(tallies):
+            out[:, status] += np.bincount(layer, weights=tally, minlength=len(LAYERS)).astype(np.int64)
         return out
 
     def summary(self) -> dict:
@@ -183,9 +208,14 @@ class ReuseAnalysis:
             "layer_blocks_by_status": by_status,
         }
 
-    def label(self, ids: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Final (layer, status) indices of a sampled session's entering blocks."""
-        layer = self.table.layers(ids, self.sessions)
+    def label(self, ids: np.ndarray, codes: np.ndarray, late: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Final (layer, status) indices of a sampled session's entering blocks (late: turn > 0)."""
+        table = self.table
+        recurring = (table.extra[ids] > 0) | (table.inherited[ids] > 0)
+        layer = np.where(late, 3, 2)  # a block no other session used is the session's own
+        if recurring.any():
+            _, first_late = self._first_rows(ids[recurring])
+            layer[recurring] = self._layers(ids[recurring], first_late)
         status = np.where(codes == NEW, 0, np.where((codes == INHERITED) & (layer >= 2), 2, 1))
         return layer.astype(np.int8), status.astype(np.int8)
 
@@ -205,54 +235,69 @@ class ChunkReuse:
 def _analyse(state: ReuseAnalysis, chunk: TraceChunk) -> ChunkReuse:
     rows = chunk.num_rows
     ids = chunk.hash_ids.astype(np.int64, copy=False)
-    per_row = np.diff(chunk.hash_offsets)
-    row_of = np.repeat(np.arange(rows, dtype=np.int64), per_row)
-    ids, row_of = _session_distinct(chunk, ids, row_of)
-    count = ids.size
-    position = state.entries + np.arange(count, dtype=np.int64)
-    table = state.table
-    if count:
-        table.ensure(int(ids.max()) + 1)
-
-    # Previous place in S of each block. An id above every id seen so far is new without a lookup.
-    running_max = np.maximum.accumulate(ids) if count else ids
-    before_max = np.maximum(np.concatenate([[state.max_id], running_max[:-1]]), state.max_id)
-    fresh = ids > before_max
-    state.max_id = max(state.max_id, int(running_max[-1])) if count else state.max_id
-    table.last[ids[fresh]] = position[fresh]
-    prev = np.full(count, -1, dtype=np.int64)
+    entry_start = chunk.hash_offsets.astype(np.int64, copy=False)
+    # An id above every id seen so far is new without a lookup; only the others are searched.
+    fresh = _above_all_before(ids, state.max_id)
     others = np.flatnonzero(~fresh)
-    if others.size:
-        order = np.argsort(ids[others], kind="stable")
-        sorted_ids, sorted_pos = ids[others][order], position[others][order]
-        first = np.ones(order.size, dtype=bool)
-        first[1:] = sorted_ids[1:] != sorted_ids[:-1]
-        prev_sorted = np.empty(order.size, dtype=np.int64)
-        prev_sorted[1:] = sorted_pos[:-1]
-        prev_sorted[first] = table.last[sorted_ids[first]]
-        prev[others[order]] = prev_sorted
-        last = np.append(first[1:], True)
-        table.last[sorted_ids[last]] = sorted_pos[last]
-    seen = prev >= 0
+    if not _distinct_in_sessions(chunk, ids, others):
+        ids, entry_start = _session_distinct(chunk, ids)
+        fresh = _above_all_before(ids, state.max_id)
+        others = np.flatnonzero(~fresh)
+    count, base, table = ids.size, state.entries, state.table
+    if count:
+        state.max_id = max(state.max_id, int(ids.max()))
+    fresh_at = np.flatnonzero(fresh)
+    table.last[ids[fresh_at]] = base + fresh_at + 1
+
+    turns = chunk.turns_per_session
+    late_row = chunk.turn_index > 0
+    remaining = np.repeat(chunk.row_offsets[1:], turns) - np.arange(rows)  # requests holding a row's blocks
+    inheriting_row = np.repeat(chunk.is_restart.astype(bool), turns) & ~late_row
+
+    # Previous place in S of the other blocks: group them by id (a stable sort keeps file order).
+    order = np.argsort(ids[others], kind="stable")
+    member = others[order]
+    member_id = ids[member]
+    group_first = np.ones(member.size, dtype=bool)
+    group_first[1:] = member_id[1:] != member_id[:-1]
+    starts = np.flatnonzero(group_first)
+    group_id = member_id[starts]
+    last_before = table.last[group_id].astype(np.int64)
+    prev_sorted = np.empty(member.size, dtype=np.int64)
+    prev_sorted[1:] = base + member[:-1]
+    prev_sorted[starts] = last_before - 1
+    table.last[group_id] = base + member[np.append(starts[1:], member.size) - 1] + 1
+    unrecorded = table.first[group_id] == 0
+    table.first[group_id[unrecorded]] = np.where(last_before > 0, last_before, base + member[starts] + 1)[unrecorded]
+    member_row = np.searchsorted(entry_start, member, side="right") - 1
+    recurs = prev_sorted >= 0
+    inherits = recurs & inheriting_row[member_row]
+    member_weight = np.where(recurs, remaining[member_row], 0)
+    if starts.size:
+        table.extra[group_id] += np.add.reduceat((recurs & ~inherits).astype(np.int64), starts)
+        table.inherited[group_id] += np.add.reduceat(inherits.astype(np.int64), starts)
+        table.weight[group_id] += np.add.reduceat(member_weight, starts)
+    # Back to file order (the inverse permutation), repeats only.
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(order.size)
+    recurs_in_file = recurs[inverse]
+    repeats = others[recurs_in_file]
+    rep_prev = prev_sorted[inverse][recurs_in_file]
+    rep_row = member_row[inverse][recurs_in_file]
+    rep_code = np.where(inherits[inverse][recurs_in_file], INHERITED, CACHED)
 
     # Prompt sizes per row: |P_t| grows by the blocks entering at row t.
-    entering = np.bincount(row_of, minlength=rows).astype(np.int64)
-    entry_start = np.concatenate([[0], np.cumsum(entering)])
-    prompt = entry_start[1:].copy()
-    session_start = chunk.row_offsets[:-1]
-    turns = chunk.turns_per_session
-    prompt -= np.repeat(entry_start[session_start], turns)
+    entering = np.diff(entry_start)
+    prompt = entry_start[1:] - np.repeat(entry_start[chunk.row_offsets[:-1]], turns)
     carried = prompt - entering  # |P(t-1)|
 
     # Exact distances of repeated blocks; only each row's leading repeats can be hits.
-    repeats = np.flatnonzero(seen)
-    rep_prev, rep_pos = prev[repeats], position[repeats]
+    rep_pos = base + repeats
     heads = np.flatnonzero(repeat_runs(rep_prev, rep_pos))
     lengths = np.diff(np.append(heads, repeats.size))
     distance = np.repeat(state._runs.head_distances(rep_pos[heads], rep_prev[heads], lengths), lengths)
-    rep_row = row_of[repeats]
-    repeats_before_row = np.concatenate([[0], np.cumsum(np.bincount(rep_row, minlength=rows))])[:-1]
-    new_before_row = entry_start[:-1] - repeats_before_row
+    repeats_per_row = np.bincount(rep_row, minlength=rows)
+    new_before_row = entry_start[:-1] - (np.cumsum(repeats_per_row) - repeats_per_row)
     leading = (repeats - np.arange(repeats.size)) == new_before_row[rep_row]
     lead_row = rep_row[leading]
     floor = np.where(carried > 0, carried - 1, -1)
@@ -269,46 +314,53 @@ def _analyse(state: ReuseAnalysis, chunk: TraceChunk) -> ChunkReuse:
     state.hits_at[-1] += int(hit_blocks.sum())
     state.prompt_blocks += int(prompt.sum())
 
-    # Per-id tallies for the layers, which are decided at the end.
-    session_end = np.repeat(chunk.row_offsets[1:], turns)
-    remaining_rows = session_end - np.arange(rows)
-    weight = remaining_rows[row_of]
-    turn_of_row = chunk.turn_index
-    code = np.where(seen, CACHED, NEW).astype(np.int8)
-    restart_row = np.repeat(chunk.is_restart.astype(bool), turns) & (turn_of_row == 0)
-    code[seen & restart_row[row_of]] = INHERITED
-    new_ids = ids[~seen]
-    table.entered[new_ids] = 1
-    table.weight[new_ids] = weight[~seen]
-    table.late[new_ids] = turn_of_row[row_of[~seen]] > 0
-    np.add.at(table.weight, ids[repeats], weight[repeats])
-    rep_code = code[repeats]
-    np.add.at(table.entered, ids[repeats[rep_code == CACHED]], 1)
-    np.add.at(table.inherited, ids[repeats[rep_code == INHERITED]], 1)
-    state.input_tokens += int((chunk.input_length.astype(np.int64) * remaining_rows).sum())
-    state.output_tokens += int((chunk.output_length.astype(np.int64) * (remaining_rows - 1)).sum())
+    # First entries are booked as their session's own blocks; layer_blocks() corrects recurring ids.
+    new_per_row = entering - repeats_per_row
+    for late in (0, 1):
+        rows_here = late_row == bool(late)
+        state._private[late, 0] += int(new_per_row[rows_here].sum())
+        state._private[late, 2] += int((new_per_row * (remaining - 1))[rows_here].sum())
+    state._row_start.append(base + entry_start[:-1])
+    state._row_weight.append(remaining)
+    state._row_late.append(late_row)
+    state.input_tokens += int((chunk.input_length.astype(np.int64) * remaining).sum())
+    state.output_tokens += int((chunk.output_length.astype(np.int64) * (remaining - 1)).sum())
     state.entries += count
+    code = np.zeros(count, dtype=np.int8)
+    code[repeats] = rep_code
     return ChunkReuse(prompt, hit_blocks, entry_start, ids, code)
 
 
-def _session_distinct(chunk: TraceChunk, ids: np.ndarray, row_of: np.ndarray):
-    """Each session's first occurrence of every id, in file order (a row may repeat earlier ones)."""
-    if ids.size < 2:
-        return ids, row_of
-    starts = chunk.hash_offsets[chunk.row_offsets[1:-1]]
-    new_session = np.zeros(ids.size, dtype=bool)
-    new_session[starts[starts < ids.size]] = True
-    increasing = (ids[1:] > ids[:-1]) | new_session[1:]
-    if increasing.all():  # strictly increasing inside each session: nothing repeats (no sort)
-        return ids, row_of
-    session_of = np.cumsum(new_session)
-    order = np.argsort((session_of << 23) | ids, kind="stable")
-    key = (session_of << 23 | ids)[order]
+def _above_all_before(ids: np.ndarray, max_before: int) -> np.ndarray:
+    if ids.size == 0:
+        return np.zeros(0, dtype=bool)
+    running = np.maximum.accumulate(ids)
+    before = np.empty_like(running)
+    before[0] = max_before
+    np.maximum(running[:-1], max_before, out=before[1:])
+    return ids > before
+
+
+def _distinct_in_sessions(chunk: TraceChunk, ids: np.ndarray, others: np.ndarray) -> bool:
+    """Whether every session's ids strictly increase (so none repeats): only non-fresh ids can fail."""
+    others = others[others > 0]
+    session_starts = chunk.hash_offsets[chunk.row_offsets[:-1]]
+    at_start = session_starts[np.minimum(np.searchsorted(session_starts, others), session_starts.size - 1)] == others
+    return bool(((ids[others] > ids[others - 1]) | at_start).all())
+
+
+def _session_distinct(chunk: TraceChunk, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each session's first occurrence of every id, in file order, and the rows' new entry starts."""
+    row_of = np.repeat(np.arange(chunk.num_rows, dtype=np.int64), np.diff(chunk.hash_offsets))
+    session_of = np.repeat(np.arange(chunk.num_sessions, dtype=np.int64), chunk.turns_per_session)[row_of]
+    key = (session_of << 23) | ids
+    order = np.argsort(key, kind="stable")
     first = np.ones(ids.size, dtype=bool)
-    first[1:] = key[1:] != key[:-1]
+    first[1:] = key[order][1:] != key[order][:-1]
     keep = np.zeros(ids.size, dtype=bool)
     keep[order[first]] = True
-    return ids[keep], row_of[keep]
+    kept_rows = np.bincount(row_of[keep], minlength=chunk.num_rows)
+    return ids[keep], np.concatenate([[0], np.cumsum(kept_rows)])
 
 
 def head_sessions(chunk: TraceChunk, keep: int) -> TraceChunk:

@@ -47,7 +47,7 @@ class Sketch:
         # Chan et al.'s merge of (count, mean, M2): stable for large counts.
         batch_mean = float(values.mean())
         centred = values - batch_mean
-        batch_m2 = float(np.dot(centred, centred))
+        batch_m2 = float(np.square(centred, out=centred).sum())  # no BLAS: its threads spin
         total = self.count + n
         delta = batch_mean - self._mean
         self._m2 += batch_m2 + delta * delta * self.count * n / total
