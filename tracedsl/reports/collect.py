@@ -38,6 +38,7 @@ class Collector:
         self.reuse = ReuseAnalysis(block_size)
         self.heatmap = np.zeros((RATE_EDGES.size - 1, ISL_EDGES.size - 1), dtype=np.int64)
         self.sample: dict[str, list[tuple[int, int, dict]]] = {}  # (id hash, session number, record)
+        self._labelled: tuple[int, list[dict]] | None = None
 
     def add(self, chunk: TraceChunk) -> None:
         if chunk.num_sessions == 0:
@@ -115,8 +116,10 @@ class Collector:
 
     def sample_sessions(self) -> list[dict]:
         """The kept sessions in a stable order (by hash), their blocks labelled from the whole sample."""
-        everything = sorted((item for kept in self.sample.values() for item in kept), key=lambda item: item[:2])
-        return [_labelled(record, self.reuse) for _, _, record in everything]
+        if self._labelled is None or self._labelled[0] != self.sessions:
+            everything = sorted((item for kept in self.sample.values() for item in kept), key=lambda item: item[:2])
+            self._labelled = (self.sessions, _labelled([record for _, _, record in everything], self.reuse))
+        return self._labelled[1]
 
 
 def id_hashes(session_ids: list[str]) -> np.ndarray:
@@ -169,21 +172,33 @@ def _session_record(chunk, index, reuse, isl, rate) -> dict:
     }
 
 
-def _labelled(record: dict, reuse: ReuseAnalysis) -> dict:
-    ids, codes, bounds = record["_entries"]
-    late = np.repeat(np.arange(bounds.size - 1) > 0, np.diff(bounds))
-    layers, statuses = reuse.label(ids, codes, late)
-    turns = [{**turn, "entering": _runs(layers[bounds[t]:bounds[t + 1]], statuses[bounds[t]:bounds[t + 1]])}
-             for t, turn in enumerate(record["turns"])]
-    return {**{k: v for k, v in record.items() if k != "_entries"}, "turns": turns}
-
-
-def _runs(layers: np.ndarray, statuses: np.ndarray) -> list[list]:
-    """Run-length encode (layer, status) along the prompt: [[layer, status, count], ...]."""
-    if layers.size == 0:
+def _labelled(records: list[dict], reuse: ReuseAnalysis) -> list[dict]:
+    """Label every sampled block at once, then run-length encode (layer, status) within each turn."""
+    if not records:
         return []
+    ids = np.concatenate([record["_entries"][0] for record in records])
+    codes = np.concatenate([record["_entries"][1] for record in records])
+    turn_sizes = np.concatenate([np.diff(record["_entries"][2]) for record in records])
+    turn_number = np.concatenate([np.arange(len(record["turns"])) for record in records])
+    late = np.repeat(turn_number > 0, turn_sizes)
+    layers, statuses = reuse.label(ids, codes, late)
     code = layers.astype(np.int64) * 4 + statuses
-    change = np.flatnonzero(np.diff(code)) + 1
-    starts = np.concatenate([[0], change])
-    counts = np.diff(np.append(starts, code.size))
-    return [[LAYERS[int(code[s]) // 4], STATUS[int(code[s]) % 4], int(n)] for s, n in zip(starts, counts, strict=False)]
+    turn_start = np.concatenate([[0], np.cumsum(turn_sizes)])
+    run_start = np.zeros(ids.size, dtype=bool)
+    run_start[turn_start[:-1][turn_sizes > 0]] = True
+    run_start[1:] |= code[1:] != code[:-1]
+    starts = np.flatnonzero(run_start)
+    lengths = np.diff(np.append(starts, ids.size)).tolist()
+    run_turn = (np.searchsorted(turn_start, starts, side="right") - 1).tolist()
+    names = [[LAYERS[c // 4], STATUS[c % 4]] for c in code[starts].tolist()]
+    entering: list[list] = [[] for _ in range(turn_sizes.size)]
+    for turn, name, length in zip(run_turn, names, lengths, strict=True):
+        entering[turn].append([*name, length])
+    out, turn = [], 0
+    for record in records:
+        turns = []
+        for details in record["turns"]:
+            turns.append({**details, "entering": entering[turn]})
+            turn += 1
+        out.append({**{k: v for k, v in record.items() if k != "_entries"}, "turns": turns})
+    return out
