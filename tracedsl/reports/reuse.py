@@ -344,9 +344,9 @@ def _above_all_before(ids: np.ndarray, max_before: int) -> np.ndarray:
 def _distinct_in_sessions(chunk: TraceChunk, ids: np.ndarray, others: np.ndarray) -> bool:
     """Whether every session's ids strictly increase (so none repeats): only non-fresh ids can fail."""
     others = others[others > 0]
-    session_starts = chunk.hash_offsets[chunk.row_offsets[:-1]]
-    at_start = session_starts[np.minimum(np.searchsorted(session_starts, others), session_starts.size - 1)] == others
-    return bool(((ids[others] > ids[others - 1]) | at_start).all())
+    session_start = np.zeros(ids.size + 1, dtype=bool)
+    session_start[chunk.hash_offsets[chunk.row_offsets[:-1]]] = True
+    return bool(((ids[others] > ids[others - 1]) | session_start[others]).all())
 
 
 def _session_distinct(chunk: TraceChunk, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
