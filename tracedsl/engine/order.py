@@ -58,9 +58,9 @@ class Stitcher:
         self.pending = old_waiting
 
         offsets, starts, lengths = _runs_in_order(body.primaries.num_sessions, written, order)
-        hash_offsets, ids = hash_ids(model, sessions, fresh, self.next_id, offsets, starts, lengths)
+        hash_offsets, ids, runs = hash_ids(model, sessions, fresh, self.next_id, offsets, starts, lengths)
         self.next_id = int(bases[-1])
-        return _trace_chunk(sessions, hash_offsets, ids)
+        return _trace_chunk(sessions, hash_offsets, ids, runs)
 
 
 def _due(group: Continuations | None, written_before: int | None) -> np.ndarray:
@@ -113,7 +113,9 @@ def _runs_in_order(primaries: int, written: list[Continuations], order: np.ndarr
     return offsets, starts[runs], lengths[runs]
 
 
-def _trace_chunk(sessions: SessionColumns, hash_offsets: np.ndarray, ids: np.ndarray) -> TraceChunk:
+def _trace_chunk(
+    sessions: SessionColumns, hash_offsets: np.ndarray, ids: np.ndarray, runs: tuple
+) -> TraceChunk:
     timestamp = np.full(sessions.input_length.shape[0], np.nan)
     timestamp[sessions.row_offsets[:-1]] = 0.0  # every session starts at 0, as in the reference
     return TraceChunk(
@@ -128,6 +130,12 @@ def _trace_chunk(sessions: SessionColumns, hash_offsets: np.ndarray, ids: np.nda
         timestamp_ms=timestamp,
         hash_offsets=hash_offsets,
         hash_ids=ids,
-        # which primary each session belongs to (a continuation names its parent's)
-        extras={"primary_index": sessions.index},
+        extras={
+            # which primary each session belongs to (a continuation names its parent's)
+            "primary_index": sessions.index,
+            # each row's ids as runs of consecutive ids (the writer sizes rows' text from them)
+            "hash_run_offsets": runs[0],
+            "hash_run_start": runs[1],
+            "hash_run_length": runs[2],
+        },
     )

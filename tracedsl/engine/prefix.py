@@ -38,10 +38,12 @@ def hash_ids(
     reused_offsets: np.ndarray,
     reused_start: np.ndarray,
     reused_length: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(hash_offsets, hash_ids) for ``sessions`` in file order; fresh ids start at ``first_id``.
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(hash_offsets, hash_ids, runs) for ``sessions`` in file order; fresh ids start at ``first_id``.
 
     ``reused_*`` are the absolute runs each session's turn 0 reuses (ragged by session).
+    ``runs`` is (run_offsets by row, run_start, run_length): each row's ids as runs of
+    consecutive ids, some empty, which the JSONL writer uses to size each row's text.
     """
     rows = fresh.shape[0]
     first_rows = sessions.row_offsets[:-1]
@@ -76,4 +78,4 @@ def hash_ids(
 
     before = np.cumsum(run_length) - run_length
     ids = np.repeat(run_start - before, run_length) + np.arange(hash_offsets[-1], dtype=np.int64)
-    return hash_offsets, ids
+    return hash_offsets, ids, (run_offsets, run_start, run_length)

@@ -39,7 +39,7 @@ class JsonlWriter:
         self.bytes_written = 0
 
     def write(self, chunk: TraceChunk) -> None:
-        data = render_chunk(chunk)
+        data = _render(chunk)
         self._hash.update(data)
         self._file.write(data)
         self.rows += chunk.num_rows
@@ -65,10 +65,16 @@ def render_chunk(chunk: TraceChunk) -> bytes:
     """The JSONL bytes of every row of ``chunk``, each row ending in a newline."""
     if chunk.num_rows == 0:
         return b""
+    return bytes(_render(chunk))
+
+
+def _render(chunk: TraceChunk) -> bytes | np.ndarray:
+    """The chunk's bytes, as a uint8 array when the fast path printed them."""
+    if chunk.num_rows == 0:
+        return b""
     rounded = _rounded_floats(chunk)
-    if rounded is None:
-        return render_chunk_rows(chunk)
-    return _render_fast(chunk, *rounded)
+    fast = _render_fast(chunk, *rounded) if rounded is not None else None
+    return render_chunk_rows(chunk) if fast is None else fast
 
 
 def row_dicts(chunk: TraceChunk):
@@ -106,6 +112,40 @@ def render_chunk_rows(chunk: TraceChunk) -> bytes:
 
 # --------------------------------------------------------------------------------------------
 # The fast path
+#
+# A chunk's bytes are two interleaved streams. The ids stream is orjson's print of all the
+# chunk's hash ids, "[1,2,…,9]" less its opening bracket: each row's ids followed by one
+# separator byte (a comma, or the closing bracket), which becomes that row's "]". The glue
+# stream holds everything else: glue j is row j-1's tail (after its "]", up to the
+# newline) and row j's head (up to its "["). Both streams' per-row lengths are computed
+# arithmetically, so one boolean mask interleaves them; no per-row Python objects are made.
+
+_DIGIT_GROUP = 10_000  # digits are looked up four at a time, as one 4-byte word
+_WORD = np.dtype("<u4")  # the glue is laid out in 4-byte words, NUL where nothing is printed
+_MAX_SESSION_TEXT = 256  # longer (foreign) session ids go the slow way: the glue is fixed-width
+
+
+def _words(texts: list[bytes], width: int) -> np.ndarray:
+    """Texts as rows of ``width`` words, NUL-padded."""
+    joined = b"".join(text.ljust(4 * width, b"\0") for text in texts)
+    return np.frombuffer(joined, dtype=_WORD).reshape(len(texts), width)
+
+
+def _digit_table() -> tuple[np.ndarray, np.ndarray]:
+    """Words for 0..9999 without leading zeros, then with them, then the empty word; and their lengths."""
+    texts = [str(v).encode() for v in range(_DIGIT_GROUP)]
+    texts += [f"{v:04d}".encode() for v in range(_DIGIT_GROUP)] + [b""]
+    return _words(texts, 1)[:, 0].copy(), np.array([len(t) for t in texts], dtype=np.int64)
+
+
+_GROUP_WORDS, _GROUP_LENGTHS = _digit_table()
+_EMPTY_GROUP = 2 * _DIGIT_GROUP
+# Row j-1's tail starts with "]" only when its ids are empty (else the ids stream has it).
+_TAIL_LEADS = [b"", b',"delay":', b',"timestamp":']
+_TAIL_LEADS = _TAIL_LEADS + [b"]" + lead for lead in _TAIL_LEADS]
+_TAIL_LEAD_WORDS = _words(_TAIL_LEADS, 4)
+_TAIL_LEAD_LENGTHS = np.array([len(t) for t in _TAIL_LEADS], dtype=np.int64)
+_TENTH_WORDS = _words([b"." + str(d).encode() for d in range(10)] + [b""], 1)[:, 0].copy()
 
 
 def _rounded_floats(chunk: TraceChunk) -> tuple[np.ndarray, np.ndarray] | None:
@@ -131,147 +171,177 @@ def _rounded_floats(chunk: TraceChunk) -> tuple[np.ndarray, np.ndarray] | None:
     return all_tenths, present
 
 
-def _render_fast(chunk: TraceChunk, tenths: np.ndarray, present: np.ndarray) -> bytes:
+def _render_fast(chunk: TraceChunk, tenths: np.ndarray, present: np.ndarray) -> np.ndarray | None:
+    """The chunk's bytes as a uint8 array, or None when a value is outside what this path prints."""
+    ids = np.ascontiguousarray(chunk.hash_ids, dtype=np.int64)
+    if ids.size and int(ids.min()) < 0:
+        return None
+    texts = [b'{"session_id":' + orjson.dumps(sid) for sid in chunk.session_ids]
+    if max(map(len, texts)) > _MAX_SESSION_TEXT:
+        return None
+    id_text, id_lengths = _hash_id_text(chunk, ids)
+    glue, glue_lengths = _glue(chunk, texts, tenths, present, id_lengths > 0)
+    pieces = np.empty(2 * chunk.num_rows + 1, dtype=np.int64)
+    pieces[0::2] = glue_lengths
+    pieces[1::2] = id_lengths
+    is_id = np.zeros(pieces.shape[0], dtype=bool)
+    is_id[1::2] = True
+    at_id = np.repeat(is_id, pieces)
+    out = np.empty(at_id.shape[0], dtype=np.uint8)
+    out[at_id] = id_text
+    out[~at_id] = glue
+    # each filled row's separator (a comma between rows) closes that row's list
+    out[np.cumsum(pieces)[1::2][id_lengths > 0] - 1] = ord("]")
+    return out
+
+
+def hash_runs(chunk: TraceChunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's hash ids as runs of consecutive ids: (run_offsets by row, run_start, run_length).
+
+    Taken from ``chunk.extras`` when the engine supplied them (see docs/architecture.md),
+    else found in ``hash_ids``.
+    """
+    extras = chunk.extras
+    if "hash_run_offsets" in extras:
+        offsets = extras["hash_run_offsets"]
+        start, length = extras["hash_run_start"], extras["hash_run_length"]
+        if offsets.shape == (chunk.num_rows + 1,) and int(length.sum()) == chunk.hash_ids.shape[0]:
+            return offsets, start, length
+    ids = chunk.hash_ids.astype(np.int64, copy=False)
+    begins = np.ones(ids.shape[0], dtype=bool)
+    np.not_equal(ids[1:], ids[:-1] + 1, out=begins[1:])
+    row_starts = chunk.hash_offsets[:-1]
+    begins[row_starts[row_starts < ids.shape[0]]] = True
+    first = np.flatnonzero(begins)
+    length = np.diff(np.append(first, ids.shape[0]))
+    offsets = np.searchsorted(first, chunk.hash_offsets).astype(np.int64)
+    return offsets, ids[first], length
+
+
+def _run_digits(start: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """Digits printed by all the ids of each run: one per id, plus one per power of ten each reaches."""
+    start = start.astype(np.int64, copy=False)
+    length = length.astype(np.int64, copy=False)
+    total = length.copy()
+    if not length.size:
+        return total
+    largest = int((start + np.maximum(length, 1) - 1).max())
+    for power in range(1, len(str(largest))):
+        total += length - np.clip(10**power - start, 0, length)  # ids at or above 10**power
+    return total
+
+
+def _hash_id_text(chunk: TraceChunk, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ids stream, and each row's length in it (its ids' text and separator; 0 when it has none)."""
+    rows = chunk.num_rows
+    if not ids.size:
+        return np.zeros(0, dtype=np.uint8), np.zeros(rows, dtype=np.int64)
+    run_offsets, run_start, run_length = hash_runs(chunk)
+    digits_before = np.zeros(run_start.shape[0] + 1, dtype=np.int64)
+    np.cumsum(_run_digits(run_start, run_length), out=digits_before[1:])
+    counts = np.diff(chunk.hash_offsets)
+    # digits, the commas between the row's ids and the separator after them: a comma each
+    lengths = digits_before[run_offsets[1:]] - digits_before[run_offsets[:-1]] + counts
+    text = np.frombuffer(orjson.dumps(ids, option=orjson.OPT_SERIALIZE_NUMPY), dtype=np.uint8)
+    return text[1:], lengths
+
+
+class _Glue:
+    """Glue rows as fields of 4-byte words side by side; NUL bytes are dropped when built."""
+
+    def __init__(self, rows: int):
+        self.rows = rows
+        self.fields: list[tuple[slice, np.ndarray]] = []
+        self.lengths = np.zeros(rows, dtype=np.int64)
+
+    def add(self, rows: slice, words: np.ndarray, lengths: np.ndarray | int) -> None:
+        """``words``: (n, k) for the glue rows ``rows``, or (k,) for every one of them."""
+        self.fields.append((rows, words if words.ndim == 2 else words[None, :]))
+        self.lengths[rows] += lengths
+
+    def const(self, rows: slice, text: bytes) -> None:
+        self.add(rows, _words([text], -(-len(text) // 4))[0], len(text))
+
+    def number(self, rows: slice, values: np.ndarray, shown: np.ndarray | None = None) -> None:
+        """Non-negative integers in decimal (nothing where ``shown`` is False)."""
+        rest = values.astype(np.uint64)
+        groups: list[np.ndarray] = []  # least significant first
+        while True:
+            before = rest
+            rest, group = np.divmod(before, np.uint64(_DIGIT_GROUP))
+            code = group.astype(np.intp)
+            code[rest > 0] += _DIGIT_GROUP  # a group with more digits before it keeps its zeros
+            if groups:
+                code[before == 0] = _EMPTY_GROUP
+            groups.append(code)
+            if not rest.any():
+                break
+        words = np.empty((values.shape[0], len(groups)), dtype=_WORD)
+        lengths = np.zeros(values.shape[0], dtype=np.int64)
+        for column, code in enumerate(reversed(groups)):
+            if shown is not None:
+                code[~shown] = _EMPTY_GROUP
+            words[:, column] = _GROUP_WORDS[code]
+            lengths += _GROUP_LENGTHS[code]
+        self.add(rows, words, lengths)
+
+    def integer(self, rows: slice, values: np.ndarray) -> None:
+        """Integers in decimal, with a minus sign where negative."""
+        values = values.astype(np.int64)
+        negative = values < 0
+        if negative.any():
+            self.add(rows, np.where(negative, ord("-"), 0).astype(_WORD)[:, None], negative)
+        self.number(rows, np.abs(values).astype(np.uint64))  # int64's minimum maps to 2**63
+
+    def build(self) -> np.ndarray:
+        """The printed bytes, glue row after glue row."""
+        width = sum(words.shape[1] for _, words in self.fields)
+        matrix = np.zeros((self.rows, width), dtype=_WORD)
+        column = 0
+        for rows, words in self.fields:
+            matrix[rows, column : column + words.shape[1]] = words
+            column += words.shape[1]
+        flat = matrix.view(np.uint8).ravel()
+        return flat[flat != 0]
+
+
+def _glue(chunk: TraceChunk, texts: list[bytes], tenths: np.ndarray, present: np.ndarray, filled: np.ndarray):
+    """Glue rows 0..R and their lengths: glue j is row j-1's tail and row j's head."""
     rows = chunk.num_rows
     turns = chunk.turns_per_session
     session_of_row = np.repeat(np.arange(chunk.num_sessions), turns)
     first = np.zeros(rows, dtype=bool)
     first[chunk.row_offsets[:-1][turns > 0]] = True
-    later = ~first
-    group = chunk.group_ids[session_of_row].astype(np.int64)
-    restart = chunk.is_restart[session_of_row].astype(bool)
+    glue = _Glue(rows + 1)
 
-    ids_text, ids_lengths = _hash_id_text(chunk)
+    tail = slice(1, rows + 1)
+    lead = np.where(present, np.where(first, 2, 1), 0) + np.where(filled, 0, 3)
+    glue.add(tail, _TAIL_LEAD_WORDS[lead], _TAIL_LEAD_LENGTHS[lead])
+    glue.number(tail, tenths // 10, present)
+    glue.add(tail, _TENTH_WORDS[np.where(present, tenths % 10, 10)][:, None], present * 2)
+    group = chunk.group_ids.astype(np.int64)[session_of_row]
+    with_group = first & (group >= 0)
+    if with_group.any():
+        label = b',"group_id":'
+        glue.add(tail, np.where(with_group[:, None], _words([label], 3), 0), with_group * len(label))
+        glue.number(tail, np.maximum(group, 0), with_group)
+    restart = first & chunk.is_restart.astype(bool)[session_of_row]
+    if restart.any():
+        label = b',"is_restart":true'
+        glue.add(tail, np.where(restart[:, None], _words([label], 5), 0), restart * len(label))
 
-    head_tail = _Matrix(rows)
-    head_tail.session_strings(chunk.session_ids, session_of_row)
-    head_tail.const(b',"input_length":')
-    head_tail.integer(chunk.input_length)
-    head_tail.const(b',"output_length":')
-    head_tail.integer(chunk.output_length)
-    head_tail.const(b',"hash_ids":[')
-    head_end = head_tail.width_so_far()
-    head_tail.const(b"]")
-    head_tail.const(b',"timestamp":', first & present)
-    head_tail.const(b',"delay":', later & present)
-    head_tail.tenths(tenths, present)
-    head_tail.const(b',"group_id":', first & (group >= 0))
-    head_tail.integer(group, first & (group >= 0))
-    head_tail.const(b',"is_restart":true', first & restart)
-    head_tail.const(b"}\n")
-    matrix, valid = head_tail.build()
+    # "}\n" ends row j-1 and the session text starts row j: one lookup per glue row
+    openings = [b"}\n" + text + b',"input_length":' for text in texts]
+    openings += [openings[session_of_row[0]][2:], b"}\n"]
+    width = -(-max(map(len, openings)) // 4)
+    which = np.empty(rows + 1, dtype=np.int64)
+    which[0], which[1:rows], which[rows] = len(texts), session_of_row[1:], len(texts) + 1
+    lengths = np.array([len(t) for t in openings], dtype=np.int64)
+    glue.add(slice(0, rows + 1), _words(openings, width)[which], lengths[which])
 
-    head_lengths = valid[:, :head_end].sum(axis=1)
-    tail_lengths = valid[:, head_end:].sum(axis=1)
-    pieces = np.stack([head_lengths, ids_lengths, tail_lengths], axis=1).ravel()
-    is_id_byte = np.repeat(np.tile(np.array([False, True, False]), rows), pieces)
-    out = np.empty(is_id_byte.shape[0], dtype=np.uint8)
-    out[is_id_byte] = ids_text
-    out[~is_id_byte] = matrix[valid]
-    return out.tobytes()
-
-
-def _hash_id_text(chunk: TraceChunk) -> tuple[np.ndarray, np.ndarray]:
-    """Every row's hash ids as "1,2,3" text, concatenated, and each row's text length."""
-    ids = np.ascontiguousarray(chunk.hash_ids, dtype=np.int64)
-    offsets = chunk.hash_offsets.astype(np.int64)
-    text = np.frombuffer(orjson.dumps(ids, option=orjson.OPT_SERIALIZE_NUMPY), dtype=np.uint8)
-    count = ids.shape[0]
-    if count == 0:
-        return np.zeros(0, dtype=np.uint8), np.zeros(chunk.num_rows, dtype=np.int64)
-    commas = np.flatnonzero(text == ord(","))
-    starts = np.empty(count, dtype=np.int64)
-    starts[0] = 1
-    starts[1:] = commas + 1
-    ends = np.empty(count, dtype=np.int64)
-    ends[:-1] = commas
-    ends[-1] = text.shape[0] - 1
-    lo, hi = offsets[:-1], offsets[1:]
-    filled = hi > lo
-    lengths = np.zeros(chunk.num_rows, dtype=np.int64)
-    lengths[filled] = ends[hi[filled] - 1] - starts[lo[filled]]
-    keep = np.ones(text.shape[0], dtype=bool)
-    keep[0] = keep[-1] = False
-    # The comma after a row's last id separates rows, not ids: it is not printed.
-    last_ids = hi[filled][:-1] - 1
-    keep[ends[last_ids]] = False
-    return text[keep], lengths
-
-
-class _Matrix:
-    """Per-row byte fields laid side by side at fixed width; ``valid`` marks the bytes printed."""
-
-    def __init__(self, rows: int):
-        self.rows = rows
-        self.blocks: list[np.ndarray] = []
-        self.masks: list[np.ndarray] = []
-
-    def width_so_far(self) -> int:
-        return sum(block.shape[1] for block in self.blocks)
-
-    def _add(self, block: np.ndarray, mask: np.ndarray) -> None:
-        self.blocks.append(block)
-        self.masks.append(mask)
-
-    def const(self, text: bytes, when: np.ndarray | None = None) -> None:
-        block = np.broadcast_to(np.frombuffer(text, dtype=np.uint8), (self.rows, len(text)))
-        mask = np.ones((self.rows, len(text)), dtype=bool)
-        if when is not None:
-            mask &= when[:, None]
-        self._add(block, mask)
-
-    def session_strings(self, session_ids: list[str], session_of_row: np.ndarray) -> None:
-        """'{"session_id":"…"' per row, JSON-escaped once per session."""
-        texts = [b'{"session_id":' + orjson.dumps(sid) for sid in session_ids]
-        width = max(len(t) for t in texts)
-        table = np.zeros((len(texts), width), dtype=np.uint8)
-        lengths = np.fromiter((len(t) for t in texts), dtype=np.int64, count=len(texts))
-        flat = np.frombuffer(b"".join(texts), dtype=np.uint8)
-        table_mask = np.arange(width)[None, :] < lengths[:, None]
-        table[table_mask] = flat
-        self._add(table[session_of_row], table_mask[session_of_row])
-
-    def integer(self, values: np.ndarray, when: np.ndarray | None = None) -> None:
-        """Decimal integers, with a minus sign where negative."""
-        values = values.astype(np.int64)
-        negative = values < 0
-        magnitude = np.abs(values).astype(np.uint64)
-        digits, digit_mask = _digits(magnitude)
-        sign = np.full((self.rows, 1), ord("-"), dtype=np.uint8)
-        sign_mask = negative[:, None].copy()
-        if when is not None:
-            digit_mask &= when[:, None]
-            sign_mask &= when[:, None]
-        self._add(sign, sign_mask)
-        self._add(digits, digit_mask)
-
-    def tenths(self, tenths: np.ndarray, when: np.ndarray) -> None:
-        """Non-negative numbers of tenths printed as a float: 268361 → "26836.1"."""
-        whole, fraction = np.divmod(tenths, 10)
-        digits, digit_mask = _digits(whole.astype(np.uint64))
-        self._add(digits, digit_mask & when[:, None])
-        point = np.empty((self.rows, 2), dtype=np.uint8)
-        point[:, 0] = ord(".")
-        point[:, 1] = ord("0") + fraction
-        self._add(point, np.repeat(when[:, None], 2, axis=1))
-
-    def build(self) -> tuple[np.ndarray, np.ndarray]:
-        return np.hstack(self.blocks), np.hstack(self.masks)
-
-
-def _digits(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Right-aligned decimal digits of unsigned values, and a mask without leading zeros."""
-    largest = int(values.max()) if values.size else 0
-    width = max(1, len(str(largest)))
-    digits = np.empty((values.shape[0], width), dtype=np.uint8)
-    rest = values.copy()
-    for column in range(width - 1, -1, -1):
-        rest, digit = np.divmod(rest, np.uint64(10))
-        digits[:, column] = digit + ord("0")
-    count = np.ones(values.shape[0], dtype=np.int64)
-    power = 10
-    for _ in range(width - 1):
-        count += values >= np.uint64(power)
-        power *= 10
-    mask = np.arange(width)[None, :] >= (width - count)[:, None]
-    return digits, mask
+    head = slice(0, rows)
+    glue.integer(head, chunk.input_length)
+    glue.const(head, b',"output_length":')
+    glue.integer(head, chunk.output_length)
+    glue.const(head, b',"hash_ids":[')
+    return glue.build(), glue.lengths
