@@ -110,9 +110,9 @@ def check_invariants(params: GenerationParams, chunks: list[TraceChunk], num_ses
     owner = row_session[row_of_id[unique]]
     pairs = np.unique(np.stack([ids[unique], owner]), axis=1)
     assert np.array_equal(np.unique(pairs[0]), np.arange(first_unique, first_unique + np.unique(pairs[0]).size))
-    shared = np.nonzero(np.bincount(pairs[0] - first_unique) > 1)[0] + first_unique
-    if shared.size:
-        in_shared = np.isin(pairs[0], shared)
+    shared_ids = np.nonzero(np.bincount(pairs[0] - first_unique) > 1)[0] + first_unique
+    if shared_ids.size:
+        in_shared = np.isin(pairs[0], shared_ids)
         by_id = {}
         for hid, sess in zip(pairs[0][in_shared].tolist(), pairs[1][in_shared].tolist(), strict=True):
             by_id.setdefault(hid, []).append(sess)
@@ -124,6 +124,7 @@ def check_invariants(params: GenerationParams, chunks: list[TraceChunk], num_ses
 
     # continuations: after the parent, carrying its whole context, from a split at a valid turn
     where_primary = {int(p): s for s, p in enumerate(t["primary_index"]) if not t["is_restart"][s]}
+    reused_by: dict[int, np.ndarray] = {}
     lo, hi = params.restart_turn_range
     for child in np.nonzero(t["is_restart"])[0]:
         parent = where_primary[int(t["primary_index"][child])]
@@ -134,19 +135,22 @@ def check_invariants(params: GenerationParams, chunks: list[TraceChunk], num_ses
         carried = t["request_input"][last] + t["output_length"][last]
         assert t["input_length"][first_rows[child]] == min(carried, limit - 1)
         assert t["end_reasons"][child] in (EndReason.FORCED_RETIRE, EndReason.PROBABILISTIC_RESET)
-        # B's turn 0 = prefix, then every whole session-unique block of A in A's order, then fresh
-        whole = []
-        for row in range(row_offsets[parent], row_offsets[parent + 1]):
-            row_ids, unique_tokens = ids[hash_offsets[row] : hash_offsets[row + 1]], t["input_length"][row]
-            if row == row_offsets[parent]:
-                row_ids, unique_tokens = row_ids[l1b + l15b :], unique_tokens - params.fixed_prefix_tokens
-            whole.append(row_ids[: unique_tokens // bs])
-        whole = np.concatenate(whole)
+        # B's turn 0 = prefix, then A's whole turn-0 L2 blocks (the only true prefix of B's
+        # prompt in a replay: A's later rows follow A's first output), then fresh ids
+        parent_first = ids[hash_offsets[first_rows[parent]] : hash_offsets[first_rows[parent] + 1]]
+        whole = (t["input_length"][first_rows[parent]] - params.fixed_prefix_tokens) // bs
+        shared = parent_first[l1b + l15b : l1b + l15b + whole]
         child_first = ids[hash_offsets[first_rows[child]] : hash_offsets[first_rows[child] + 1]]
-        assert np.array_equal(child_first[l1b + l15b : l1b + l15b + whole.size], whole)
-        assert (child_first[l1b + l15b + whole.size :] >= first_unique).all()
+        assert np.array_equal(child_first[: l1b + l15b + whole], parent_first[: l1b + l15b + whole])
+        rest = child_first[l1b + l15b + whole :]
+        assert (rest >= first_unique).all()
+        parent_ids = ids[hash_offsets[first_rows[parent]] : hash_offsets[row_offsets[parent + 1]]]
+        assert not np.isin(rest, parent_ids).any()
+        reused_by[child] = shared
     splits = t["end_reasons"] == EndReason.RESTART_SPLIT
     assert splits.sum() == t["is_restart"].sum()
+    # the only session-unique ids two sessions share are those continuations reuse
+    assert shared_ids.size == sum(r.size for r in reused_by.values())
     if params.turns is not None:
         assert set(t["end_reasons"].tolist()) <= {EndReason.TARGET_TURN_COUNT, EndReason.FORCED_RETIRE}
         assert (t["turns"] <= params.turns.max).all()

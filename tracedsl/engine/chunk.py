@@ -47,8 +47,9 @@ class Continuations:
     """Restart continuations (Session B), with where they go and what they reuse of their parent.
 
     ``target``: the primary index before which B is written (``num_sessions``: at the end).
-    ``reused_*``: the parent's whole blocks as runs of session-unique ids, ragged by B;
-    starts are relative to the parent's first session-unique id until stitched.
+    ``reused_*``: the parent's whole turn-0 L2 blocks as runs of session-unique ids, ragged
+    by B (one run each today); starts are relative to the parent's first session-unique id
+    until stitched.
     """
 
     sessions: SessionColumns
@@ -153,7 +154,8 @@ def _continuations(
     parent_keys: np.ndarray,
     context: np.ndarray,
 ) -> Continuations:
-    """Session B for each split parent: turn 0 is the parent's whole context, then reset-mode turns."""
+    """Session B for each split parent: turn 0 carries the parent's whole context (sharing the
+    prefix and the parent's whole turn-0 blocks, fresh ids for the rest), then reset-mode turns."""
     index = primaries.index[parents]
     keys = session_keys(model.run_key, 2 * index + 1)
     output0 = outputs(model, keys, 0)
@@ -176,20 +178,16 @@ def _continuations(
 
 
 def _parent_whole_blocks(model: SessionModel, primaries: SessionColumns, parents: np.ndarray):
-    """Each parent's rows as (start, count) runs of its whole session-unique blocks.
+    """Each parent's whole turn-0 L2 blocks, as one (start, count) run of session-unique ids.
 
-    A row's last block is partial unless the row's tokens fill it; only whole blocks may
-    reappear in B, because every id must keep one size across the file.
+    Only these are a true prefix of B's prompt: in a replay, A's prompt continues after its
+    turn-0 blocks with A's first output, so A's later blocks never follow them in B's prompt
+    and sharing them would fake reuse. A partial last block is not shared either, because
+    every id must keep one size across the file.
     """
-    offsets, rows = ragged_gather(primaries.row_offsets, parents)
-    tokens = primaries.input_length[rows].copy()
-    first_rows = offsets[:-1]
-    tokens[first_rows] -= model.fixed_prefix_tokens  # turn 0: only the L2 part is session-unique
-    size = model.block_size
-    fresh = -(-tokens // size)
-    before = np.cumsum(fresh) - fresh
-    start = before - np.repeat(before[first_rows], np.diff(offsets))
-    return offsets, start, tokens // size
+    layer2 = primaries.input_length[primaries.row_offsets[:-1][parents]] - model.fixed_prefix_tokens
+    offsets = np.arange(parents.shape[0] + 1, dtype=np.int64)
+    return offsets, np.zeros(parents.shape[0], dtype=np.int64), layer2 // model.block_size
 
 
 def _explicit_turn_sessions(model: SessionModel, index: np.ndarray) -> SessionColumns:

@@ -2,7 +2,7 @@
 
 Ids 0 .. L1-1 are the global prefix; group g's L1.5 blocks follow at L1 + g * L1.5; every
 id after all the groups' regions is unique to one session (or to a continuation and the
-parent whose whole blocks it reuses). A row carries ceil(input_length / block_size) ids:
+parent whose whole turn-0 blocks it reuses). A row carries ceil(input_length / block_size) ids:
 on turn 0 the L1 ids, the group's L1.5 ids, a continuation's reused runs, then fresh ids;
 on later rows only fresh ids. Fresh ids are consecutive in file order, so each row's ids
 are a few contiguous runs, expanded to a flat array only here.
