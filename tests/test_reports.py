@@ -14,9 +14,12 @@ from tracedsl.cli import cli
 from tracedsl.ir import GenerationParams
 from tracedsl.output.reader import read_trace
 from tracedsl.reports import ReportSet
+from tracedsl.reports import collect as collect_module
+from tracedsl.reports import reuse as reuse_module
 from tracedsl.reports.reuse import CAPACITIES, ReuseAnalysis
 from tracedsl.reports.sketch import Sketch
 from tracedsl.reports.targets import BoundedLognormal
+from tracedsl.trace import TraceChunk
 
 
 def _params(run: str) -> GenerationParams:
@@ -122,20 +125,108 @@ def _brute_force(chunks, capacities):
     return hits / total, {c: lru_hits[c] / total for c in capacities}
 
 
-def test_reuse_matches_brute_force_replay():
-    chunks = list(read_trace(fixture_dir("manifest1k_s3_n300") / "dataset.jsonl", chunk_rows=900))[:2]
+def _random_trace(seed: int, sessions: int = 90, vocab: int = 700) -> list[TraceChunk]:
+    """Small chunks with shared prefixes, rows repeating earlier ids, continuations, unsorted ids."""
+    rng = np.random.default_rng(seed)
+    chunks = []
+    for part in range(3):
+        names, turns_per, hashes, offsets, restart = [], [], [], [0], []
+        for number in range(sessions // 3):
+            names.append(f"s{part}-{number}")
+            turns = int(rng.integers(1, 6))
+            turns_per.append(turns)
+            restart.append(bool(rng.random() < 0.2))
+            shared = rng.integers(0, 40, rng.integers(0, 8)).tolist()
+            for turn in range(turns):
+                ids = rng.integers(0, vocab, rng.integers(0, 12)).tolist()
+                if turn == 0:
+                    ids = shared + ids
+                if rng.random() < 0.3 and hashes:
+                    ids = hashes[-3:] + ids  # repeats inside the session (or of the last one)
+                hashes.extend(ids)
+                offsets.append(len(hashes))
+        rows = sum(turns_per)
+        chunks.append(TraceChunk(
+            session_ids=names, group_ids=np.full(len(names), -1), is_restart=np.array(restart),
+            end_reasons=np.full(len(names), -1, dtype=np.int8),
+            row_offsets=np.concatenate([[0], np.cumsum(turns_per)]), input_length=np.full(rows, 100),
+            output_length=np.full(rows, 10), delay_ms=np.full(rows, np.nan),
+            timestamp_ms=np.full(rows, np.nan), hash_offsets=np.array(offsets),
+            hash_ids=np.array(hashes, dtype=np.int64)))
+    return chunks
+
+
+def _assert_replay_exact(chunks, capacities):
     analysis = ReuseAnalysis(512)
     for chunk in chunks:
         analysis.add(chunk)
     summary = analysis.summary()
-    capacities = [c for c in CAPACITIES if c <= 1024]
     unbounded, lru = _brute_force(chunks, capacities)
     assert summary["prefix_hit_rate_unbounded"] == pytest.approx(unbounded, abs=1e-6)
-    for entry in summary["lru_hit_rate"]:
-        if entry["capacity_blocks"] in lru:
-            assert entry["hit_rate"] == pytest.approx(lru[entry["capacity_blocks"]], abs=1e-6)
+    checked = [entry for entry in summary["lru_hit_rate"] if entry["capacity_blocks"] in lru]
+    assert len(checked) == len(capacities)
+    for entry in checked:
+        assert entry["hit_rate"] == pytest.approx(lru[entry["capacity_blocks"]], abs=1e-6)
+    assert summary["sample"]["method"] == "all"
+    return summary
+
+
+def test_reuse_matches_brute_force_replay():
+    chunks = list(read_trace(fixture_dir("manifest1k_s3_n300") / "dataset.jsonl", chunk_rows=900))[:2]
+    summary = _assert_replay_exact(chunks, [c for c in CAPACITIES if c <= 1024])
     shares = summary["layer_token_share"]
     assert sum(shares.values()) == pytest.approx(1.0, abs=1e-3)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_lru_hit_rates_exact_on_random_traces(seed):
+    # Capacities from far below to above the trace's distinct blocks, so LRU evicts at every one.
+    _assert_replay_exact(_random_trace(seed), [64, 128, 256, 512, 1024])
+
+
+@pytest.mark.parametrize("name", ["synthetic_trace.jsonl", "conversation_trace.jsonl"])
+def test_lru_hit_rates_exact_on_foreign_traces(name):
+    # Rows there list their whole prompt's ids, so sessions repeat ids and the order is not sorted.
+    chunks = list(read_trace(MOONCAKE / name, chunk_rows=1500))[:3]
+    _assert_replay_exact(chunks, [64, 256, 1024, 4096])
+
+
+def test_reuse_sample_is_a_stated_exact_prefix(monkeypatch):
+    chunks = _random_trace(5)
+    whole = sum(chunk.num_sessions for chunk in chunks)
+    monkeypatch.setattr(reuse_module, "MAX_ENTRIES", 700)
+    analysis = ReuseAnalysis(512)
+    for chunk in chunks:
+        analysis.add(chunk)
+    sample = analysis.summary()["sample"]
+    assert 0 < sample["sessions"] < whole and sample["of_sessions"] == whole
+    assert str(sample["sessions"]) in sample["method"] and "700" in sample["method"]
+    assert analysis.entries <= 700
+    # The figures are exactly those of replaying the first sample["sessions"] sessions.
+    prefix, left = [], sample["sessions"]
+    for chunk in chunks:
+        take = min(left, chunk.num_sessions)
+        if take:
+            prefix.append(reuse_module.head_sessions(chunk, take))
+        left -= take
+    unbounded, lru = _brute_force(prefix, [64, 256])
+    summary = analysis.summary()
+    assert summary["prefix_hit_rate_unbounded"] == pytest.approx(unbounded, abs=1e-6)
+    assert {e["capacity_blocks"]: e["hit_rate"] for e in summary["lru_hit_rate"]}[256] == pytest.approx(lru[256], abs=1e-6)
+
+
+def test_first_session_labelled_like_the_rest(monkeypatch):
+    monkeypatch.setattr(collect_module, "PER_REASON_SAMPLE", 10_000)  # keep every session
+    reports = _reports("default_s1_n300")
+    global_blocks = -(-reports.params.cache.layer1_tokens // reports.block_size)  # the partial block is shared too
+    sessions = {record["session_id"]: record for record in reports.cache_structure()["sessions"]}
+    first_chunk = next(read_trace(fixture_dir("default_s1_n300") / "dataset.jsonl", chunk_rows=700))
+    first, second = (sessions[first_chunk.session_ids[i]] for i in (0, 1))
+    # The file's first session brings the global prefix into the cache: L1, status new.
+    assert first["turns"][0]["entering"][0] == ["L1", "new", global_blocks]
+    assert second["turns"][0]["entering"][0] == ["L1", "cached", global_blocks]
+    assert first["turns"][0]["entering"][1][:2] == ["L2", "new"]
+    assert all(run[0] == "L3" for turn in first["turns"][1:] for run in turn["entering"])
 
 
 def test_comparison_has_every_quantity_and_ending_from_the_ir(tmp_path):
@@ -178,3 +269,18 @@ def test_report_command_errors_are_located(tmp_path):
     assert not (tmp_path / "out" / "quality.json").exists()
     missing = CliRunner().invoke(cli, ["report", str(tmp_path / "nope")])
     assert missing.exit_code == 4
+
+
+def test_reuse_stops_before_an_id_past_the_table(monkeypatch):
+    chunks = _random_trace(6)
+    middle = chunks[1].num_sessions // 2  # its first row's first id becomes too large for the table
+    at = chunks[1].hash_offsets[chunks[1].row_offsets[middle]]
+    assert at < chunks[1].hash_offsets[chunks[1].row_offsets[middle] + 1]
+    chunks[1].hash_ids[at] = 5000
+    monkeypatch.setattr(reuse_module, "ID_LIMIT", 5000)
+    analysis = ReuseAnalysis(512)
+    for chunk in chunks:
+        analysis.add(chunk)
+    sample = analysis.summary()["sample"]
+    assert sample["sessions"] == chunks[0].num_sessions + middle
+    assert "hash id outside" in sample["method"]

@@ -30,9 +30,10 @@ import numpy as np
 from tracedsl.reports.stackdist import RunHistory, repeat_runs
 from tracedsl.trace import EndReason, TraceChunk
 
-MAX_ENTRIES = 1 << 22  # session-distinct blocks analysed: ~16k sessions of the default spec
-ID_LIMIT = 1 << 22  # hash ids the per-id table can hold (24 bytes each once touched: ~100 MB)
+MAX_ENTRIES = 1 << 23  # session-distinct blocks analysed: ~31k sessions of the default spec
+ID_LIMIT = 1 << 23  # hash ids the per-id table holds: 4 bytes each, 24 for ids that recur
 MAX_ROWS = 1 << 22  # requests analysed (per-row state: 17 bytes each)
+MAX_RUNS = 1 << 21  # runs of repeated blocks remembered (16 bytes each)
 CAPACITIES = tuple(2**k for k in range(6, 23))  # LRU sizes in blocks: 64 .. 4M
 LAYERS = ("L1", "L1.5", "L2", "L3")
 STATUS = ("new", "cached", "carried")
@@ -81,6 +82,8 @@ class ReuseAnalysis:
         """Analyse one chunk (or its first sessions, at the bound); None once the bound is reached."""
         if not self.stop_reason:
             chunk = self._within_bound(chunk)
+            if self.stop_reason and chunk.num_sessions == 0:
+                return None
         elif chunk.num_sessions:
             self.skipped_sessions += chunk.num_sessions
             self.skipped_requests += chunk.num_rows
@@ -90,6 +93,8 @@ class ReuseAnalysis:
         result = _analyse(self, chunk)
         self.sessions += chunk.num_sessions
         self.requests += chunk.num_rows
+        if self._runs.size > MAX_RUNS and not self.stop_reason:  # checked after: runs show only then
+            self.stop_reason = f"the bound of {MAX_RUNS:,} runs of repeated blocks"
         return result
 
     def _within_bound(self, chunk: TraceChunk) -> TraceChunk:

@@ -35,6 +35,10 @@ class RunHistory:
         self._ends = _Sorted()  # e_h
         self._starts = _Sorted()  # p_h - 1
 
+    @property
+    def size(self) -> int:
+        return self._ends.values.size
+
     def head_distances(self, head_pos: np.ndarray, head_prev: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Exact stack distances of this chunk's run heads; then remember the runs."""
         ends = head_prev + lengths - 1
