@@ -83,13 +83,14 @@ def comparison_text(quality: dict, name: str, sessions: int, rows: int, block_si
     reuse = quality["kv_reuse"]
     sample = reuse["sample"]
     lines.append("KV-cache reuse when replayed (serial, file order; see docs/reports.md)")
-    scope = "all requests" if sample["method"] == "all" else (
-        f"sample: {sample['requests']:,} of {sample['of_requests']:,} requests")
+    scope = "exact, all requests" if sample["method"] == "all" else (
+        f"exact on the first {sample['sessions']:,} of {sample['of_sessions']:,} sessions: "
+        f"{sample['requests']:,} of {sample['of_requests']:,} requests")
     lines.append(f"  {'prefix hit rate, unbounded cache':<34}{reuse['prefix_hit_rate_unbounded'] * 100:>41.1f}%   ({scope})")
     for entry in reuse["lru_hit_rate"]:
         if entry["capacity_blocks"] in (1024, 16384, 262144):
             label = f"LRU {entry['capacity_blocks']:,} blocks ({entry['capacity_tokens'] / 1e6:g}M tok)"
-            lines.append(f"  {label:<34}{entry['hit_rate'] * 100:>41.1f}%")
+            lines.append(f"  {label:<34}{entry['hit_rate'] * 100:>41.1f}%   ({scope})")
     shares = ", ".join(f"{k} {v * 100:.1f}%" for k, v in reuse["layer_token_share"].items())
     lines.append(f"  prompt tokens by layer: {shares}")
     lines.append("")

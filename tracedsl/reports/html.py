@@ -108,8 +108,11 @@ def cards(collector: Collector, report: dict) -> list[dict]:
         out.append({"title": "Hit rate of an LRU block cache by capacity", "wide": True,
                     "svg": charts.lines([("LRU", caps, rates), ("unbounded", [caps[0], caps[-1]], [unbounded] * 2)],
                                         "capacity (tokens)", "hit rate", "LRU hit rate", (0.0, 1.0), log_x=True, legend=True),
-                    "note": f"serial replay; {reuse['sample']['requests']:,} of "
-                            f"{reuse['sample']['of_requests']:,} requests; unbounded {unbounded * 100:.1f}%"})
+                    "note": f"serial replay, exact (stack distances); {reuse['sample']['sessions']:,} of "
+                            f"{reuse['sample']['of_sessions']:,} sessions ({reuse['sample']['requests']:,} of "
+                            f"{reuse['sample']['of_requests']:,} requests"
+                            + ("" if reuse["sample"]["method"] == "all" else ", the first in file order")
+                            + f"); unbounded {unbounded * 100:.1f}%"})
         shares = list(reuse["layer_token_share"].items())
         out.append({"title": "Prompt tokens by layer", "wide": False,
                     "svg": charts.bars(shares, "share of prompt tokens", "layer shares", percent=True),
@@ -131,7 +134,9 @@ def render_report(collector: Collector, report: dict, name: str) -> str:
         ("requests", f"{collector.rows:,}"),
         ("block size", f"{collector.block_size}"),
         ("mean request input", charts.fmt(report["request_input_length"]["mean"])),
-        ("prefix hit rate (unbounded)", f"{reuse['prefix_hit_rate_unbounded'] * 100:.1f}%"),
+        ("prefix hit rate (unbounded)" if reuse["sample"]["method"] == "all" else
+         f"prefix hit rate (unbounded; first {reuse['sample']['sessions']:,} sessions)",
+         f"{reuse['prefix_hit_rate_unbounded'] * 100:.1f}%"),
     ]
     params = [(key, "-" if value is None else value) for key, value in summary.items()]
     return _environment().get_template("report.html.j2").render(

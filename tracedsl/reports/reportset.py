@@ -43,8 +43,9 @@ class ReportSet:
             "sample": {
                 "sessions": len(sessions),
                 "of_sessions": collector.sessions,
-                "method": "per end reason, the sessions with the smallest CRC-32 of their id "
-                f"(up to {len(sessions) and max(len(v) for v in collector.sample.values())} each)",
+                "method": "per end reason, the sessions with the smallest 64-bit hash of their id "
+                f"(up to {len(sessions) and max(len(v) for v in collector.sample.values())} each), "
+                "among the sessions the reuse analysis covers; layers decided from that whole sample",
             },
             "encoding": "each turn lists the runs of blocks entering the prompt at that turn as "
             "[layer, status, blocks]; a turn's prompt is every earlier turn's blocks (carried) "
