@@ -26,7 +26,7 @@ lint: setup
 	$(VENV)/bin/ruff check tracedsl tests benchmarks
 
 test: setup browser lint
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 bench: setup
 	$(PY) benchmarks/run.py
