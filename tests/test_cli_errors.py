@@ -114,8 +114,7 @@ TRACE_CASES = [
     # A context past 2**63 compiles, then `run` dies in numpy with an internal error (exit 70).
     Case("trace-integer-past-int64", ["run", T, "-n", "2", "-o", "{out}"], INPUT, "w.trace:2:9",
          {"w.trace": b'workload "x"\ncontext 99999999999999999999999999999\n'},
-         also="max_prompt_tokens",
-         bug="ints past int64 pass the IR; run then crashes in engine/sessions.py (OverflowError)"),
+         also="max_prompt_tokens"),
 ]
 
 C = "{tmp}/c.json"

@@ -22,6 +22,14 @@ from pydantic import (
     model_validator,
 )
 
+# Bounds that keep every sum of token counts inside int64 across millions of sessions, and
+# the Zipf table in memory. They are sanity limits, far beyond any real workload, not the
+# reference's caps (200 blocks per group, 1000 groups, 4000 blocks per session).
+MAX_TOKENS = 10**12
+MAX_VALUE = 1e12  # real-space lognormal parameters: tokens, or milliseconds (31 years)
+MAX_GROUPS = 10**7
+MAX_TURNS = 10**9
+
 # Relative tolerance when checking given mu/sigma against mean/median. Manifests store the
 # derived values as printed doubles, which round-trip exactly, so this only forgives noise.
 _MU_SIGMA_TOLERANCE = 1e-9
@@ -64,10 +72,10 @@ class Lognormal(_Model):
     sigma: float | None = Field(
         default=None, ge=0.0, description="log-space standard deviation (derived from mean/median)"
     )
-    mean: float = Field(gt=0.0, description="real-space mean")
-    median: float = Field(gt=0.0, description="real-space median")
-    min: float | None = Field(default=None, gt=0.0, description="lower bound (inclusive)")
-    max: float | None = Field(default=None, gt=0.0, description="upper bound (inclusive)")
+    mean: float = Field(gt=0.0, le=MAX_VALUE, description="real-space mean")
+    median: float = Field(gt=0.0, le=MAX_VALUE, description="real-space median")
+    min: float | None = Field(default=None, gt=0.0, le=MAX_VALUE, description="lower bound (inclusive)")
+    max: float | None = Field(default=None, gt=0.0, le=MAX_VALUE, description="upper bound (inclusive)")
 
     @model_validator(mode="before")
     @classmethod
@@ -194,7 +202,9 @@ class DelayMixture(_Model):
     agentic_fraction: float = Field(default=0.7, ge=0.0, le=1.0, description="P(agentic component)")
     agentic_delay: Distribution = Field(default_factory=_default_agentic_delay)
     human_delay: Distribution = Field(default_factory=_default_human_delay)
-    max: float | None = Field(default=None, ge=0.0, description="clip on the sampled delay, ms")
+    max: float | None = Field(
+        default=None, ge=0.0, le=MAX_VALUE, description="clip on the sampled delay, ms"
+    )
 
 
 class Reset(_Model):
@@ -207,15 +217,15 @@ class Reset(_Model):
 class Turns(_Model):
     """Explicit turn-count mode: each session aims at a sampled number of turns."""
 
-    mean: int = Field(gt=0)
-    median: int = Field(gt=0)
-    min: int = Field(gt=0)
-    max: int = Field(gt=0)
+    mean: int = Field(gt=0, le=MAX_TURNS)
+    median: int = Field(gt=0, le=MAX_TURNS)
+    min: int = Field(gt=0, le=MAX_TURNS)
+    max: int = Field(gt=0, le=MAX_TURNS)
     allow_truncation: bool = Field(
         default=False, description="end a session early at the context limit instead of retrying"
     )
     max_session_attempts: int | None = Field(
-        default=None, ge=1, description="whole-session retries before giving up (default 100)"
+        default=None, ge=1, le=MAX_TURNS, description="whole-session retries before giving up (default 100)"
     )
 
     @model_validator(mode="after")
@@ -256,15 +266,17 @@ class Turns(_Model):
 class Groups(_Model):
     """How sessions pick an L1.5 group: Zipf weights 1/k^alpha over ``num_groups`` groups."""
 
-    num_groups: int = Field(default=50, ge=1)
+    num_groups: int = Field(default=50, ge=1, le=MAX_GROUPS)
     zipf_alpha: float = Field(default=1.2, ge=0.0)
 
 
 class Cache(_Model):
     """The shared prompt layers: L1 (global), L1.5 (per group) and L2 (per session, sampled)."""
 
-    layer1_tokens: int = Field(default=32000, ge=0, description="L1: tools + system prompt")
-    layer1_5_tokens: int = Field(default=20000, ge=0, description="L1.5: per-group repo context")
+    layer1_tokens: int = Field(default=32000, ge=0, le=MAX_TOKENS, description="L1: tools + system prompt")
+    layer1_5_tokens: int = Field(
+        default=20000, ge=0, le=MAX_TOKENS, description="L1.5: per-group repo context"
+    )
     layer2: Distribution = Field(default_factory=_default_layer2, description="L2: per-session files")
     layer1_5_groups: Groups = Field(default_factory=Groups)
 
@@ -277,8 +289,10 @@ class GenerationParams(_Model):
     inter_turn_delay: DelayMixture = Field(default_factory=DelayMixture)
     reset: Reset | None = Field(default_factory=Reset)
     turns: Turns | None = None
-    max_prompt_tokens: int = Field(default=200000, ge=1, description="context limit, tokens")
-    block_size: int = Field(default=512, ge=1, description="KV-cache block size, tokens")
+    max_prompt_tokens: int = Field(
+        default=200000, ge=1, le=MAX_TOKENS, description="context limit, tokens"
+    )
+    block_size: int = Field(default=512, ge=1, le=MAX_TOKENS, description="KV-cache block size, tokens")
     cache: Cache = Field(default_factory=Cache)
     restart_initial_probability: float = Field(default=0.0, ge=0.0, le=1.0)
     restart_turn_range: tuple[int, int] = Field(
