@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 import numpy as np
 import orjson
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import FIXTURE_RUNS, fixture_dir
-from tracedsl.output.jsonl import JsonlWriter, render_chunk
+from tracedsl.output.jsonl import JsonlWriter, hash_runs, render_chunk, render_chunk_rows
 from tracedsl.output.reader import read_trace
 from tracedsl.trace import TraceChunk
 
@@ -114,3 +115,46 @@ def test_reference_fixtures_round_trip_byte_for_byte(tmp_path):
         assert out.read_bytes() == source.read_bytes(), name
 
 
+
+
+def test_extreme_integers_and_fallbacks_match_orjson():
+    big = 2**63 - 1
+    sessions = [
+        ("a", big, True, [(-(2**63), big, [big, 0, 5, 6, 7], 0.0), (big, -1, [], 1e11 + 0.05)]),
+        ("é\"\\\n\x00", 0, False, [(1, 1, [10**k for k in range(19)], 9.95), (0, 0, [], 0.04)]),
+    ]
+    assert render_chunk(chunk_of(sessions)) == expected_bytes(sessions)
+    long_id = [("x" * 300, 1, False, [(3, 4, [1, 2], 0.0)])]  # wider than the fast glue takes
+    assert render_chunk(chunk_of(long_id + sessions)) == expected_bytes(long_id + sessions)
+    negative_id = [("n", 1, False, [(3, 4, [-3, 2], 0.0)])]
+    assert render_chunk(chunk_of(negative_id + sessions)) == expected_bytes(negative_id + sessions)
+
+
+def test_hash_runs_are_maximal_runs_of_consecutive_ids_per_row():
+    sessions = [("a", 0, False, [(1, 1, [5, 6, 7, 9, 10, 3], 0.0), (1, 1, [11, 12], 2.0), (1, 1, [], 3.0)])]
+    offsets, start, length = hash_runs(chunk_of(sessions))
+    assert offsets.tolist() == [0, 3, 4, 4]
+    assert start.tolist() == [5, 9, 3, 11] and length.tolist() == [3, 2, 1, 2]
+
+
+def _fast_engine_chunks(sessions: int):
+    from tracedsl.engine import RunRequest
+    from tracedsl.engine.fast import FastEngine
+    from tracedsl.loading import load_spec
+
+    request = RunRequest(load_spec("default").params, sessions, 7)
+    return list(FastEngine(chunk_sessions=64).generate(request))
+
+
+def test_engine_runs_describe_the_same_ids_and_print_the_same_bytes():
+    for chunk in _fast_engine_chunks(300):
+        offsets, start, length = hash_runs(chunk)
+        assert "hash_run_offsets" in chunk.extras
+        row_of_run = np.repeat(np.arange(chunk.num_rows), np.diff(offsets))
+        expanded = np.repeat(start - np.cumsum(length) + length, length) + np.arange(length.sum())
+        assert np.array_equal(expanded, chunk.hash_ids)
+        assert np.array_equal(np.bincount(row_of_run, length, chunk.num_rows), np.diff(chunk.hash_offsets))
+        without = replace(chunk, extras={})
+        assert render_chunk(chunk) == render_chunk(without) == render_chunk_rows(chunk)
+        wrong = replace(chunk, extras={**chunk.extras, "hash_run_length": length[:-1]})
+        assert render_chunk(wrong) == render_chunk(chunk)  # inconsistent runs are not trusted

@@ -205,7 +205,12 @@ def hash_runs(chunk: TraceChunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if "hash_run_offsets" in extras:
         offsets = extras["hash_run_offsets"]
         start, length = extras["hash_run_start"], extras["hash_run_length"]
-        if offsets.shape == (chunk.num_rows + 1,) and int(length.sum()) == chunk.hash_ids.shape[0]:
+        consistent = (
+            offsets.shape == (chunk.num_rows + 1,)
+            and start.shape == length.shape == (int(offsets[-1]),)
+            and int(length.sum()) == chunk.hash_ids.shape[0]
+        )
+        if consistent:
             return offsets, start, length
     ids = chunk.hash_ids.astype(np.int64, copy=False)
     begins = np.ones(ids.shape[0], dtype=bool)
