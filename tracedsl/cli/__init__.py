@@ -14,8 +14,15 @@ from tracedsl.cli.run_commands import COMMANDS as RUN_COMMANDS
 from tracedsl.cli.simulate_commands import COMMANDS as SIMULATE_COMMANDS
 from tracedsl.cli.spec_commands import COMMANDS as SPEC_COMMANDS
 
+_EPILOG = """\b
+Exit codes: 0 ok; 1 the command found problems (validate, check, fmt --check);
+2 bad arguments; 3 invalid input (a .trace, config, manifest or trace row);
+4 a file could not be read or written; 5 the engine cannot run the spec;
+130 interrupted; 70 a bug in tracedsl (TRACEDSL_DEBUG=1 shows the traceback).
+"""
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]}, epilog=_EPILOG)
 @click.version_option(__version__, prog_name="tracedsl")
 def cli() -> None:
     """Write synthetic coding-agent traces in a small language and run them into Mooncake JSONL."""
