@@ -153,19 +153,16 @@ def _heat(rate: np.ndarray, isl: np.ndarray) -> np.ndarray:
 def _session_record(chunk, index, reuse, isl, rate) -> dict:
     first, last = int(chunk.row_offsets[index]), int(chunk.row_offsets[index + 1])
     lo, hi = int(reuse.entry_start[first]), int(reuse.entry_start[last])
-    turns = [{
-        "input_length": int(chunk.input_length[row]),
-        "output_length": int(chunk.output_length[row]),
-        "request_isl": int(isl[row]),
-        "prompt_blocks": int(reuse.prompt_blocks[row]),
-        "hit_rate": round(float(rate[row]), 4),
-    } for row in range(first, last)]
+    columns = zip(chunk.input_length[first:last].tolist(), chunk.output_length[first:last].tolist(),
+                  isl[first:last].astype(np.int64).tolist(), reuse.prompt_blocks[first:last].tolist(),
+                  np.round(rate[first:last], 4).tolist(), strict=True)
+    keys = ("input_length", "output_length", "request_isl", "prompt_blocks", "hit_rate")
     return {
         "session_id": chunk.session_ids[index],
         "end_reason": end_reason_name(chunk.end_reasons[index]),
         "is_restart": bool(chunk.is_restart[index]),
         "group_id": int(chunk.group_ids[index]),
-        "turns": turns,
+        "turns": [dict(zip(keys, values, strict=True)) for values in columns],
         # Entering blocks stay raw until the end: their layers depend on sessions still to come.
         "_entries": (reuse.entry_id[lo:hi].copy(), reuse.entry_code[lo:hi].copy(),
                      reuse.entry_start[first : last + 1] - lo),
