@@ -274,7 +274,7 @@ def _analyse(state: ReuseAnalysis, chunk: TraceChunk) -> ChunkReuse:
     table.last[group_id] = base + member[np.append(starts[1:], member.size) - 1] + 1
     unrecorded = table.first[group_id] == 0
     table.first[group_id[unrecorded]] = np.where(last_before > 0, last_before, base + member[starts] + 1)[unrecorded]
-    member_row = np.searchsorted(entry_start, member, side="right") - 1
+    member_row = np.repeat(np.arange(rows, dtype=np.int64), np.diff(entry_start))[member]
     recurs = prev_sorted >= 0
     inherits = recurs & inheriting_row[member_row]
     member_weight = np.where(recurs, remaining[member_row], 0)
@@ -337,13 +337,18 @@ def _analyse(state: ReuseAnalysis, chunk: TraceChunk) -> ChunkReuse:
 
 
 def _above_all_before(ids: np.ndarray, max_before: int) -> np.ndarray:
+    """Whether each id exceeds every id before it, in this chunk and in earlier ones."""
+    fresh = np.empty(ids.size, dtype=bool)
     if ids.size == 0:
-        return np.zeros(0, dtype=bool)
+        return fresh
     running = np.maximum.accumulate(ids)
-    before = np.empty_like(running)
-    before[0] = max_before
-    np.maximum(running[:-1], max_before, out=before[1:])
-    return ids > before
+    np.greater(ids[1:], running[:-1], out=fresh[1:])
+    # The running maximum never falls, so only ids before it first passes max_before can fail.
+    first_above = int(np.searchsorted(running, max_before, side="right"))
+    fresh[:first_above] = False
+    if first_above < ids.size:
+        fresh[first_above] = True
+    return fresh
 
 
 def _distinct_in_sessions(chunk: TraceChunk, ids: np.ndarray, others: np.ndarray) -> bool:
