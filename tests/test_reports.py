@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections import OrderedDict
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import MOONCAKE, fixture_dir
+from conftest import MOONCAKE, ROOT, fixture_dir
 
 from tracedsl.cli import cli
 from tracedsl.ir import GenerationParams
@@ -284,3 +287,15 @@ def test_reuse_stops_before_an_id_past_the_table(monkeypatch):
     sample = analysis.summary()["sample"]
     assert sample["sessions"] == chunks[0].num_sessions + middle
     assert "hash id outside" in sample["method"]
+
+
+def test_importing_the_package_loads_nothing_heavy():
+    # Start-up time matters for small runs: ReportSet, numpy and jinja2 load on first use.
+    code = ("import sys, tracedsl.reports; "
+            "print(sorted(m for m in ('numpy', 'jinja2', 'scipy', 'pydantic') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert result.stdout.strip() == "[]"
+    from tracedsl.reports import ReportSet as loaded  # and the lazy name still resolves
+
+    assert loaded is ReportSet
