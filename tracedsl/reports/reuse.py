@@ -19,8 +19,9 @@ used it: L2 if it entered at turn 0, L3 later. A continuation's turn-0 blocks th
 appeared are inherited (status carried unless the block is L1 or L1.5).
 
 Per-id state is a table indexed by hash id. The analysis covers sessions in file order until S
-would pass MAX_ENTRIES blocks or an id would pass ID_LIMIT; the figures then cover those first
-sessions and say how many (memory stays flat however long the trace).
+would pass MAX_ENTRIES blocks, the requests MAX_ROWS, the runs MAX_RUNS, or an id ID_LIMIT; the
+figures then cover those first sessions and say how many (memory stays flat however long the
+trace).
 """
 
 from __future__ import annotations
@@ -248,18 +249,49 @@ def _analyse(state: ReuseAnalysis, chunk: TraceChunk) -> ChunkReuse:
         ids, entry_start = _session_distinct(chunk, ids)
         fresh = _above_all_before(ids, state.max_id)
         others = np.flatnonzero(~fresh)
-    count, base, table = ids.size, state.entries, state.table
-    if count:
+    if ids.size:
         state.max_id = max(state.max_id, int(ids.max()))
     fresh_at = np.flatnonzero(fresh)
-    table.last[ids[fresh_at]] = base + fresh_at + 1
+    state.table.last[ids[fresh_at]] = state.entries + fresh_at + 1
 
     turns = chunk.turns_per_session
     late_row = chunk.turn_index > 0
     remaining = np.repeat(chunk.row_offsets[1:], turns) - np.arange(rows)  # requests holding a row's blocks
     inheriting_row = np.repeat(chunk.is_restart.astype(bool), turns) & ~late_row
+    repeats, rep_prev, rep_row, rep_code = _link(state, ids, others, entry_start, remaining, inheriting_row)
 
-    # Previous place in S of the other blocks: group them by id (a stable sort keeps file order).
+    # Prompt sizes per row: |P_t| grows by the blocks entering at row t.
+    entering = np.diff(entry_start)
+    prompt = entry_start[1:] - np.repeat(entry_start[chunk.row_offsets[:-1]], turns)
+    repeats_per_row = np.bincount(rep_row, minlength=rows)
+    hit_blocks = _hits(state, repeats, rep_prev, rep_row, repeats_per_row, entry_start, prompt - entering)
+    state.prompt_blocks += int(prompt.sum())
+
+    # First entries are booked as their session's own blocks; layer_blocks() corrects recurring ids.
+    new_per_row = entering - repeats_per_row
+    for late in (0, 1):
+        rows_here = late_row == bool(late)
+        state._private[late, 0] += int(new_per_row[rows_here].sum())
+        state._private[late, 2] += int((new_per_row * (remaining - 1))[rows_here].sum())
+    state._row_start.append(state.entries + entry_start[:-1])
+    state._row_weight.append(remaining)
+    state._row_late.append(late_row)
+    state.input_tokens += int((chunk.input_length.astype(np.int64) * remaining).sum())
+    state.output_tokens += int((chunk.output_length.astype(np.int64) * (remaining - 1)).sum())
+    state.entries += ids.size
+    code = np.zeros(ids.size, dtype=np.int8)
+    code[repeats] = rep_code
+    return ChunkReuse(prompt, hit_blocks, entry_start, ids, code)
+
+
+def _link(state: ReuseAnalysis, ids, others, entry_start, remaining, inheriting_row):
+    """Previous place in S of the searched blocks, and the per-id tallies of those that recur.
+
+    The blocks are grouped by id (a stable sort keeps file order inside a group): a group's first
+    block continues from the table, each later one from the block before it. Returns the repeats
+    in file order: chunk index, previous place in S, row, and CACHED or INHERITED.
+    """
+    table, base = state.table, state.entries
     order = np.argsort(ids[others], kind="stable")
     member = others[order]
     member_id = ids[member]
@@ -274,39 +306,35 @@ def _analyse(state: ReuseAnalysis, chunk: TraceChunk) -> ChunkReuse:
     table.last[group_id] = base + member[np.append(starts[1:], member.size) - 1] + 1
     unrecorded = table.first[group_id] == 0
     table.first[group_id[unrecorded]] = np.where(last_before > 0, last_before, base + member[starts] + 1)[unrecorded]
-    member_row = np.repeat(np.arange(rows, dtype=np.int64), np.diff(entry_start))[member]
+    member_row = np.repeat(np.arange(remaining.size, dtype=np.int64), np.diff(entry_start))[member]
     recurs = prev_sorted >= 0
     inherits = recurs & inheriting_row[member_row]
-    member_weight = np.where(recurs, remaining[member_row], 0)
     if starts.size:
         table.extra[group_id] += np.add.reduceat((recurs & ~inherits).astype(np.int64), starts)
         table.inherited[group_id] += np.add.reduceat(inherits.astype(np.int64), starts)
-        table.weight[group_id] += np.add.reduceat(member_weight, starts)
-    # Back to file order (the inverse permutation), repeats only.
+        table.weight[group_id] += np.add.reduceat(np.where(recurs, remaining[member_row], 0), starts)
     inverse = np.empty_like(order)
     inverse[order] = np.arange(order.size)
-    recurs_in_file = recurs[inverse]
-    repeats = others[recurs_in_file]
-    rep_prev = prev_sorted[inverse][recurs_in_file]
-    rep_row = member_row[inverse][recurs_in_file]
-    rep_code = np.where(inherits[inverse][recurs_in_file], INHERITED, CACHED)
+    in_file = recurs[inverse]
+    code = np.where(inherits[inverse][in_file], INHERITED, CACHED)
+    return others[in_file], prev_sorted[inverse][in_file], member_row[inverse][in_file], code
 
-    # Prompt sizes per row: |P_t| grows by the blocks entering at row t.
-    entering = np.diff(entry_start)
-    prompt = entry_start[1:] - np.repeat(entry_start[chunk.row_offsets[:-1]], turns)
-    carried = prompt - entering  # |P(t-1)|
 
-    # Exact distances of repeated blocks; only each row's leading repeats can be hits.
-    rep_pos = base + repeats
+def _hits(state: ReuseAnalysis, repeats, rep_prev, rep_row, repeats_per_row, entry_start, carried) -> np.ndarray:
+    """Add the chunk's hits at every capacity; return each row's hit blocks with an unbounded cache.
+
+    Only a row's leading repeats (before its first new block) can hit; a carried block's distance
+    is |P(t-1)| - 1, so it is the floor of the running maximum along the row's entering blocks.
+    """
+    rep_pos = state.entries + repeats
     heads = np.flatnonzero(repeat_runs(rep_prev, rep_pos))
     lengths = np.diff(np.append(heads, repeats.size))
     distance = np.repeat(state._runs.head_distances(rep_pos[heads], rep_prev[heads], lengths), lengths)
-    repeats_per_row = np.bincount(rep_row, minlength=rows)
     new_before_row = entry_start[:-1] - (np.cumsum(repeats_per_row) - repeats_per_row)
     leading = (repeats - np.arange(repeats.size)) == new_before_row[rep_row]
     lead_row = rep_row[leading]
     floor = np.where(carried > 0, carried - 1, -1)
-    offset = lead_row << 32
+    offset = lead_row << 32  # rows apart, so one accumulate restarts at each row
     running = np.maximum.accumulate(np.maximum(distance[leading], floor[lead_row]) + offset) - offset
 
     grid = np.array(CAPACITIES, dtype=np.int64)
@@ -314,26 +342,10 @@ def _analyse(state: ReuseAnalysis, chunk: TraceChunk) -> ChunkReuse:
     has_carried = carried > 0
     carried_slot = np.searchsorted(grid, carried[has_carried] - 1, side="right")
     hits += np.bincount(carried_slot, weights=carried[has_carried], minlength=grid.size + 1).astype(np.int64)
-    hit_blocks = carried + np.bincount(lead_row, minlength=rows)
-    state.hits_at[:-1] += np.cumsum(hits)[: grid.size]
+    hit_blocks = carried + np.bincount(lead_row, minlength=carried.size)
+    state.hits_at[:-1] += np.cumsum(hits)[: grid.size]  # a block held at capacity C is held above it
     state.hits_at[-1] += int(hit_blocks.sum())
-    state.prompt_blocks += int(prompt.sum())
-
-    # First entries are booked as their session's own blocks; layer_blocks() corrects recurring ids.
-    new_per_row = entering - repeats_per_row
-    for late in (0, 1):
-        rows_here = late_row == bool(late)
-        state._private[late, 0] += int(new_per_row[rows_here].sum())
-        state._private[late, 2] += int((new_per_row * (remaining - 1))[rows_here].sum())
-    state._row_start.append(base + entry_start[:-1])
-    state._row_weight.append(remaining)
-    state._row_late.append(late_row)
-    state.input_tokens += int((chunk.input_length.astype(np.int64) * remaining).sum())
-    state.output_tokens += int((chunk.output_length.astype(np.int64) * (remaining - 1)).sum())
-    state.entries += count
-    code = np.zeros(count, dtype=np.int8)
-    code[repeats] = rep_code
-    return ChunkReuse(prompt, hit_blocks, entry_start, ids, code)
+    return hit_blocks
 
 
 def _above_all_before(ids: np.ndarray, max_before: int) -> np.ndarray:
