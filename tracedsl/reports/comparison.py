@@ -88,9 +88,14 @@ def comparison_text(quality: dict, name: str, sessions: int, rows: int, block_si
         f"{sample['requests']:,} of {sample['of_requests']:,} requests")
     lines.append(f"  {'prefix hit rate, unbounded cache':<34}{reuse['prefix_hit_rate_unbounded'] * 100:>41.1f}%   ({scope})")
     for entry in reuse["lru_hit_rate"]:
-        if entry["capacity_blocks"] in (1024, 16384, 262144):
-            label = f"LRU {entry['capacity_blocks']:,} blocks ({entry['capacity_tokens'] / 1e6:g}M tok)"
-            lines.append(f"  {label:<34}{entry['hit_rate'] * 100:>41.1f}%   ({scope})")
+        # Capacities up to the first that holds every reuse: larger ones all read the same.
+        full = entry["hit_rate"] >= reuse["prefix_hit_rate_unbounded"]
+        tokens = entry["capacity_tokens"]
+        size = f"{tokens / 1e6:.3g}M" if tokens >= 1e6 else f"{tokens / 1e3:.3g}k"
+        label = f"LRU {entry['capacity_blocks']:,} blocks ({size} tok)" + (" and up" if full else "")
+        lines.append(f"  {label:<34}{entry['hit_rate'] * 100:>41.1f}%   ({scope})")
+        if full:
+            break
     shares = ", ".join(f"{k} {v * 100:.1f}%" for k, v in reuse["layer_token_share"].items())
     lines.append(f"  prompt tokens by layer: {shares}")
     lines.append("")
