@@ -211,3 +211,18 @@ def test_cli_names_the_bad_line_without_a_traceback(tmp_path):
     assert "Traceback" not in out.output
     missing = CliRunner().invoke(cli, ["simulate", str(tmp_path / "nope")])
     assert missing.exit_code == 4 and "no such file" in missing.output
+
+
+def test_simulate_command_starts_without_the_heavy_modules():
+    # `tracedsl --help` imports every command module: this one must load numpy, jinja2 and
+    # the model only when the command runs (docs/simulation.md, issue 6's start-up budget)
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tracedsl.cli.simulate_commands as c; "
+        "print(sorted(m for m in ('numpy', 'jinja2', 'tracedsl.reports.simulation_model', "
+        "'tracedsl.reports.reportset', 'tracedsl.output.reader') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

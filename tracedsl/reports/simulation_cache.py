@@ -64,7 +64,7 @@ class KVCache:
             first = layout.shared_start[session] + checked
             ids = layout.shared_ids[first : first + count - checked]
             resident = self.resident[ids]
-            if not resident.all():
+            if np.count_nonzero(resident) < len(ids):  # (C-level; .all() goes through Python)
                 miss = int(resident.argmin())
                 hit = min(hit, int(layout.shared_position[first + miss]))
                 missing = ids[~resident]
@@ -109,7 +109,7 @@ class KVCache:
             ids = layout.shared_ids[first : first + count]
             held = self.refcount[ids] - 1
             self.refcount[ids] = held
-            if not held.all():
+            if np.count_nonzero(held) < count:
                 freed = (held == 0).nonzero()[0][::-1]
                 freed_ids = ids[freed].tolist()
                 freed_before = layout.shared_private_before[first + freed].tolist()
