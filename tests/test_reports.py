@@ -299,3 +299,16 @@ def test_importing_the_package_loads_nothing_heavy():
     from tracedsl.reports import ReportSet as loaded  # and the lazy name still resolves
 
     assert loaded is ReportSet
+
+
+def test_continuations_carry_their_parents_blocks():
+    structure = _reports("manifest1k_s3_n300").cache_structure()
+    continuations = [s for s in structure["sessions"] if s["is_restart"]]
+    assert continuations
+    for session in continuations:
+        first = session["turns"][0]["entering"]
+        carried = [run for run in first if run[1] == "carried"]
+        assert carried and all(run[0] in ("L2", "L3") for run in carried)
+        assert first[0][:2] == ["L1", "cached"]
+    for session in structure["sessions"]:  # nothing after turn 0 is inherited
+        assert all(run[1] != "carried" for turn in session["turns"][1:] for run in turn["entering"])
