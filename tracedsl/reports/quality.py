@@ -204,5 +204,5 @@ def quality(collector: Collector, name: str) -> dict:
             "session_duration_min": collector.sketch["session_minutes"].stats(),
         },
         "percentile_method": "numpy linear interpolation; exact while a quantity has at most 4096 "
-        "distinct values, else from log buckets of 0.1% relative width",
+        "distinct values, else from log-linear buckets under 0.1% wide (each bucket's mean value)",
     }
