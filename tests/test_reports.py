@@ -312,3 +312,15 @@ def test_continuations_carry_their_parents_blocks():
         assert first[0][:2] == ["L1", "cached"]
     for session in structure["sessions"]:  # nothing after turn 0 is inherited
         assert all(run[1] != "carried" for turn in session["turns"][1:] for run in turn["entering"])
+
+
+def test_sketch_buckets_handle_zero_and_negative_values():
+    rng = np.random.default_rng(9)
+    values = np.concatenate([rng.normal(0, 50, 30_000), np.zeros(5000), rng.lognormal(3, 2, 20_000)])
+    sketch = Sketch()
+    for part in np.array_split(values, 7):
+        sketch.add(part)
+    assert not sketch.exact
+    for q in (0.01, 0.2, 0.5, 0.8, 0.99):
+        expected = np.quantile(values, q)
+        assert sketch.quantile(q) == pytest.approx(expected, rel=2e-3, abs=1e-6)
