@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracedsl.diagnostics import Diagnostic, DiagnosticError, Span
+from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity, Span
 from tracedsl.ir import SPEC_FORMAT_VERSION, Workload
 
 if sys.version_info >= (3, 11):
@@ -111,15 +111,12 @@ class JsonPositions:
 
 
 def parse_json(text: str, file: str) -> tuple[Any, JsonPositions]:
-    """Parse JSON text; errors carry the line and column, NaN/Infinity are refused."""
+    """Parse JSON text; errors carry the line and column, NaN/Infinity are refused where they stand."""
     if not text.strip():
         raise DiagnosticError(Diagnostic(E_EMPTY, "empty file: expected a JSON object", file=file))
-
-    def refuse_constant(name: str) -> Any:
-        raise ValueError(f"{name} is not valid JSON")
-
     try:
-        data = json.loads(text, parse_constant=refuse_constant)
+        # NaN and Infinity are parsed as markers first, so they can be refused at their place.
+        data = json.loads(text, parse_constant=_NonJsonConstant)
     except json.JSONDecodeError as exc:
         raise DiagnosticError(
             Diagnostic(
@@ -133,7 +130,62 @@ def parse_json(text: str, file: str) -> tuple[Any, JsonPositions]:
         _JsonScanner(text, positions).value(())
     except (IndexError, ValueError, RecursionError):  # pragma: no cover - text already parsed
         pass
+    constant = _first_constant(data, ())
+    if constant is not None:
+        path, name = constant
+        raise DiagnosticError(
+            JsonLocator(file, positions).at(
+                path,
+                E_BAD_JSON,
+                f"invalid JSON: {name} is not valid JSON",
+                hint="JSON numbers are finite; write the value, or null where none is meant",
+            )
+        )
     return data, positions
+
+
+class _NonJsonConstant(str):
+    """NaN, Infinity or -Infinity as parsed, until it is reported at its position."""
+
+
+def _first_constant(value: Any, path: tuple) -> tuple[tuple, str] | None:
+    """The path and spelling of the first NaN/Infinity in ``value``, in document order."""
+    stack = [(value, path)]
+    while stack:  # iterative: a deeply nested document must not hit the recursion limit
+        node, where = stack.pop()
+        if isinstance(node, _NonJsonConstant):
+            return where, str(node)
+        if isinstance(node, dict):
+            stack.extend(((child, (*where, key)) for key, child in reversed(node.items())))
+        elif isinstance(node, list):
+            stack.extend(((child, (*where, i)) for i, child in reversed(list(enumerate(node)))))
+    return None
+
+
+class JsonLocator:
+    """Makes diagnostics for paths in a JSON document, with line and column when known."""
+
+    def __init__(self, file: str, positions: JsonPositions | None):
+        self.file = file
+        self.positions = positions
+
+    def at(
+        self,
+        path: tuple,
+        code: str,
+        message: str,
+        *,
+        key: bool = False,
+        severity: Severity = Severity.ERROR,
+        hint: str | None = None,
+        prefix: tuple = (),
+    ) -> Diagnostic:
+        full = (*prefix, *path)
+        span: Span | None = self.positions.span(full, key=key) if self.positions else None
+        dotted = ".".join(str(p) for p in full) or None
+        return Diagnostic(
+            code, message, severity, file=self.file, span=span, hint=hint, path=dotted
+        )
 
 
 class _JsonScanner:

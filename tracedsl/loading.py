@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -9,10 +10,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tracedsl import resources
-from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity, Span
+from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity
 from tracedsl.io import (
     E_MISSING,
     SPEC_KEYS,
+    JsonLocator,
     JsonPositions,
     SourceFile,
     parse_json,
@@ -64,6 +66,7 @@ class LoadedSpec:
     manifest_seed: int | None = None
     manifest_num_sessions: int | None = None
     warnings: tuple[Diagnostic, ...] = ()
+    bundled: bool = False  # named by its bundled name, not a file of the user's
 
 
 def is_io_problem(error: DiagnosticError) -> bool:
@@ -95,6 +98,12 @@ def resolve_source(source: str | Path) -> Path:
 def load_spec(source: str | Path) -> LoadedSpec:
     """Load and validate a spec from any accepted form; errors raise DiagnosticError."""
     path = resolve_source(source)
+    if path != Path(source):
+        return dataclasses.replace(_load_file(path), bundled=True)
+    return _load_file(path)
+
+
+def _load_file(path: Path) -> LoadedSpec:
     file = read_source(path)
     suffix = path.suffix.lower()
     if suffix == ".trace":
@@ -121,7 +130,7 @@ def load_spec(source: str | Path) -> LoadedSpec:
 def _load_document(
     file: SourceFile, data: Any, positions: JsonPositions | None, *, toml: bool
 ) -> LoadedSpec:
-    locate = _Locator(file.display, positions)
+    locate = JsonLocator(file.display, positions)
     if not isinstance(data, dict):
         raise DiagnosticError(
             locate.at((), E_NOT_OBJECT, f"expected a JSON object, found {_json_type(data)}")
@@ -139,27 +148,66 @@ def _load_document(
     if "format_version" in data:
         return _load_spec_document(file, data, locate, toml=toml)
     if "generation_params" in data:
-        params_data = data["generation_params"]
-        seed = data.get("seed")
-        count = data.get(_REQUESTED_SESSIONS_KEY, data.get("num_sessions"))
-        name = data.get("config_name")
-        params, warnings = _validate(params_data, locate, ("generation_params",), toml=toml)
+        seed, count, name, errors = _manifest_fields(data, locate)
+        try:
+            params, warnings = _validate(
+                data["generation_params"], locate, ("generation_params",), toml=toml
+            )
+        except DiagnosticError as error:
+            raise DiagnosticError(errors + error.diagnostics) from None
+        if errors:
+            raise DiagnosticError(errors + list(warnings))
         return LoadedSpec(
-            name if isinstance(name, str) and name else stem,
+            name or stem,
             params,
             file.path,
             file.sha256,
             "manifest",
-            manifest_seed=seed if _is_int(seed) else None,
-            manifest_num_sessions=count if _is_int(count) else None,
+            manifest_seed=seed,
+            manifest_num_sessions=count,
             warnings=warnings,
         )
     params, warnings = _validate(data, locate, (), toml=toml)
     return LoadedSpec(stem, params, file.path, file.sha256, "config", warnings=warnings)
 
 
+def _manifest_fields(
+    data: dict, locate: JsonLocator
+) -> tuple[int | None, int | None, str | None, list[Diagnostic]]:
+    """A manifest's seed, session count and config name, each checked where it stands.
+
+    Absent fields are None (run falls back to its defaults); a field that is present must be
+    usable as it is, so a quoted count or a negative seed is an error, never silently skipped.
+    """
+    from tracedsl.output.manifest import MAX_SEED, MAX_SESSIONS
+
+    errors: list[Diagnostic] = []
+
+    def whole(key: str, low: int, high: int, what: str) -> int | None:
+        value = data.get(key)
+        if value is None and key not in data:
+            return None
+        if _is_int(value) and low <= value <= high:
+            return value
+        errors.append(locate.at((key,), E_INVALID, f"{key} must be {what}; found {_shown(value)}"))
+        return None
+
+    seed = whole("seed", 0, MAX_SEED, f"an integer from 0 to 2**64-1 ({MAX_SEED})")
+    sessions = f"a whole number of sessions from 1 to {MAX_SESSIONS:,}"
+    requested = whole(_REQUESTED_SESSIONS_KEY, 1, MAX_SESSIONS, sessions)
+    counted = whole("num_sessions", 1, MAX_SESSIONS, sessions)
+    name = data.get("config_name")
+    if name is not None and not (isinstance(name, str) and name):
+        errors.append(
+            locate.at(("config_name",), E_INVALID, "config_name must be a non-empty string")
+        )
+        name = None
+    count = requested if _REQUESTED_SESSIONS_KEY in data else counted
+    return seed, count, name, errors
+
+
 def _load_spec_document(
-    file: SourceFile, data: dict, locate: _Locator, *, toml: bool
+    file: SourceFile, data: dict, locate: JsonLocator, *, toml: bool
 ) -> LoadedSpec:
     errors = []
     for key in data:
@@ -196,7 +244,7 @@ def _load_spec_document(
 
 
 def _validate(
-    data: Any, locate: _Locator, prefix: tuple, *, toml: bool
+    data: Any, locate: JsonLocator, prefix: tuple, *, toml: bool
 ) -> tuple[GenerationParams, tuple[Diagnostic, ...]]:
     if not isinstance(data, dict):
         raise DiagnosticError(
@@ -221,7 +269,7 @@ def _validate(
 
 
 def normalise_legacy(
-    data: dict, locate: _Locator, prefix: tuple = ()
+    data: dict, locate: JsonLocator, prefix: tuple = ()
 ) -> tuple[dict, list[Diagnostic], list[Diagnostic]]:
     """Rewrite the reference's legacy top-level spellings; return (data, warnings, errors)."""
     data = dict(data)
@@ -414,33 +462,7 @@ def _parse_value(text: str) -> Any:
 # Locating problems in the JSON text
 
 
-class _Locator:
-    """Makes diagnostics for JSON paths, with line and column when the text was JSON."""
-
-    def __init__(self, file: str, positions: JsonPositions | None):
-        self.file = file
-        self.positions = positions
-
-    def at(
-        self,
-        path: tuple,
-        code: str,
-        message: str,
-        *,
-        key: bool = False,
-        severity: Severity = Severity.ERROR,
-        hint: str | None = None,
-        prefix: tuple = (),
-    ) -> Diagnostic:
-        full = (*prefix, *path)
-        span: Span | None = self.positions.span(full, key=key) if self.positions else None
-        dotted = ".".join(str(p) for p in full) or None
-        return Diagnostic(
-            code, message, severity, file=self.file, span=span, hint=hint, path=dotted
-        )
-
-
-def _problem_diagnostic(problem: FieldProblem, locate: _Locator, prefix: tuple) -> Diagnostic:
+def _problem_diagnostic(problem: FieldProblem, locate: JsonLocator, prefix: tuple) -> Diagnostic:
     unknown = problem.kind == "unknown"
     main = locate.at(
         _split(problem.path),
@@ -473,6 +495,15 @@ def _json_type(value: Any) -> str:
         int: "a number",
         float: "a number",
     }.get(type(value), type(value).__name__)
+
+
+def _shown(value: Any) -> str:
+    """A JSON value as a message quotes it: numbers as written, other things by their type."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(value)
+    if isinstance(value, str):
+        return f"the string {json.dumps(value[:40])}"
+    return _json_type(value)
 
 
 def _is_int(value: Any) -> bool:

@@ -91,10 +91,14 @@ class RunFailed(Exception):
 
 
 def plan_run(options: RunOptions) -> RunPlan:
-    """Load the spec and resolve every setting; DiagnosticError for a bad spec or option."""
+    """Load the spec and resolve every setting; DiagnosticError for a bad spec or option.
+
+    Everything a run will use is checked here, before anything is created or generated.
+    """
     from tracedsl.loading import apply_overrides, load_spec
     from tracedsl.output.manifest import read_tracedsl_fields
 
+    _check_run_numbers(options)
     loaded = load_spec(options.spec)
     notes: list[str] = []
     seed, num_sessions, engine = options.seed, options.num_sessions, options.engine
@@ -121,16 +125,57 @@ def plan_run(options: RunOptions) -> RunPlan:
         num_sessions=DEFAULT_SESSIONS if num_sessions is None else num_sessions,
         seed=DEFAULT_SEED if seed is None else seed,
         engine=engine or "fast",
-        spec_source=str(loaded.source_path) if loaded.source_path else None,
+        # The file name, not the path: a manifest must not record the machine it was made on.
+        spec_source=loaded.source_path.name if loaded.source_path else None,
         spec_sha256=loaded.source_sha256,
         notes=notes,
-        warnings=list(loaded.warnings),
+        # A bundled spec's warnings are intended (e.g. the reference's constant lognormals) and
+        # the user cannot act on them; `tracedsl check NAME` still shows them.
+        warnings=[] if loaded.bundled else list(loaded.warnings),
     )
+
+
+def _check_run_numbers(options: RunOptions) -> None:
+    """--seed and --num-sessions within what a run can do and a manifest can record."""
+    from tracedsl.output.manifest import MAX_SEED, MAX_SESSIONS
+
+    problems = []
+    if options.seed is not None and not 0 <= options.seed <= MAX_SEED:
+        problems.append(("--seed", f"must be from 0 to 2**64-1 ({MAX_SEED}), not {options.seed}"))
+    if options.num_sessions is not None and not 1 <= options.num_sessions <= MAX_SESSIONS:
+        problems.append(
+            ("--num-sessions", f"must be from 1 to {MAX_SESSIONS:,}, not {options.num_sessions}")
+        )
+    if problems:
+        raise DiagnosticError([Diagnostic(E_OPTION, message, file=option) for option, message in problems])
+
+
+# The IR field that each limit option sets.
+LIMIT_FIELDS = {"--max-isl": ("max_prompt_tokens",), "--max-osl": ("generation_length", "max")}
+
+
+def limit_problem(option: str, value: int) -> str | None:
+    """Why ``value`` cannot be the IR field that ``option`` sets, by that field's own bounds."""
+    from typing import Annotated
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from tracedsl.language.validate import model_at
+
+    *parent, name = LIMIT_FIELDS[option]
+    info = model_at(tuple(parent)).model_fields[name]
+    try:
+        TypeAdapter(Annotated[(info.annotation, *info.metadata)]).validate_python(value, strict=True)
+    except ValidationError as error:
+        return f"{'.'.join(LIMIT_FIELDS[option])}: {error.errors()[0]['msg'].lower()}"
+    return None
 
 
 def _with_limits(params: GenerationParams, max_isl: int | None, max_osl: int | None) -> GenerationParams:
     """--max-isl sets the context limit, --max-osl the output maximum; then revalidate (as the reference)."""
-    if max_isl is None and max_osl is None:
+    given = {option: value for option, value in (("--max-isl", max_isl), ("--max-osl", max_osl))
+             if value is not None}
+    if not given:
         return params
     from tracedsl.language.validate import validate_params
 
@@ -138,15 +183,27 @@ def _with_limits(params: GenerationParams, max_isl: int | None, max_osl: int | N
     if max_isl is not None:
         data["max_prompt_tokens"] = max_isl
     if max_osl is not None:
-        data["generation_length"] = {**data["generation_length"], "max": float(max_osl)}
+        # A float, as the reference writes the bound; an integer too large for one stays an
+        # integer, so validation reports it against the field's bound.
+        osl = float(max_osl) if max_osl <= 2**1023 else max_osl
+        data["generation_length"] = {**data["generation_length"], "max": osl}
     new_params, problems = validate_params(data)
     if problems:
-        option = "--max-isl" if max_isl is not None else "--max-osl"
-        raise DiagnosticError(
-            [Diagnostic(E_OPTION, p.message, file=option, path=".".join(map(str, p.path)) or None, hint=p.hint)
-             for p in problems]
-        )
+        raise DiagnosticError([
+            Diagnostic(E_OPTION, p.message, file=_option_of(p.paths, given), path=p.path or None,
+                       hint=p.hint)
+            for p in problems
+        ])
     return new_params
+
+
+def _option_of(paths: tuple[str, ...], given: dict[str, int]) -> str:
+    """The option(s) behind a problem: the one whose field it names, else every one given."""
+    for option in given:
+        field_path = ".".join(LIMIT_FIELDS[option])
+        if any(path == field_path or path.startswith(field_path + ".") for path in paths):
+            return option
+    return " ".join(given)
 
 
 def execute_run(
@@ -165,10 +222,12 @@ def execute_run(
     request = RunRequest(plan.params, plan.num_sessions, plan.seed)
     end_reasons: Counter = Counter()
     primaries = 0
-    with RunDir(Path(options.output), plan.name) as run_dir, open_executor(
+    # The executor first: its options are checked (and a Dask scheduler reached) before the
+    # output directory is created, so a bad --executor/--scheduler leaves nothing behind.
+    with open_executor(
         workers=options.workers, executor=options.executor, scheduler=options.scheduler,
         num_sessions=plan.num_sessions,
-    ) as map_fn:
+    ) as map_fn, RunDir(Path(options.output), plan.name) as run_dir:
         dataset = run_dir.path / "dataset.jsonl"
         checker = ChunkChecker(str(dataset), plan.params.block_size)
         reports = _open_reports(plan)

@@ -11,13 +11,45 @@ import orjson
 
 from tracedsl.cli import exitcodes
 from tracedsl.diagnostics import Diagnostic, DiagnosticError, render
+from tracedsl.output.manifest import MAX_SEED, MAX_SESSIONS
 
 ENGINES = ("fast", "aiperf")
+# More worker processes than any machine has cores is a typo, not a plan.
+MAX_WORKERS = 1024
 
 
 def _print_diagnostics(diagnostics: list[Diagnostic]) -> None:
     for diag in diagnostics:
         click.echo(render(diag), err=True)
+
+
+def _print_warnings_compactly(warnings: list[Diagnostic]) -> None:
+    """Each warning once, on one line: `run` is not where a spec is reviewed (`check` is)."""
+    seen = set()
+    for diag in warnings:
+        line = render(Diagnostic(diag.code, diag.message, diag.severity, diag.file, diag.span,
+                                 path=diag.path))
+        if line not in seen:
+            seen.add(line)
+            click.echo(line, err=True)
+
+
+class _LimitType(click.ParamType):
+    """An integer for --max-isl/--max-osl, checked against the bounds of the IR field it sets."""
+
+    name = "integer"
+
+    def __init__(self, option: str):
+        self.option = option
+
+    def convert(self, value, param, ctx):
+        number = click.INT.convert(value, param, ctx)
+        from tracedsl.pipeline import limit_problem  # the IR loads only when the option is given
+
+        problem = limit_problem(self.option, number)
+        if problem:
+            self.fail(problem, param, ctx)
+        return number
 
 
 def _fail(message: str, code: int) -> None:
@@ -59,17 +91,22 @@ class _ProgressBar:
 
 @click.command("run")
 @click.argument("spec", required=False, default="default")
-@click.option("--num-sessions", "-n", type=click.IntRange(min=1), default=None,
-              help="Primary sessions to generate (default 1000, or the manifest's).")
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Random seed (default 42, or the manifest's).")
+@click.option("--num-sessions", "-n", type=click.IntRange(1, MAX_SESSIONS), default=None,
+              help="Primary sessions to generate (default 1000, or the manifest's); at most a "
+              "billion, which for `default` is ~16 billion rows, ~3 TB of JSONL.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None,
+              help="Random seed, 0 to 2**64-1 (default 42, or the manifest's).")
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Parent directory of the run directory.")
-@click.option("--max-isl", type=click.IntRange(min=1), default=None, help="Context limit (max_prompt_tokens).")
-@click.option("--max-osl", type=click.IntRange(min=1), default=None, help="Output maximum (generation_length.max).")
+@click.option("--max-isl", type=_LimitType("--max-isl"), default=None,
+              help="Context limit (max_prompt_tokens).")
+@click.option("--max-osl", type=_LimitType("--max-osl"), default=None,
+              help="Output maximum (generation_length.max).")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override any spec field.")
 @click.option("--engine", type=click.Choice(ENGINES), default=None,
               help="fast (default) or aiperf (the reference's exact bytes, flaws included).")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes (default: all cores).")
+@click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=None,
+              help=f"Worker processes, at most {MAX_WORKERS} (default: all cores).")
 @click.option("--executor", type=click.Choice(("local", "dask")), default="local", show_default=True,
               help="Where chunks run: local processes or a Dask cluster.")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address (with --executor dask).")
@@ -94,7 +131,7 @@ def run_command(spec, num_sessions, seed, output, max_isl, max_osl, overrides, e
         _print_diagnostics(exc.diagnostics)
         sys.exit(exitcodes.IO if is_io_problem(exc) else exitcodes.INPUT)
     if not quiet:
-        _print_diagnostics(list(plan.warnings))
+        _print_warnings_compactly(plan.warnings)
         for note in plan.notes:
             click.echo(f"note: {note}", err=True)
     bar = _ProgressBar(enabled=not quiet and sys.stderr.isatty())
@@ -134,13 +171,18 @@ def _print_summary(result) -> None:
     reasons = ", ".join(f"{name} {count}" for name, count in sorted(result.end_reasons.items()))
     click.echo(f"  sessions by end reason: {reasons or 'none'}")
     if plan.engine == "aiperf":
-        click.echo(
-            f"  hash-id size conflicts: {result.hash_conflicts} (the reference's flaw, reproduced; "
-            "AIPerf replay refuses such a file; the default fast engine writes none)"
-        )
+        click.echo(f"  hash-id size conflicts: {_conflicts_said(result.hash_conflicts)}")
     click.echo(f"  validated: {result.validation.rows} rows, {result.validation.block_size_note}")
     for path in result.files:
         click.echo(f"  {path.relative_to(result.run_dir.parent)}")
+
+
+def _conflicts_said(count: int) -> str:
+    """The aiperf engine's hash-id size conflicts, worded for whether there are any."""
+    if not count:
+        return "0 (every hash id has one block size; AIPerf replay accepts that)"
+    return (f"{count} (the reference's flaw, reproduced; AIPerf replay refuses such a file; "
+            "the default fast engine writes none)")
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,13 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from tracedsl import __version__
-from tracedsl.ir import GenerationParams
+
+if TYPE_CHECKING:  # the CLI reads the bounds below at start-up; it must not pay for pydantic
+    from tracedsl.ir import GenerationParams
 
 MANIFEST_NAME = "manifest.json"
+
+# Bounds on the two numbers a manifest records besides the spec, checked wherever they enter
+# (command line, a manifest read back) before any work. A seed is an unsigned 64-bit integer:
+# orjson writes no larger integer, and a larger one would be accepted, run, then fail here.
+MAX_SEED = 2**64 - 1
+# A billion sessions of `default` is ~16 billion rows, ~3 TB of JSONL (measured: 15.7 rows and
+# 3.2 kB per session): past any real benchmark, and far below the counts whose chunk plan
+# alone would exhaust memory.
+MAX_SESSIONS = 10**9
 
 
 @dataclass(frozen=True)
@@ -25,7 +37,7 @@ class RunRecord:
     written_sessions: int
     rows: int
     dataset_sha256: str
-    spec_source: str | None
+    spec_source: str | None  # the spec's file name, not its path: the manifest is portable
     spec_sha256: str | None
 
 
