@@ -4,7 +4,7 @@ from __future__ import annotations
 
 LEGEND = (
     "peak MB: the largest single process (ru_maxrss); tree MB: the whole process tree at its\n"
-    "sampled peak (PSS every 50 ms). CLI cases are timed from outside, start-up included;\n"
+    "sampled peak (PSS every 50-250 ms). CLI cases are timed from outside, start-up included;\n"
     "sampling, sampling + dataset.jsonl, the floor and the reference's synthesis + write time\n"
     "only their own section, inside the process (imports and reading inputs excluded)."
 )
@@ -85,6 +85,14 @@ def _find(results: list[dict], case: str, engine: str, sessions: int) -> dict | 
         ):
             return result
     return None
+
+
+def _faster(slow: dict, fast: dict) -> str:
+    """How many times faster, by wall time and by CPU time (CPU is steadier on a busy machine)."""
+    return (
+        f"wall {slow['wall_s'] / fast['wall_s']:.1f}x, "
+        f"CPU {slow['cpu_s'] / fast['cpu_s']:.1f}x faster"
+    )
 
 
 def ratio_lines(results: list[dict]) -> list[str]:
