@@ -154,8 +154,9 @@ def test_aiperf_engine_datasets_fail_validation_exactly_when_it_reports_conflict
     if int(said.group(1)):  # restarts: the reference's flaw B2, reproduced
         assert check.exit_code == 1
         assert f"hash-id-size-conflict {said.group(1)}" in check.output
-    else:
+    else:  # no restarts: nothing to refuse, and the summary does not say otherwise
         assert check.exit_code == 0, check.output
+        assert "refuses" not in result.output
 
 
 @pytest.mark.parametrize("fixture", ["default_s1_n300", "manifest1k_s3_n300", "turns_s5_n200"])

@@ -129,3 +129,91 @@ def test_module_entry_point_never_shows_a_traceback(tmp_path):
         text=True, timeout=60,
     )
     assert missing.returncode == 4 and "Traceback" not in missing.stderr
+
+
+def test_the_bundled_inference_day_spec_names_its_runs_after_itself(tmp_path):
+    result = _run(["inference-day-2026", "-n", "5", "-o", str(tmp_path), "-q", "--no-reports"])
+    assert result.exit_code == 0, result.output
+    run_dir = _only_dir(tmp_path)
+    assert run_dir.name.startswith("inference-day-2026_5s_seed42_"), run_dir.name
+    manifest = orjson.loads((run_dir / "manifest.json").read_bytes())
+    assert manifest["config_name"] == "inference-day-2026"
+    # Its generation_params are still the reference's bundled manifest's (test_language checks
+    # the compiled spec; here: the run records the same).
+    reference = orjson.loads((fixture_dir("manifest1k_s3_n300") / "config.json").read_bytes())
+    assert manifest["generation_params"] == reference["generation_params"]
+
+
+def test_manifest_records_the_spec_file_name_not_its_path(tmp_path):
+    spec = tmp_path / "specs" / "mine.trace"
+    spec.parent.mkdir()
+    spec.write_text('workload "mine"\ncontext 100k\n')
+    for source, name in ((str(spec), "mine.trace"), ("default", "default.trace")):
+        out = tmp_path / name
+        assert _run([source, "-n", "3", "-o", str(out), "-q", "--no-reports"]).exit_code == 0
+        manifest = orjson.loads((_only_dir(out) / "manifest.json").read_bytes())
+        assert manifest["spec_source"] == name
+        assert str(tmp_path) not in (_only_dir(out) / "manifest.json").read_text()
+    manifest = orjson.loads((_only_dir(tmp_path / "mine.trace") / "manifest.json").read_bytes())
+    assert manifest["spec_sha256"] == hashlib.sha256(spec.read_bytes()).hexdigest()
+
+
+def test_summary_words_hash_id_conflicts_by_whether_there_are_any(tmp_path):
+    none = _run(["default", "--engine", "aiperf", "-n", "20", "-o", str(tmp_path / "a")])
+    assert none.exit_code == 0, none.output
+    line = next(x for x in none.output.splitlines() if "hash-id size conflicts" in x)
+    assert line.strip() == ("hash-id size conflicts: 0 (every hash id has one block size; "
+                            "AIPerf replay accepts that)")
+    some = _run(["inference-day-2026", "--engine", "aiperf", "-n", "120", "--seed", "3",
+                 "-o", str(tmp_path / "b")])
+    assert some.exit_code == 0, some.output
+    line = next(x for x in some.output.splitlines() if "hash-id size conflicts" in x)
+    assert re.search(r"conflicts: [1-9]\d* \(the reference's flaw, reproduced; AIPerf replay "
+                     r"refuses such a file", line), line
+
+
+# default.trace's two constant lognormals (mean == median) warn W101: intended in the bundled
+# spec, so `run default` stays quiet; in a user's file `run` shows them once each, on one line.
+CONSTANT = re.compile(r"warning\[W101\]")
+
+
+def test_run_does_not_show_a_bundled_specs_warnings_but_check_does():
+    runner = CliRunner()
+    with runner.isolated_filesystem():
+        result = runner.invoke(cli, ["run", "default", "-n", "3", "--no-reports"])
+        assert result.exit_code == 0, result.output
+        assert not CONSTANT.search(result.stderr), result.stderr
+    check = CliRunner().invoke(cli, ["check", "default"])
+    assert len(CONSTANT.findall(check.stderr)) == 2
+    assert "   14 |   new_tokens lognormal(mean=6k, median=6k" in check.stderr  # the excerpt
+
+
+def test_run_shows_a_user_files_warnings_once_each_on_one_line(tmp_path):
+    spec = tmp_path / "mine.trace"
+    spec.write_text((ROOT / "specs" / "default.trace").read_text())
+    result = _run([str(spec), "-n", "3", "-o", str(tmp_path / "out"), "--no-reports"])
+    assert result.exit_code == 0, result.output
+    warnings = [x for x in result.stderr.splitlines() if CONSTANT.search(x)]
+    assert [w.split(": warning")[0] for w in warnings] == [f"{spec}:14:29", f"{spec}:15:25"]
+    assert " | " not in result.stderr and "= help" not in result.stderr
+    check = CliRunner().invoke(cli, ["check", str(spec)])
+    assert len(CONSTANT.findall(check.stderr)) == 2 and "   14 | " in check.stderr
+    compile_ = CliRunner().invoke(cli, ["compile", str(spec)])
+    assert compile_.exit_code == 0 and "   15 | " in compile_.stderr
+
+
+def test_each_warning_is_shown_once_even_when_repeated(tmp_path, monkeypatch):
+    from tracedsl import pipeline
+
+    plan_run = pipeline.plan_run
+
+    def doubled(options):
+        plan = plan_run(options)
+        plan.warnings = plan.warnings * 2
+        return plan
+
+    monkeypatch.setattr(pipeline, "plan_run", doubled)
+    spec = tmp_path / "mine.trace"
+    spec.write_text((ROOT / "specs" / "default.trace").read_text())
+    result = _run([str(spec), "-n", "3", "-o", str(tmp_path / "out"), "--no-reports"])
+    assert len(CONSTANT.findall(result.stderr)) == 2, result.stderr
