@@ -184,7 +184,7 @@ def simulate_command(
     from tracedsl.reports.simulation_model import simulate
 
     sample = _read_sample(dataset, max_sessions)
-    result = simulate(sample.trace, config)
+    result = simulate(sample.trace, config, record=as_json)  # text needs no series
     if as_json:
         payload = {
             "dataset": str(dataset),

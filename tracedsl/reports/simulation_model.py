@@ -96,6 +96,10 @@ def _run(trace: SimTrace, blocks, config: SimulationConfig, capacity: float, rec
     hit_total = miss_total = 0
     prefill_busy_ms = 0.0
     now = 0.0
+    # the summary's peaks and means, kept as the series and requests would give them
+    peak_active = peak_prompt = peak_blocks = 0
+    ttft_sum = wait_sum = ttft_max = 0.0
+    requests_done = 0
 
     def start_prefill(session: int) -> float:
         """Start the head of the queue's prefill; returns when it ends."""
@@ -138,6 +142,12 @@ def _run(trace: SimTrace, blocks, config: SimulationConfig, capacity: float, rec
             decode_end = now + output_tokens[row] * 1000.0 / decode_tps
             push(events, (decode_end, seq, DECODE_END, session))
             seq += 1
+            requests_done += 1
+            ttft = now - ready_at[session]
+            ttft_sum += ttft
+            wait_sum += prefill_at[session] - ready_at[session]
+            if ttft > ttft_max:
+                ttft_max = ttft
             if record:
                 logged.append(
                     (
@@ -173,6 +183,12 @@ def _run(trace: SimTrace, blocks, config: SimulationConfig, capacity: float, rec
                 push(events, (now, seq, READY, next_session))
                 seq += 1
                 next_session += 1
+        if active > peak_active:
+            peak_active = active
+        if prompt_in_flight > peak_prompt:
+            peak_prompt = prompt_in_flight
+        if cache.resident_count > peak_blocks:
+            peak_blocks = cache.resident_count
         if record:
             points.append(
                 (
@@ -195,6 +211,13 @@ def _run(trace: SimTrace, blocks, config: SimulationConfig, capacity: float, rec
         "prefill_busy_ms": prefill_busy_ms,
         "evicted": evicted,
         "refetched": refetched,
+        "requests": requests_done,
+        "ttft_sum": ttft_sum,
+        "wait_sum": wait_sum,
+        "ttft_max": ttft_max,
+        "peak_active": peak_active,
+        "peak_prompt": peak_prompt,
+        "peak_blocks": peak_blocks,
     }
     return totals, _columns(SERIES_FIELDS, points), _columns(REQUEST_FIELDS, logged)
 
@@ -205,20 +228,18 @@ def _columns(names: tuple[str, ...], rows: list[tuple]) -> dict[str, list]:
     return {name: list(column) for name, column in zip(names, zip(*rows, strict=True), strict=True)}
 
 
-def _sum(values: list[float]) -> float:
-    """Left-to-right float sum, as JS does (Python 3.12's sum() compensates; JS cannot)."""
-    total = 0.0
-    for value in values:
-        total += value
-    return total
-
-
 def _rate(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
-def simulate(sessions: SimTrace | list[SimSession], config: SimulationConfig) -> SimulationResult:
-    """Run the simulation with the given cache, and once more unbounded for the ceiling."""
+def simulate(
+    sessions: SimTrace | list[SimSession], config: SimulationConfig, *, record: bool = True
+) -> SimulationResult:
+    """Run the simulation with the given cache, and once more unbounded for the ceiling.
+
+    ``record=False`` keeps the summary only (empty series and requests): the same figures,
+    without a point per event in memory.
+    """
     problems = config.problems()
     if problems:
         raise ValueError("; ".join(problems))
@@ -228,27 +249,29 @@ def simulate(sessions: SimTrace | list[SimSession], config: SimulationConfig) ->
     gc.disable()
     try:
         blocks = layout(trace, config.block_size)
-        totals, series, requests = _run(trace, blocks, config, config.capacity_blocks, True)
+        totals, series, requests = _run(trace, blocks, config, config.capacity_blocks, record)
         unbounded, _, _ = _run(trace, blocks, config, math.inf, False)
     finally:
         if collecting:
             gc.enable()
     return SimulationResult(
-        summary=summarize(trace, config, totals, unbounded, series, requests),
+        summary=summarize(trace, config, totals, unbounded),
         series=series,
         requests=requests,
         session_ids=list(trace.session_ids),
     )
 
 
-def summarize(trace: SimTrace, config, totals, unbounded, series, requests) -> dict:
-    """The headline figures, in the order the page and the CLI print them."""
-    count = len(requests["session"])
-    ttft = [s - r for r, s in zip(requests["ready_ms"], requests["decode_start_ms"], strict=True)]
-    waits = [p - r for r, p in zip(requests["ready_ms"], requests["prefill_start_ms"], strict=True)]
+def summarize(trace: SimTrace, config, totals, unbounded) -> dict:
+    """The headline figures, in the order the page and the CLI print them.
+
+    Means are left-to-right sums over requests in decode-start order, divided by the count,
+    and peaks are over every event: what the page computes from its series and requests.
+    """
+    count = totals["requests"]
     prompt = totals["hit_tokens"] + totals["miss_tokens"]
     unbounded_prompt = unbounded["hit_tokens"] + unbounded["miss_tokens"]
-    peak_blocks = max(series["resident_blocks"], default=0)
+    peak_blocks = totals["peak_blocks"]
     bytes_per_block = config.kv_bytes_per_token * config.block_size
     summary = {
         "sessions": trace.num_sessions,
@@ -260,12 +283,12 @@ def summarize(trace: SimTrace, config, totals, unbounded, series, requests) -> d
         "miss_tokens": totals["miss_tokens"],
         "hit_rate": _rate(totals["hit_tokens"], prompt),
         "unbounded_hit_rate": _rate(unbounded["hit_tokens"], unbounded_prompt),
-        "mean_ttft_ms": _sum(ttft) / count if count else 0.0,
-        "max_ttft_ms": max(ttft, default=0.0),
-        "mean_prefill_wait_ms": _sum(waits) / count if count else 0.0,
+        "mean_ttft_ms": totals["ttft_sum"] / count if count else 0.0,
+        "max_ttft_ms": totals["ttft_max"],
+        "mean_prefill_wait_ms": totals["wait_sum"] / count if count else 0.0,
         "prefill_busy_ms": totals["prefill_busy_ms"],
-        "peak_active_requests": max(series["active_requests"], default=0),
-        "peak_prompt_tokens_in_flight": max(series["prompt_tokens_in_flight"], default=0),
+        "peak_active_requests": totals["peak_active"],
+        "peak_prompt_tokens_in_flight": totals["peak_prompt"],
         "capacity_blocks": config.capacity_blocks,
         "peak_resident_blocks": peak_blocks,
         "peak_kv_gb": peak_blocks * bytes_per_block / 1e9,
