@@ -233,3 +233,68 @@ def test_any_json_gives_diagnostics_not_exceptions(tmp_path, value):
         load_spec(str(path))
     except DiagnosticError:
         pass
+
+
+@pytest.mark.parametrize(
+    ("text", "span", "path", "spelling"),
+    [
+        ('{"block_size": NaN}', Span(1, 16), "block_size", "NaN"),
+        ('{\n  "cache": {"layer2": {"mean": 1,\n    "max": -Infinity}}}', Span(3, 12),
+         "cache.layer2.max", "-Infinity"),
+        ('{"a": [1, 2, Infinity], "b": NaN}', Span(1, 14), "a.2", "Infinity"),  # the first one
+        ("NaN", Span(1, 1), None, "NaN"),
+    ],
+)
+def test_nan_and_infinity_are_refused_where_they_stand(tmp_path, text, span, path, spelling):
+    (diag,) = _errors(str(_write(tmp_path, "c.json", text)))
+    assert diag.code == "E203" and f"{spelling} is not valid JSON" in diag.message
+    assert (diag.span, diag.path) == (span, path)
+
+
+def _manifest_text(**top) -> str:
+    manifest = {"seed": 1, "num_sessions": 3, "config_name": "x", "generation_params": {}}
+    manifest.update(top)
+    return json.dumps(manifest, indent=1)
+
+
+@pytest.mark.parametrize(
+    ("fields", "path", "words"),
+    [
+        ({"seed": -1}, "seed", "found -1"),
+        ({"seed": 2**64}, "seed", "from 0 to 2**64-1"),
+        ({"seed": True}, "seed", "found a boolean"),
+        ({"seed": "7"}, "seed", 'found the string "7"'),
+        ({"num_sessions": 0}, "num_sessions", "from 1 to 1,000,000,000"),
+        ({"num_sessions": 3.0}, "num_sessions", "found 3.0"),
+        ({"num_sessions": 10**9 + 1}, "num_sessions", "found 1000000001"),
+        ({"requested_sessions": {}}, "requested_sessions", "found an object"),
+        ({"config_name": ""}, "config_name", "non-empty string"),
+    ],
+)
+def test_a_manifests_run_fields_are_checked_where_they_stand(tmp_path, fields, path, words):
+    text = _manifest_text(**fields)
+    (diag,) = _errors(str(_write(tmp_path, "manifest.json", text)))
+    assert diag.path == path and words in diag.message
+    line = text.splitlines()[diag.span.line - 1]
+    assert line[diag.span.column - 1:].startswith(json.dumps(fields[path])), (line, diag.span)
+
+
+def test_a_manifests_fields_and_params_are_reported_together(tmp_path):
+    text = _manifest_text(seed=-1, num_sessions="3", generation_params={"block_size": 0})
+    paths = [d.path for d in _errors(str(_write(tmp_path, "manifest.json", text)))]
+    assert paths == ["seed", "num_sessions", "generation_params.block_size"]
+
+
+def test_a_manifest_without_run_fields_leaves_them_to_the_run(tmp_path):
+    loaded = load_spec(str(_write(tmp_path, "manifest.json", '{"generation_params": {}}')))
+    assert (loaded.manifest_seed, loaded.manifest_num_sessions) == (None, None)
+    assert loaded.name == "manifest" and loaded.kind == "manifest"
+    extremes = _manifest_text(seed=2**64 - 1, num_sessions=10**9, config_name=None)
+    loaded = load_spec(str(_write(tmp_path, "m2.json", extremes)))
+    assert (loaded.manifest_seed, loaded.manifest_num_sessions) == (2**64 - 1, 10**9)
+
+
+def test_a_spec_named_by_its_bundled_name_says_so(tmp_path):
+    assert load_spec("default").bundled
+    copy = _write(tmp_path, "default.trace", load_spec("default").source_path.read_text())
+    assert not load_spec(str(copy)).bundled

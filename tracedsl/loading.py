@@ -488,6 +488,7 @@ def _split(path: str) -> tuple:
 
 def _json_type(value: Any) -> str:
     return {
+        dict: "an object",
         list: "an array",
         str: "a string",
         bool: "a boolean",
