@@ -217,3 +217,11 @@ def test_each_warning_is_shown_once_even_when_repeated(tmp_path, monkeypatch):
     spec.write_text((ROOT / "specs" / "default.trace").read_text())
     result = _run([str(spec), "-n", "3", "-o", str(tmp_path / "out"), "--no-reports"])
     assert len(CONSTANT.findall(result.stderr)) == 2, result.stderr
+
+
+def test_an_override_that_makes_a_lognormal_constant_warns_even_on_a_bundled_spec(tmp_path):
+    result = _run(["inference-day-2026", "-n", "3", "--set", "cache.layer2.median=15000",
+                   "-o", str(tmp_path), "--no-reports"])
+    assert result.exit_code == 0, result.output
+    (line,) = [x for x in result.stderr.splitlines() if "warning" in x]
+    assert line.startswith("--set: cache.layer2.mean: warning[W202]: cache.layer2: mean == median")

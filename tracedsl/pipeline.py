@@ -131,8 +131,24 @@ def plan_run(options: RunOptions) -> RunPlan:
         notes=notes,
         # A bundled spec's warnings are intended (e.g. the reference's constant lognormals) and
         # the user cannot act on them; `tracedsl check NAME` still shows them.
-        warnings=[] if loaded.bundled else list(loaded.warnings),
+        warnings=([] if loaded.bundled else list(loaded.warnings))
+        + _warnings_from_options(loaded.params, params, options),
     )
+
+
+def _warnings_from_options(before: GenerationParams, after: GenerationParams,
+                           options: RunOptions) -> list[Diagnostic]:
+    """Warnings the command-line overrides brought in (e.g. --set making a lognormal constant)."""
+    from tracedsl.diagnostics import Severity
+    from tracedsl.language.validate import warnings_for
+    from tracedsl.loading import W_CONSTANT
+
+    known = {(w.path, w.message) for w in warnings_for(before)}
+    source = "--set" if options.overrides else " ".join(
+        option for option, value in (("--max-isl", options.max_isl), ("--max-osl", options.max_osl))
+        if value is not None)
+    return [Diagnostic(W_CONSTANT, w.message, Severity.WARNING, file=source, path=w.path)
+            for w in warnings_for(after) if (w.path, w.message) not in known]
 
 
 def _check_run_numbers(options: RunOptions) -> None:
