@@ -58,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         help="largest size the reference runs at (it needs 1.3 GB at 10k)",
     )
     parser.add_argument(
+        "--aiperf-engine-max",
+        type=parse_size,
+        help="largest size the aiperf engine runs at (default: every size)",
+    )
+    parser.add_argument(
         "--workers-size",
         type=parse_size,
         help="size for the --workers 1 vs 2 comparison (default: the largest size, at most 500k;"
@@ -112,6 +117,8 @@ def _size(sessions: int, engines: list[str], reference: Path | None, args, scrat
     out: list[dict] = []
     floor_sources: list[Path] = []
     for engine in engines:
+        if engine == "aiperf" and args.aiperf_engine_max and sessions > args.aiperf_engine_max:
+            continue
         cli = run_measured(
             _tracedsl_run(engine, sessions, here / f"cli-{engine}"), args.timeout, TRACEDSL_ENV
         )
