@@ -225,3 +225,17 @@ def test_an_override_that_makes_a_lognormal_constant_warns_even_on_a_bundled_spe
     assert result.exit_code == 0, result.output
     (line,) = [x for x in result.stderr.splitlines() if "warning" in x]
     assert line.startswith("--set: cache.layer2.mean: warning[W202]: cache.layer2: mean == median")
+
+
+@pytest.mark.parametrize("changes, option", [
+    ({"seed": 2**64}, "--seed"), ({"seed": -1}, "--seed"),
+    ({"num_sessions": 10**9 + 1}, "--num-sessions"), ({"num_sessions": 0}, "--num-sessions"),
+    ({"max_isl": 10**20}, "--max-isl"), ({"max_osl": 10**400}, "--max-osl"),
+])
+def test_plan_run_checks_run_numbers_for_callers_other_than_the_cli(changes, option):
+    from tracedsl import pipeline
+    from tracedsl.diagnostics import DiagnosticError
+
+    with pytest.raises(DiagnosticError) as error:
+        pipeline.plan_run(pipeline.RunOptions(**changes))
+    assert [d.file for d in error.value.diagnostics] == [option]
