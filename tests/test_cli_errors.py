@@ -246,6 +246,9 @@ ARG_CASES = [
     Case("report-not-a-run-dir", ["report", "{tmp}/empty", "-o", "{out}"], IO, "empty",
          {"empty": DIR}, also="no dataset.jsonl"),
     Case("validate-directory", ["validate", "{tmp}/empty"], IO, "empty", {"empty": DIR}),
+    Case("validate-block-size-past-the-ir-bound", ["validate", "{tmp}/d.jsonl", "--block-size",
+                                                   str(10**24)], USAGE, "--block-size",
+         {"d.jsonl": GOOD_ROWS.encode()}, also="block_size: input should be less than or equal to"),
     Case("simulate-zero-concurrency", ["simulate", "{tmp}/d.jsonl", "--concurrency", "0"], USAGE,
          "--concurrency", {"d.jsonl": GOOD_ROWS.encode()}),
 ]

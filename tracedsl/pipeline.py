@@ -166,24 +166,28 @@ def _check_run_numbers(options: RunOptions) -> None:
         raise DiagnosticError([Diagnostic(E_OPTION, message, file=option) for option, message in problems])
 
 
-# The IR field that each limit option sets.
-LIMIT_FIELDS = {"--max-isl": ("max_prompt_tokens",), "--max-osl": ("generation_length", "max")}
+# The IR field each numeric option stands for: its value is held to that field's bounds.
+OPTION_FIELDS = {
+    "--max-isl": ("max_prompt_tokens",),
+    "--max-osl": ("generation_length", "max"),
+    "--block-size": ("block_size",),  # validate's
+}
 
 
-def limit_problem(option: str, value: int) -> str | None:
-    """Why ``value`` cannot be the IR field that ``option`` sets, by that field's own bounds."""
+def option_problem(option: str, value: int) -> str | None:
+    """Why ``value`` cannot be the IR field that ``option`` stands for, by that field's bounds."""
     from typing import Annotated
 
     from pydantic import TypeAdapter, ValidationError
 
     from tracedsl.language.validate import model_at
 
-    *parent, name = LIMIT_FIELDS[option]
+    *parent, name = OPTION_FIELDS[option]
     info = model_at(tuple(parent)).model_fields[name]
     try:
         TypeAdapter(Annotated[(info.annotation, *info.metadata)]).validate_python(value, strict=True)
     except ValidationError as error:
-        return f"{'.'.join(LIMIT_FIELDS[option])}: {error.errors()[0]['msg'].lower()}"
+        return f"{'.'.join(OPTION_FIELDS[option])}: {error.errors()[0]['msg'].lower()}"
     return None
 
 
@@ -216,7 +220,7 @@ def _with_limits(params: GenerationParams, max_isl: int | None, max_osl: int | N
 def _option_of(paths: tuple[str, ...], given: dict[str, int]) -> str:
     """The option(s) behind a problem: the one whose field it names, else every one given."""
     for option in given:
-        field_path = ".".join(LIMIT_FIELDS[option])
+        field_path = ".".join(OPTION_FIELDS[option])
         if any(path == field_path or path.startswith(field_path + ".") for path in paths):
             return option
     return " ".join(given)

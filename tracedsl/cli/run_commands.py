@@ -34,8 +34,8 @@ def _print_warnings_compactly(warnings: list[Diagnostic]) -> None:
             click.echo(line, err=True)
 
 
-class _LimitType(click.ParamType):
-    """An integer for --max-isl/--max-osl, checked against the bounds of the IR field it sets."""
+class _IrFieldType(click.ParamType):
+    """An integer option checked against the bounds of the IR field it stands for."""
 
     name = "integer"
 
@@ -44,9 +44,9 @@ class _LimitType(click.ParamType):
 
     def convert(self, value, param, ctx):
         number = click.INT.convert(value, param, ctx)
-        from tracedsl.pipeline import limit_problem  # the IR loads only when the option is given
+        from tracedsl.pipeline import option_problem  # the IR loads only when the option is given
 
-        problem = limit_problem(self.option, number)
+        problem = option_problem(self.option, number)
         if problem:
             self.fail(problem, param, ctx)
         return number
@@ -98,9 +98,9 @@ class _ProgressBar:
               help="Random seed, 0 to 2**64-1 (default 42, or the manifest's).")
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Parent directory of the run directory.")
-@click.option("--max-isl", type=_LimitType("--max-isl"), default=None,
+@click.option("--max-isl", type=_IrFieldType("--max-isl"), default=None,
               help="Context limit (max_prompt_tokens).")
-@click.option("--max-osl", type=_LimitType("--max-osl"), default=None,
+@click.option("--max-osl", type=_IrFieldType("--max-osl"), default=None,
               help="Output maximum (generation_length.max).")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override any spec field.")
 @click.option("--engine", type=click.Choice(ENGINES), default=None,
@@ -191,7 +191,7 @@ def _conflicts_said(count: int) -> str:
 
 @click.command("validate")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--block-size", type=click.IntRange(min=1), default=None,
+@click.option("--block-size", type=_IrFieldType("--block-size"), default=None,
               help="Block size of the hash ids (inferred when not given).")
 @click.option("--max-errors", type=click.IntRange(min=0), default=50, show_default=True,
               help="How many errors and warnings to list (all are counted).")
