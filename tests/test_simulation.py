@@ -226,3 +226,65 @@ def test_simulate_command_starts_without_the_heavy_modules():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def naive_runs(ids):
+    """[start, count, ...] runs of consecutive ids, one id at a time."""
+    out = []
+    for value in (int(v) for v in ids):
+        if out and value == out[-2] + out[-1]:
+            out[-1] += 1
+        else:
+            out += [value, 1]
+    return out
+
+
+def sample_one_by_one(chunks, limits):
+    """The sample's rows as (input, id runs), walking sessions one by one: stop before the
+    first that would pass a bound (the first always fits)."""
+    taken, rows, numbers, out = 0, 0, 0, []
+    for chunk in chunks:
+        for s in range(chunk.num_sessions):
+            first, last = int(chunk.row_offsets[s]), int(chunk.row_offsets[s + 1])
+            runs = [naive_runs(chunk.row_hash_ids(r)) for r in range(first, last)]
+            more = sum(len(r) for r in runs)
+            over = (
+                (limits["max_sessions"] and taken + 1 > limits["max_sessions"])
+                or (limits["max_rows"] and rows + last - first > limits["max_rows"])
+                or (limits["max_id_numbers"] and numbers + more > limits["max_id_numbers"])
+            )
+            if taken and over:
+                return taken, out
+            taken, rows, numbers = taken + 1, rows + last - first, numbers + more
+            out += [(int(chunk.input_length[first + t]), run) for t, run in enumerate(runs)]
+    return taken, out
+
+
+@pytest.mark.parametrize(
+    ("bounds", "chunk_rows"),
+    [
+        ({"max_sessions": 37}, 40),
+        ({"max_rows": 333}, 40),
+        ({"max_id_numbers": 2000}, 100),
+        ({"max_sessions": 150, "max_rows": 900, "max_id_numbers": 5000}, 7),
+        ({"max_rows": 1}, 40),  # the first session fits even when it alone passes a bound
+    ],
+)
+def test_sample_takes_sessions_one_chunk_at_a_time_as_one_by_one(bounds, chunk_rows):
+    from tracedsl.output.reader import read_trace
+
+    path = fixture_dir("turns_s5_n200") / "dataset.jsonl"
+    chunks = list(read_trace(path, chunk_rows=chunk_rows))
+    assert len(chunks) > 3
+    limits = {"max_sessions": None, "max_rows": None, "max_id_numbers": None, **bounds}
+    taken, expected = sample_one_by_one(chunks, limits)
+    sample = SimulationSample(**limits)
+    for chunk in chunks:
+        sample.add(chunk)
+    assert 0 < sample.num_sessions == taken < sample.total_sessions == 200
+    encoded = sample.encoded()
+    got, at = [], 0
+    for length, count in zip(encoded["input"], encoded["runs"], strict=True):
+        got.append((length, encoded["ranges"][at : at + 2 * count]))
+        at += 2 * count
+    assert got == expected

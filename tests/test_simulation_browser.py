@@ -1,4 +1,4 @@
-"""simulation.html in a real headless Chromium: offline, escaped, and equal to `tracedsl simulate`."""
+"""simulation.html in a real headless Chromium: offline, escaped, equal to `tracedsl simulate`."""
 
 from __future__ import annotations
 

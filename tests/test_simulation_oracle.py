@@ -8,7 +8,7 @@ from collections import OrderedDict, deque
 import numpy as np
 import pytest
 
-from tracedsl.reports.simulation_model import SimSession, SimulationConfig, simulate
+from tracedsl.reports.simulation_model import LAYERS, SimSession, SimulationConfig, simulate
 
 
 def oracle(sessions: list[SimSession], config: SimulationConfig, capacity: float):
@@ -128,7 +128,8 @@ def random_sessions(rng: np.random.Generator, count: int) -> list[SimSession]:
             ids = list(range(next_id, next_id + blocks))
             next_id += blocks
             if t == 0:
-                ids = [0, 1][: int(rng.integers(0, 3))] + [100 + n % 3] * int(rng.random() < 0.6) + ids
+                group = [100 + n % 3] * int(rng.random() < 0.6)
+                ids = [0, 1][: int(rng.integers(0, 3))] + group + ids
             if rng.random() < 0.2 and ids:
                 ids.append(ids[0])  # a repeat names a block the session holds
             if rng.random() < 0.15:
@@ -175,10 +176,8 @@ def test_counts_per_session_replay_the_block_model_exactly(seed):
     )
     assert got == hits
     summary = result.summary
-    assert [summary[f"evicted_{k}_blocks"] for k in ("common", "shared", "private", "output")] == evicted
-    assert [
-        summary[f"refetched_{k}_blocks"] for k in ("common", "shared", "private", "output")
-    ] == refetched
+    assert [summary[f"evicted_{layer}_blocks"] for layer in LAYERS] == evicted
+    assert [summary[f"refetched_{layer}_blocks"] for layer in LAYERS] == refetched
     assert summary["duration_s"] == end_ms / 1000.0
     unbounded_hits, *_ = oracle(sessions, config, float("inf"))
     hit = sum(h for _, _, h, _ in unbounded_hits)

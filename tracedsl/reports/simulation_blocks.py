@@ -1,4 +1,4 @@
-"""The simulation's input (sessions as columns) and its block layout, computed for all sessions at once.
+"""The simulation's input (sessions as columns) and its block layout, for all sessions at once.
 
 A session's prompt is a sequence of blocks [row 0's ids, row 0's outputs, row 1's ids, ...]
 (docs/simulation.md). ``layout`` numbers every block densely, gives it a layer from the data,

@@ -48,5 +48,5 @@ class SimulationConfig:
 
     @property
     def capacity_blocks(self) -> int:
-        """Whole KV blocks that fit in the cache: floor(GB·1e9 / (bytes per token · block size))."""
+        """Whole KV blocks that fit: floor(GB·1e9 / (bytes per token · block size))."""
         return math.floor(self.kv_gb * 1e9 / (self.kv_bytes_per_token * self.block_size))
