@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
+from pydantic import ValidationError
 
 from tests.conftest import FIXTURE_RUNS, FIXTURES, fixture_dir
 from tracedsl.engine import EngineError, RunRequest, get_engine
@@ -187,12 +188,12 @@ def test_reference_crashes_become_engine_errors(name):
     assert expected[1] in str(error) and expected[2] in str(error)
 
 
-def test_overflowing_draw_is_an_engine_error():
-    # The reference stops with "OverflowError: cannot convert float infinity to integer" on
-    # this config (seed 1, 5 sessions), checked by running it.
-    params = GenerationParams.model_validate({"new_tokens_per_turn": {"mean": 1.7e308, "median": 1e308}})
-    with pytest.raises(EngineError, match="overflowed to infinity"):
-        AiperfEngine().generate(RunRequest(params, 5, 1))
+def test_overflowing_config_is_refused_before_the_engine():
+    # The reference stops mid-run with "OverflowError: cannot convert float infinity to
+    # integer" on this config (seed 1, 5 sessions), checked by running it. tracedsl's IR
+    # bounds real-space parameters at 1e12, so it is a located error before any draw.
+    with pytest.raises(ValidationError, match="new_tokens_per_turn"):
+        GenerationParams.model_validate({"new_tokens_per_turn": {"mean": 1.7e308, "median": 1e308}})
 
 
 # Hash-id conflicts -----------------------------------------------------------------------

@@ -90,8 +90,9 @@ def test_upper_tail_interval_is_exact():
 
 def test_intervals_with_no_representable_mass_sit_at_the_bound():
     u = np.array([1e-9, 0.5, 1 - 1e-9])
-    far_right = BoundedLognormal.of(Lognormal(mean=2, median=1, min=1e30, max=2e30)).sample(u)
-    assert far_right.tolist() == [1e30] * 3
+    # sigma 0.014: the interval sits ~1900 standard deviations out, beyond any double.
+    far_right = BoundedLognormal.of(Lognormal(mean=1.0001, median=1, min=5e11, max=1e12)).sample(u)
+    assert far_right.tolist() == pytest.approx([5e11] * 3, rel=1e-12)
     far_left = BoundedLognormal.of(Lognormal(mean=2, median=1, min=1e-40, max=2e-40)).sample(u)
     assert far_left.tolist() == [2e-40] * 3
 
