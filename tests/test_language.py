@@ -363,9 +363,6 @@ def test_an_oversized_value_is_located_at_the_value(body, value):
     assert line[diag.span.column - 1:].startswith(value), render(diag, text)
 
 
-@pytest.mark.xfail(strict=True, reason="needs tracedsl/ir.py: the prefix-fit issue names "
-                   "max_prompt_tokens and the L1/L1.5 tokens but not block_size, which rounds "
-                   "them up; with context left at its default nothing it names is in the file")
 def test_a_block_too_large_for_the_context_points_at_the_block():
     with pytest.raises(DiagnosticError) as error:
         compile_text('workload "x"\nblock 300k\n', "w.trace")
