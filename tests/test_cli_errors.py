@@ -322,12 +322,13 @@ SMALL_TRACES = {
     "one-megabyte-row": None,
     "one-row": '{"session_id":"s","input_length":1000,"output_length":5,"hash_ids":[0,1],'
                '"timestamp":0.0}\n',
-    "two-rows-one-session": GOOD_ROWS,
+    "two-rows-one-session": '{"session_id":"s","input_length":1000,"output_length":5,'
+                            '"hash_ids":[0,1],"timestamp":0.0}\n'
+                            '{"session_id":"s","input_length":600,"output_length":5,'
+                            '"hash_ids":[2,3],"delay":1.5}\n',
 }
 
 
-@pytest.mark.xfail(strict=True, reason="report crashes (exit 70, IndexError in "
-                   "reports/reuse.py _analyse) when no hash id is shared by two sessions")
 @pytest.mark.parametrize("name", SMALL_TRACES)
 def test_report_reads_small_valid_traces(name, tmp_path):
     if SMALL_TRACES[name] is None:

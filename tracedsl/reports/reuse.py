@@ -292,6 +292,9 @@ def _link(state: ReuseAnalysis, ids, others, entry_start, remaining, inheriting_
     in file order: chunk index, previous place in S, row, and CACHED or INHERITED.
     """
     table, base = state.table, state.entries
+    if others.size == 0:  # nothing to look up (e.g. a chunk of one-row sessions)
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, np.zeros(0, dtype=np.int8)
     order = np.argsort(ids[others], kind="stable")
     member = others[order]
     member_id = ids[member]
