@@ -22,13 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-# Bounds that keep every sum of token counts inside int64 across millions of sessions, and
-# the Zipf table in memory. They are sanity limits, far beyond any real workload, not the
-# reference's caps (200 blocks per group, 1000 groups, 4000 blocks per session).
-MAX_TOKENS = 10**12
-MAX_VALUE = 1e12  # real-space lognormal parameters: tokens, or milliseconds (31 years)
-MAX_GROUPS = 10**7
-MAX_TURNS = 10**9
+from tracedsl.limits import MAX_GROUPS, MAX_TOKENS, MAX_TURNS, MAX_VALUE
 
 # Relative tolerance when checking given mu/sigma against mean/median. Manifests store the
 # derived values as printed doubles, which round-trip exactly, so this only forgives noise.

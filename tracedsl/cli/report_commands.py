@@ -9,6 +9,7 @@ import click
 
 from tracedsl.cli import exitcodes
 from tracedsl.diagnostics import DiagnosticError, render
+from tracedsl.limits import MAX_TOKENS
 
 
 def _fail(message: str, code: int) -> None:
@@ -20,7 +21,7 @@ def _fail(message: str, code: int) -> None:
 @click.argument("source", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False),
               help="directory for the reports (default: beside the trace)")
-@click.option("--block-size", type=click.IntRange(min=1),
+@click.option("--block-size", type=click.IntRange(min=1, max=MAX_TOKENS),
               help="KV block size in tokens (default: the manifest's, else inferred from the rows)")
 @click.option("--no-html", is_flag=True, help="write quality.json, comparison.txt and cache_structure.json only")
 def report_command(source: Path, output: Path | None, block_size: int | None, no_html: bool) -> None:
