@@ -115,15 +115,24 @@ def layout(trace: SimTrace, block_size: int) -> Layout:
     turns = np.diff(trace.row_offsets)
     row_session = np.repeat(np.arange(sessions, dtype=np.int64), turns)
     ids_per_row = np.diff(trace.hash_offsets)
-    uniques, dense = np.unique(trace.hash_ids, return_inverse=True)
-    dense = dense.reshape(-1).astype(np.int64)
     id_row = np.repeat(np.arange(rows, dtype=np.int64), ids_per_row)
     id_index = _rank(ids_per_row)  # the id's place in its row: which tokens its block holds
     id_session = row_session[id_row]
+    # one stable sort (ids are mostly runs: ~10x faster than np.unique) gives dense ids in
+    # value order and, within an id, its places in file order, so sessions come in order
+    order = np.argsort(trace.hash_ids, kind="stable")
+    by_id = trace.hash_ids[order]
+    new_id = np.ones(len(order), dtype=bool)
+    new_id[1:] = by_id[1:] != by_id[:-1]
+    num_ids = int(new_id.sum())
+    dense = np.empty(len(order), dtype=np.int64)
+    dense[order] = np.cumsum(new_id) - 1
     # the first place of each (session, id): a repeat names a block the prompt already holds
-    _, first = np.unique(id_session * max(len(uniques), 1) + dense, return_index=True)
-    keep = np.zeros(len(dense), dtype=bool)
-    keep[first] = True
+    new_pair = new_id.copy()
+    sessions_by_id = id_session[order]
+    new_pair[1:] |= sessions_by_id[1:] != sessions_by_id[:-1]
+    keep = np.zeros(len(order), dtype=bool)
+    keep[order[new_pair]] = True
     kept_row = id_row[keep]
     kept = np.bincount(kept_row, minlength=rows).astype(np.int64)
     outputs = -(-trace.output_length // block_size)
@@ -140,16 +149,16 @@ def layout(trace: SimTrace, block_size: int) -> Layout:
     output_row = np.repeat(np.arange(rows, dtype=np.int64), outputs)
     output_rank = _rank(outputs)
     where = row_start[output_row] + kept[output_row] + output_rank
-    blocks[where] = len(uniques) + np.arange(len(output_row), dtype=np.int64)
+    blocks[where] = num_ids + np.arange(len(output_row), dtype=np.int64)
     tokens[where] = np.clip(
         trace.output_length[output_row] - output_rank * block_size, 0, block_size
     )
 
-    users = np.bincount(dense[keep], minlength=len(uniques))  # sessions using each id
-    layer = np.full(len(uniques) + len(output_row), OUTPUT, dtype=np.int8)
+    users = np.bincount(dense[keep], minlength=num_ids)  # sessions using each id
+    layer = np.full(num_ids + len(output_row), OUTPUT, dtype=np.int8)
     shared_id = users >= 2
     common = shared_id & (users * 2 >= sessions)
-    layer[: len(uniques)] = np.where(common, COMMON, np.where(shared_id, SHARED, PRIVATE))
+    layer[:num_ids] = np.where(common, COMMON, np.where(shared_id, SHARED, PRIVATE))
 
     block_start = row_start[trace.row_offsets]
     block_session = np.repeat(np.arange(sessions, dtype=np.int64), np.diff(block_start))
@@ -173,7 +182,7 @@ def layout(trace: SimTrace, block_size: int) -> Layout:
         layer=layer,
         tokens_before=_exclusive(tokens),
         private_position=position[private],
-        outputs_before=_exclusive(blocks[private] >= len(uniques)),
+        outputs_before=_exclusive(blocks[private] >= num_ids),
         shared_ids=blocks[shared],
         shared_position=position[shared],
         shared_private_before=private_before[:-1][shared] - private_start[block_session[shared]],
