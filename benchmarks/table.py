@@ -109,24 +109,25 @@ def ratio_lines(results: list[dict]) -> list[str]:
             if cli and ref_cli:
                 lines.append(
                     f"  {sessions:>9,}  {engine:<6} end to end vs reference CLI: "
-                    f"{ref_cli['wall_s'] / cli['wall_s']:.1f}x faster"
+                    f"{_faster(ref_cli, cli)}"
                 )
             if both and ref_phases:
                 lines.append(
                     f"  {sessions:>9,}  {engine:<6} sampling+write vs reference "
-                    f"synthesis+write: {ref_phases['wall_s'] / both['wall_s']:.1f}x faster"
+                    f"synthesis+write: {_faster(ref_phases, both)}"
                 )
             if both and floor:
                 lines.append(
                     f"  {sessions:>9,}  {engine:<6} sampling+write / write-only floor: "
-                    f"{both['wall_s'] / floor['wall_s']:.2f}x"
+                    f"wall {both['wall_s'] / floor['wall_s']:.2f}x, "
+                    f"CPU {both['cpu_s'] / floor['cpu_s']:.2f}x"
                 )
     one = next((r for r in results if r["case"] == "tracedsl run --workers 1" and r["ok"]), None)
     two = next((r for r in results if r["case"] == "tracedsl run --workers 2" and r["ok"]), None)
     if one and two:
         lines.append(
             f"  {one['sessions']:>9,}  fast   --workers 2 vs 1 (end to end): "
-            f"{one['wall_s'] / two['wall_s']:.2f}x faster"
+            f"wall {one['wall_s'] / two['wall_s']:.2f}x, CPU {one['cpu_s'] / two['cpu_s']:.2f}x"
         )
     memory = [
         (r["sessions"], r["peak_tree_pss_mb"])
