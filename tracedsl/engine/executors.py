@@ -32,9 +32,10 @@ Result = TypeVar("Result")
 EXECUTOR_NAMES = ("local", "dask")
 
 # Below this many sessions a run stays in this process whatever --workers says. A chunk
-# body samples 4,096 sessions in ~20 ms, and shipping its columns back costs a good part
-# of that, so on 2 cores a pool loses up to 200k sessions (0.4x at 4k, 0.7x at 50k) and
-# only breaks even beyond. Measured in docs/performance.md ("Workers").
+# body samples 4,096 sessions in ~25 ms, the sequential stitching pass costs about as
+# much again in this process, and on 2 cores the workers share them with it: a pool of
+# two loses up to 200k sessions (0.4x at 4k, 0.7x at 50k) and only breaks even beyond.
+# Measured in docs/performance.md ("Workers").
 IN_PROCESS_BELOW_SESSIONS = 200_000
 
 # How long to keep trying to reach a Dask scheduler before giving up with a message.
