@@ -23,7 +23,9 @@ from tracedsl.ir import GenerationParams
 from tracedsl.output.jsonl import JsonlWriter
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_CONFIG = HERE.parent.parent / "shared" / "fixtures" / "aiperf-0.13.0" / "default_s1_n300" / "config.json"
+DEFAULT_CONFIG = (
+    HERE.parent.parent / "shared" / "fixtures" / "aiperf-0.13.0" / "default_s1_n300" / "config.json"
+)
 SEED = 42
 
 
@@ -48,9 +50,17 @@ def main() -> None:
         out = Path(tmp)
         reference = json.loads(
             subprocess.run(
-                [str(args.aiperf_venv / "bin" / "python"), str(HERE / "reference_phases.py"),
-                 "--sessions", str(args.sessions), "--output", str(out / "reference")],
-                check=True, capture_output=True, text=True,
+                [
+                    str(args.aiperf_venv / "bin" / "python"),
+                    str(HERE / "reference_phases.py"),
+                    "--sessions",
+                    str(args.sessions),
+                    "--output",
+                    str(out / "reference"),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
             ).stdout.splitlines()[-1]
         )
         best = min(
@@ -63,8 +73,10 @@ def main() -> None:
         )
     reference_total = reference["synthesis_s"] + reference["write_s"]
     print(f"sessions {args.sessions}, rows {reference['rows']}, identical bytes: {same}")
-    print(f"reference   synthesis {reference['synthesis_s']:.3f} s + write {reference['write_s']:.3f} s"
-          f" = {reference_total:.3f} s")
+    print(
+        f"reference   synthesis {reference['synthesis_s']:.3f} s + write {reference['write_s']:.3f} s"
+        f" = {reference_total:.3f} s"
+    )
     print(f"aiperf eng. sampling+layout {best[0]:.3f} s, with write {best[1]:.3f} s")
     print(f"speed-up (synthesis+write): {reference_total / best[1]:.1f}x")
 
