@@ -50,9 +50,8 @@ def _engine(name: str, workers: int | None):
 
     if workers is None:
         return get_engine(name), None
-    from tracedsl.engine.fast import FastEngine
-
     from tracedsl.engine.executors import ProcessPool
+    from tracedsl.engine.fast import FastEngine
 
     pool = ProcessPool(workers)
     return FastEngine(map_fn=pool), pool
