@@ -1,70 +1,206 @@
-"""The block-size ledger: which size each hash id is given across a whole trace, kept compact.
+"""The block-size ledger: one size per hash id across a whole trace, checked as rows stream in.
 
-Replay materialises a hash id once, at one size: a full block, or the partial last block
-of a row (input_length − (len − 1)·block_size tokens). Every id except a row's last is a
-full block whatever the block size, so those are kept as merged runs of consecutive ids
-(a trace's ids are mostly consecutive: a few runs stand for millions of ids). Each row's
-last id, its input length and its id count are kept as columns, so the block size can be
-inferred at the end and the last ids sized then.
+Replay materialises a hash id once, at one size: a full block, or the partial last block of
+a row (input_length − (len − 1)·block_size tokens). Every id but a row's last is a full
+block, so the ledger keeps only (a) every id seen, as merged intervals — a trace's ids are
+mostly consecutive, so a handful of intervals stand for millions of ids — and (b) the ids
+seen as partial blocks, with their size and first line, in sorted numpy segments. A
+conflict is an id seen at two sizes: a partial id seen again at another size, or an id that
+is a full block on one row and a partial one on another. Either is found when the second
+size arrives, so nothing per row is kept but the partial ids (16 bytes each), and each id
+is merged a bounded number of times (segments merge like a binary counter, up to a cap).
 """
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Callable
+
 import numpy as np
 
 AIPERF_DEFAULT_BLOCK_SIZE = 512  # the Mooncake loader's default when --isl-block-size is not given
-_MERGE_RUNS_AT = 1 << 20
+SEGMENT_CAP = 1 << 21  # entries; a merge never builds a bigger segment, which bounds its copy
+_ALWAYS_MERGE_BELOW = 4096  # small segments always join their neighbour: dense ids stay one segment
+_POWER_SIZES = tuple(2**k for k in range(0, 17))
 
 
 class BlockLedger:
-    def __init__(self) -> None:
-        self._lines: list[np.ndarray] = []
-        self._inputs: list[np.ndarray] = []
-        self._counts: list[np.ndarray] = []
-        self._last_ids: list[np.ndarray] = []
-        self._runs: list[tuple[np.ndarray, np.ndarray]] = []
-        self._pending_runs = 0
-        self._rows: tuple[np.ndarray, ...] | None = None
+    """The hash ids of a trace at a known block size: block-count rule and one size per id."""
+
+    def __init__(self, block_size: int, max_listed: int):
+        self.block_size = block_size
+        self.max_listed = max_listed
+        self.seen = IdIntervals()
+        self.partials = _Partials(np.int32 if block_size < 2**31 else np.int64)
+        self.bad_count_rows = 0
+        self._bad_count_listed: list[tuple[int, str]] = []
+        self.conflicts = 0
+        # the conflicts with the earliest first partial rows: id -> [line, size, full, size2, line2]
+        self._listed: dict[int, list] = {}
+        self._heap: list[tuple[int, int]] = []  # (-line, id) of the listed, latest line on top
 
     def add_rows(self, lines: np.ndarray, inputs: np.ndarray, offsets: np.ndarray, ids: np.ndarray) -> None:
-        """Rows with at least one id: their lines, input lengths, and ids (``offsets`` per row)."""
+        """Rows with at least one id, in file order: lines, input lengths, ids (``offsets`` per row)."""
         if lines.shape[0] == 0:
             return
-        last_positions = offsets[1:] - 1
-        self._lines.append(lines)
-        self._inputs.append(inputs)
-        self._counts.append(np.diff(offsets))
-        self._last_ids.append(ids[last_positions])
-        is_last = np.zeros(ids.shape[0], dtype=bool)
-        is_last[last_positions] = True
-        full = ids[~is_last]
-        if full.shape[0]:
-            self._runs.append(_runs_of(full))
-            self._pending_runs += self._runs[-1][0].shape[0]
-            if self._pending_runs >= _MERGE_RUNS_AT:
-                self._runs = [_merge_runs(self._runs)]
-                self._pending_runs = self._runs[0][0].shape[0]
-        self._rows = None
+        size = self.block_size
+        counts = np.diff(offsets)
+        fits = _fits(inputs, counts, size)
+        if not fits.all():
+            self._count_rows(lines[~fits], inputs[~fits], counts[~fits])
+        last = offsets[1:] - 1
+        sizes = inputs - (counts - 1) * size
+        partial = fits & (sizes < size)
+        full = np.ones(ids.shape[0], dtype=bool)
+        full[last[~(fits & (sizes == size))]] = False  # a row's last id is full only at full size
+        full_runs = _merge_runs([_runs_of(ids[full])]) if full.any() else _no_runs()
+        self._partials_now_full(*full_runs)
+        partial_ids = ids[last[partial]]
+        if partial_ids.shape[0]:
+            self._add_partials(partial_ids, sizes[partial], lines[partial], *full_runs)
+        self.seen.add(*_merge_runs([full_runs, _runs_of(np.unique(partial_ids))]))
 
-    def _columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        if self._rows is None:
-            if self._lines:
-                self._rows = tuple(np.concatenate(parts) for parts in (self._lines, self._inputs, self._counts, self._last_ids))
+    def block_count_errors(self) -> tuple[int, list[tuple[int, str]]]:
+        """Rows whose id count is not ceil(input_length / block_size): how many, the first few."""
+        return self.bad_count_rows, list(self._bad_count_listed)
+
+    def size_conflicts(self) -> tuple[int, list[tuple[int, str]]]:
+        """Hash ids given two sizes: how many ids, and the conflicts whose first partial row comes first."""
+        listed = []
+        for hash_id, (line, size, full, other_size, other_line) in self._listed.items():
+            if full:
+                message = (f"hash id {hash_id} is a partial block of {size} tokens here but a full "
+                           f"block of {self.block_size} tokens on another row; replay refuses a second size")
             else:
-                empty = np.zeros(0, dtype=np.int64)
-                self._rows = (empty, empty, empty, empty)
-        return self._rows
+                message = (f"hash id {hash_id} is a block of {size} tokens here but "
+                           f"{other_size} tokens on line {other_line}")
+            listed.append((line, message))
+        listed.sort()
+        return self.conflicts, listed
 
-    def infer_block_size(self) -> tuple[int, str]:
-        """The block size every row's id count agrees with, or the one most rows agree with."""
-        _, inputs, counts, _ = self._columns()
+    def _count_rows(self, lines, inputs, counts) -> None:
+        self.bad_count_rows += int(lines.shape[0])
+        room = self.max_listed - len(self._bad_count_listed)
+        size = self.block_size
+        for line, length, count in zip(lines[:room].tolist(), inputs[:room].tolist(),
+                                       counts[:room].tolist(), strict=True):
+            self._bad_count_listed.append(
+                (line, f"hash_ids has {count} ids, but input_length {length} needs "
+                       f"ceil({length} / {size}) = {-(-length // size)} at block size {size}")
+            )
+
+    def _partials_now_full(self, starts: np.ndarray, ends: np.ndarray) -> None:
+        """Partial ids seen before that these rows use as full blocks."""
+        for segment, positions in self.partials.inside(starts, ends):
+            sizes = segment.sizes[positions]
+            fresh = positions[sizes > 0]
+            if fresh.shape[0]:
+                segment.sizes[fresh] = -segment.sizes[fresh]
+                self.conflicts += int(fresh.shape[0])
+                self._list(segment.ids[fresh], segment.lines[fresh], -segment.sizes[fresh],
+                           np.ones(fresh.shape[0], dtype=bool), None, None)
+            if self._listed:
+                held = segment.ids[positions]
+                for hash_id in held[np.isin(held, np.fromiter(self._listed, np.int64))].tolist():
+                    self._listed[hash_id][2] = True
+
+    def _add_partials(self, ids, sizes, lines, full_starts, full_ends) -> None:
+        order = np.lexsort((lines, ids))
+        ids, sizes, lines = ids[order], sizes[order], lines[order]
+        starts_group = np.ones(ids.shape[0], dtype=bool)
+        starts_group[1:] = ids[1:] != ids[:-1]
+        group_of = np.cumsum(starts_group) - 1
+        firsts = np.flatnonzero(starts_group)
+        unique_ids = ids[firsts]
+
+        segment_of, position = self.partials.find(unique_ids)
+        found = segment_of >= 0
+        old_sizes, old_lines = self.partials.values(segment_of, position)
+        flagged = found & (old_sizes < 0)
+        first_size = np.where(found, np.abs(old_sizes), sizes[firsts])
+        first_line = np.where(found, old_lines, lines[firsts])
+
+        # occurrences are in line order within an id: the first that differs names the other size
+        differs = np.flatnonzero(sizes != first_size[group_of])
+        other_groups, which = np.unique(group_of[differs], return_index=True)
+        other = differs[which]
+        has_other = np.zeros(unique_ids.shape[0], dtype=bool)
+        has_other[other_groups] = True
+        other_size = np.zeros(unique_ids.shape[0], dtype=np.int64)
+        other_line = np.zeros(unique_ids.shape[0], dtype=np.int64)
+        other_size[other_groups], other_line[other_groups] = sizes[other], lines[other]
+
+        full = _contains(full_starts, full_ends, unique_ids)
+        new = ~found
+        if new.any():
+            full[new] |= self.seen.contains(unique_ids[new])
+        conflict = ~flagged & (full | has_other)
+        if conflict.any():
+            self.conflicts += int(np.count_nonzero(conflict))
+            self._list(unique_ids[conflict], first_line[conflict], first_size[conflict], full[conflict],
+                       other_size[conflict], other_line[conflict])
+            self.partials.flag(segment_of[conflict & found], position[conflict & found])
+        if new.any():
+            stored = np.where(conflict, -first_size, first_size)[new]
+            self.partials.insert(unique_ids[new], stored, first_line[new])
+
+    def _list(self, ids, lines, sizes, full, other_sizes, other_lines) -> None:
+        """Keep the ``max_listed`` conflicts with the earliest first partial rows."""
+        if self.max_listed <= 0:
+            return
+        if len(self._heap) >= self.max_listed:
+            keep = np.flatnonzero(lines < -self._heap[0][0])
+        else:
+            keep = np.arange(lines.shape[0])
+        keep = keep[np.argsort(lines[keep], kind="stable")[: self.max_listed]]
+        for index in keep.tolist():
+            line = int(lines[index])
+            if len(self._heap) >= self.max_listed:
+                if line >= -self._heap[0][0]:
+                    continue
+                _, dropped = heapq.heappop(self._heap)
+                del self._listed[dropped]
+            hash_id = int(ids[index])
+            heapq.heappush(self._heap, (-line, hash_id))
+            self._listed[hash_id] = [
+                line, int(sizes[index]), bool(full[index]),
+                None if other_sizes is None else int(other_sizes[index]),
+                None if other_lines is None else int(other_lines[index]),
+            ]
+
+
+class BlockSizeEvidence:
+    """What the rows' id counts say about the block size, kept as a few numbers."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.lowest = 0  # every row needs a block of at least ceil(input / count) tokens
+        self.highest: int | None = None  # rows of 2+ ids: at most (input - 1) // (count - 1)
+        self.power_fits = np.zeros(len(_POWER_SIZES), dtype=np.int64)
+
+    def add(self, inputs: np.ndarray, counts: np.ndarray) -> None:
         if inputs.shape[0] == 0:
+            return
+        self.rows += int(inputs.shape[0])
+        self.lowest = max(self.lowest, int(np.max(-(-inputs // counts))))
+        several = counts >= 2
+        if several.any():
+            highest = int(np.min((inputs[several] - 1) // (counts[several] - 1)))
+            self.highest = highest if self.highest is None else min(self.highest, highest)
+        for index, size in enumerate(_POWER_SIZES):
+            self.power_fits[index] += int(np.count_nonzero(_fits(inputs, counts, size)))
+
+    def infer(self, rows_fitting: Callable[[int], int]) -> tuple[int, str]:
+        """The block size every row's id count agrees with, or the one most rows agree with.
+
+        ``rows_fitting(size)`` counts the rows that fit a size other than a power of two;
+        it is asked only when no size fits every row.
+        """
+        if self.rows == 0:
             return AIPERF_DEFAULT_BLOCK_SIZE, (
                 f"no row has hash ids; block size {AIPERF_DEFAULT_BLOCK_SIZE} (AIPerf's default) assumed"
             )
-        lowest = int(np.max(-(-inputs // counts)))
-        several = counts >= 2
-        highest = int(np.min((inputs[several] - 1) // (counts[several] - 1))) if several.any() else None
+        lowest, highest = self.lowest, self.highest
         if highest is None or lowest <= highest:
             if highest is None:
                 fitting = f"any size >= {lowest}"
@@ -77,79 +213,22 @@ class BlockLedger:
                 f"block size {size} inferred: every row's hash-id count equals "
                 f"ceil(input_length / block size) for {fitting}"
             )
-        candidates = sorted({2**k for k in range(0, 17)} | {lowest})
-        fits = [int(np.count_nonzero(_fits(inputs, counts, size))) for size in candidates]
-        best = max(fits)
-        size = AIPERF_DEFAULT_BLOCK_SIZE if fits[candidates.index(AIPERF_DEFAULT_BLOCK_SIZE)] == best else (
-            candidates[fits.index(best)]
+        fits = dict(zip(_POWER_SIZES, self.power_fits.tolist(), strict=True))
+        if lowest not in fits:
+            fits[lowest] = rows_fitting(lowest)
+        candidates = sorted(fits)
+        best = max(fits.values())
+        size = AIPERF_DEFAULT_BLOCK_SIZE if fits[AIPERF_DEFAULT_BLOCK_SIZE] == best else (
+            next(c for c in candidates if fits[c] == best)
         )
         return size, (
             f"block size {size} inferred: no size fits every row's hash-id count; {size} fits the "
-            f"most rows ({best} of {inputs.shape[0]}); give --block-size to choose"
+            f"most rows ({best} of {self.rows}); give --block-size to choose"
         )
 
-    def block_count_errors(self, block_size: int, limit: int) -> tuple[int, list[tuple[int, str]]]:
-        """Rows whose id count is not ceil(input_length / block_size): how many, and the first few."""
-        lines, inputs, counts, _ = self._columns()
-        bad = ~_fits(inputs, counts, block_size)
-        listed = []
-        for line, length, count in zip(lines[bad][:limit].tolist(), inputs[bad][:limit].tolist(),
-                                       counts[bad][:limit].tolist(), strict=True):
-            needed = -(-length // block_size)
-            listed.append(
-                (line, f"hash_ids has {count} ids, but input_length {length} needs "
-                       f"ceil({length} / {block_size}) = {needed} at block size {block_size}")
-            )
-        return int(np.count_nonzero(bad)), listed
 
-    def size_conflicts(self, block_size: int, limit: int) -> tuple[int, list[tuple[int, str]]]:
-        """Hash ids given two different sizes: how many ids, and the first rows that disagree."""
-        lines, inputs, counts, last_ids = self._columns()
-        sizes = inputs - (counts - 1) * block_size
-        usable = (sizes >= 1) & (sizes <= block_size)
-        lines, sizes, last_ids = lines[usable], sizes[usable], last_ids[usable]
-        whole = sizes == block_size
-        run_starts, run_ends = _merge_runs(
-            [*self._runs, (last_ids[whole], last_ids[whole] + 1)]
-        ) if (self._runs or whole.any()) else (np.zeros(0, np.int64), np.zeros(0, np.int64))
-        partial_ids, partial_sizes, partial_lines = last_ids[~whole], sizes[~whole], lines[~whole]
-
-        # A partial id that is also a whole block somewhere.
-        slot = np.searchsorted(run_starts, partial_ids, side="right") - 1
-        in_whole = (slot >= 0) & (partial_ids < run_ends[np.maximum(slot, 0)]) if run_starts.size else (
-            np.zeros(partial_ids.shape[0], dtype=bool)
-        )
-        # A partial id given two partial sizes.
-        order = np.lexsort((partial_lines, partial_sizes, partial_ids))
-        ids_sorted, sizes_sorted = partial_ids[order], partial_sizes[order]
-        same_id = ids_sorted[1:] == ids_sorted[:-1]
-        differs = same_id & (sizes_sorted[1:] != sizes_sorted[:-1])
-        two_sizes = np.unique(ids_sorted[1:][differs])
-        conflicting = np.union1d(np.unique(partial_ids[in_whole]), two_sizes)
-
-        listed: list[tuple[int, str]] = []
-        if conflicting.size:
-            listed = self._describe(conflicting[:limit], partial_ids, partial_sizes, partial_lines,
-                                    in_whole, block_size)[:limit]
-        return int(conflicting.shape[0]), listed
-
-    @staticmethod
-    def _describe(ids, partial_ids, partial_sizes, partial_lines, in_whole, block_size):
-        listed = []
-        for hash_id in ids.tolist():
-            where = np.flatnonzero(partial_ids == hash_id)
-            first = where[np.argmin(partial_lines[where])]
-            line, size = int(partial_lines[first]), int(partial_sizes[first])
-            if in_whole[first]:
-                message = (f"hash id {hash_id} is a partial block of {size} tokens here but a full "
-                           f"block of {block_size} tokens on another row; replay refuses a second size")
-            else:
-                other = where[partial_sizes[where] != size][0]
-                message = (f"hash id {hash_id} is a block of {size} tokens here but "
-                           f"{int(partial_sizes[other])} tokens on line {int(partial_lines[other])}")
-            listed.append((line, message))
-        listed.sort()
-        return listed
+def fitting_rows(inputs: np.ndarray, counts: np.ndarray, block_size: int) -> int:
+    return int(np.count_nonzero(_fits(inputs, counts, block_size)))
 
 
 def _fits(inputs: np.ndarray, counts: np.ndarray, block_size: int) -> np.ndarray:
@@ -167,8 +246,143 @@ def _preferred(lowest: int, highest: int | None) -> int:
     return powers[-1] if powers else lowest
 
 
+class IdIntervals:
+    """A set of ids as sorted, disjoint [start, end) intervals, held in a few segments."""
+
+    def __init__(self) -> None:
+        self.segments: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add(self, starts: np.ndarray, ends: np.ndarray) -> None:
+        """Add intervals that are already sorted and disjoint."""
+        if starts.shape[0] == 0:
+            return
+        self.segments.append((starts, ends))
+        while len(self.segments) >= 2 and _should_merge(self.segments[-2][0].shape[0],
+                                                         self.segments[-1][0].shape[0]):
+            last = self.segments.pop()
+            self.segments[-1] = _merge_runs([self.segments[-1], last])
+
+    def add_points(self, points: np.ndarray) -> None:
+        """Add sorted, unique ids."""
+        self.add(*_merge_runs([(points, points + 1)]))
+
+    def contains(self, points: np.ndarray) -> np.ndarray:
+        """Which of the sorted ``points`` lie in the set."""
+        inside = np.zeros(points.shape[0], dtype=bool)
+        for starts, ends in self.segments:
+            low, high = np.searchsorted(points, (starts[0], ends[-1]))
+            if low < high:
+                inside[low:high] |= _contains(starts, ends, points[low:high])
+        return inside
+
+
+class _Segment:
+    __slots__ = ("ids", "sizes", "lines")
+
+    def __init__(self, ids: np.ndarray, sizes: np.ndarray, lines: np.ndarray):
+        self.ids, self.sizes, self.lines = ids, sizes, lines
+
+
+class _Partials:
+    """Partial ids, each once, with the size and line of its first partial row (size < 0: conflicting).
+
+    Sorted segments; ids are unique across segments, so a lookup hits at most one.
+    """
+
+    def __init__(self, size_dtype) -> None:
+        self.size_dtype = size_dtype
+        self.segments: list[_Segment] = []
+
+    def insert(self, ids: np.ndarray, sizes: np.ndarray, lines: np.ndarray) -> None:
+        """Ids sorted, unique, none held already."""
+        line_dtype = np.uint32 if int(lines.max()) < 2**32 else np.int64
+        self.segments.append(_Segment(ids, sizes.astype(self.size_dtype), lines.astype(line_dtype)))
+        while len(self.segments) >= 2 and _should_merge(self.segments[-2].ids.shape[0],
+                                                         self.segments[-1].ids.shape[0]):
+            last = self.segments.pop()
+            self.segments[-1] = _merge_segments(self.segments[-1], last)
+
+    def find(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For sorted unique ``ids``: the segment and position holding each, or -1."""
+        segment_of = np.full(ids.shape[0], -1, dtype=np.int64)
+        position = np.zeros(ids.shape[0], dtype=np.int64)
+        for index, segment in enumerate(self.segments):
+            low = np.searchsorted(ids, segment.ids[0], side="left")
+            high = np.searchsorted(ids, segment.ids[-1], side="right")
+            if low >= high:
+                continue
+            wanted = ids[low:high]
+            where = np.minimum(np.searchsorted(segment.ids, wanted), segment.ids.shape[0] - 1)
+            hit = segment.ids[where] == wanted
+            segment_of[low:high][hit] = index
+            position[low:high][hit] = where[hit]
+        return segment_of, position
+
+    def values(self, segment_of: np.ndarray, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        sizes = np.zeros(segment_of.shape[0], dtype=np.int64)
+        lines = np.zeros(segment_of.shape[0], dtype=np.int64)
+        for index in np.unique(segment_of[segment_of >= 0]).tolist():
+            mine = segment_of == index
+            sizes[mine] = self.segments[index].sizes[position[mine]]
+            lines[mine] = self.segments[index].lines[position[mine]]
+        return sizes, lines
+
+    def flag(self, segment_of: np.ndarray, position: np.ndarray) -> None:
+        for index in np.unique(segment_of).tolist():
+            sizes = self.segments[index].sizes
+            where = position[segment_of == index]
+            sizes[where] = -np.abs(sizes[where])
+
+    def inside(self, starts: np.ndarray, ends: np.ndarray):
+        """Yield (segment, positions) of the held ids inside sorted disjoint intervals."""
+        if starts.shape[0] == 0:
+            return
+        for segment in self.segments:
+            # the intervals that can overlap this segment's id range
+            low = np.searchsorted(ends, segment.ids[0], side="right")
+            high = np.searchsorted(starts, segment.ids[-1], side="right")
+            if low >= high:
+                continue
+            first = np.searchsorted(segment.ids, starts[low:high])
+            last = np.searchsorted(segment.ids, ends[low:high])
+            counts = last - first
+            if not counts.any():
+                continue
+            total = int(counts.sum())
+            positions = np.repeat(first - np.cumsum(counts) + counts, counts) + np.arange(total)
+            yield segment, positions
+
+
+def _should_merge(before: int, after: int) -> bool:
+    return before + after <= SEGMENT_CAP and (before <= 2 * after or before + after <= _ALWAYS_MERGE_BELOW)
+
+
+def _merge_segments(a: _Segment, b: _Segment) -> _Segment:
+    ids = np.concatenate((a.ids, b.ids))
+    sizes = np.concatenate((a.sizes, b.sizes))
+    lines = np.concatenate((a.lines, b.lines))
+    if a.ids[-1] > b.ids[0]:
+        order = np.argsort(ids, kind="stable")  # two sorted runs: timsort merges them in linear time
+        ids, sizes, lines = ids[order], sizes[order], lines[order]
+    return _Segment(ids, sizes, lines)
+
+
+def _contains(starts: np.ndarray, ends: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Which points lie in the sorted disjoint intervals [starts, ends)."""
+    if starts.shape[0] == 0:
+        return np.zeros(points.shape[0], dtype=bool)
+    slot = np.searchsorted(starts, points, side="right") - 1
+    return (slot >= 0) & (points < ends[np.maximum(slot, 0)])
+
+
+def _no_runs() -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+
+
 def _runs_of(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Maximal runs of consecutive values in ``ids`` (in array order) as [start, end)."""
+    if ids.shape[0] == 0:
+        return _no_runs()
     breaks = np.flatnonzero(np.diff(ids) != 1) + 1
     first = np.concatenate(([0], breaks))
     last = np.concatenate((breaks - 1, [ids.shape[0] - 1]))
@@ -181,8 +395,9 @@ def _merge_runs(runs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, 
     ends = np.concatenate([r[1] for r in runs])
     if starts.shape[0] == 0:
         return starts, ends
-    order = np.argsort(starts, kind="stable")
-    starts, ends = starts[order], ends[order]
+    if starts.shape[0] > 1 and not (starts[1:] >= starts[:-1]).all():
+        order = np.argsort(starts, kind="stable")  # sorted runs concatenated: timsort is linear
+        starts, ends = starts[order], ends[order]
     reach = np.maximum.accumulate(ends)
     new = np.ones(starts.shape[0], dtype=bool)
     new[1:] = starts[1:] > reach[:-1]

@@ -4,7 +4,8 @@ Row types cannot go wrong in columns, so what is checked is what can: positive l
 non-negative delays, a timestamp on each first row and a delay on each later one, session
 ids unique across the file, non-negative hash ids, the block-count rule and one size per
 hash id (the same :class:`BlockLedger` the file validator uses). Line numbers are the rows'
-lines in the written file.
+lines in the written file. Memory is the ledger's partial ids and the session ids as
+48-bit numbers (``SessionMemory``); nothing else grows with the run.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracedsl.output.blocks import BlockLedger
-from tracedsl.output.validate import DEFAULT_MAX_ERRORS, ValidationReport
+from tracedsl.output.validate import DEFAULT_MAX_ERRORS, SessionMemory, ValidationReport
 from tracedsl.trace import TraceChunk
 
 
@@ -20,8 +21,10 @@ class ChunkChecker:
     def __init__(self, file: str, block_size: int, max_errors: int = DEFAULT_MAX_ERRORS):
         self.block_size = block_size
         self.report = ValidationReport(file=file, max_errors=max_errors)
-        self.ledger = BlockLedger()
-        self._sessions: set[str] = set()
+        self.ledger = BlockLedger(block_size, max_errors)
+        # The engines make session ids unique by construction (an invertible permutation of
+        # the session numbers), but this is the check that they did: exact, not a hash.
+        self.sessions = SessionMemory()
 
     def add(self, chunk: TraceChunk) -> None:
         report = self.report
@@ -37,23 +40,29 @@ class ChunkChecker:
                    "a session's later row has no delay", "delay", warning=True)
         self._flag(lines, later & (chunk.delay_ms < 0), "negative", "delay must be >= 0 ms", "delay")
         self._flag(lines, first & (chunk.timestamp_ms < 0), "negative", "timestamp must be >= 0 ms", "timestamp")
-        for session, start in zip(chunk.session_ids, chunk.row_offsets[:-1].tolist(), strict=True):
-            if session in self._sessions:
-                report.add("session-not-contiguous", f"session {session!r} appears twice",
-                           int(lines[start]) if start < chunk.num_rows else None, None, "session_id",
-                           warning=True)
-            self._sessions.add(session)
+        again = self.sessions.seen_before(chunk.session_ids)
+        for index in np.flatnonzero(again).tolist():
+            start = int(chunk.row_offsets[index])
+            report.add("session-not-contiguous", f"session {chunk.session_ids[index]!r} appears twice",
+                       int(lines[start]) if start < chunk.num_rows else None, None, "session_id",
+                       warning=True)
         counts = np.diff(chunk.hash_offsets)
-        if chunk.hash_ids.size and chunk.hash_ids.min() < 0:
+        hash_ids = chunk.hash_ids.astype(np.int64, copy=False)
+        if hash_ids.size and hash_ids.min() < 0:
             row_of_id = np.repeat(np.arange(chunk.num_rows), counts)
             negative = np.zeros(chunk.num_rows, dtype=bool)
-            negative[row_of_id[chunk.hash_ids < 0]] = True
+            negative[row_of_id[hash_ids < 0]] = True
             self._flag(lines, negative, "out-of-range", "hash ids must be >= 0", "hash_ids")
         with_ids = counts > 0
-        offsets = np.zeros(int(with_ids.sum()) + 1, dtype=np.int64)
-        np.cumsum(counts[with_ids], out=offsets[1:])
-        self.ledger.add_rows(lines[with_ids], chunk.input_length[with_ids].astype(np.int64), offsets,
-                             chunk.hash_ids.astype(np.int64))
+        if with_ids.all():
+            offsets = chunk.hash_offsets
+            inputs = chunk.input_length
+        else:
+            offsets = np.zeros(int(with_ids.sum()) + 1, dtype=np.int64)
+            np.cumsum(counts[with_ids], out=offsets[1:])
+            lines, inputs = lines[with_ids], chunk.input_length[with_ids]
+        self.ledger.add_rows(lines, inputs.astype(np.int64, copy=False), offsets.astype(np.int64, copy=False),
+                             hash_ids)
         report.rows += chunk.num_rows
 
     def _flag(self, lines, bad, kind, message, field, warning=False) -> None:
@@ -66,14 +75,14 @@ class ChunkChecker:
 
     def finish(self) -> ValidationReport:
         report = self.report
-        report.sessions = len(self._sessions)
+        report.sessions = self.sessions.distinct
         if report.rows == 0:
             report.add("empty-file", "the file holds no rows", None)
         report.block_size = self.block_size
         report.block_size_note = f"block size {self.block_size} (the spec's)"
-        count, listed = self.ledger.block_count_errors(self.block_size, report.max_errors)
+        count, listed = self.ledger.block_count_errors()
         report.add_counted("block-count", count, listed, "hash_ids")
-        count, listed = self.ledger.size_conflicts(self.block_size, report.max_errors)
+        count, listed = self.ledger.size_conflicts()
         report.hash_conflicts = count
         report.add_counted("hash-id-size-conflict", count, listed, "hash_ids")
         return report

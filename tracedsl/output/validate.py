@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from tracedsl.diagnostics import Diagnostic, Severity, Span
-from tracedsl.output.blocks import BlockLedger
+from tracedsl.output.blocks import BlockLedger, BlockSizeEvidence, IdIntervals, fitting_rows
 from tracedsl.output.lines import LineProblem, parsed_lines
 from tracedsl.output.rows import check_row, hash_id_problem
 
@@ -40,6 +40,7 @@ class ValidationReport:
     warning_counts: Counter = field(default_factory=Counter)
     errors: list[Diagnostic] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
+    _latest_line: dict = field(default_factory=dict, repr=False)  # severity -> latest listed line
 
     @property
     def ok(self) -> bool:
@@ -50,21 +51,35 @@ class ValidationReport:
 
     def add(self, kind: str, message: str, line: int | None, column: int | None = None,
             field_path: str | None = None, warning: bool = False) -> None:
+        """Count a finding; list it if it is among the ``max_errors`` earliest lines of its severity."""
         counts, listed = (
             (self.warning_counts, self.warnings) if warning else (self.error_counts, self.errors)
         )
         counts[kind] += 1
-        if len(listed) < self.max_errors:
-            listed.append(
-                Diagnostic(
-                    code=kind,
-                    message=message,
-                    severity=Severity.WARNING if warning else Severity.ERROR,
-                    file=self.file,
-                    span=Span(line, column or 1) if line is not None else None,
-                    path=field_path,
-                )
+        if self.max_errors <= 0:
+            return
+        if len(listed) >= self.max_errors:
+            # Findings can arrive out of line order (some checks run in batches): keep the earliest.
+            if line is None or line >= self._latest_line[warning]:
+                return
+            del listed[max(range(len(listed)), key=lambda i: _line_of(listed[i]))]
+        listed.append(
+            Diagnostic(
+                code=kind,
+                message=message,
+                severity=Severity.WARNING if warning else Severity.ERROR,
+                file=self.file,
+                span=Span(line, column or 1) if line is not None else None,
+                path=field_path,
             )
+        )
+        if len(listed) >= self.max_errors:
+            self._latest_line[warning] = max(_line_of(d) for d in listed)
+
+    def sort(self) -> None:
+        """List the findings by line."""
+        self.errors.sort(key=_line_of)
+        self.warnings.sort(key=_line_of)
 
     def add_counted(self, kind: str, count: int, listed: list[tuple[int, str]], field_path: str) -> None:
         """Errors counted in bulk (``count`` of them), of which ``listed`` are located."""
@@ -90,19 +105,85 @@ class ValidationReport:
         }
 
 
+class SessionMemory:
+    """The session ids seen so far, kept compact: which names in a batch were seen before.
+
+    The engines' and the reference's names (``sess-`` and 12 hex digits) are kept exactly as
+    48-bit integers in merged intervals (at most 16 bytes a session, far less when they are
+    consecutive); any other name is kept as itself in a set, as foreign traces rarely name
+    sessions at all.
+    """
+
+    def __init__(self) -> None:
+        self.keys = IdIntervals()
+        self.other_names: set[str] = set()
+        self.distinct = 0
+
+    def seen_before(self, names: list[str]) -> np.ndarray:
+        """For each name: was it seen earlier (before this call or earlier in ``names``)? Then remember them."""
+        seen = np.zeros(len(names), dtype=bool)
+        keys, ours = _engine_keys(names)
+        if keys.shape[0]:
+            order = np.argsort(keys, kind="stable")
+            ordered = keys[order]
+            again = np.zeros(ordered.shape[0], dtype=bool)
+            again[1:] = ordered[1:] == ordered[:-1]
+            again |= self.keys.contains(ordered)
+            mine = np.flatnonzero(ours)
+            seen[mine[order[again]]] = True
+            self.keys.add_points(ordered[~again])
+        if not ours.all():
+            for index in np.flatnonzero(~ours).tolist():
+                name = names[index]
+                seen[index] = name in self.other_names
+                self.other_names.add(name)
+        self.distinct += int(np.count_nonzero(~seen))
+        return seen
+
+
+_HEX_VALUE = np.full(256, -1, dtype=np.int64)
+_HEX_VALUE[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
+_HEX_VALUE[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
+_HEX_WEIGHTS = 16 ** np.arange(11, -1, -1, dtype=np.int64)
+_ENGINE_NAME_LENGTH = 17  # "sess-" and 12 lowercase hex digits
+
+
+def _engine_keys(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The 48-bit numbers of the names shaped ``sess-`` + 12 lowercase hex digits, and which those are."""
+    count = len(names)
+    lengths = np.fromiter(map(len, names), dtype=np.int64, count=count)
+    ours = lengths == _ENGINE_NAME_LENGTH
+    if not ours.any():
+        return np.zeros(0, dtype=np.int64), ours
+    candidates = names if ours.all() else [names[i] for i in np.flatnonzero(ours).tolist()]
+    text = "".join(candidates).encode("utf-8", "replace")
+    if len(text) != _ENGINE_NAME_LENGTH * len(candidates):  # some name is not plain ASCII
+        ours[:] = False
+        return np.zeros(0, dtype=np.int64), ours
+    table = np.frombuffer(text, dtype=np.uint8).reshape(-1, _ENGINE_NAME_LENGTH)
+    digits = _HEX_VALUE[table[:, 5:]]
+    valid = (table[:, :5] == np.frombuffer(b"sess-", np.uint8)).all(axis=1) & (digits >= 0).all(axis=1)
+    ours[np.flatnonzero(ours)[~valid]] = False
+    return digits[valid] @ _HEX_WEIGHTS, ours
+
+
+def _line_of(diagnostic: Diagnostic) -> int:
+    return diagnostic.span.line if diagnostic.span else 0
+
+
 def validate_file(path: str | Path, block_size: int | None = None,
                   max_errors: int = DEFAULT_MAX_ERRORS) -> ValidationReport:
     """Validate a Mooncake JSONL file. Raises OSError only when it cannot be opened or read."""
     path = Path(path)
     report = ValidationReport(file=str(path), max_errors=max_errors)
-    checker = _Checker(report)
+    checker = _Checker(report, block_size)
     with open(path, "rb") as handle:
         for number, parsed, raw in parsed_lines(handle):
             if isinstance(parsed, LineProblem):
                 report.add(parsed.kind, parsed.message, number, parsed.column)
                 continue
             checker.row(number, parsed, raw)
-    checker.finish(block_size)
+    checker.finish(path)
     return report
 
 
@@ -128,12 +209,16 @@ def _plain_row_ok(row: dict, session_id, input_length, hash_ids) -> bool:
 
 
 class _Checker:
-    """The streaming state: row rules now, hash ids in batches, sessions as they come."""
+    """The streaming state: row rules now; hash ids and session starts in batches."""
 
-    def __init__(self, report: ValidationReport):
+    def __init__(self, report: ValidationReport, block_size: int | None):
         self.report = report
-        self.ledger = BlockLedger()
-        self.seen_sessions: set[str] = set()
+        self.given_block_size = block_size
+        self.evidence = BlockSizeEvidence()
+        # Without --block-size, the ledger starts at the size the first batch suggests; if the
+        # whole file suggests another, finish() reads the file's hash ids again at that size.
+        self.ledger = BlockLedger(block_size, report.max_errors) if block_size is not None else None
+        self.sessions = SessionMemory()
         self.anonymous_sessions = 0
         self.current: str | None = None
         self.previous: tuple[int, int | None, list] | None = None  # input, output, hash ids
@@ -145,6 +230,8 @@ class _Checker:
         self.batch_counts: list[int] = []
         self.batch_ids: list = []
         self.batch_suspect: list[bool] = []
+        # rows starting a named session: (name, line, has timestamp, has delay), resolved in batches
+        self.starts: list[tuple[str, int, bool, bool]] = []
 
     def row(self, number: int, row: dict, raw: bytes) -> None:
         report = self.report
@@ -171,45 +258,60 @@ class _Checker:
             problem = hash_id_problem(hash_ids)
             if problem is not None:
                 report.add(problem.kind, problem.message, number, None, problem.field)
+        if len(self.starts) >= _BATCH_ROWS:
+            self._resolve_starts()
 
     def _session(self, number: int, session_id: str | None, row: dict) -> None:
-        report = self.report
         if session_id is None:
             self.anonymous_sessions += 1
-            first = True
             self.current = None
             self.previous = None
+            self._first_row(number, row, first=True)
         elif session_id == self.current:
-            first = False
+            self._first_row(number, row, first=False)
         else:
-            first = session_id not in self.seen_sessions
-            if not first:
-                report.add(
-                    "session-not-contiguous",
-                    f"session {session_id!r} continues here after other sessions' rows; replay "
-                    "gathers it, but the file is probably a concatenation or a shuffle",
-                    number, None, "session_id", warning=True,
-                )
-            self.seen_sessions.add(session_id)
+            # whether it is the session's first row is known once the batch's names are looked up
+            self.starts.append((session_id, number, row.get("timestamp") is not None,
+                                row.get("delay") is not None))
             self.current = session_id
             self.previous = None
             self.cumulative_pairs = 0
             self.cumulative_warned = False
-        if first and row.get("timestamp") is None:
-            report.add(
+        if session_id is not None:
+            self._cumulative(number, row)
+
+    def _first_row(self, number: int, row: dict, first: bool) -> None:
+        self._timing(number, first, row.get("timestamp") is not None, row.get("delay") is not None)
+
+    def _timing(self, number: int, first: bool, has_timestamp: bool, has_delay: bool) -> None:
+        if first and not has_timestamp:
+            self.report.add(
                 "missing-timestamp",
                 "a session's first row has no timestamp; AIPerf then sends it at once",
                 number, None, "timestamp", warning=True,
             )
-        if not first and row.get("delay") is None and row.get("timestamp") is None:
-            report.add(
+        if not first and not has_delay and not has_timestamp:
+            self.report.add(
                 "missing-delay",
                 "a session's later row has no delay (nor timestamp); AIPerf sends it the moment "
                 "the previous turn returns",
                 number, None, "delay", warning=True,
             )
-        if session_id is not None:
-            self._cumulative(number, row)
+
+    def _resolve_starts(self) -> None:
+        if not self.starts:
+            return
+        seen = self.sessions.seen_before([name for name, _, _, _ in self.starts])
+        for (name, number, has_timestamp, has_delay), again in zip(self.starts, seen.tolist(), strict=True):
+            if again:
+                self.report.add(
+                    "session-not-contiguous",
+                    f"session {name!r} continues here after other sessions' rows; replay "
+                    "gathers it, but the file is probably a concatenation or a shuffle",
+                    number, None, "session_id", warning=True,
+                )
+            self._timing(number, not again, has_timestamp, has_delay)
+        self.starts.clear()
 
     def _cumulative(self, number: int, row: dict) -> None:
         # Incremental rows carry only the turn's new tokens and fresh ids. A row that holds
@@ -255,51 +357,105 @@ class _Checker:
                 ids = None
             if ids is not None and (ids.dtype != np.int64 or (ids.size and ids.min() < 0)):
                 ids = None
-        keep = np.ones(lines.shape[0], dtype=bool)
         if ids is None:
-            ids, keep = self._checked_slowly(lines, counts)
-        offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        if not keep.all():
-            # the slow check already dropped the ids of the rows it rejected
+            ids, keep = _checked_slowly(self.batch_ids, counts, lines, self.report)
             counts, inputs, lines = counts[keep], inputs[keep], lines[keep]
-            offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
-            np.cumsum(counts, out=offsets[1:])
-        self.ledger.add_rows(lines, inputs, offsets, ids)
+        self._to_ledger(lines, inputs, counts, ids)
         for name in ("batch_lines", "batch_inputs", "batch_counts", "batch_ids", "batch_suspect"):
             getattr(self, name).clear()
 
-    def _checked_slowly(self, lines: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        keep = np.ones(lines.shape[0], dtype=bool)
-        start = 0
-        good: list[int] = []
-        for index, count in enumerate(counts.tolist()):
-            row_ids = self.batch_ids[start : start + count]
-            start += count
-            problem = hash_id_problem(row_ids)
-            if problem is None:
-                good.extend(row_ids)
-            else:
-                keep[index] = False
-                self.report.add(problem.kind, problem.message, int(lines[index]), None, problem.field)
-        return np.asarray(good, dtype=np.int64), keep
+    def _to_ledger(self, lines, inputs, counts, ids) -> None:
+        if self.given_block_size is None:
+            self.evidence.add(inputs, counts)
+            if self.ledger is None:
+                tentative, _ = self.evidence.infer(lambda size: fitting_rows(inputs, counts, size))
+                self.ledger = BlockLedger(tentative, self.report.max_errors)
+        offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        self.ledger.add_rows(lines, inputs, offsets, ids)
 
-    def finish(self, block_size: int | None) -> None:
+    def finish(self, path: Path) -> None:
         self._flush()
+        self._resolve_starts()
         report = self.report
-        report.sessions = len(self.seen_sessions) + self.anonymous_sessions
+        report.sessions = self.sessions.distinct + self.anonymous_sessions
         if report.rows == 0 and not report.error_counts:
             report.add("empty-file", "the file holds no rows", None)
+        block_size = self.given_block_size
         if block_size is None:
-            block_size, note = self.ledger.infer_block_size()
+            block_size, note = self.evidence.infer(lambda size: _rows_fitting_again(path, size))
         else:
             note = f"block size {block_size} (given)"
+        ledger = self.ledger
+        if ledger is None or ledger.block_size != block_size:
+            ledger = BlockLedger(block_size, report.max_errors)
+            for lines, inputs, counts, ids in _id_batches(path):
+                offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+                np.cumsum(counts, out=offsets[1:])
+                ledger.add_rows(lines, inputs, offsets, ids)
         report.block_size, report.block_size_note = block_size, note
-        limit = report.max_errors
-        count, listed = self.ledger.block_count_errors(block_size, limit)
+        count, listed = ledger.block_count_errors()
         report.add_counted("block-count", count, listed, "hash_ids")
-        count, listed = self.ledger.size_conflicts(block_size, limit)
+        count, listed = ledger.size_conflicts()
         report.hash_conflicts = count
         report.add_counted("hash-id-size-conflict", count, listed, "hash_ids")
-        # Hash ids are checked in batches, so their errors arrive late: list by line.
-        report.errors.sort(key=lambda d: d.span.line if d.span else 0)
+        # Hash ids and session starts are checked in batches, so their findings arrive late.
+        report.sort()
+
+
+def _checked_slowly(batch_ids: list, counts: np.ndarray, lines: np.ndarray,
+                    report: ValidationReport | None) -> tuple[np.ndarray, np.ndarray]:
+    """The ids of the rows whose ids are all integers in range; the others reported (when given)."""
+    keep = np.ones(lines.shape[0], dtype=bool)
+    start = 0
+    good: list[int] = []
+    for index, count in enumerate(counts.tolist()):
+        row_ids = batch_ids[start : start + count]
+        start += count
+        problem = hash_id_problem(row_ids)
+        if problem is None:
+            good.extend(row_ids)
+        else:
+            keep[index] = False
+            if report is not None:
+                report.add(problem.kind, problem.message, int(lines[index]), None, problem.field)
+    return np.asarray(good, dtype=np.int64), keep
+
+
+def _id_batches(path: Path):
+    """The file's rows with well-formed hash ids again, as (lines, inputs, counts, ids) batches.
+
+    Read only when the block size inferred from the whole file differs from the one the
+    first batch suggested (rare: a file whose rows disagree on the block size).
+    """
+    lines: list[int] = []
+    inputs: list[int] = []
+    counts: list[int] = []
+    ids: list = []
+
+    def batch():
+        arrays = (np.asarray(lines, dtype=np.int64), np.asarray(inputs, dtype=np.int64),
+                  np.asarray(counts, dtype=np.int64))
+        held, keep = _checked_slowly(ids, arrays[2], arrays[0], None)
+        return arrays[0][keep], arrays[1][keep], arrays[2][keep], held
+
+    with open(path, "rb") as handle:
+        for number, row, _ in parsed_lines(handle):
+            if isinstance(row, LineProblem):
+                continue
+            hash_ids, input_length = row.get("hash_ids"), row.get("input_length")
+            if type(hash_ids) is list and hash_ids and type(input_length) is int and input_length >= 1:
+                lines.append(number)
+                inputs.append(input_length)
+                counts.append(len(hash_ids))
+                ids.extend(hash_ids)
+                if len(lines) >= _BATCH_ROWS:
+                    yield batch()
+                    for column in (lines, inputs, counts, ids):
+                        column.clear()
+    if lines:
+        yield batch()
+
+
+def _rows_fitting_again(path: Path, block_size: int) -> int:
+    return sum(fitting_rows(inputs, counts, block_size) for _, inputs, counts, _ in _id_batches(path))
