@@ -51,14 +51,15 @@ class BlockLedger:
         last = offsets[1:] - 1
         sizes = inputs - (counts - 1) * size
         partial = fits & (sizes < size)
-        full = np.ones(ids.shape[0], dtype=bool)
-        full[last[~(fits & (sizes == size))]] = False  # a row's last id is full only at full size
-        full_runs = _merge_runs([_runs_of(ids[full])]) if full.any() else _no_runs()
+        steps = np.not_equal(ids[1:] - ids[:-1], 1)
+        # a row's last id is full only at full size; the rest are full blocks
+        full_runs = _merge_runs([_runs_without(ids, steps, last[~(fits & (sizes == size))])])
         self._partials_now_full(*full_runs)
         partial_ids = ids[last[partial]]
         if partial_ids.shape[0]:
             self._add_partials(partial_ids, sizes[partial], lines[partial], *full_runs)
-        self.seen.add(*_merge_runs([full_runs, _runs_of(np.unique(partial_ids))]))
+        # every id that was given a size: all but the last ids of rows that break the count rule
+        self.seen.add(*_merge_runs([_runs_without(ids, steps, last[~fits])]))
 
     def block_count_errors(self) -> tuple[int, list[tuple[int, str]]]:
         """Rows whose id count is not ceil(input_length / block_size): how many, the first few."""
@@ -104,14 +105,19 @@ class BlockLedger:
                 for hash_id in held[np.isin(held, np.fromiter(self._listed, np.int64))].tolist():
                     self._listed[hash_id][2] = True
 
-    def _add_partials(self, ids, sizes, lines, full_starts, full_ends) -> None:
-        order = np.lexsort((lines, ids))
-        ids, sizes, lines = ids[order], sizes[order], lines[order]
-        starts_group = np.ones(ids.shape[0], dtype=bool)
-        starts_group[1:] = ids[1:] != ids[:-1]
-        group_of = np.cumsum(starts_group) - 1
-        firsts = np.flatnonzero(starts_group)
-        unique_ids = ids[firsts]
+    def _add_partials(self, ids, sizes, lines, full_starts, full_ends) -> np.ndarray:
+        """Check and keep a batch's partial ids (rows in file order); return them sorted, unique."""
+        if (ids[1:] > ids[:-1]).all():  # the common case: each id once, ascending (no sort needed)
+            group_of = firsts = np.arange(ids.shape[0])
+            unique_ids = ids
+        else:
+            order = np.lexsort((lines, ids))
+            ids, sizes, lines = ids[order], sizes[order], lines[order]
+            starts_group = np.ones(ids.shape[0], dtype=bool)
+            starts_group[1:] = ids[1:] != ids[:-1]
+            group_of = np.cumsum(starts_group) - 1
+            firsts = np.flatnonzero(starts_group)
+            unique_ids = ids[firsts]
 
         segment_of, position = self.partials.find(unique_ids)
         found = segment_of >= 0
@@ -143,6 +149,7 @@ class BlockLedger:
         if new.any():
             stored = np.where(conflict, -first_size, first_size)[new]
             self.partials.insert(unique_ids[new], stored, first_line[new])
+        return unique_ids
 
     def _list(self, ids, lines, sizes, full, other_sizes, other_lines) -> None:
         """Keep the ``max_listed`` conflicts with the earliest first partial rows."""
@@ -375,18 +382,28 @@ def _contains(starts: np.ndarray, ends: np.ndarray, points: np.ndarray) -> np.nd
     return (slot >= 0) & (points < ends[np.maximum(slot, 0)])
 
 
+def _runs_without(ids: np.ndarray, steps: np.ndarray, left_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of consecutive ids in array order (``steps``: where the next id is not one more),
+    leaving out the positions ``left_out``."""
+    count = ids.shape[0]
+    if left_out.shape[0] == count:
+        return _no_runs()
+    breaks = np.empty(count + 1, dtype=bool)
+    breaks[0] = breaks[count] = True
+    breaks[1:count] = steps
+    breaks[left_out] = True
+    breaks[left_out + 1] = True
+    firsts = np.flatnonzero(breaks)
+    lasts = firsts[1:] - 1
+    firsts = firsts[:-1]
+    keep = np.ones(count, dtype=bool)
+    keep[left_out] = False
+    kept = keep[firsts]  # a left-out position is a run of its own
+    return ids[firsts[kept]], ids[lasts[kept]] + 1
+
+
 def _no_runs() -> tuple[np.ndarray, np.ndarray]:
     return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-
-
-def _runs_of(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Maximal runs of consecutive values in ``ids`` (in array order) as [start, end)."""
-    if ids.shape[0] == 0:
-        return _no_runs()
-    breaks = np.flatnonzero(np.diff(ids) != 1) + 1
-    first = np.concatenate(([0], breaks))
-    last = np.concatenate((breaks - 1, [ids.shape[0] - 1]))
-    return ids[first].astype(np.int64), ids[last].astype(np.int64) + 1
 
 
 def _merge_runs(runs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
