@@ -36,9 +36,19 @@ def parsed_lines(
     A leading byte-order mark is reported as its own problem on line 1 and the rest of the
     line is still parsed, so one stray BOM does not hide the row behind it.
     """
+    for number, raw in raw_lines(handle, max_line_bytes):
+        if type(raw) is LineProblem:
+            yield number, raw, b""
+        else:
+            yield number, parse_line(raw), raw
+
+
+def raw_lines(handle: BinaryIO, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | LineProblem]]:
+    """Yield (line number, raw bytes or problem) for every non-blank line, unparsed (see parsed_lines)."""
     number = 0
+    readline = handle.readline
     while True:
-        raw = handle.readline(max_line_bytes + 1)
+        raw = readline(max_line_bytes + 1)
         if not raw:
             return
         number += 1
@@ -46,18 +56,18 @@ def parsed_lines(
             _skip_rest_of_line(handle)
             yield number, LineProblem(
                 "line-too-long", f"line is longer than {max_line_bytes} bytes; not read"
-            ), b""
+            )
             continue
         if number == 1 and raw.startswith(BOM):
             yield number, LineProblem(
                 "byte-order-mark",
                 "the file starts with a UTF-8 byte-order mark; JSONL readers (orjson, AIPerf) reject it",
                 1,
-            ), b""
+            )
             raw = raw[len(BOM) :]
-        if not raw.strip():
+        if not raw or raw.isspace():
             continue
-        yield number, parse_line(raw), raw
+        yield number, raw
 
 
 def parse_line(raw: bytes) -> dict | LineProblem:
