@@ -11,7 +11,9 @@ import pytest
 from tracedsl.engine import executors
 from tracedsl.engine.executors import (
     DASK_MISSING,
+    BackgroundThread,
     ExecutorError,
+    ExecutorMissing,
     InProcess,
     ProcessPool,
     make_executor,
@@ -90,7 +92,7 @@ def test_bad_options_are_value_errors(options, message):
 
 def test_missing_dask_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "distributed", None)  # import fails as if absent
-    with pytest.raises(ExecutorError) as caught:
+    with pytest.raises(ExecutorMissing) as caught:
         make_executor(executor="dask", scheduler="tcp://127.0.0.1:1")
     assert str(caught.value) == DASK_MISSING
     assert "pip install tracedsl[dask]" in DASK_MISSING
@@ -159,3 +161,51 @@ def test_map_alongside_in_a_pool_keeps_only_the_window():
         assert next(pairs) == (0, 1)
         assert len(pulled) == 3
         assert list(pairs)[-1] == (99, 2**99)
+
+
+def test_background_thread_runs_every_call_in_order_on_another_thread():
+    import threading
+
+    seen: list[tuple[int, str]] = []
+    with BackgroundThread(lambda n: seen.append((n, threading.current_thread().name)), depth=2,
+                          name="writer") as background:
+        for n in range(50):
+            background.put(n)
+    assert seen == [(n, "writer") for n in range(50)]
+
+
+def test_background_thread_error_comes_back_to_the_caller():
+    done: list[int] = []
+
+    def step(n: int) -> None:
+        if n == 3:
+            raise OSError(28, "No space left on device")
+        done.append(n)
+
+    background = BackgroundThread(step, depth=1)
+    with pytest.raises(OSError, match="No space left"):
+        for n in range(1000):  # the failure surfaces on a later put, not after all of them
+            background.put(n)
+    with pytest.raises(OSError, match="No space left"):
+        background.close()
+    assert done == [0, 1, 2]  # nothing runs after the failure
+
+
+def test_background_thread_lets_the_callers_own_error_through():
+    import threading
+
+    release = threading.Event()
+    done: list[int] = []
+
+    def step(n: int) -> None:
+        release.wait(5)
+        done.append(n)
+        raise OSError("a failure on the thread, not the one to report")
+
+    with pytest.raises(KeyError, match="the caller's"):
+        with BackgroundThread(step, depth=4) as background:
+            for n in range(3):
+                background.put(n)
+            threading.Timer(0.2, release.set).start()  # after the caller has failed
+            raise KeyError("the caller's")
+    assert done == [0]  # what was still queued is dropped, not run

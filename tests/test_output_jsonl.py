@@ -105,6 +105,25 @@ def test_writer_counts_rows_and_hashes_what_it_wrote(tmp_path):
     assert writer.sha256 == hashlib.sha256(data).hexdigest()
 
 
+def test_bytes_printed_elsewhere_are_written_hashed_and_counted_the_same(tmp_path):
+    # What a worker process hands back (render_chunk) must leave the writer exactly where
+    # printing the chunk itself would: same file, digest, rows, sessions and size.
+    odd = [("é\"x", 7, True, [(1, 2, [3, 4, 5], 26836.14999), (0, 0, [], 0.05)])]
+    chunks = [*_fast_engine_chunks(300), chunk_of(odd), chunk_of([("long" * 100, 1, False, [(3, 4, [1], 0.0)])])]
+    written = {}
+    for how in ("here", "elsewhere"):
+        path = tmp_path / f"{how}.jsonl"
+        with JsonlWriter(path) as writer:
+            for chunk in chunks:
+                writer.write(chunk, render_chunk(chunk) if how == "elsewhere" else None)
+        written[how] = (path.read_bytes(), writer.sha256, writer.rows, writer.sessions, writer.bytes_written)
+    data, sha256, rows, sessions, size = written["elsewhere"]
+    assert written["here"] == written["elsewhere"]
+    assert sha256 == hashlib.sha256(data).hexdigest() and size == len(data)
+    assert rows == data.count(b"\n") == sum(c.num_rows for c in chunks)
+    assert sessions == sum(c.num_sessions for c in chunks)
+
+
 def test_reference_fixtures_round_trip_byte_for_byte(tmp_path):
     for name in FIXTURE_RUNS:
         source = fixture_dir(name) / "dataset.jsonl"

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from tracedsl.cli import cli
+from tracedsl.cli.exitcodes import IO, USAGE
 from tracedsl.engine import executors
 from tracedsl.engine.fast import CHUNK_SESSIONS
 
@@ -72,21 +73,85 @@ def test_dask_executor_writes_the_same_bytes(tmp_path, one_worker_digest):
 
 
 @pytest.mark.parametrize(
-    ("options", "message"),
+    ("options", "message", "code"),
     [
-        (["--scheduler", "tcp://127.0.0.1:9"], "only used with --executor dask"),
-        (["--executor", "dask"], "needs --scheduler"),
-        (["--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask"),
+        (["--scheduler", "tcp://127.0.0.1:9"], "only used with --executor dask", USAGE),
+        (["--executor", "dask"], "needs --scheduler", USAGE),
+        # The options are right; the cluster is out of reach when the run starts: an I/O failure.
+        (["--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"], "cannot reach the Dask", IO),
     ],
 )
-def test_bad_executor_options_stop_before_writing(tmp_path, options, message, monkeypatch):
+def test_bad_executor_options_stop_before_writing(tmp_path, options, message, code, monkeypatch):
     if "tcp://127.0.0.1:9" in options and "dask" in options:
         pytest.importorskip("distributed")
         monkeypatch.setattr(executors, "SCHEDULER_TIMEOUT_S", 1.0)
     result = CliRunner().invoke(
         cli, ["run", "default", "-n", "50", "--output", str(tmp_path), "--quiet", *options]
     )
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == code, result.output
     assert message in result.output
     assert "Traceback" not in result.output
     assert list(tmp_path.iterdir()) == []  # nothing that looks like a run
+
+
+def test_a_pool_prints_the_dataset_in_its_workers(tmp_path, one_worker_digest, monkeypatch):
+    from tracedsl.output.jsonl import JsonlWriter
+
+    printed_elsewhere: list[bool] = []
+    real_write = JsonlWriter.write
+
+    def spying(self, chunk, rendered=None):
+        printed_elsewhere.append(rendered is not None)
+        real_write(self, chunk, rendered)
+
+    monkeypatch.setattr(JsonlWriter, "write", spying)
+    assert _run(tmp_path, "--workers", "2") == one_worker_digest
+    assert printed_elsewhere == [True, True, True]  # every chunk came back as bytes
+    printed_elsewhere.clear()
+    assert _run(tmp_path / "one", "--workers", "1") == one_worker_digest
+    assert printed_elsewhere == [False, False, False]  # printed by the writer's thread
+
+
+def _failing_run(tmp_path: Path) -> object:
+    return CliRunner().invoke(
+        cli, ["run", "default", "-n", str(SESSIONS), "--output", str(tmp_path), "--quiet"]
+    )
+
+
+def test_missing_dask_is_a_usage_error(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import fails as if absent
+    result = CliRunner().invoke(
+        cli, ["run", "default", "-n", "5", "--output", str(tmp_path), "--quiet",
+              "--executor", "dask", "--scheduler", "tcp://127.0.0.1:9"],
+    )
+    assert result.exit_code == USAGE, result.output
+    assert "pip install tracedsl[dask]" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_lost_worker_is_an_io_error_and_publishes_nothing(tmp_path, monkeypatch):
+    class LosesItsWorker(executors.InProcess):
+        def __call__(self, fn, tasks):
+            yield fn(next(iter(tasks)))
+            raise executors.ExecutorError("a worker process died while sampling")
+
+    monkeypatch.setattr(executors, "make_executor", lambda **options: LosesItsWorker())
+    result = _failing_run(tmp_path)
+    assert result.exit_code == IO, result.output
+    assert "a worker process died" in result.output and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_write_failing_on_the_writer_thread_is_an_io_error(tmp_path, monkeypatch):
+    from tracedsl.output.jsonl import JsonlWriter
+
+    def full_disk(self, chunk, rendered=None):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(JsonlWriter, "write", full_disk)
+    result = _failing_run(tmp_path)
+    assert result.exit_code == IO, result.output
+    assert "No space left on device" in result.output and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []

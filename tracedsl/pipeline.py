@@ -11,6 +11,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from tracedsl.diagnostics import Diagnostic, DiagnosticError
@@ -233,7 +234,7 @@ def execute_run(
 ) -> RunResult:
     """Generate, write, check and publish. Raises EngineError, ExecutorError, RunFailed, OSError."""
     from tracedsl.engine import RunRequest
-    from tracedsl.engine.executors import open_executor
+    from tracedsl.engine.executors import BackgroundThread, open_executor
     from tracedsl.output.chunkcheck import ChunkChecker
     from tracedsl.output.jsonl import JsonlWriter
     from tracedsl.output.manifest import RunRecord, write_manifest
@@ -251,35 +252,64 @@ def execute_run(
         dataset = run_dir.path / "dataset.jsonl"
         checker = ChunkChecker(str(dataset), plan.params.block_size)
         reports = _open_reports(plan)
+        chunks = _engine(plan.engine, map_fn).generate(request)
         with JsonlWriter(dataset) as writer:
-            for chunk in _engine(plan.engine, map_fn).generate(request):
-                writer.write(chunk)
-                checker.add(chunk)
-                if reports is not None:
-                    reports.add(chunk)
-                end_reasons.update(chunk.end_reasons.tolist())
-                primaries += int(chunk.num_sessions - chunk.is_restart.sum())
-                if progress is not None:
-                    progress(primaries, plan.num_sessions)
-        validation = checker.finish()
-        _verify_file(dataset, writer.rows, writer.sha256)
-        tolerated = {"hash-id-size-conflict"} if plan.engine == "aiperf" else set()
-        if set(validation.error_counts) - tolerated:
-            raise RunFailed("the written dataset failed validation; no run directory was published", validation)
-        files = [dataset]
-        record = RunRecord(
-            seed=plan.seed, config_name=plan.name, params=plan.params, engine=plan.engine,
-            requested_sessions=plan.num_sessions, written_sessions=writer.sessions, rows=writer.rows,
-            dataset_sha256=writer.sha256, spec_source=plan.spec_source, spec_sha256=plan.spec_sha256,
-        )
-        files.append(write_manifest(run_dir.path, record))
-        if reports is not None:
-            files.extend(reports.write(run_dir.path, html=options.reports))
+            # Printing, writing and checking each chunk run on a second thread while this one
+            # samples the next chunk and feeds the reports; numpy lets both use a core.
+            with BackgroundThread(partial(_write_and_check, writer, checker),
+                                  name="dataset-writer") as background:
+                for chunk, rendered in _with_rendering(map_fn, chunks):
+                    background.put(chunk, rendered)
+                    if reports is not None:
+                        reports.add(chunk)
+                    end_reasons.update(chunk.end_reasons.tolist())
+                    primaries += int(chunk.num_sessions - chunk.is_restart.sum())
+                    if progress is not None:
+                        progress(primaries, plan.num_sessions)
+        # The file is read back on the second thread while this one writes the reports;
+        # the run directory is published only after both.
+        with BackgroundThread(_verify_file, name="dataset-verifier") as verifier:
+            verifier.put(dataset, writer.rows, writer.sha256)
+            validation = checker.finish()
+            tolerated = {"hash-id-size-conflict"} if plan.engine == "aiperf" else set()
+            if set(validation.error_counts) - tolerated:
+                raise RunFailed("the written dataset failed validation; no run directory was published",
+                                validation)
+            files = [dataset]
+            record = RunRecord(
+                seed=plan.seed, config_name=plan.name, params=plan.params, engine=plan.engine,
+                requested_sessions=plan.num_sessions, written_sessions=writer.sessions,
+                rows=writer.rows, dataset_sha256=writer.sha256, spec_source=plan.spec_source,
+                spec_sha256=plan.spec_sha256,
+            )
+            files.append(write_manifest(run_dir.path, record))
+            if reports is not None:
+                files.extend(reports.write(run_dir.path, html=options.reports))
         final = run_dir.commit(run_dir_name(plan.name, plan.num_sessions, plan.seed))
     files = [final / f.relative_to(run_dir.path) for f in files]
     named = Counter({EndReason(code).reference_name: n for code, n in end_reasons.items()})
     return RunResult(final, plan, writer.rows, writer.sessions, named, files, validation,
                      validation.hash_conflicts)
+
+
+def _write_and_check(writer, checker, chunk, rendered) -> None:
+    writer.write(chunk, rendered)
+    checker.add(chunk)
+
+
+def _with_rendering(map_fn, chunks):
+    """Each chunk with its JSONL bytes when a local pool printed them, else with None.
+
+    With a pool, the workers print each stitched chunk while this process keeps it for the
+    checks and reports. Otherwise the writer's thread prints it here: a Dask cluster would
+    send every chunk over the network and the bytes back, more than printing costs.
+    """
+    from tracedsl.engine.executors import ProcessPool, map_alongside
+    from tracedsl.output.jsonl import render_chunk
+
+    if isinstance(map_fn, ProcessPool):
+        return map_alongside(map_fn, render_chunk, chunks)
+    return ((chunk, None) for chunk in chunks)
 
 
 def _engine(name: str, map_fn):

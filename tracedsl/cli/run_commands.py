@@ -117,7 +117,7 @@ def run_command(spec, num_sessions, seed, output, max_isl, max_osl, overrides, e
     """Run SPEC (a .trace, spec.json/.toml, reference config or manifest, or a bundled name) into a run directory."""
     from tracedsl import pipeline
     from tracedsl.engine import EngineError
-    from tracedsl.engine.executors import ExecutorError
+    from tracedsl.engine.executors import ExecutorError, ExecutorMissing
     from tracedsl.loading import is_io_problem
 
     options = pipeline.RunOptions(
@@ -142,9 +142,12 @@ def run_command(spec, num_sessions, seed, output, max_isl, max_osl, overrides, e
         where = f" (spec field {exc.path})" if exc.path else ""
         hint = f"\n   = help: {exc.hint}" if exc.hint else ""
         _fail(f"the {plan.engine} engine cannot run this spec{where}: {exc}{hint}", exitcodes.LIMIT)
-    except ExecutorError as exc:
+    except ExecutorMissing as exc:  # --executor dask without the extra installed
         bar.close()
         _fail(str(exc), exitcodes.USAGE)
+    except ExecutorError as exc:  # a scheduler out of reach, a worker lost: the run's I/O failed
+        bar.close()
+        _fail(str(exc), exitcodes.IO)
     except ValueError as exc:  # bad executor options (e.g. --scheduler without --executor dask)
         bar.close()
         _fail(str(exc), exitcodes.USAGE)

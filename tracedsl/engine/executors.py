@@ -51,6 +51,10 @@ class ExecutorError(Exception):
     """An executor could not be started or lost its workers; the message says what to do."""
 
 
+class ExecutorMissing(ExecutorError):
+    """The executor asked for is not installed here (an optional extra)."""
+
+
 def default_workers() -> int:
     """The number of cores this process may use (the default for --workers)."""
     try:
@@ -121,6 +125,14 @@ class ProcessPool:
         self.window = window or 2 * workers
         context = multiprocessing.get_context(start_method or _start_method())
         self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        if context.get_start_method() == "fork":
+            # Fork every worker now, while this is the only thread: the caller may start
+            # threads of its own (the dataset writer) before it submits the first chunk.
+            try:
+                self._pool.submit(os.getpid).result()
+            except BaseException:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                raise
 
     def __call__(self, fn: Callable[[Task], Result], tasks: Iterable[Task]) -> Iterator[Result]:
         return _ordered_window(
@@ -173,7 +185,7 @@ class DaskExecutor:
         try:
             from distributed import Client
         except ImportError as exc:
-            raise ExecutorError(DASK_MISSING) from exc
+            raise ExecutorMissing(DASK_MISSING) from exc
         timeout = SCHEDULER_TIMEOUT_S if timeout is None else timeout
         try:
             self._client = Client(scheduler, timeout=timeout, set_as_default=False)
@@ -268,6 +280,61 @@ def map_alongside(
 
     for result in map_fn(fn, remembered()):
         yield kept.popleft(), result
+
+
+class BackgroundThread:
+    """Calls ``step(*args)`` on a thread of its own for each ``put(*args)``, in the order put.
+
+    For per-chunk work that releases the GIL (numpy, hashing, file writes), e.g. printing and
+    writing dataset.jsonl on a second core while this thread samples and reports. At most
+    ``depth`` calls wait, so memory stays flat. An error raised by ``step`` comes back from
+    the next ``put`` or from ``close``; later calls are then skipped.
+    """
+
+    def __init__(self, step: Callable[..., object], depth: int = 2, name: str = "background"):
+        import queue
+
+        self._step = step
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._stopping = False
+        self._thread = threading.Thread(target=self._drain, name=name, daemon=True)
+        self._thread.start()
+
+    def put(self, *args: object) -> None:
+        self._raise_error()
+        self._queue.put(args)
+
+    def _drain(self) -> None:
+        while (args := self._queue.get()) is not None:
+            if self._error is None and not self._stopping:  # keep taking calls: put never blocks
+                try:
+                    self._step(*args)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                    self._error = exc
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        """Wait until every call put has run; raise what went wrong on the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._raise_error()
+
+    def __enter__(self) -> BackgroundThread:
+        return self
+
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        # The caller failed: skip what is queued, and let the caller's error be the one reported.
+        self._stopping = True
+        with contextlib.suppress(BaseException):
+            self.close()
 
 
 def make_executor(

@@ -6,6 +6,10 @@ timestamp, group) are laid out in a fixed-width byte matrix and compacted, and o
 mask interleaves the two streams. No per-row Python objects are made. Chunks the fast path
 cannot print exactly (negative or enormous delays) go through per-row dicts and orjson,
 which is the definition of the format; a test keeps the two byte-identical.
+
+Printing need not happen where the file is written: a worker process can print a chunk
+(``render_chunk``) and hand the bytes to ``JsonlWriter.write``, which hashes and counts them
+as if it had printed them itself.
 """
 
 from __future__ import annotations
@@ -38,8 +42,9 @@ class JsonlWriter:
         self.sessions = 0
         self.bytes_written = 0
 
-    def write(self, chunk: TraceChunk) -> None:
-        data = _render(chunk)
+    def write(self, chunk: TraceChunk, rendered: bytes | None = None) -> None:
+        """Append the chunk's rows; ``rendered`` is ``render_chunk(chunk)`` when printed elsewhere."""
+        data = _render(chunk) if rendered is None else rendered
         self._hash.update(data)
         self._file.write(data)
         self.rows += chunk.num_rows
