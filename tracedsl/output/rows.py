@@ -52,6 +52,35 @@ def _shown(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+PLAIN_KEYS = frozenset(
+    ("session_id", "input_length", "output_length", "hash_ids", "timestamp", "delay", "group_id", "is_restart")
+)
+
+
+def plain_row_ok(row: dict) -> bool:
+    """The common row (lengths, ids, timestamp or delay) passing every rule but the ids' own.
+
+    Equivalent to ``not check_row(row, check_hash_ids=False)`` for rows holding only
+    ``PLAIN_KEYS`` with an input_length; it is the fast path, check_row says what is wrong.
+    """
+    get = row.get
+    input_length = get("input_length")
+    output_length = get("output_length")
+    hash_ids = get("hash_ids")
+    session_id = get("session_id")
+    timestamp = get("timestamp")
+    delay = get("delay")
+    return (
+        type(input_length) is int and input_length >= 1
+        and (output_length is None or (type(output_length) is int and output_length >= 1))
+        and (hash_ids is None or type(hash_ids) is list)
+        and (session_id is None or type(session_id) is str)
+        and (timestamp is None or ((type(timestamp) is float or type(timestamp) is int) and timestamp >= 0))
+        and (delay is None or ((type(delay) is float or type(delay) is int) and delay >= 0))
+        and row.keys() <= PLAIN_KEYS
+    )
+
+
 def check_row(row: dict, *, check_hash_ids: bool = True) -> list[RowProblem]:
     """Every rule ``row`` breaks (the element checks of hash_ids only when asked)."""
     problems: list[RowProblem] = []

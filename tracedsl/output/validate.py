@@ -19,7 +19,7 @@ import numpy as np
 from tracedsl.diagnostics import Diagnostic, Severity, Span
 from tracedsl.output.blocks import BlockLedger, BlockSizeEvidence, IdIntervals, fitting_rows
 from tracedsl.output.lines import LineProblem, parsed_lines
-from tracedsl.output.rows import check_row, hash_id_problem
+from tracedsl.output.rows import check_row, hash_id_problem, plain_row_ok
 
 DEFAULT_MAX_ERRORS = 50
 _BATCH_ROWS = 8192
@@ -187,27 +187,6 @@ def validate_file(path: str | Path, block_size: int | None = None,
     return report
 
 
-_PLAIN_KEYS = frozenset(
-    ("session_id", "input_length", "output_length", "hash_ids", "timestamp", "delay", "group_id", "is_restart")
-)
-
-
-def _plain_row_ok(row: dict, session_id, input_length, hash_ids) -> bool:
-    """The common row (lengths, ids, timestamp or delay) passing every row rule: checked fast."""
-    output_length = row.get("output_length")
-    timestamp = row.get("timestamp")
-    delay = row.get("delay")
-    return (
-        type(input_length) is int and input_length >= 1
-        and (output_length is None or (type(output_length) is int and output_length >= 1))
-        and (hash_ids is None or type(hash_ids) is list)
-        and (session_id is None or type(session_id) is str)
-        and (timestamp is None or ((type(timestamp) is float or type(timestamp) is int) and timestamp >= 0))
-        and (delay is None or ((type(delay) is float or type(delay) is int) and delay >= 0))
-        and row.keys() <= _PLAIN_KEYS
-    )
-
-
 class _Checker:
     """The streaming state: row rules now; hash ids and session starts in batches."""
 
@@ -239,7 +218,7 @@ class _Checker:
         session_id = row.get("session_id")
         input_length = row.get("input_length")
         hash_ids = row.get("hash_ids")
-        if not _plain_row_ok(row, session_id, input_length, hash_ids):
+        if not plain_row_ok(row):
             for problem in check_row(row, check_hash_ids=False):
                 report.add(problem.kind, problem.message, number, None, problem.field)
             if type(session_id) is not str:
