@@ -7,7 +7,7 @@ Infinity, numbers out of range, and JSON values that are not objects.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -45,29 +45,85 @@ def parsed_lines(
 
 def raw_lines(handle: BinaryIO, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, bytes | LineProblem]]:
     """Yield (line number, raw bytes or problem) for every non-blank line, unparsed (see parsed_lines)."""
+    for numbers, raws, _ in raw_line_batches(handle, max_line_bytes):
+        yield from zip(numbers, raws, strict=True)
+
+
+def raw_line_batches(
+    handle: BinaryIO, max_line_bytes: int = MAX_LINE_BYTES
+) -> Iterator[tuple[Sequence[int], list[bytes | LineProblem], bool]]:
+    """The non-blank lines of each block read: (line numbers, raw bytes or problems, any problem?).
+
+    The file is read in large blocks and split, which costs far less per line than readline;
+    a block whose lines all start with "{" and fit (the common case) is handed on as it is.
+    """
     number = 0
-    readline = handle.readline
+    carry = b""  # the start of a line whose end is in a later block
+    skipping = False  # inside a line already reported as too long
     while True:
-        raw = readline(max_line_bytes + 1)
-        if not raw:
-            return
-        number += 1
-        if len(raw) > max_line_bytes and not raw.endswith(b"\n"):
-            _skip_rest_of_line(handle)
-            yield number, LineProblem(
-                "line-too-long", f"line is longer than {max_line_bytes} bytes; not read"
-            )
+        block = handle.read(_BLOCK_BYTES)
+        if not block:
+            break
+        pieces = block.split(b"\n")
+        if skipping:
+            if len(pieces) == 1:
+                continue
+            skipping = False
+            del pieces[0]  # the end of the line reported as too long
+        else:
+            pieces[0] = carry + pieces[0]
+        carry = pieces.pop()
+        first = number + 1
+        number += len(pieces)
+        if pieces and [piece[:1] for piece in pieces].count(b"{") == len(pieces) and (
+            max(map(len, pieces)) <= max_line_bytes
+        ):
+            yield range(first, number + 1), pieces, False
+        elif pieces:
+            yield _sorted_out(pieces, first, max_line_bytes)
+        if len(carry) > max_line_bytes:
+            number += 1
+            yield [number], [_too_long(max_line_bytes)], True
+            carry = b""
+            skipping = True
+    if carry and not skipping:
+        numbers, raws, problems = _sorted_out([carry], number + 1, max_line_bytes)
+        if raws:
+            yield numbers, raws, problems
+
+
+def _sorted_out(pieces: list[bytes], first: int, max_line_bytes: int) -> tuple[list[int], list, bool]:
+    """Lines one by one: blank ones dropped, too long or byte-order-marked ones reported."""
+    numbers: list[int] = []
+    raws: list[bytes | LineProblem] = []
+    problems = False
+    for number, raw in enumerate(pieces, start=first):
+        if len(raw) > max_line_bytes:
+            numbers.append(number)
+            raws.append(_too_long(max_line_bytes))
+            problems = True
             continue
         if number == 1 and raw.startswith(BOM):
-            yield number, LineProblem(
-                "byte-order-mark",
-                "the file starts with a UTF-8 byte-order mark; JSONL readers (orjson, AIPerf) reject it",
-                1,
-            )
+            numbers.append(number)
+            raws.append(_BOM_PROBLEM)
+            problems = True
             raw = raw[len(BOM) :]
-        if not raw or raw.isspace():
-            continue
-        yield number, raw
+        if raw and not raw.isspace():
+            numbers.append(number)
+            raws.append(raw)
+    return numbers, raws, problems
+
+
+_BLOCK_BYTES = 1 << 22
+_BOM_PROBLEM = LineProblem(
+    "byte-order-mark",
+    "the file starts with a UTF-8 byte-order mark; JSONL readers (orjson, AIPerf) reject it",
+    1,
+)
+
+
+def _too_long(max_line_bytes: int) -> LineProblem:
+    return LineProblem("line-too-long", f"line is longer than {max_line_bytes} bytes; not read")
 
 
 def parse_line(raw: bytes) -> dict | LineProblem:
@@ -91,10 +147,3 @@ def _json_reason(exc: orjson.JSONDecodeError) -> str:
 def _json_column(exc: orjson.JSONDecodeError) -> int | None:
     colno = getattr(exc, "colno", None)
     return colno if isinstance(colno, int) and colno > 0 else None
-
-
-def _skip_rest_of_line(handle: BinaryIO) -> None:
-    while True:
-        piece = handle.readline(1 << 20)
-        if not piece or piece.endswith(b"\n"):
-            return

@@ -23,7 +23,7 @@ import numpy as np
 import orjson
 
 from tracedsl.diagnostics import Diagnostic, DiagnosticError, Span
-from tracedsl.output.lines import BOM, LineProblem, parse_line, raw_lines
+from tracedsl.output.lines import BOM, LineProblem, parse_line, raw_line_batches
 from tracedsl.output.rows import PLAIN_KEYS, check_row, hash_id_problem, plain_row_ok
 from tracedsl.trace import EndReason, TraceChunk
 
@@ -234,10 +234,11 @@ class _Batch:
         self.id_lists = [g("hash_ids") or _NO_IDS for g in get]
         self.suspect = _maybe_booleans(raws)
         self.ids: np.ndarray | None = None  # every row's ids, once checked
+        self.arrays: tuple[np.ndarray, ...] | None = None  # inputs, outputs, timestamps, delays
 
     def plain(self, rows: list[dict]) -> bool:
         """Every row passes ``plain_row_ok``: tested column by column."""
-        return (
+        if not (
             set().union(*rows) <= PLAIN_KEYS
             and _types(self.inputs) <= _INT
             and _types(self.outputs) <= _INT_OR_NONE
@@ -245,23 +246,48 @@ class _Batch:
             and _types(self.keys) <= _STR
             and _types(self.timestamps) <= _NUMBER_OR_NONE
             and _types(self.delays) <= _NUMBER_OR_NONE
-            and _all_at_least(self.inputs, 1)
-            and _all_at_least(self.outputs, 1)
-            and _all_at_least(self.timestamps, 0)
-            and _all_at_least(self.delays, 0)
+        ):
+            return False
+        try:
+            columns = self._arrays()
+        except OverflowError:  # an integer beyond int64: let the row check say which
+            return False
+        inputs, outputs, timestamps, delays = columns
+        given_outputs = outputs if None not in self.outputs else np.asarray(self.outputs, dtype=np.float64)
+        if inputs.shape[0] and (inputs.min() < 1 or (given_outputs < 1).any()
+                                or (timestamps < 0).any() or (delays < 0).any()):
+            return False
+        self.arrays = columns
+        return True
+
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        outputs = self.outputs if None not in self.outputs else [value or 0 for value in self.outputs]
+        return (
+            np.asarray(self.inputs, dtype=np.int64),
+            np.asarray(outputs, dtype=np.int64),
+            np.asarray(self.timestamps, dtype=np.float64),  # None becomes NaN
+            np.asarray(self.delays, dtype=np.float64),
         )
 
     def columns(self, sequence: np.ndarray) -> _Rows:
         count = len(self.numbers)
+        arrays = self.arrays if self.arrays is not None else self._arrays()
         return _Rows(
-            sequence,
-            np.asarray(self.inputs, dtype=np.int64),
-            np.asarray([value or 0 for value in self.outputs], dtype=np.int64),
-            np.asarray(self.timestamps, dtype=np.float64),  # None becomes NaN
-            np.asarray(self.delays, dtype=np.float64),
+            sequence, *arrays,
             np.fromiter(map(len, self.id_lists), dtype=np.int64, count=count),
             self.ids,
         )
+
+
+_INT = {int}
+_INT_OR_NONE = {int, type(None)}
+_LIST = {list}
+_STR = {str}
+_NUMBER_OR_NONE = {int, float, type(None)}
+
+
+def _types(column: list) -> set:
+    return set(map(type, column))
 
 
 def _maybe_booleans(raws: list[bytes]) -> list[int]:
@@ -275,20 +301,6 @@ def _maybe_booleans(raws: list[bytes]) -> list[int]:
 
 
 _NO_IDS: list = []
-_INT = {int}
-_INT_OR_NONE = {int, type(None)}
-_LIST = {list}
-_STR = {str}
-_NUMBER_OR_NONE = {int, float, type(None)}
-
-
-def _types(column: list) -> set:
-    return set(map(type, column))
-
-
-def _all_at_least(column: list, floor: int) -> bool:
-    values = np.asarray(column, dtype=np.float64)  # None is NaN, which passes
-    return not (values < floor).any()
 
 
 def _row_batches(path: Path, batch_rows: int) -> Iterator[_Batch]:
@@ -296,16 +308,20 @@ def _row_batches(path: Path, batch_rows: int) -> Iterator[_Batch]:
     numbers: list[int] = []
     raws: list[bytes] = []
     with open(path, "rb") as handle:
-        for number, raw in raw_lines(handle):
-            if type(raw) is LineProblem:
+        for block_numbers, block_raws, problems in raw_line_batches(handle):
+            if problems:
+                bad = next(i for i, raw in enumerate(block_raws) if type(raw) is LineProblem)
+                numbers.extend(block_numbers[:bad])
+                raws.extend(block_raws[:bad])
                 if raws:
                     _checked_batch(path, numbers, raws)  # an earlier bad row is reported first
-                _fail(path, number, raw.kind, raw.message, None, raw.column)
-            numbers.append(number)
-            raws.append(raw)
-            if len(raws) >= batch_rows:
-                yield _checked_batch(path, numbers, raws)
-                numbers, raws = [], []
+                problem = block_raws[bad]
+                _fail(path, block_numbers[bad], problem.kind, problem.message, None, problem.column)
+            numbers.extend(block_numbers)
+            raws.extend(block_raws)
+            while len(raws) >= batch_rows:
+                yield _checked_batch(path, numbers[:batch_rows], raws[:batch_rows])
+                del numbers[:batch_rows], raws[:batch_rows]
     if raws:
         yield _checked_batch(path, numbers, raws)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 # Hash ids become numpy int64 columns; larger ids cannot be held (nor replayed by numpy seeding).
 MAX_HASH_ID = 2**63 - 1
+MAX_COUNT = 2**63 - 1  # token counts are int64 columns too
 PROMPT_FIELDS = ("input_length", "text_input", "messages", "payload")
 
 
@@ -71,8 +72,8 @@ def plain_row_ok(row: dict) -> bool:
     timestamp = get("timestamp")
     delay = get("delay")
     return (
-        type(input_length) is int and input_length >= 1
-        and (output_length is None or (type(output_length) is int and output_length >= 1))
+        type(input_length) is int and 1 <= input_length <= MAX_COUNT
+        and (output_length is None or (type(output_length) is int and 1 <= output_length <= MAX_COUNT))
         and (hash_ids is None or type(hash_ids) is list)
         and (session_id is None or type(session_id) is str)
         and (timestamp is None or ((type(timestamp) is float or type(timestamp) is int) and timestamp >= 0))
@@ -116,6 +117,8 @@ def check_row(row: dict, *, check_hash_ids: bool = True) -> list[RowProblem]:
             wrong_type("input_length", "an integer")
         elif input_length < 1:
             problems.append(RowProblem("not-positive", "input_length", f"input_length must be >= 1, got {input_length}"))
+        elif input_length > MAX_COUNT:
+            problems.append(RowProblem("out-of-range", "input_length", f"input_length must be < 2**63, got {input_length}"))
     _check_other_prompts(row, problems, wrong_type)
 
     output_length = row.get("output_length")
@@ -125,6 +128,10 @@ def check_row(row: dict, *, check_hash_ids: bool = True) -> list[RowProblem]:
         elif output_length < 1:
             problems.append(
                 RowProblem("not-positive", "output_length", f"output_length must be >= 1, got {output_length}")
+            )
+        elif output_length > MAX_COUNT:
+            problems.append(
+                RowProblem("out-of-range", "output_length", f"output_length must be < 2**63, got {output_length}")
             )
 
     hash_ids = row.get("hash_ids")

@@ -19,7 +19,7 @@ import numpy as np
 from tracedsl.diagnostics import Diagnostic, Severity, Span
 from tracedsl.output.blocks import BlockLedger, BlockSizeEvidence, IdIntervals, fitting_rows
 from tracedsl.output.lines import LineProblem, parsed_lines
-from tracedsl.output.rows import check_row, hash_id_problem, plain_row_ok
+from tracedsl.output.rows import MAX_COUNT, check_row, hash_id_problem, plain_row_ok
 
 DEFAULT_MAX_ERRORS = 50
 _BATCH_ROWS = 8192
@@ -224,7 +224,7 @@ class _Checker:
             if type(session_id) is not str:
                 session_id = None
         self._session(number, session_id, row)
-        if type(hash_ids) is list and hash_ids and type(input_length) is int and input_length >= 1:
+        if type(hash_ids) is list and hash_ids and type(input_length) is int and 1 <= input_length <= MAX_COUNT:
             self.batch_lines.append(number)
             self.batch_inputs.append(input_length)
             self.batch_counts.append(len(hash_ids))
@@ -423,7 +423,7 @@ def _id_batches(path: Path):
             if isinstance(row, LineProblem):
                 continue
             hash_ids, input_length = row.get("hash_ids"), row.get("input_length")
-            if type(hash_ids) is list and hash_ids and type(input_length) is int and input_length >= 1:
+            if type(hash_ids) is list and hash_ids and type(input_length) is int and 1 <= input_length <= MAX_COUNT:
                 lines.append(number)
                 inputs.append(input_length)
                 counts.append(len(hash_ids))
