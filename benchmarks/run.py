@@ -63,10 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         help="largest size the aiperf engine runs at (default: every size)",
     )
     parser.add_argument(
-        "--workers-size",
-        type=parse_size,
-        help="size for the --workers 1 vs 2 comparison (default: the largest size, at most 500k;"
-        " below 200k both stay in one process by design)",
+        "--workers-sizes",
+        help="sizes for the --workers 1 vs 2 comparison, e.g. 100k,1M (default: the sizes of "
+        "--sizes from 100k up, else the largest; below the pool threshold both stay in one "
+        "process by design)",
     )
     parser.add_argument("--no-workers", action="store_true", help="skip the workers comparison")
     parser.add_argument("--out", type=Path, default=HERE / "out")
@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         for sessions in sizes:
             results += _size(sessions, engines, reference, args, scratch)
         if not args.no_workers:
-            workers_size = args.workers_size or min(max(sizes), 500_000)
-            results += _workers(workers_size, args.timeout, scratch)
+            for workers_size in _workers_sizes(args.workers_sizes, sizes):
+                results += _workers(workers_size, args.timeout, scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -195,6 +195,12 @@ def _size(sessions: int, engines: list[str], reference: Path | None, args, scrat
     return out
 
 
+def _workers_sizes(given: str | None, sizes: list[int]) -> list[int]:
+    if given:
+        return [parse_size(size) for size in given.split(",") if size.strip()]
+    return [size for size in sizes if size >= 100_000] or [max(sizes)]
+
+
 def _workers(sessions: int, timeout: float, scratch: Path) -> list[dict]:
     sys.path.insert(0, str(HERE.parent))
     from tracedsl.engine.executors import IN_PROCESS_BELOW_SESSIONS
@@ -207,11 +213,10 @@ def _workers(sessions: int, timeout: float, scratch: Path) -> list[dict]:
     out = []
     for workers in (1, 2):
         run_dir = scratch / f"workers-{workers}"
-        measured = run_measured(
-            _tracedsl_run("fast", sessions, run_dir, "--workers", str(workers)),
-            timeout,
-            TRACEDSL_ENV,
-        )
+        # Through cli_timed.py, which also reports the CPU of the tracedsl process alone.
+        command = _tracedsl_run("fast", sessions, run_dir, "--workers", str(workers))
+        command[1:3] = [str(HERE / "cli_timed.py")]
+        measured = run_measured(command, timeout, TRACEDSL_ENV)
         out.append(
             _record(
                 f"tracedsl run --workers {workers}",
@@ -289,6 +294,7 @@ def _record(
         "peak_rss_mb": measured.peak_rss_mb,
         "peak_tree_pss_mb": measured.peak_tree_pss_mb,
         "rows_per_s": rows / wall if rows and wall > 0 else None,
+        "main_cpu_s": measured.phases.get("main_cpu_s"),
         "dataset_bytes": dataset.stat().st_size if dataset is not None else None,
         "measurement": measured.as_dict(),
     }

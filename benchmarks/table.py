@@ -122,13 +122,18 @@ def ratio_lines(results: list[dict]) -> list[str]:
                     f"wall {both['wall_s'] / floor['wall_s']:.2f}x, "
                     f"CPU {both['cpu_s'] / floor['cpu_s']:.2f}x"
                 )
-    one = next((r for r in results if r["case"] == "tracedsl run --workers 1" and r["ok"]), None)
-    two = next((r for r in results if r["case"] == "tracedsl run --workers 2" and r["ok"]), None)
-    if one and two:
-        lines.append(
-            f"  {one['sessions']:>9,}  fast   --workers 2 vs 1 (end to end): "
-            f"wall {one['wall_s'] / two['wall_s']:.2f}x, CPU {one['cpu_s'] / two['cpu_s']:.2f}x"
-        )
+    for sessions in sizes:
+        one = _find(results, "tracedsl run --workers 1", "fast", sessions)
+        two = _find(results, "tracedsl run --workers 2", "fast", sessions)
+        if one and two:
+            lines.append(
+                f"  {sessions:>9,}  fast   --workers 2 vs 1 (end to end): "
+                f"wall {one['wall_s'] / two['wall_s']:.2f}x faster "
+                f"({one['wall_s']:.2f} s -> {two['wall_s']:.2f} s); "
+                f"CPU of the tracedsl process {_seconds(one.get('main_cpu_s'))} -> "
+                f"{_seconds(two.get('main_cpu_s'))}; all processes {one['cpu_s']:.2f} s -> "
+                f"{two['cpu_s']:.2f} s"
+            )
     memory = [
         (r["sessions"], r["peak_tree_pss_mb"])
         for r in results
@@ -138,6 +143,10 @@ def ratio_lines(results: list[dict]) -> list[str]:
         listed = ", ".join(f"{sessions:,}: {mb:.0f} MB" for sessions, mb in memory)
         lines.append(f"  memory, fast engine end to end (tree PSS peak): {listed}")
     return lines
+
+
+def _seconds(value: float | None) -> str:
+    return "?" if value is None else f"{value:.2f} s"
 
 
 def markdown(report: dict) -> str:

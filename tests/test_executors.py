@@ -209,3 +209,12 @@ def test_background_thread_lets_the_callers_own_error_through():
             threading.Timer(0.2, release.set).start()  # after the caller has failed
             raise KeyError("the caller's")
     assert done == [0]  # what was still queued is dropped, not run
+
+
+def test_map_alongside_keeps_each_item_and_sends_what_send_makes_of_it():
+    from tracedsl.engine.executors import map_alongside
+
+    items = [(n, "x" * 1000) for n in range(20)]  # the bulky half stays here
+    with ProcessPool(2) as pool:
+        pairs = list(map_alongside(pool, functools.partial(pow, 2), items, send=operator.itemgetter(0)))
+    assert pairs == [(item, 2 ** item[0]) for item in items]

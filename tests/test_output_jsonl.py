@@ -124,6 +124,33 @@ def test_bytes_printed_elsewhere_are_written_hashed_and_counted_the_same(tmp_pat
     assert sessions == sum(c.num_sessions for c in chunks)
 
 
+def test_a_chunk_packed_for_printing_elsewhere_prints_the_same_bytes():
+    import pickle
+
+    from tracedsl.output.jsonl import packed_for_printing, render_packed
+
+    for chunk in _fast_engine_chunks(300):
+        packed = pickle.loads(pickle.dumps(packed_for_printing(chunk)))  # as a worker gets it
+        assert packed.hash_ids.size == 0 < chunk.hash_ids.size
+        assert render_packed(packed) == render_chunk(chunk)
+    # Without the engine's runs (a foreign trace) or with runs that disagree, nothing is dropped.
+    plain = chunk_of([("a", 0, False, [(1, 1, [5, 6, 9], 0.0), (1, 1, [], 2.0)])])
+    assert packed_for_printing(plain) is plain and render_packed(plain) == render_chunk(plain)
+    wrong = replace(chunk, extras={**chunk.extras, "hash_run_length": chunk.extras["hash_run_length"][:-1]})
+    assert packed_for_printing(wrong).hash_ids.size == chunk.hash_ids.size
+    assert render_packed(packed_for_printing(wrong)) == render_chunk(chunk)
+
+
+def test_digit_words_spell_each_group_of_four_digits():
+    from tracedsl.output.jsonl import _DIGIT_GROUP, _digit_table
+
+    texts = [str(v).encode() for v in range(_DIGIT_GROUP)]
+    texts += [f"{v:04d}".encode() for v in range(_DIGIT_GROUP)] + [b""]
+    words, lengths = _digit_table()
+    assert [w.tobytes().rstrip(b"\0") for w in words] == texts
+    assert lengths.tolist() == [len(t) for t in texts]
+
+
 def test_reference_fixtures_round_trip_byte_for_byte(tmp_path):
     for name in FIXTURE_RUNS:
         source = fixture_dir(name) / "dataset.jsonl"

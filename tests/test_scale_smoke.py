@@ -17,7 +17,7 @@ def test_benchmark_runs_every_case_at_a_tiny_size(tmp_path):
             str(ROOT / "benchmarks" / "run.py"),
             "--sizes",
             "200",
-            "--workers-size",
+            "--workers-sizes",
             "200",
             "--out",
             str(tmp_path),
@@ -46,4 +46,8 @@ def test_benchmark_runs_every_case_at_a_tiny_size(tmp_path):
     fast_rows = {result["rows"] for key, result in cases.items() if key[1] in ("fast", "-")}
     assert len(fast_rows) == 1 and fast_rows.pop() > 200
     assert "ratios (same run):" in completed.stdout
+    assert "--workers 2 vs 1 (end to end)" in completed.stdout
+    for workers in ("1", "2"):  # the tracedsl process's own CPU, apart from its workers
+        main_cpu = cases[(f"tracedsl run --workers {workers}", "fast")]["main_cpu_s"]
+        assert 0 < main_cpu <= cases[(f"tracedsl run --workers {workers}", "fast")]["cpu_s"]
     assert report["machine"]["nproc"] >= 1

@@ -305,11 +305,13 @@ def _with_rendering(map_fn, chunks):
     send every chunk over the network and the bytes back, more than printing costs.
     """
     from tracedsl.engine.executors import ProcessPool, map_alongside
-    from tracedsl.output.jsonl import render_chunk
+    from tracedsl.output.jsonl import packed_for_printing, render_packed
 
-    if isinstance(map_fn, ProcessPool):
-        return map_alongside(map_fn, render_chunk, chunks)
-    return ((chunk, None) for chunk in chunks)
+    if not isinstance(map_fn, ProcessPool):
+        return ((chunk, None) for chunk in chunks)
+    # Each chunk goes to a worker with its hash ids as runs (a third of its size) and stays
+    # here whole for the checks and reports.
+    return map_alongside(map_fn, render_packed, chunks, send=packed_for_printing)
 
 
 def _engine(name: str, map_fn):

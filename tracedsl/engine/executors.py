@@ -261,22 +261,24 @@ def _versions_text(versions: dict[str, str]) -> str:
 
 
 def map_alongside(
-    map_fn: Callable[[Callable[[Task], Result], Iterable[Task]], Iterable[Result]],
-    fn: Callable[[Task], Result],
+    map_fn: Callable[[Callable[[Any], Result], Iterable[Any]], Iterable[Result]],
+    fn: Callable[[Any], Result],
     items: Iterable[Task],
+    send: Callable[[Task], Any] | None = None,
 ) -> Iterator[tuple[Task, Result]]:
     """Yield ``(item, fn(item))`` in order, running ``fn`` with ``map_fn``; items stay here too.
 
     For work after the stitching pass, e.g. rendering each stitched chunk to JSONL bytes in
-    the workers while this process keeps the chunk for its checks and reports. Only the
-    executor's window of items is held here at a time.
+    the workers while this process keeps the chunk for its checks and reports. ``send``,
+    when given, makes what travels to ``fn`` from the item (``fn(send(item))``), e.g. a
+    smaller form of it. Only the executor's window of items is held here at a time.
     """
     kept: deque = deque()
 
-    def remembered() -> Iterator[Task]:
+    def remembered() -> Iterator[Any]:
         for item in items:
             kept.append(item)
-            yield item
+            yield item if send is None else send(item)
 
     for result in map_fn(fn, remembered()):
         yield kept.popleft(), result
