@@ -14,6 +14,7 @@ only a row that fails goes through the full, explaining rule check.
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import Iterator
 from itertools import chain
@@ -31,7 +32,7 @@ CHUNK_ROWS = 16384
 _BATCH_ROWS = 4096
 _SESSION_KEY = b'{"session_id":"'
 _FIRST_PASS_BYTES = 1 << 22
-_TRUE_OR_FALSE = re.compile(rb"true|false")
+_SESSION_IDS = re.compile(rb'\{"session_id":"([^"]*)"')
 
 
 def read_trace(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[TraceChunk]:
@@ -61,9 +62,11 @@ def _last_lines(path: Path) -> dict[str, int]:
     Whole blocks of lines are read at once when every line is one flat object that begins
     with its session_id and holds no escapes (one "{", one "session_id", no backslash in
     the block): the id is then the bytes up to the next quote, as orjson would read it.
+    (A line not starting that way while the counts still agree is not a JSON object at all,
+    and the second pass stops there.)
     """
     last: dict[str, int] = {}
-    start = len(_SESSION_KEY)
+    last_bytes: dict[bytes, int] = {}  # from the plain blocks, decoded once per session at the end
     number = 0  # physical lines before the block, as raw_lines counts them
     carry = b""
     with open(path, "rb") as handle:
@@ -79,16 +82,20 @@ def _last_lines(path: Path) -> dict[str, int]:
             block, carry = block[:cut - 1], block[cut:]
             lines = block.split(b"\n")
             count = len(lines)
-            if (block.startswith(_SESSION_KEY) and b"\\" not in block
-                    and block.count(b"\n" + _SESSION_KEY) == count - 1
-                    and block.count(b"{") == count and block.count(b'"session_id"') == count):
-                keys = [raw[start : raw.find(b'"', start)].decode("utf-8", "replace") for raw in lines]
-                last.update(zip(keys, range(number + 1, number + count + 1), strict=True))
+            keys = _SESSION_IDS.findall(block) if block.count(b"{") == count else None
+            if keys is not None and len(keys) == count and block.startswith(_SESSION_KEY) and (
+                b"\\" not in block and block.count(b'"session_id"') == count
+            ):
+                last_bytes.update(zip(keys, range(number + 1, number + count + 1), strict=True))
             else:
                 _last_lines_slowly(lines, number, last)
             number += count
     if carry:
         _last_lines_slowly([carry], number, last)
+    for key, line in last_bytes.items():
+        name = key.decode("utf-8", "replace")
+        if last.get(name, 0) < line:
+            last[name] = line
     return last
 
 
@@ -293,10 +300,15 @@ def _types(column: list) -> set:
 def _maybe_booleans(raws: list[bytes]) -> list[int]:
     """The rows whose ids may hold booleans (numpy would read them as 0/1): those spelling true or false."""
     joined = b"\n".join(raws)
-    if b"true" not in joined and b"false" not in joined:
+    found = []
+    for word in (b"true", b"false"):
+        at = joined.find(word)
+        while at >= 0:
+            found.append(at)
+            at = joined.find(word, at + 1)
+    if not found:
         return []
     line_ends = np.cumsum(np.fromiter(map(len, raws), dtype=np.int64, count=len(raws)) + 1)
-    found = [match.start() for match in _TRUE_OR_FALSE.finditer(joined)]
     return np.unique(np.searchsorted(line_ends, found, side="right")).tolist()
 
 
@@ -328,10 +340,17 @@ def _row_batches(path: Path, batch_rows: int) -> Iterator[_Batch]:
 
 def _checked_batch(path: Path, numbers: list[int], raws: list[bytes]) -> _Batch:
     loads = orjson.loads
+    # The rows are fresh dicts and lists without cycles: collecting while they are made only
+    # costs time (about a tenth of the read), so the collector waits until the batch is parsed.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         rows = [loads(raw) for raw in raws]
     except orjson.JSONDecodeError:
         rows = None
+    finally:
+        if collecting:
+            gc.enable()
     if rows is None or _types(rows) != {dict}:
         first_bad = next(i for i, raw in enumerate(raws) if not isinstance(parse_line(raw), dict))
         if first_bad:
