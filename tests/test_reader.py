@@ -78,3 +78,72 @@ def test_bad_json_is_located(tmp_path):
         list(read_trace(path))
     diag = caught.value.diagnostics[0]
     assert diag.code == "bad-json" and diag.span.line == 2 and diag.span.column > 1
+
+
+def _plain_reading(path):
+    """The trace read the obvious way: every row parsed, sessions gathered in first-appearance order."""
+    import orjson
+
+    sessions: dict[str, list[dict]] = {}
+    for number, line in enumerate(path.read_bytes().splitlines(), 1):
+        if line.strip():
+            row = orjson.loads(line)
+            sessions.setdefault(row.get("session_id") or f"row-{number}", []).append(row)
+    return sessions
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 700, 16384])
+def test_reader_agrees_with_a_plain_reading(chunk_rows):
+    path = fixture_dir("manifest1k_s3_n300") / "dataset.jsonl"
+    expected = _plain_reading(path)
+    chunks = list(read_trace(path, chunk_rows=chunk_rows))
+    names = [name for c in chunks for name in c.session_ids]
+    assert names == list(expected)
+    rows = [row for session in expected.values() for row in session]
+    assert np.concatenate([c.input_length for c in chunks]).tolist() == [r["input_length"] for r in rows]
+    assert np.concatenate([c.hash_ids for c in chunks]).tolist() == [i for r in rows for i in r["hash_ids"]]
+    delays = np.concatenate([c.delay_ms for c in chunks])
+    assert np.array_equal(delays, [r.get("delay", np.nan) for r in rows], equal_nan=True)
+    restarts = np.concatenate([c.is_restart for c in chunks]).tolist()
+    assert restarts == [s[0].get("is_restart") is True for s in expected.values()]
+
+
+def test_rows_that_are_not_plain_are_read_too(tmp_path, monkeypatch):
+    from tracedsl.output import reader
+
+    monkeypatch.setattr(reader, "_BATCH_ROWS", 2)
+    monkeypatch.setattr(reader, "_FIRST_PASS_BYTES", 64)
+    path = _write(tmp_path, "\n".join([
+        # a nested object naming another session: the first pass must not take its id
+        '{"session_id":"a","input_length":10,"hash_ids":[0],"timestamp":0,"extra":{"session_id":"x"}}',
+        '{"input_length":5,"type":"mooncake_trace","hash_ids":[7]}',
+        '{"session_id":"b","input_length":20,"hash_ids":[1],"timestamp":0,"is_restart":true}',
+        '{"session_id":"a","input_length":30,"hash_ids":[2,3],"delay":1}',
+        '{"session_id":"b","input_length":40,"hash_ids":[4],"delay":2}',
+        "",
+    ]))
+    chunks = list(read_trace(path, chunk_rows=1))
+    assert [n for c in chunks for n in c.session_ids] == ["a", "row-2", "b"]
+    assert np.concatenate([c.input_length for c in chunks]).tolist() == [10, 30, 5, 20, 40]
+    assert np.concatenate([c.is_restart for c in chunks]).tolist() == [False, False, True]
+    assert np.concatenate([c.hash_ids for c in chunks]).tolist() == [0, 2, 3, 7, 1, 4]
+
+
+@pytest.mark.parametrize(
+    "line, field",
+    [
+        ('{"session_id":"a","input_length":10,"hash_ids":[1,false],"is_restart":true}', "hash_ids[1]"),
+        ('{"session_id":"a","input_length":10,"hash_ids":[1,2.0]}', "hash_ids[1]"),
+        ('{"session_id":"a","input_length":10,"hash_ids":[9223372036854775808]}', "hash_ids[0]"),
+        ('{"session_id":"a","input_length":9223372036854775808}', "input_length"),
+        ('{"session_id":"a","input_length":10,"output_length":0}', "output_length"),
+    ],
+)
+def test_first_bad_row_of_a_batch_is_the_one_reported(tmp_path, line, field):
+    good = '{"session_id":"z","input_length":10,"output_length":1,"hash_ids":[0],"timestamp":0.0}'
+    later = '{"session_id":"y","input_length":"10"}'  # also bad, but after
+    path = _write(tmp_path, "\n".join([good] * 5 + [line, good, later]) + "\n")
+    with pytest.raises(DiagnosticError) as caught:
+        list(read_trace(path))
+    diag = caught.value.diagnostics[0]
+    assert diag.span.line == 6 and diag.path == field

@@ -210,3 +210,146 @@ def test_block_size_is_inferred_and_said(tmp_path):
 def test_cli_missing_file_is_an_io_error(tmp_path):
     result = CliRunner().invoke(cli, ["validate", str(tmp_path / "nope.jsonl")])
     assert result.exit_code == 4 and "no such file" in result.output
+
+
+# --- the hash-id ledger and session memory: same findings as the obvious way, in bounded memory ---
+
+
+def _random_trace(rng, rows: int, block_size: int) -> list[dict]:
+    """Rows whose ids collide on purpose: shared runs, repeated ids, partial last blocks."""
+    out = []
+    for _ in range(rows):
+        count = int(rng.integers(1, 6))
+        if rng.random() < 0.5:
+            base = int(rng.integers(0, 60))
+            ids = list(range(base, base + count))
+        else:
+            ids = [int(v) for v in rng.integers(0, 60, size=count)]
+        last = int(rng.choice([block_size, rng.integers(1, block_size + 1)]))
+        length = (count - 1) * block_size + last if rng.random() < 0.9 else int(rng.integers(1, 100))
+        out.append({"session_id": f"s{int(rng.integers(0, 20))}", "input_length": length,
+                    "output_length": 3, "hash_ids": ids, "timestamp": 0.0})
+    return out
+
+
+def _brute_force(rows: list[dict], block_size: int):
+    """Block-count rows, and every id's sizes with the line of its first partial use."""
+    bad_count = [n for n, r in enumerate(rows, 1)
+                 if not (len(r["hash_ids"]) - 1) * block_size < r["input_length"] <= len(r["hash_ids"]) * block_size]
+    sizes = collections.defaultdict(set)
+    first_partial = {}
+    for n, r in enumerate(rows, 1):
+        ids = r["hash_ids"]
+        for i, hash_id in enumerate(ids[:-1]):
+            sizes[hash_id].add(block_size)
+        if n not in bad_count:
+            size = r["input_length"] - (len(ids) - 1) * block_size
+            sizes[ids[-1]].add(size)
+            if size < block_size:
+                first_partial.setdefault(ids[-1], n)
+    conflicts = {i for i, s in sizes.items() if len(s) > 1}
+    return bad_count, conflicts, first_partial
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_ledger_matches_brute_force_across_batches(tmp_path, monkeypatch, seed):
+    import numpy as np
+
+    from tracedsl.output import blocks, validate
+
+    # tiny batches and segments, so merging, lookups across segments and re-reads all happen
+    monkeypatch.setattr(validate, "_BATCH_ROWS", 7)
+    monkeypatch.setattr(blocks, "SEGMENT_CAP", 64)
+    monkeypatch.setattr(blocks, "_ALWAYS_MERGE_BELOW", 8)
+    rng = np.random.default_rng(seed)
+    rows = _random_trace(rng, 150, 16)
+    path = _file(tmp_path, "\n".join(orjson.dumps(r).decode() for r in rows) + "\n")
+    bad_count, conflicts, first_partial = _brute_force(rows, 16)
+    report = validate_file(path, block_size=16, max_errors=10**6)
+    assert report.error_counts.get("block-count", 0) == len(bad_count)
+    assert report.hash_conflicts == len(conflicts)
+    listed = [d for d in report.errors if d.code == "hash-id-size-conflict"]
+    assert sorted(d.span.line for d in listed) == sorted(first_partial[i] for i in conflicts)
+    # a short listing keeps the conflicts whose first partial rows come first
+    short = validate_file(path, block_size=16, max_errors=3)
+    assert short.hash_conflicts == len(conflicts)
+    assert [d.span.line for d in short.errors] == sorted(d.span.line for d in report.errors)[:3]
+
+
+def test_block_size_guessed_from_the_first_batch_is_corrected(tmp_path, monkeypatch):
+    from tracedsl.output import validate
+
+    monkeypatch.setattr(validate, "_BATCH_ROWS", 2)
+    # the first two rows fit any size from 100 to 149 (128 preferred); the third only 130 to 149
+    rows = [
+        '{"session_id":"a","input_length":200,"output_length":1,"hash_ids":[0,1],"timestamp":0}',
+        '{"session_id":"a","input_length":150,"output_length":1,"hash_ids":[2,3],"delay":1}',
+        '{"session_id":"b","input_length":130,"output_length":1,"hash_ids":[1],"timestamp":0}',
+    ]
+    report = validate_file(_file(tmp_path, "\n".join(rows) + "\n"))
+    assert report.block_size == 130 and "from 130 to 149" in report.block_size_note
+    # at 130, id 1 is a partial block of 70 tokens on line 1 and a full one on line 3
+    assert report.error_counts == {"hash-id-size-conflict": 1}, report.to_dict()
+    assert report.errors[0].span.line == 1 and "70 tokens" in report.errors[0].message
+
+
+def test_run_checker_keeps_ids_as_a_few_intervals():
+    from tracedsl.engine import RunRequest
+    from tracedsl.engine.fast import FastEngine
+    from tracedsl.loading import load_spec
+    from tracedsl.output.chunkcheck import ChunkChecker
+
+    params = load_spec("default").params
+    checker = ChunkChecker("dataset.jsonl", params.block_size)
+    for chunk in FastEngine(chunk_sessions=256).generate(RunRequest(params, 2000, 7)):
+        checker.add(chunk)
+    report = checker.finish()
+    assert report.ok and report.sessions == checker.sessions.distinct >= 2000
+    seen = checker.ledger.seen.segments
+    assert sum(s[0].shape[0] for s in seen) <= 8  # the fast engine's ids are dense: a few intervals
+    held = sum(s.ids.shape[0] for s in checker.ledger.partials.segments)
+    assert held <= report.rows  # one entry per partial last block at most, nothing else per row
+
+
+def test_run_checker_finds_repeated_sessions_and_conflicts():
+    import numpy as np
+
+    from tracedsl.output.chunkcheck import ChunkChecker
+    from tracedsl.trace import EndReason, TraceChunk
+
+    def chunk(names, ids_per_row, inputs):
+        counts = [len(ids) for ids in ids_per_row]
+        rows = len(names)
+        return TraceChunk(
+            session_ids=names, group_ids=np.full(rows, -1), is_restart=np.zeros(rows, bool),
+            end_reasons=np.full(rows, EndReason.UNKNOWN, dtype=np.int8),
+            row_offsets=np.arange(rows + 1), input_length=np.asarray(inputs),
+            output_length=np.ones(rows, dtype=np.int64), delay_ms=np.full(rows, np.nan),
+            timestamp_ms=np.zeros(rows), hash_offsets=np.concatenate(([0], np.cumsum(counts))),
+            hash_ids=np.asarray([i for ids in ids_per_row for i in ids], dtype=np.int64),
+        )
+
+    checker = ChunkChecker("d.jsonl", 10, max_errors=5)
+    checker.add(chunk(["sess-00000000000a", "other", "sess-00000000000b"], [[0, 1], [2], [3]], [15, 10, 4]))
+    checker.add(chunk(["sess-00000000000a", "other", "sess-00000000000c"], [[1], [4], [3]], [10, 10, 6]))
+    report = checker.finish()
+    assert report.sessions == 4 and report.warning_counts["session-not-contiguous"] == 2
+    assert [d.span.line for d in report.warnings] == [4, 5]
+    # id 1: partial (5 tokens) on line 1, full on line 4; id 3: 4 tokens on line 3, 6 on line 6
+    assert report.hash_conflicts == 2
+    messages = {d.span.line: d.message for d in report.errors}
+    assert "full block of 10" in messages[1] and "6 tokens on line 6" in messages[3]
+
+
+def test_non_contiguous_sessions_are_found_across_batches(tmp_path, monkeypatch):
+    from tracedsl.output import validate
+
+    monkeypatch.setattr(validate, "_BATCH_ROWS", 3)
+    rows = [GOOD0.replace('"s"', f'"sess-{i:012x}"') for i in range(10)]
+    rows += [GOOD0.replace('"s"', '"sess-000000000002"'), GOOD0.replace('"s"', '"plain-name"'),
+             GOOD0.replace('"s"', '"sess-00000000000a"'), GOOD0.replace('"s"', '"plain-name"')]
+    report = validate_file(_file(tmp_path, "\n".join(rows) + "\n"), max_errors=10**6)
+    assert report.sessions == 12
+    lines = [d.span.line for d in report.warnings if d.code == "session-not-contiguous"]
+    assert lines == [11, 14]
+    assert "missing-delay" not in report.warning_counts  # a returning session's row has a timestamp

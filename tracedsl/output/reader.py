@@ -24,7 +24,7 @@ import numpy as np
 import orjson
 
 from tracedsl.diagnostics import Diagnostic, DiagnosticError, Span
-from tracedsl.output.lines import BOM, LineProblem, parse_line, raw_line_batches
+from tracedsl.output.lines import BOM, MAX_LINE_BYTES, LineProblem, parse_line, raw_line_batches
 from tracedsl.output.rows import PLAIN_KEYS, check_row, hash_id_problem, plain_row_ok
 from tracedsl.trace import EndReason, TraceChunk
 
@@ -69,15 +69,23 @@ def _last_lines(path: Path) -> dict[str, int]:
     last_bytes: dict[bytes, int] = {}  # from the plain blocks, decoded once per session at the end
     number = 0  # physical lines before the block, as raw_lines counts them
     carry = b""
+    skipping = False
     with open(path, "rb") as handle:
         while True:
             block = handle.read(_FIRST_PASS_BYTES)
             if not block:
                 break
+            if skipping:  # the rest of a line too long to read (the second pass reports it)
+                end = block.find(b"\n")
+                if end < 0:
+                    continue
+                block, skipping, number = block[end + 1 :], False, number + 1
             block = carry + block
             cut = block.rfind(b"\n") + 1
             if cut == 0:
                 carry = block
+                if len(carry) > MAX_LINE_BYTES:
+                    carry, skipping = b"", True
                 continue
             block, carry = block[:cut - 1], block[cut:]
             lines = block.split(b"\n")
