@@ -240,7 +240,7 @@ def _brute_force(rows: list[dict], block_size: int):
     first_partial = {}
     for n, r in enumerate(rows, 1):
         ids = r["hash_ids"]
-        for i, hash_id in enumerate(ids[:-1]):
+        for hash_id in ids[:-1]:
             sizes[hash_id].add(block_size)
         if n not in bad_count:
             size = r["input_length"] - (len(ids) - 1) * block_size
