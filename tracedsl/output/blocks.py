@@ -7,8 +7,9 @@ mostly consecutive, so a handful of intervals stand for millions of ids — and 
 seen as partial blocks, with their size and first line, in sorted numpy segments. A
 conflict is an id seen at two sizes: a partial id seen again at another size, or an id that
 is a full block on one row and a partial one on another. Either is found when the second
-size arrives, so nothing per row is kept but the partial ids (16 bytes each), and each id
-is merged a bounded number of times (segments merge like a binary counter, up to a cap).
+size arrives, so nothing per row is kept but the partial ids (10 bytes each at block sizes
+below 32768), and each id is merged a bounded number of times (segments merge like a binary
+counter, up to a cap).
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ class BlockLedger:
         self.block_size = block_size
         self.max_listed = max_listed
         self.seen = IdIntervals()
-        self.partials = _Partials(np.int32 if block_size < 2**31 else np.int64)
+        self.partials = _Partials(
+            np.int16 if block_size < 2**15 else np.int32 if block_size < 2**31 else np.int64
+        )
         self.bad_count_rows = 0
         self._bad_count_listed: list[tuple[int, str]] = []
         self.conflicts = 0
@@ -98,10 +101,10 @@ class BlockLedger:
             if fresh.shape[0]:
                 segment.sizes[fresh] = -segment.sizes[fresh]
                 self.conflicts += int(fresh.shape[0])
-                self._list(segment.ids[fresh], segment.lines[fresh], -segment.sizes[fresh],
+                self._list(segment.ids_at(fresh), segment.lines[fresh], -segment.sizes[fresh],
                            np.ones(fresh.shape[0], dtype=bool), None, None)
             if self._listed:
-                held = segment.ids[positions]
+                held = segment.ids_at(positions)
                 for hash_id in held[np.isin(held, np.fromiter(self._listed, np.int64))].tolist():
                     self._listed[hash_id][2] = True
 
@@ -284,10 +287,31 @@ class IdIntervals:
 
 
 class _Segment:
-    __slots__ = ("ids", "sizes", "lines")
+    """Sorted unique ids with their sizes and lines; the ids as 32-bit offsets when they span less."""
+
+    __slots__ = ("base", "offsets", "sizes", "lines", "first", "last")
 
     def __init__(self, ids: np.ndarray, sizes: np.ndarray, lines: np.ndarray):
-        self.ids, self.sizes, self.lines = ids, sizes, lines
+        self.first, self.last = int(ids[0]), int(ids[-1])
+        self.base = self.first
+        narrow = self.last + 1 - self.base < 2**32  # 4 bytes an id instead of 8
+        self.offsets = (ids - self.base).astype(np.uint32 if narrow else np.int64)
+        self.sizes, self.lines = sizes, lines
+
+    @property
+    def count(self) -> int:
+        return int(self.offsets.shape[0])
+
+    def ids(self) -> np.ndarray:
+        return self.offsets.astype(np.int64) + self.base
+
+    def ids_at(self, positions: np.ndarray) -> np.ndarray:
+        return self.offsets[positions].astype(np.int64) + self.base
+
+    def search(self, values: np.ndarray) -> np.ndarray:
+        """np.searchsorted over the ids, for any int64 values."""
+        keys = np.clip(values, self.first, self.last + 1) - self.base
+        return np.searchsorted(self.offsets, keys.astype(self.offsets.dtype))
 
 
 class _Partials:
@@ -304,8 +328,7 @@ class _Partials:
         """Ids sorted, unique, none held already."""
         line_dtype = np.uint32 if int(lines.max()) < 2**32 else np.int64
         self.segments.append(_Segment(ids, sizes.astype(self.size_dtype), lines.astype(line_dtype)))
-        while len(self.segments) >= 2 and _should_merge(self.segments[-2].ids.shape[0],
-                                                         self.segments[-1].ids.shape[0]):
+        while len(self.segments) >= 2 and _should_merge(self.segments[-2].count, self.segments[-1].count):
             last = self.segments.pop()
             self.segments[-1] = _merge_segments(self.segments[-1], last)
 
@@ -314,13 +337,13 @@ class _Partials:
         segment_of = np.full(ids.shape[0], -1, dtype=np.int64)
         position = np.zeros(ids.shape[0], dtype=np.int64)
         for index, segment in enumerate(self.segments):
-            low = np.searchsorted(ids, segment.ids[0], side="left")
-            high = np.searchsorted(ids, segment.ids[-1], side="right")
+            low = np.searchsorted(ids, segment.first, side="left")
+            high = np.searchsorted(ids, segment.last, side="right")
             if low >= high:
                 continue
             wanted = ids[low:high]
-            where = np.minimum(np.searchsorted(segment.ids, wanted), segment.ids.shape[0] - 1)
-            hit = segment.ids[where] == wanted
+            where = np.minimum(segment.search(wanted), segment.count - 1)
+            hit = segment.ids_at(where) == wanted
             segment_of[low:high][hit] = index
             position[low:high][hit] = where[hit]
         return segment_of, position
@@ -346,12 +369,12 @@ class _Partials:
             return
         for segment in self.segments:
             # the intervals that can overlap this segment's id range
-            low = np.searchsorted(ends, segment.ids[0], side="right")
-            high = np.searchsorted(starts, segment.ids[-1], side="right")
+            low = np.searchsorted(ends, segment.first, side="right")
+            high = np.searchsorted(starts, segment.last, side="right")
             if low >= high:
                 continue
-            first = np.searchsorted(segment.ids, starts[low:high])
-            last = np.searchsorted(segment.ids, ends[low:high])
+            first = segment.search(starts[low:high])
+            last = segment.search(ends[low:high])
             counts = last - first
             if not counts.any():
                 continue
@@ -365,10 +388,10 @@ def _should_merge(before: int, after: int) -> bool:
 
 
 def _merge_segments(a: _Segment, b: _Segment) -> _Segment:
-    ids = np.concatenate((a.ids, b.ids))
+    ids = np.concatenate((a.ids(), b.ids()))
     sizes = np.concatenate((a.sizes, b.sizes))
     lines = np.concatenate((a.lines, b.lines))
-    if a.ids[-1] > b.ids[0]:
+    if a.last > b.first:
         order = np.argsort(ids, kind="stable")  # two sorted runs: timsort merges them in linear time
         ids, sizes, lines = ids[order], sizes[order], lines[order]
     return _Segment(ids, sizes, lines)
