@@ -31,12 +31,13 @@ Result = TypeVar("Result")
 
 EXECUTOR_NAMES = ("local", "dask")
 
-# Below this many sessions a run stays in this process whatever --workers says. A chunk
-# body samples 4,096 sessions in ~25 ms, the sequential stitching pass costs about as
-# much again in this process, and on 2 cores the workers share them with it: a pool of
-# two loses up to 200k sessions (0.4x at 4k, 0.7x at 50k) and only breaks even beyond.
-# Measured in docs/performance.md ("Workers").
-IN_PROCESS_BELOW_SESSIONS = 200_000
+# Below this many sessions a run stays in this process whatever --workers says. A run in
+# one process already keeps two cores busy (the dataset is printed, written and checked on
+# a second thread); a pool takes the printing off this process but pays for sending every
+# chunk to a worker and its bytes back. Measured end to end on 2 cores (docs/performance.md,
+# "Workers"): a pool of two loses below 50k sessions (0.83x at 20k), is level or slightly
+# ahead from 100k to 1M (0.99-1.06x) and cuts this process's own CPU by about 40%.
+IN_PROCESS_BELOW_SESSIONS = 100_000
 
 # How long to keep trying to reach a Dask scheduler before giving up with a message.
 SCHEDULER_TIMEOUT_S = 10.0
