@@ -22,7 +22,7 @@ def print_report(report: dict) -> None:
     )
     print_table(report["results"])
     print()
-    print(LEGEND)
+    print(_legend(report))
     print()
     for line in ratio_lines(report["results"]):
         print(line)
@@ -145,6 +145,16 @@ def ratio_lines(results: list[dict]) -> list[str]:
     return lines
 
 
+def _legend(report: dict) -> str:
+    repeat = report.get("repeat", 1)
+    if repeat <= 1:
+        return LEGEND
+    return LEGEND + (
+        f"\nThe two end-to-end CLI cases (tracedsl run and the reference CLI) ran {repeat} times"
+        "\neach; the table gives the run with the median wall time."
+    )
+
+
 def _seconds(value: float | None) -> str:
     return "?" if value is None else f"{value:.2f} s"
 
@@ -164,6 +174,6 @@ def markdown(report: dict) -> str:
         "|" + "|".join("---" if i < 2 else "---:" for i in range(len(HEADER))) + "|",
     ]
     lines += ["| " + " | ".join(_cells(result)) + " |" for result in report["results"]]
-    lines += ["", LEGEND.replace("\n", " "), ""]
+    lines += ["", _legend(report).replace("\n", " "), ""]
     lines += [f"- {line.strip()}" for line in ratio_lines(report["results"])[1:]]
     return "\n".join(lines) + "\n"
