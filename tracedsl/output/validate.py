@@ -245,9 +245,11 @@ class _Checker:
             self.anonymous_sessions += 1
             self.current = None
             self.previous = None
-            self._first_row(number, row, first=True)
+            if row.get("timestamp") is None:
+                self._timing(number, True, False, False)
         elif session_id == self.current:
-            self._first_row(number, row, first=False)
+            if row.get("delay") is None and row.get("timestamp") is None:
+                self._timing(number, False, False, False)
         else:
             # whether it is the session's first row is known once the batch's names are looked up
             self.starts.append((session_id, number, row.get("timestamp") is not None,
@@ -258,9 +260,6 @@ class _Checker:
             self.cumulative_warned = False
         if session_id is not None:
             self._cumulative(number, row)
-
-    def _first_row(self, number: int, row: dict, first: bool) -> None:
-        self._timing(number, first, row.get("timestamp") is not None, row.get("delay") is not None)
 
     def _timing(self, number: int, first: bool, has_timestamp: bool, has_delay: bool) -> None:
         if first and not has_timestamp:
