@@ -25,7 +25,7 @@ import orjson
 
 from tracedsl.diagnostics import Diagnostic, DiagnosticError, Span
 from tracedsl.output.lines import BOM, MAX_LINE_BYTES, LineProblem, parse_line, raw_line_batches
-from tracedsl.output.rows import PLAIN_KEYS, check_row, hash_id_problem, plain_row_ok
+from tracedsl.output.rows import PLAIN_KEYS, check_row, hash_id_problem, ids_array, plain_row_ok
 from tracedsl.trace import EndReason, TraceChunk
 
 CHUNK_ROWS = 16384
@@ -247,7 +247,6 @@ class _Batch:
         self.timestamps = [g("timestamp") for g in get]
         self.delays = [g("delay") for g in get]
         self.id_lists = [g("hash_ids") or _NO_IDS for g in get]
-        self.suspect = _maybe_booleans(raws)
         self.ids: np.ndarray | None = None  # every row's ids, once checked
         self.arrays: tuple[np.ndarray, ...] | None = None  # inputs, outputs, timestamps, delays
 
@@ -303,21 +302,6 @@ _NUMBER_OR_NONE = {int, float, type(None)}
 
 def _types(column: list) -> set:
     return set(map(type, column))
-
-
-def _maybe_booleans(raws: list[bytes]) -> list[int]:
-    """The rows whose ids may hold booleans (numpy would read them as 0/1): those spelling true or false."""
-    joined = b"\n".join(raws)
-    found = []
-    for word in (b"true", b"false"):
-        at = joined.find(word)
-        while at >= 0:
-            found.append(at)
-            at = joined.find(word, at + 1)
-    if not found:
-        return []
-    line_ends = np.cumsum(np.fromiter(map(len, raws), dtype=np.int64, count=len(raws)) + 1)
-    return np.unique(np.searchsorted(line_ends, found, side="right")).tolist()
 
 
 _NO_IDS: list = []
@@ -385,13 +369,8 @@ def _checked_batch(path: Path, numbers: list[int], raws: list[bytes]) -> _Batch:
 def _check_ids(path: Path, batch: _Batch, end: int) -> None:
     """The first ``end`` rows' hash ids all integers in [0, 2**63): one numpy test, rows one by one if not."""
     id_lists = batch.id_lists if end == len(batch.id_lists) else batch.id_lists[:end]
-    flat = list(chain.from_iterable(id_lists))
-    try:
-        ids = np.asarray(flat) if flat else np.zeros(0, dtype=np.int64)
-    except (ValueError, OverflowError, TypeError):
-        ids = None
-    bad = ids is None or ids.dtype != np.int64 or (ids.shape[0] and ids.min() < 0)
-    if bad or any(hash_id_problem(id_lists[i]) for i in batch.suspect if i < end):
+    ids = ids_array(list(chain.from_iterable(id_lists)))
+    if ids is None:
         for number, hash_ids in zip(batch.numbers, id_lists, strict=False):
             _raise_id_problem(path, number, hash_ids)
     batch.ids = ids

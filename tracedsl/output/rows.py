@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 # Hash ids become numpy int64 columns; larger ids cannot be held (nor replayed by numpy seeding).
 MAX_HASH_ID = 2**63 - 1
 MAX_COUNT = 2**63 - 1  # token counts are int64 columns too
@@ -179,6 +181,21 @@ def hash_id_problem(hash_ids: list) -> RowProblem | None:
                 f"hash_ids[{index}] must be in [0, 2**63), got {value}",
             )
     return None
+
+
+def ids_array(flat: list) -> np.ndarray | None:
+    """The ids as int64 when every one is an integer in [0, 2**63), else None (then ask hash_id_problem)."""
+    try:
+        ids = np.asarray(flat) if flat else np.zeros(0, dtype=np.int64)
+    except (ValueError, OverflowError, TypeError):
+        return None
+    if ids.dtype != np.int64 or (ids.shape[0] and ids.min() < 0):
+        return None
+    # numpy reads true and false among integers as 1 and 0: look at those elements themselves
+    for index in np.flatnonzero(ids <= 1).tolist():
+        if type(flat[index]) is bool:
+            return None
+    return ids
 
 
 def _check_other_prompts(row: dict, problems: list[RowProblem], wrong_type) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from tracedsl.diagnostics import Diagnostic, Severity, Span
 from tracedsl.output.blocks import BlockLedger, BlockSizeEvidence, IdIntervals, fitting_rows
 from tracedsl.output.lines import LineProblem, parsed_lines
-from tracedsl.output.rows import MAX_COUNT, check_row, hash_id_problem, plain_row_ok
+from tracedsl.output.rows import MAX_COUNT, check_row, hash_id_problem, ids_array, plain_row_ok
 
 DEFAULT_MAX_ERRORS = 50
 _BATCH_ROWS = 8192
@@ -208,7 +208,6 @@ class _Checker:
         self.batch_inputs: list[int] = []
         self.batch_counts: list[int] = []
         self.batch_ids: list = []
-        self.batch_suspect: list[bool] = []
         # rows starting a named session: (name, line, has timestamp, has delay), resolved in batches
         self.starts: list[tuple[str, int, bool, bool]] = []
 
@@ -229,8 +228,6 @@ class _Checker:
             self.batch_inputs.append(input_length)
             self.batch_counts.append(len(hash_ids))
             self.batch_ids.extend(hash_ids)
-            # true/false anywhere in the row could be a boolean among the ids (numpy reads them as 1/0)
-            self.batch_suspect.append(b"true" in raw or b"false" in raw)
             if len(self.batch_lines) >= _BATCH_ROWS:
                 self._flush()
         elif type(hash_ids) is list:
@@ -327,19 +324,12 @@ class _Checker:
         lines = np.asarray(self.batch_lines, dtype=np.int64)
         counts = np.asarray(self.batch_counts, dtype=np.int64)
         inputs = np.asarray(self.batch_inputs, dtype=np.int64)
-        ids = None
-        if not any(self.batch_suspect):
-            try:
-                ids = np.asarray(self.batch_ids)
-            except (ValueError, OverflowError, TypeError):
-                ids = None
-            if ids is not None and (ids.dtype != np.int64 or (ids.size and ids.min() < 0)):
-                ids = None
+        ids = ids_array(self.batch_ids)
         if ids is None:
             ids, keep = _checked_slowly(self.batch_ids, counts, lines, self.report)
             counts, inputs, lines = counts[keep], inputs[keep], lines[keep]
         self._to_ledger(lines, inputs, counts, ids)
-        for name in ("batch_lines", "batch_inputs", "batch_counts", "batch_ids", "batch_suspect"):
+        for name in ("batch_lines", "batch_inputs", "batch_counts", "batch_ids"):
             getattr(self, name).clear()
 
     def _to_ledger(self, lines, inputs, counts, ids) -> None:
