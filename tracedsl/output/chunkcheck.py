@@ -85,4 +85,5 @@ class ChunkChecker:
         count, listed = self.ledger.size_conflicts()
         report.hash_conflicts = count
         report.add_counted("hash-id-size-conflict", count, listed, "hash_ids")
+        report.sort()
         return report
