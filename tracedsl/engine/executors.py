@@ -34,10 +34,11 @@ EXECUTOR_NAMES = ("local", "dask")
 # Below this many sessions a run stays in this process whatever --workers says. A run in
 # one process already keeps two cores busy (the dataset is printed, written and checked on
 # a second thread); a pool takes the printing off this process but pays for sending every
-# chunk to a worker and its bytes back. Measured end to end on 2 cores (docs/performance.md,
-# "Workers"): a pool of two loses below 50k sessions (0.83x at 20k), is level or slightly
-# ahead from 100k to 1M (0.99-1.06x) and cuts this process's own CPU by about 40%.
-IN_PROCESS_BELOW_SESSIONS = 100_000
+# chunk to a worker and its bytes back, about a third more CPU in all. Measured end to end
+# on 2 cores (docs/performance.md, "Workers"): a pool of two is slower up to 200k sessions
+# (0.86-0.93x), level at 500k (1.00x) and ahead at 1M (1.19x), while it cuts this process's
+# own CPU by 30-47% at every size, which is what more cores can turn into wall time.
+IN_PROCESS_BELOW_SESSIONS = 500_000
 
 # How long to keep trying to reach a Dask scheduler before giving up with a message.
 SCHEDULER_TIMEOUT_S = 10.0
