@@ -36,8 +36,8 @@ EXECUTOR_NAMES = ("local", "dask")
 # a second thread); a pool takes the printing off this process but pays for sending every
 # chunk to a worker and its bytes back, about a third more CPU in all. Measured end to end
 # on 2 cores (docs/performance.md, "Workers"): a pool of two is slower up to 200k sessions
-# (0.86-0.93x), level at 500k (1.00x) and ahead at 1M (1.19x), while it cuts this process's
-# own CPU by 30-47% at every size, which is what more cores can turn into wall time.
+# (0.86-0.93x), level at 500k (1.00x) and ahead at 1M (1.19x). At every size it cuts this
+# process's own CPU (15% at 20k, 47% at 1M), which more cores could turn into wall time.
 IN_PROCESS_BELOW_SESSIONS = 500_000
 
 # How long to keep trying to reach a Dask scheduler before giving up with a message.
