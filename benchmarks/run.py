@@ -243,17 +243,18 @@ def _workers(sessions: int, timeout: float, scratch: Path) -> list[dict]:
     sys.path.insert(0, str(HERE.parent))
     from tracedsl.engine.executors import IN_PROCESS_BELOW_SESSIONS
 
-    if sessions < IN_PROCESS_BELOW_SESSIONS:
+    forced = sessions < IN_PROCESS_BELOW_SESSIONS
+    if forced:
         print(
             f"benchmark: note: {sessions:,} sessions is below the pool threshold "
-            f"({IN_PROCESS_BELOW_SESSIONS:,}), so --workers 2 also runs in one process"
+            f"({IN_PROCESS_BELOW_SESSIONS:,}); --workers 2 is given a pool anyway, to show why"
         )
     out = []
     for workers in (1, 2):
         run_dir = scratch / f"workers-{workers}"
         # Through cli_timed.py, which also reports the CPU of the tracedsl process alone.
         command = _tracedsl_run("fast", sessions, run_dir, "--workers", str(workers))
-        command[1:3] = [str(HERE / "cli_timed.py")]
+        command[1:3] = [str(HERE / "cli_timed.py")] + (["--pool-below-threshold"] if forced else [])
         measured = run_measured(command, timeout, TRACEDSL_ENV)
         out.append(
             _record(
