@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import sys
 import time
 from pathlib import Path
@@ -115,6 +117,38 @@ class _ProgressBar:
 def run_command(spec, num_sessions, seed, output, max_isl, max_osl, overrides, engine, workers,
                 executor, scheduler, quiet, no_reports) -> None:
     """Run SPEC (a .trace, spec.json/.toml, reference config or manifest, or a bundled name) into a run directory."""
+    with _startup_kept_from_the_collector() as startup_done:
+        _run(spec, num_sessions, seed, output, max_isl, max_osl, overrides, engine, workers,
+             executor, scheduler, quiet, no_reports, startup_done)
+
+
+@contextlib.contextmanager
+def _startup_kept_from_the_collector():
+    """No cyclic garbage collection while the run imports and plans; then freeze what it made.
+
+    Start-up makes hundreds of thousands of objects that live as long as the process
+    (modules, the IR's pydantic schemas); the collector would scan them again and again,
+    about 40 ms of a 10k-session run. Frozen, they are skipped, and forked workers do not
+    touch (and so copy) their pages. Everything is unfrozen when the command ends.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+
+    def startup_done() -> None:
+        gc.freeze()
+        if enabled:
+            gc.enable()
+
+    try:
+        yield startup_done
+    finally:
+        gc.unfreeze()
+        if enabled:
+            gc.enable()
+
+
+def _run(spec, num_sessions, seed, output, max_isl, max_osl, overrides, engine, workers,
+         executor, scheduler, quiet, no_reports, startup_done) -> None:
     from tracedsl import pipeline
     from tracedsl.engine import EngineError
     from tracedsl.engine.executors import ExecutorError, ExecutorMissing
@@ -135,6 +169,7 @@ def run_command(spec, num_sessions, seed, output, max_isl, max_osl, overrides, e
         for note in plan.notes:
             click.echo(f"note: {note}", err=True)
     bar = _ProgressBar(enabled=not quiet and sys.stderr.isatty())
+    startup_done()
     try:
         result = pipeline.execute_run(plan, options, progress=bar)
     except EngineError as exc:
