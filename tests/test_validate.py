@@ -251,8 +251,9 @@ def _brute_force(rows: list[dict], block_size: int):
     return bad_count, conflicts, first_partial
 
 
+@pytest.mark.parametrize("spill", [False, True], ids=["in-memory", "spilled"])
 @pytest.mark.parametrize("seed", range(12))
-def test_ledger_matches_brute_force_across_batches(tmp_path, monkeypatch, seed):
+def test_ledger_matches_brute_force_across_batches(tmp_path, monkeypatch, seed, spill):
     import numpy as np
 
     from tracedsl.output import blocks, validate
@@ -261,6 +262,11 @@ def test_ledger_matches_brute_force_across_batches(tmp_path, monkeypatch, seed):
     monkeypatch.setattr(validate, "_BATCH_ROWS", 7)
     monkeypatch.setattr(blocks, "SEGMENT_CAP", 64)
     monkeypatch.setattr(blocks, "_ALWAYS_MERGE_BELOW", 8)
+    spill_root = tmp_path / "tmp"
+    spill_root.mkdir()
+    monkeypatch.setattr(blocks.tempfile, "tempdir", str(spill_root))
+    if spill:  # segments of 20 or more go to disk as soon as a newer one stands beside them
+        monkeypatch.setattr(blocks, "SPILL_AT", 20)
     rng = np.random.default_rng(seed)
     rows = _random_trace(rng, 150, 16)
     path = _file(tmp_path, "\n".join(orjson.dumps(r).decode() for r in rows) + "\n")
@@ -274,6 +280,36 @@ def test_ledger_matches_brute_force_across_batches(tmp_path, monkeypatch, seed):
     short = validate_file(path, block_size=16, max_errors=3)
     assert short.hash_conflicts == len(conflicts)
     assert [d.span.line for d in short.errors] == sorted(d.span.line for d in report.errors)[:3]
+    assert list(spill_root.iterdir()) == []  # the spilled segments are gone with the validation
+
+
+def test_ledger_spills_full_segments_and_removes_them(tmp_path, monkeypatch):
+    import numpy as np
+
+    from tracedsl.output import blocks
+
+    monkeypatch.setattr(blocks, "SEGMENT_CAP", 64)
+    monkeypatch.setattr(blocks, "SPILL_AT", 32)
+    ledger = blocks.BlockLedger(16, max_listed=10, spill_dir=tmp_path)
+    # 400 rows of one full block and one partial block of 5 tokens: ids 2k (full), 2k+1 (partial)
+    for first in range(0, 400, 25):
+        rows = np.arange(first, first + 25)
+        ids = np.stack([2 * rows, 2 * rows + 1], axis=1).ravel()
+        ledger.add_rows(rows + 1, np.full(25, 21), np.arange(0, 51, 2), ids)
+    spilled = [s for s in ledger.partials.segments if s.spilled]
+    assert spilled and sum(s.count for s in ledger.partials.segments) == 400
+    assert len(list(next(tmp_path.iterdir()).iterdir())) == 3 * len(spilled)
+    # a later row uses an early (spilled) partial id as a full block, another at a new size
+    ledger.add_rows(np.array([401, 402]), np.array([32, 7]), np.array([0, 2, 3]), np.array([0, 1, 3]))
+    count, listed = ledger.size_conflicts()
+    assert count == 2 and [line for line, _ in listed] == [1, 2]
+    assert "full block" in listed[0][1] and "5 tokens here but 7 tokens on line 402" in listed[1][1]
+    ledger.add_rows(np.array([403]), np.array([7]), np.array([0, 1]), np.array([5]))
+    ledger.add_rows(np.array([404]), np.array([7]), np.array([0, 1]), np.array([3]))  # flagged already
+    count, listed = ledger.size_conflicts()
+    assert count == 3 and [line for line, _ in listed] == [1, 2, 3]
+    ledger.close()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_block_size_guessed_from_the_first_batch_is_corrected(tmp_path, monkeypatch):

@@ -250,7 +250,9 @@ def execute_run(
         num_sessions=plan.num_sessions,
     ) as map_fn, RunDir(Path(options.output), plan.name) as run_dir:
         dataset = run_dir.path / "dataset.jsonl"
-        checker = ChunkChecker(str(dataset), plan.params.block_size)
+        # The checker's spilled hash ids sit beside the dataset, on the same disk, and go
+        # before the directory is published (or with it, if the run fails).
+        checker = ChunkChecker(str(dataset), plan.params.block_size, spill_dir=run_dir.path)
         reports = _open_reports(plan)
         chunks = _engine(plan.engine, map_fn).generate(request)
         with JsonlWriter(dataset) as writer:

@@ -9,13 +9,20 @@ conflict is an id seen at two sizes: a partial id seen again at another size, or
 is a full block on one row and a partial one on another. Either is found when the second
 size arrives, so nothing per row is kept but the partial ids (10 bytes each at block sizes
 below 32768), and each id is merged a bounded number of times (segments merge like a binary
-counter, up to a cap).
+counter, up to a cap). A segment that has reached its final size moves to a temporary file
+(``SPILL_AT``) and is mapped back only for the few lookups that fall in its id range, so
+the ledger's memory stays bounded however long the trace is; :meth:`BlockLedger.close`
+removes the files.
 """
 
 from __future__ import annotations
 
 import heapq
+import shutil
+import tempfile
+import weakref
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -23,17 +30,24 @@ AIPERF_DEFAULT_BLOCK_SIZE = 512  # the Mooncake loader's default when --isl-bloc
 SEGMENT_CAP = 1 << 21  # entries; a merge never builds a bigger segment, which bounds its copy
 _ALWAYS_MERGE_BELOW = 4096  # small segments always join their neighbour: dense ids stay one segment
 _POWER_SIZES = tuple(2**k for k in range(0, 17))
+# Entries: a segment at least this large that is no longer the newest goes to disk. A
+# segment of 2**20 partial ids holds about 10 MB, so the ledger keeps at most a few such
+# segments in memory (the newest ones, still merging) whatever the trace's length.
+SPILL_AT = 1 << 20
 
 
 class BlockLedger:
     """The hash ids of a trace at a known block size: block-count rule and one size per id."""
 
-    def __init__(self, block_size: int, max_listed: int):
+    def __init__(self, block_size: int, max_listed: int, spill_dir: str | Path | None = None):
+        """``spill_dir``: where full segments go (a temporary folder is made in it; default: the
+        system's temporary directory)."""
         self.block_size = block_size
         self.max_listed = max_listed
         self.seen = IdIntervals()
         self.partials = _Partials(
-            np.int16 if block_size < 2**15 else np.int32 if block_size < 2**31 else np.int64
+            np.int16 if block_size < 2**15 else np.int32 if block_size < 2**31 else np.int64,
+            _Spill(spill_dir),
         )
         self.bad_count_rows = 0
         self._bad_count_listed: list[tuple[int, str]] = []
@@ -63,6 +77,16 @@ class BlockLedger:
             self._add_partials(partial_ids, sizes[partial], lines[partial], *full_runs)
         # every id that was given a size: all but the last ids of rows that break the count rule
         self.seen.add(*_merge_runs([_runs_without(ids, steps, last[~fits])]))
+
+    def close(self) -> None:
+        """Remove the segments moved to disk; the findings stay readable, adding rows does not."""
+        self.partials.spill.close()
+
+    def __enter__(self) -> BlockLedger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def block_count_errors(self) -> tuple[int, list[tuple[int, str]]]:
         """Rows whose id count is not ceil(input_length / block_size): how many, the first few."""
@@ -287,20 +311,51 @@ class IdIntervals:
 
 
 class _Segment:
-    """Sorted unique ids with their sizes and lines; the ids as 32-bit offsets when they span less."""
+    """Sorted unique ids with their sizes and lines; the ids as 32-bit offsets when they span less.
 
-    __slots__ = ("base", "offsets", "sizes", "lines", "first", "last")
+    The arrays live in memory or, once spilled, in three ``.npy`` files that each access maps
+    afresh (and the mapping goes with the returned array), so only the pages a lookup touches
+    are ever resident, and only while it runs.
+    """
+
+    __slots__ = ("base", "_arrays", "_files", "first", "last", "count")
 
     def __init__(self, ids: np.ndarray, sizes: np.ndarray, lines: np.ndarray):
         self.first, self.last = int(ids[0]), int(ids[-1])
         self.base = self.first
+        self.count = int(ids.shape[0])
         narrow = self.last + 1 - self.base < 2**32  # 4 bytes an id instead of 8
-        self.offsets = (ids - self.base).astype(np.uint32 if narrow else np.int64)
-        self.sizes, self.lines = sizes, lines
+        self._arrays: tuple[np.ndarray, ...] | None = (
+            (ids - self.base).astype(np.uint32 if narrow else np.int64), sizes, lines)
+        self._files: tuple[Path, ...] | None = None
 
     @property
-    def count(self) -> int:
-        return int(self.offsets.shape[0])
+    def spilled(self) -> bool:
+        return self._files is not None
+
+    def spill(self, spill: _Spill) -> None:
+        assert self._arrays is not None
+        self._files = spill.save(self._arrays)
+        self._arrays = None
+
+    def _array(self, which: int) -> np.ndarray:
+        if self._arrays is not None:
+            return self._arrays[which]
+        assert self._files is not None
+        return np.load(self._files[which], mmap_mode="r+")
+
+    @property
+    def offsets(self) -> np.ndarray:
+        return self._array(0)
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Writable: a spilled segment's changes go to its file."""
+        return self._array(1)
+
+    @property
+    def lines(self) -> np.ndarray:
+        return self._array(2)
 
     def ids(self) -> np.ndarray:
         return self.offsets.astype(np.int64) + self.base
@@ -310,8 +365,36 @@ class _Segment:
 
     def search(self, values: np.ndarray) -> np.ndarray:
         """np.searchsorted over the ids, for any int64 values."""
+        offsets = self.offsets
         keys = np.clip(values, self.first, self.last + 1) - self.base
-        return np.searchsorted(self.offsets, keys.astype(self.offsets.dtype))
+        return np.searchsorted(offsets, keys.astype(offsets.dtype))
+
+
+class _Spill:
+    """A temporary folder for spilled segments, made on first use and removed by :meth:`close`."""
+
+    def __init__(self, parent: str | Path | None) -> None:
+        self.parent = parent
+        self.path: Path | None = None
+        self._saved = 0
+        self._cleanup: weakref.finalize | None = None
+
+    def save(self, arrays: tuple[np.ndarray, ...]) -> tuple[Path, ...]:
+        if self.path is None:
+            self.path = Path(tempfile.mkdtemp(prefix=".tracedsl-ledger-", dir=self.parent))
+            # removed even if the owner forgets to close (or an error skips it)
+            self._cleanup = weakref.finalize(self, shutil.rmtree, self.path, True)
+        files = []
+        for array in arrays:
+            file = self.path / f"{self._saved}.npy"
+            np.save(file, array)
+            files.append(file)
+            self._saved += 1
+        return tuple(files)
+
+    def close(self) -> None:
+        if self._cleanup is not None:
+            self._cleanup()
 
 
 class _Partials:
@@ -320,17 +403,24 @@ class _Partials:
     Sorted segments; ids are unique across segments, so a lookup hits at most one.
     """
 
-    def __init__(self, size_dtype) -> None:
+    def __init__(self, size_dtype, spill: _Spill) -> None:
         self.size_dtype = size_dtype
+        self.spill = spill
         self.segments: list[_Segment] = []
 
     def insert(self, ids: np.ndarray, sizes: np.ndarray, lines: np.ndarray) -> None:
         """Ids sorted, unique, none held already."""
         line_dtype = np.uint32 if int(lines.max()) < 2**32 else np.int64
         self.segments.append(_Segment(ids, sizes.astype(self.size_dtype), lines.astype(line_dtype)))
-        while len(self.segments) >= 2 and _should_merge(self.segments[-2].count, self.segments[-1].count):
-            last = self.segments.pop()
-            self.segments[-1] = _merge_segments(self.segments[-1], last)
+        segments = self.segments
+        while (len(segments) >= 2 and not segments[-2].spilled
+               and _should_merge(segments[-2].count, segments[-1].count)):
+            last = segments.pop()
+            segments[-1] = _merge_segments(segments[-1], last)
+        # a big segment that did not merge with the newer one never will: it waits on disk
+        for segment in segments[:-1]:
+            if segment.count >= SPILL_AT and not segment.spilled:
+                segment.spill(self.spill)
 
     def find(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For sorted unique ``ids``: the segment and position holding each, or -1."""

@@ -4,13 +4,16 @@ Row types cannot go wrong in columns, so what is checked is what can: positive l
 non-negative delays, a timestamp on each first row and a delay on each later one, session
 ids unique across the file, non-negative hash ids, the block-count rule and one size per
 hash id (the same :class:`BlockLedger` the file validator uses). Line numbers are the rows'
-lines in the written file. Memory is the ledger's partial ids and the session ids as
-48-bit numbers (``SessionMemory``); nothing else grows with the run.
+lines in the written file. Memory is bounded but for the session ids, kept as 48-bit
+numbers (``SessionMemory``, 16 bytes a session): the ledger moves its partial ids to disk
+as they pile up (into ``spill_dir``, removed by :meth:`finish` or :meth:`close`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from pathlib import Path
 
 from tracedsl.output.blocks import BlockLedger
 from tracedsl.output.validate import DEFAULT_MAX_ERRORS, SessionMemory, ValidationReport
@@ -18,10 +21,11 @@ from tracedsl.trace import TraceChunk
 
 
 class ChunkChecker:
-    def __init__(self, file: str, block_size: int, max_errors: int = DEFAULT_MAX_ERRORS):
+    def __init__(self, file: str, block_size: int, max_errors: int = DEFAULT_MAX_ERRORS,
+                 spill_dir: str | Path | None = None):
         self.block_size = block_size
         self.report = ValidationReport(file=file, max_errors=max_errors)
-        self.ledger = BlockLedger(block_size, max_errors)
+        self.ledger = BlockLedger(block_size, max_errors, spill_dir)
         # The engines make session ids unique by construction (an invertible permutation of
         # the session numbers), but this is the check that they did: exact, not a hash.
         self.sessions = SessionMemory()
@@ -73,7 +77,11 @@ class ChunkChecker:
         extra = int(bad.sum()) - min(int(bad.sum()), self.report.max_errors)
         (self.report.warning_counts if warning else self.report.error_counts)[kind] += extra
 
+    def close(self) -> None:
+        self.ledger.close()
+
     def finish(self) -> ValidationReport:
+        self.close()
         report = self.report
         report.sessions = self.sessions.distinct
         if report.rows == 0:

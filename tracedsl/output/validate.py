@@ -177,13 +177,16 @@ def validate_file(path: str | Path, block_size: int | None = None,
     path = Path(path)
     report = ValidationReport(file=str(path), max_errors=max_errors)
     checker = _Checker(report, block_size)
-    with open(path, "rb") as handle:
-        for number, parsed, raw in parsed_lines(handle):
-            if isinstance(parsed, LineProblem):
-                report.add(parsed.kind, parsed.message, number, parsed.column)
-                continue
-            checker.row(number, parsed, raw)
-    checker.finish(path)
+    try:
+        with open(path, "rb") as handle:
+            for number, parsed, raw in parsed_lines(handle):
+                if isinstance(parsed, LineProblem):
+                    report.add(parsed.kind, parsed.message, number, parsed.column)
+                    continue
+                checker.row(number, parsed, raw)
+        checker.finish(path)
+    finally:
+        checker.close()
     return report
 
 
@@ -342,6 +345,11 @@ class _Checker:
         np.cumsum(counts, out=offsets[1:])
         self.ledger.add_rows(lines, inputs, offsets, ids)
 
+    def close(self) -> None:
+        """Remove the ledger's spilled segments (its findings stay)."""
+        if self.ledger is not None:
+            self.ledger.close()
+
     def finish(self, path: Path) -> None:
         self._flush()
         self._resolve_starts()
@@ -356,7 +364,8 @@ class _Checker:
             note = f"block size {block_size} (given)"
         ledger = self.ledger
         if ledger is None or ledger.block_size != block_size:
-            ledger = BlockLedger(block_size, report.max_errors)
+            self.close()
+            ledger = self.ledger = BlockLedger(block_size, report.max_errors)
             for lines, inputs, counts, ids in _id_batches(path):
                 offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
                 np.cumsum(counts, out=offsets[1:])
