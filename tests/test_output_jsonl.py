@@ -7,11 +7,20 @@ from dataclasses import replace
 
 import numpy as np
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import FIXTURE_RUNS, fixture_dir
-from tracedsl.output.jsonl import JsonlWriter, hash_runs, render_chunk, render_chunk_rows
+from tracedsl.output.jsonl import (
+    JsonlWriter,
+    WrittenFileDiffers,
+    hash_runs,
+    read_back,
+    render_chunk,
+    render_chunk_rows,
+    render_to_part,
+)
 from tracedsl.output.reader import read_trace
 from tracedsl.trace import TraceChunk
 
@@ -102,26 +111,63 @@ def test_writer_counts_rows_and_hashes_what_it_wrote(tmp_path):
     data = path.read_bytes()
     assert data == expected_bytes(sessions)
     assert writer.rows == 3 and writer.sessions == 2
-    assert writer.sha256 == hashlib.sha256(data).hexdigest()
+    assert read_back(path, writer.pieces, writer.rows) == hashlib.sha256(data).hexdigest()
 
 
-def test_bytes_printed_elsewhere_are_written_hashed_and_counted_the_same(tmp_path):
-    # What a worker process hands back (render_chunk) must leave the writer exactly where
-    # printing the chunk itself would: same file, digest, rows, sessions and size.
+@pytest.mark.parametrize("copy_range", [True, False], ids=["copy_file_range", "read-write"])
+def test_bytes_printed_elsewhere_are_written_checked_and_counted_the_same(tmp_path, monkeypatch, copy_range):
+    # What a worker process hands back (render_chunk's bytes, or a file of them from
+    # render_to_part) must leave the writer exactly where printing the chunk itself would:
+    # same file, pieces, rows, sessions and size; a part file is gone once appended.
+    import errno
+    import os
+
+    if not copy_range:  # a file system (or platform) without copy_file_range between files
+        def refuse(*args):
+            raise OSError(errno.EXDEV, "cross-device")
+
+        monkeypatch.setattr(os, "copy_file_range", refuse, raising=False)
     odd = [("é\"x", 7, True, [(1, 2, [3, 4, 5], 26836.14999), (0, 0, [], 0.05)])]
     chunks = [*_fast_engine_chunks(300), chunk_of(odd), chunk_of([("long" * 100, 1, False, [(3, 4, [1], 0.0)])])]
+    parts = tmp_path / "parts"
+    parts.mkdir()
     written = {}
-    for how in ("here", "elsewhere"):
+    for how in ("here", "bytes", "part"):
         path = tmp_path / f"{how}.jsonl"
         with JsonlWriter(path) as writer:
             for chunk in chunks:
-                writer.write(chunk, render_chunk(chunk) if how == "elsewhere" else None)
-        written[how] = (path.read_bytes(), writer.sha256, writer.rows, writer.sessions, writer.bytes_written)
-    data, sha256, rows, sessions, size = written["elsewhere"]
-    assert written["here"] == written["elsewhere"]
-    assert sha256 == hashlib.sha256(data).hexdigest() and size == len(data)
+                rendered = (None if how == "here" else render_chunk(chunk) if how == "bytes"
+                            else render_to_part(chunk, str(parts)))
+                writer.write(chunk, rendered)
+        written[how] = (path.read_bytes(), writer.pieces, writer.rows, writer.sessions, writer.bytes_written)
+        assert read_back(path, writer.pieces, writer.rows) == hashlib.sha256(path.read_bytes()).hexdigest()
+    data, pieces, rows, sessions, size = written["part"]
+    assert written["here"] == written["bytes"] == written["part"]
+    assert list(parts.iterdir()) == []
+    assert len(pieces) == len(chunks) and sum(n for n, _ in pieces) == size == len(data)
     assert rows == data.count(b"\n") == sum(c.num_rows for c in chunks)
     assert sessions == sum(c.num_sessions for c in chunks)
+
+
+def test_read_back_finds_a_changed_missing_or_extra_byte(tmp_path):
+    path = tmp_path / "d.jsonl"
+    chunks = _fast_engine_chunks(200)  # four chunks of 64 sessions or fewer
+    assert len(chunks) > 2
+    with JsonlWriter(path) as writer:
+        for chunk in chunks:
+            writer.write(chunk)
+    data = path.read_bytes()
+    first = writer.pieces[0][0]
+    changed = bytearray(data)
+    changed[first + 5] ^= 1  # inside the second piece
+    for bad, says in ((bytes(changed), "piece 2 of"), (data[:-1], f"piece {len(chunks)} of"),
+                      (data + b"\n", "is longer than")):
+        path.write_bytes(bad)
+        with pytest.raises(WrittenFileDiffers, match=says):
+            read_back(path, writer.pieces, writer.rows)
+    path.write_bytes(data)
+    with pytest.raises(WrittenFileDiffers, match="lines"):
+        read_back(path, writer.pieces, writer.rows + 1)
 
 
 def test_a_chunk_packed_for_printing_elsewhere_prints_the_same_bytes():

@@ -7,7 +7,6 @@ directory. ``validate``: the streaming file validator.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -256,37 +255,41 @@ def execute_run(
         reports = _open_reports(plan)
         chunks = _engine(plan.engine, map_fn).generate(request)
         with JsonlWriter(dataset) as writer:
-            # Printing, writing and checking each chunk run on a second thread while this one
-            # samples the next chunk and feeds the reports; numpy lets both use a core.
-            with BackgroundThread(partial(_write_and_check, writer, checker),
-                                  name="dataset-writer") as background:
-                for chunk, rendered in _with_rendering(map_fn, chunks):
+            # Printing and writing run on a second thread and the checks on a third while this
+            # one samples the next chunk and feeds the reports; numpy and file writes release
+            # the GIL, so two cores stay busy.
+            with BackgroundThread(writer.write, name="dataset-writer") as background, \
+                    BackgroundThread(checker.add, name="dataset-checker") as checking:
+                for chunk, rendered in _with_rendering(map_fn, chunks, run_dir.path):
                     background.put(chunk, rendered)
+                    checking.put(chunk)
                     if reports is not None:
                         reports.add(chunk)
                     end_reasons.update(chunk.end_reasons.tolist())
                     primaries += int(chunk.num_sessions - chunk.is_restart.sum())
                     if progress is not None:
                         progress(primaries, plan.num_sessions)
-        # The file is read back on the second thread while this one writes the reports;
+        # The file is read back (each piece checked, the SHA-256 computed) on a second thread
+        # while this one writes the reports; the manifest records the digest read back, and
         # the run directory is published only after both.
-        with BackgroundThread(_verify_file, name="dataset-verifier") as verifier:
-            verifier.put(dataset, writer.rows, writer.sha256)
+        digest: list[str] = []
+        with BackgroundThread(partial(_read_back, digest), name="dataset-verifier") as verifier:
+            verifier.put(dataset, writer.pieces, writer.rows)
             validation = checker.finish()
             tolerated = {"hash-id-size-conflict"} if plan.engine == "aiperf" else set()
             if set(validation.error_counts) - tolerated:
                 raise RunFailed("the written dataset failed validation; no run directory was published",
                                 validation)
             files = [dataset]
-            record = RunRecord(
-                seed=plan.seed, config_name=plan.name, params=plan.params, engine=plan.engine,
-                requested_sessions=plan.num_sessions, written_sessions=writer.sessions,
-                rows=writer.rows, dataset_sha256=writer.sha256, spec_source=plan.spec_source,
-                spec_sha256=plan.spec_sha256,
-            )
-            files.append(write_manifest(run_dir.path, record))
             if reports is not None:
                 files.extend(reports.write(run_dir.path, html=options.reports))
+        record = RunRecord(
+            seed=plan.seed, config_name=plan.name, params=plan.params, engine=plan.engine,
+            requested_sessions=plan.num_sessions, written_sessions=writer.sessions,
+            rows=writer.rows, dataset_sha256=digest[0], spec_source=plan.spec_source,
+            spec_sha256=plan.spec_sha256,
+        )
+        files.insert(1, write_manifest(run_dir.path, record))
         final = run_dir.commit(run_dir_name(plan.name, plan.num_sessions, plan.seed))
     files = [final / f.relative_to(run_dir.path) for f in files]
     named = Counter({EndReason(code).reference_name: n for code, n in end_reasons.items()})
@@ -294,26 +297,24 @@ def execute_run(
                      validation.hash_conflicts)
 
 
-def _write_and_check(writer, checker, chunk, rendered) -> None:
-    writer.write(chunk, rendered)
-    checker.add(chunk)
+def _with_rendering(map_fn, chunks, part_dir: Path):
+    """Each chunk with its JSONL when a local pool printed it (a ``RenderedPart``), else with None.
 
-
-def _with_rendering(map_fn, chunks):
-    """Each chunk with its JSONL bytes when a local pool printed them, else with None.
-
-    With a pool, the workers print each stitched chunk while this process keeps it for the
-    checks and reports. Otherwise the writer's thread prints it here: a Dask cluster would
-    send every chunk over the network and the bytes back, more than printing costs.
+    With a pool, the workers print each stitched chunk into a file of its own in
+    ``part_dir`` (beside the dataset, so the writer can move the bytes in the kernel) while
+    this process keeps the chunk for its checks and reports. Otherwise the writer's thread
+    prints it here: a Dask cluster's workers cannot write beside the dataset, and sending
+    every chunk over the network and its bytes back costs more than printing it.
     """
     from tracedsl.engine.executors import ProcessPool, map_alongside
-    from tracedsl.output.jsonl import packed_for_printing, render_packed
+    from tracedsl.output.jsonl import packed_for_printing, render_to_part
 
     if not isinstance(map_fn, ProcessPool):
         return ((chunk, None) for chunk in chunks)
     # Each chunk goes to a worker with its hash ids as runs (a third of its size) and stays
     # here whole for the checks and reports.
-    return map_alongside(map_fn, render_packed, chunks, send=packed_for_printing)
+    return map_alongside(map_fn, partial(render_to_part, directory=str(part_dir)), chunks,
+                         send=packed_for_printing)
 
 
 def _engine(name: str, map_fn):
@@ -337,13 +338,11 @@ def _open_reports(plan: RunPlan):
     return ReportSet(plan.params, plan.name, plan.params.block_size)
 
 
-def _verify_file(path: Path, rows: int, sha256: str) -> None:
-    """Re-read what reached the disk: the same bytes the writer hashed, one row per line."""
-    digest = hashlib.sha256()
-    lines = 0
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 22):
-            digest.update(block)
-            lines += block.count(b"\n")
-    if digest.hexdigest() != sha256 or lines != rows:
-        raise RunFailed(f"{path} on disk differs from what was written ({lines} lines, {rows} rows expected)")
+def _read_back(digest: list[str], path: Path, pieces: list[tuple[int, int]], rows: int) -> None:
+    """Re-read what reached the disk (see ``jsonl.read_back``); its SHA-256 goes into ``digest``."""
+    from tracedsl.output.jsonl import WrittenFileDiffers, read_back
+
+    try:
+        digest.append(read_back(path, pieces, rows))
+    except WrittenFileDiffers as error:
+        raise RunFailed(f"{error}; no run directory was published") from error

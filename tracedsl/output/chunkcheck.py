@@ -11,9 +11,9 @@ as they pile up (into ``spill_dir``, removed by :meth:`finish` or :meth:`close`)
 
 from __future__ import annotations
 
-import numpy as np
-
 from pathlib import Path
+
+import numpy as np
 
 from tracedsl.output.blocks import BlockLedger
 from tracedsl.output.validate import DEFAULT_MAX_ERRORS, SessionMemory, ValidationReport

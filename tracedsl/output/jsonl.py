@@ -8,15 +8,22 @@ cannot print exactly (negative or enormous delays) go through per-row dicts and 
 which is the definition of the format; a test keeps the two byte-identical.
 
 Printing need not happen where the file is written: a worker process can print a chunk
-(``render_chunk``) and hand the bytes to ``JsonlWriter.write``, which hashes and counts them
-as if it had printed them itself.
+(``render_chunk``) and hand the bytes to ``JsonlWriter.write``, or print it into a file of
+its own (``render_to_part``), which the writer appends with ``os.copy_file_range`` so the
+bytes never pass through this process. Either way the writer counts the rows and keeps each
+piece's size and CRC-32; :func:`read_back` then reads the finished file once, checking every
+piece and computing the SHA-256 the manifest records.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
-from dataclasses import replace
+import os
+import tempfile
+import zlib
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,29 +39,46 @@ _FAST_FLOAT_LIMIT = 1e12
 _ROUNDING_GUARD = 0.01
 
 
+@dataclass(frozen=True)
+class RenderedPart:
+    """A chunk's JSONL bytes, printed by a worker into a file of their own (``render_to_part``)."""
+
+    path: str
+    size: int
+    crc32: int
+
+
+class WrittenFileDiffers(Exception):
+    """The file read back is not what was written."""
+
+
 class JsonlWriter:
-    """Writes chunks to ``path`` as they come, counting rows and hashing the bytes."""
+    """Writes chunks to ``path`` as they come, counting rows and keeping each piece's size and CRC."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._file = open(self.path, "wb")  # noqa: SIM115 - closed in close()
-        self._hash = hashlib.sha256()
         self.rows = 0
         self.sessions = 0
         self.bytes_written = 0
+        self.pieces: list[tuple[int, int]] = []  # (size, CRC-32) of each write, in file order
 
-    def write(self, chunk: TraceChunk, rendered: bytes | None = None) -> None:
-        """Append the chunk's rows; ``rendered`` is ``render_chunk(chunk)`` when printed elsewhere."""
-        data = _render(chunk) if rendered is None else rendered
-        self._hash.update(data)
-        self._file.write(data)
+    def write(self, chunk: TraceChunk, rendered: bytes | RenderedPart | None = None) -> None:
+        """Append the chunk's rows; ``rendered`` is ``render_chunk(chunk)`` (or a ``render_to_part``
+        of it, which is moved into the file and removed) when printed elsewhere."""
+        if isinstance(rendered, RenderedPart):
+            self._file.flush()
+            _append_file(rendered.path, self._file, rendered.size)
+            os.unlink(rendered.path)
+            size, crc = rendered.size, rendered.crc32
+        else:
+            data = _render(chunk) if rendered is None else rendered
+            self._file.write(data)
+            size, crc = len(data), zlib.crc32(data)
+        self.pieces.append((size, crc))
         self.rows += chunk.num_rows
         self.sessions += chunk.num_sessions
-        self.bytes_written += len(data)
-
-    @property
-    def sha256(self) -> str:
-        return self._hash.hexdigest()
+        self.bytes_written += size
 
     def close(self) -> None:
         if not self._file.closed:
@@ -93,6 +117,71 @@ def render_packed(chunk: TraceChunk) -> bytes:
         extras = {k: v for k, v in chunk.extras.items() if k != _IDS_IN_RUNS}
         chunk = replace(chunk, hash_ids=ids, extras=extras)
     return render_chunk(chunk)
+
+
+def render_to_part(chunk: TraceChunk, directory: str) -> RenderedPart:
+    """``render_packed(chunk)`` written to a new file in ``directory`` (for ``JsonlWriter.write``)."""
+    data = render_packed(chunk)
+    handle, name = tempfile.mkstemp(prefix=".part-", suffix=".jsonl", dir=directory)
+    with os.fdopen(handle, "wb") as part:
+        part.write(data)
+    return RenderedPart(name, len(data), zlib.crc32(data))
+
+
+def _append_file(source_path: str, target, size: int) -> None:
+    """Append ``size`` bytes of the file at ``source_path`` to the open ``target`` (flushed)."""
+    with open(source_path, "rb") as source:
+        copied = 0
+        try:
+            # in the kernel, with no copy through this process (and none at all on file
+            # systems that share blocks)
+            while copied < size:
+                step = os.copy_file_range(source.fileno(), target.fileno(), size - copied)
+                if step == 0:
+                    break
+                copied += step
+        except (AttributeError, OSError) as error:  # no such call here, or not between these files
+            if isinstance(error, OSError) and error.errno not in _NO_COPY_RANGE:
+                raise
+            source.seek(copied)
+            while copied < size and (block := source.read(min(1 << 22, size - copied))):
+                target.write(block)
+                copied += len(block)
+            target.flush()
+    if copied != size:
+        raise WrittenFileDiffers(f"{source_path} holds {copied} bytes, not the {size} printed")
+
+
+_NO_COPY_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EPERM, errno.EBADF}
+
+
+def read_back(path: str | Path, pieces: list[tuple[int, int]], rows: int) -> str:
+    """Re-read the written file: each piece's CRC-32 and the row count must match; its SHA-256.
+
+    Raises WrittenFileDiffers (naming the first piece that differs) or OSError.
+    """
+    digest = hashlib.sha256()
+    lines = 0
+    offset = 0
+    with open(path, "rb") as handle:
+        for number, (size, crc) in enumerate(pieces):
+            found = 0
+            left = size
+            while left and (block := handle.read(min(1 << 22, left))):
+                digest.update(block)
+                found = zlib.crc32(block, found)
+                lines += block.count(b"\n")
+                left -= len(block)
+            if left or found != crc:
+                raise WrittenFileDiffers(
+                    f"{path}: bytes {offset}-{offset + size} (piece {number + 1} of {len(pieces)}) "
+                    "differ from what was written")
+            offset += size
+        if handle.read(1):
+            raise WrittenFileDiffers(f"{path} is longer than the {offset} bytes written")
+    if lines != rows:
+        raise WrittenFileDiffers(f"{path} holds {lines} lines, but {rows} rows were written")
+    return digest.hexdigest()
 
 
 def render_chunk(chunk: TraceChunk) -> bytes:
