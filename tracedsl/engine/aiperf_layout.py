@@ -13,7 +13,13 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from tracedsl.engine.aiperf_sampler import MAX_GROUP_BLOCKS, MAX_GROUPS, MAX_SESSION_BLOCKS, Sampled
+from tracedsl.engine.aiperf_sampler import (
+    MAX_GROUP_BLOCKS,
+    MAX_GROUPS,
+    MAX_SESSION_BLOCKS,
+    Sampled,
+    session_names,
+)
 from tracedsl.ir import GenerationParams
 from tracedsl.trace import TraceChunk
 
@@ -100,7 +106,7 @@ def _chunk(
     timestamps = np.full(len(rows), np.nan)
     timestamps[firsts] = 0.0
     return TraceChunk(
-        session_ids=[sampled.session_ids[s] for s in picked.tolist()],
+        session_ids=session_names(sampled.session_keys[picked]),
         group_ids=sampled.group_ids[picked],
         is_restart=sampled.is_restart[picked],
         end_reasons=sampled.end_reasons[picked],

@@ -33,7 +33,7 @@ _REJECTION_ROUNDS = 100
 class Sampled:
     """Sessions in generation order (continuations right after their origin) and the file order."""
 
-    session_ids: list[str]
+    session_keys: np.ndarray  # each id's 48-bit number (see ``session_names``)
     group_ids: np.ndarray
     regions: np.ndarray  # the session index that picks the hash-id region
     is_restart: np.ndarray
@@ -43,6 +43,11 @@ class Sampled:
     output_length: np.ndarray
     delay_ms: np.ndarray  # NaN on turn 0
     file_order: np.ndarray  # session numbers (generation order) in the order they are written
+
+
+def session_names(keys: np.ndarray) -> list[str]:
+    """The reference's session ids: ``sess-`` and the hex of the 6 bytes of each key, little-endian."""
+    return ["sess-" + key.to_bytes(6, "little").hex() for key in keys.tolist()]
 
 
 def bounded_draw(stream: NumpyStream, dist: Lognormal, mu: float | None = None) -> Callable[[], float]:
@@ -113,7 +118,7 @@ class AiperfSampler:
         self.agentic_fraction = float(delay.agentic_fraction)
         self.delay_max = None if delay.max is None else float(delay.max)
 
-        self.session_ids: list[str] = []
+        self.session_ids = array("q")  # 48-bit keys, 8 bytes a session instead of a str's ~70
         self.group_ids = array("q")
         self.regions = array("q")
         self.is_restart = array("b")
@@ -126,12 +131,12 @@ class AiperfSampler:
 
     # Helpers ------------------------------------------------------------------------------
 
-    def new_session_id(self) -> str:
-        """``bytes(16)``; the id is the hex of the first 6 bytes."""
+    def new_session_id(self) -> int:
+        """``bytes(16)``; the id is the hex of the first 6 bytes, kept as their number."""
         uint32 = self.stream.uint32
         first, second = uint32(), uint32()
         uint32(), uint32()
-        return "sess-" + (first | (second & 0xFFFF) << 32).to_bytes(6, "little").hex()
+        return first | (second & 0xFFFF) << 32
 
     def initial_context(self) -> int:
         layer2 = max(int(self.draw_layer2()), 1)
@@ -169,7 +174,7 @@ class AiperfSampler:
                 "max_prompt_tokens / block_size stays within 4000 blocks beyond L1 and L1.5",
             )
 
-    def open_session(self, session_id: str, group: int, region: int, restart: bool) -> None:
+    def open_session(self, session_id: int, group: int, region: int, restart: bool) -> None:
         self.session_ids.append(session_id)
         self.group_ids.append(group)
         self.regions.append(region)
@@ -185,19 +190,22 @@ class AiperfSampler:
     # Result -------------------------------------------------------------------------------
 
     def _result(self, file_order: list[int]) -> Sampled:
+        # Views of the sampler's arrays, not copies: a copy would double the run's largest
+        # columns at the moment memory peaks (a numpy view keeps its array alive, and nothing
+        # is appended once sampling is done).
         row_offsets = np.empty(len(self.row_starts) + 1, dtype=np.int64)
         row_offsets[:-1] = np.frombuffer(self.row_starts, dtype=np.int64)
         row_offsets[-1] = len(self.new_tokens)
         return Sampled(
-            session_ids=self.session_ids,
-            group_ids=np.frombuffer(self.group_ids, dtype=np.int64).copy(),
-            regions=np.frombuffer(self.regions, dtype=np.int64).copy(),
+            session_keys=np.frombuffer(self.session_ids, dtype=np.int64),
+            group_ids=np.frombuffer(self.group_ids, dtype=np.int64),
+            regions=np.frombuffer(self.regions, dtype=np.int64),
             is_restart=np.frombuffer(self.is_restart, dtype=np.int8).astype(bool),
-            end_reasons=np.frombuffer(self.end_reasons, dtype=np.int8).copy(),
+            end_reasons=np.frombuffer(self.end_reasons, dtype=np.int8),
             row_offsets=row_offsets,
-            new_tokens=np.frombuffer(self.new_tokens, dtype=np.int64).copy(),
-            output_length=np.frombuffer(self.outputs, dtype=np.int64).copy(),
-            delay_ms=np.frombuffer(self.delays, dtype=np.float64).copy(),
+            new_tokens=np.frombuffer(self.new_tokens, dtype=np.int64),
+            output_length=np.frombuffer(self.outputs, dtype=np.int64),
+            delay_ms=np.frombuffer(self.delays, dtype=np.float64),
             file_order=np.array(file_order, dtype=np.int64),
         )
 
