@@ -63,6 +63,27 @@ def test_workers_write_the_same_bytes(tmp_path, one_worker_digest, workers, monk
     assert isinstance(chosen[0], executors.ProcessPool) and chosen[0].workers == int(workers)
 
 
+def test_a_pool_run_with_spilled_checks_publishes_only_its_files(tmp_path, one_worker_digest, monkeypatch):
+    # The workers' part files and the checker's spilled hash ids live in the run directory
+    # while it is built; none may be left in what is published, and the manifest records
+    # the digest of the bytes on disk.
+    import json
+
+    from tracedsl.output import blocks
+
+    monkeypatch.setattr(blocks, "SPILL_AT", 1000)
+    spilled: list = []
+    real_save = blocks._Spill.save
+    monkeypatch.setattr(blocks._Spill, "save", lambda self, arrays: spilled.append(1) or real_save(self, arrays))
+    assert _run(tmp_path, "--workers", "2") == one_worker_digest
+    assert spilled  # the ledger did go to disk
+    (run_dir,) = tmp_path.iterdir()
+    assert sorted(p.name for p in run_dir.iterdir()) == [
+        "cache_structure.json", "comparison.txt", "dataset.jsonl", "manifest.json", "quality.json"]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert json.dumps(manifest).count(one_worker_digest) == 1
+
+
 def test_dask_executor_writes_the_same_bytes(tmp_path, one_worker_digest):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(
