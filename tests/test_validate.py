@@ -389,3 +389,21 @@ def test_non_contiguous_sessions_are_found_across_batches(tmp_path, monkeypatch)
     lines = [d.span.line for d in report.warnings if d.code == "session-not-contiguous"]
     assert lines == [11, 14]
     assert "missing-delay" not in report.warning_counts  # a returning session's row has a timestamp
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_key_set_holds_exactly_what_was_added(seed):
+    import numpy as np
+
+    from tracedsl.output.blocks import KeySet
+
+    rng = np.random.default_rng(seed)
+    keys, held = KeySet(), set()
+    for _ in range(40):
+        batch = np.unique(rng.integers(0, 5000, size=int(rng.integers(0, 200))))
+        found = keys.contains(batch)
+        assert found.tolist() == [int(k) in held for k in batch]
+        keys.add(batch[~found])
+        held.update(batch.tolist())
+    assert sum(s.shape[0] for s in keys.segments) == len(held)
+    assert len(keys.segments) <= 2 * max(1, len(held)).bit_length()  # merged like a binary counter

@@ -32,13 +32,14 @@ Result = TypeVar("Result")
 EXECUTOR_NAMES = ("local", "dask")
 
 # Below this many sessions a run stays in this process whatever --workers says. A run in
-# one process already keeps two cores busy (the dataset is printed, written and checked on
-# a second thread); a pool takes the printing off this process but pays for sending every
-# chunk to a worker and its bytes back, about a third more CPU in all. Measured end to end
-# on 2 cores (docs/performance.md, "Workers"): a pool of two is slower up to 200k sessions
-# (0.86-0.93x), level at 500k (1.00x) and ahead at 1M (1.19x). At every size it cuts this
-# process's own CPU (15% at 20k, 47% at 1M), which more cores could turn into wall time.
-IN_PROCESS_BELOW_SESSIONS = 500_000
+# one process already keeps two cores busy (the dataset is printed and written on a second
+# thread and checked on a third); a pool takes the printing off this process (the workers
+# print into part files that the writer appends in the kernel) but pays for sending every
+# chunk to a worker. Measured end to end on 2 cores (docs/performance.md, "Workers"), a
+# pool of two against one process: 0.94x at 20k sessions, 1.06x at 50k, 1.04x at 100k,
+# 1.13x at 200k, 1.12x at 500k; it also cuts this process's own CPU by 25-50%, which more
+# cores can turn into wall time.
+IN_PROCESS_BELOW_SESSIONS = 100_000
 
 # How long to keep trying to reach a Dask scheduler before giving up with a message.
 SCHEDULER_TIMEOUT_S = 10.0

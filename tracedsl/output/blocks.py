@@ -296,10 +296,6 @@ class IdIntervals:
             last = self.segments.pop()
             self.segments[-1] = _merge_runs([self.segments[-1], last])
 
-    def add_points(self, points: np.ndarray) -> None:
-        """Add sorted, unique ids."""
-        self.add(*_merge_runs([(points, points + 1)]))
-
     def contains(self, points: np.ndarray) -> np.ndarray:
         """Which of the sorted ``points`` lie in the set."""
         inside = np.zeros(points.shape[0], dtype=bool)
@@ -307,6 +303,42 @@ class IdIntervals:
             low, high = np.searchsorted(points, (starts[0], ends[-1]))
             if low < high:
                 inside[low:high] |= _contains(starts, ends, points[low:high])
+        return inside
+
+
+class KeySet:
+    """A set of int64 keys as sorted arrays (8 bytes a key), merged like a binary counter.
+
+    For keys with no runs to speak of (session ids drawn from a permutation), where
+    :class:`IdIntervals` would spend 16 bytes a key.
+    """
+
+    def __init__(self) -> None:
+        self.segments: list[np.ndarray] = []
+
+    def add(self, keys: np.ndarray) -> None:
+        """Add sorted, unique keys, none held already."""
+        if keys.shape[0] == 0:
+            return
+        segments = self.segments
+        segments.append(keys.astype(np.int64, copy=True))
+        while len(segments) >= 2 and segments[-2].shape[0] <= 2 * segments[-1].shape[0]:
+            last = segments.pop()
+            merged = np.concatenate((segments[-1], last))
+            merged.sort(kind="stable")  # two sorted runs: timsort merges them in linear time
+            segments[-1] = merged
+
+    def contains(self, points: np.ndarray) -> np.ndarray:
+        """Which of the sorted ``points`` are held."""
+        inside = np.zeros(points.shape[0], dtype=bool)
+        for keys in self.segments:
+            low = np.searchsorted(points, keys[0], side="left")
+            high = np.searchsorted(points, keys[-1], side="right")
+            if low >= high:
+                continue
+            wanted = points[low:high]
+            where = np.minimum(np.searchsorted(keys, wanted), keys.shape[0] - 1)
+            inside[low:high] |= keys[where] == wanted
         return inside
 
 

@@ -5,7 +5,7 @@ non-negative delays, a timestamp on each first row and a delay on each later one
 ids unique across the file, non-negative hash ids, the block-count rule and one size per
 hash id (the same :class:`BlockLedger` the file validator uses). Line numbers are the rows'
 lines in the written file. Memory is bounded but for the session ids, kept as 48-bit
-numbers (``SessionMemory``, 16 bytes a session): the ledger moves its partial ids to disk
+numbers (``SessionMemory``, 8 bytes a session): the ledger moves its partial ids to disk
 as they pile up (into ``spill_dir``, removed by :meth:`finish` or :meth:`close`).
 """
 

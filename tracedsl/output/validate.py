@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from tracedsl.diagnostics import Diagnostic, Severity, Span
-from tracedsl.output.blocks import BlockLedger, BlockSizeEvidence, IdIntervals, fitting_rows
+from tracedsl.output.blocks import BlockLedger, BlockSizeEvidence, KeySet, fitting_rows
 from tracedsl.output.lines import LineProblem, parsed_lines
 from tracedsl.output.rows import MAX_COUNT, check_row, hash_id_problem, ids_array, plain_row_ok
 
@@ -109,13 +109,12 @@ class SessionMemory:
     """The session ids seen so far, kept compact: which names in a batch were seen before.
 
     The engines' and the reference's names (``sess-`` and 12 hex digits) are kept exactly as
-    48-bit integers in merged intervals (at most 16 bytes a session, far less when they are
-    consecutive); any other name is kept as itself in a set, as foreign traces rarely name
+    48-bit integers in sorted arrays (8 bytes a session); any other name is kept as itself in a set, as foreign traces rarely name
     sessions at all.
     """
 
     def __init__(self) -> None:
-        self.keys = IdIntervals()
+        self.keys = KeySet()
         self.other_names: set[str] = set()
         self.distinct = 0
 
@@ -131,7 +130,7 @@ class SessionMemory:
             again |= self.keys.contains(ordered)
             mine = np.flatnonzero(ours)
             seen[mine[order[again]]] = True
-            self.keys.add_points(ordered[~again])
+            self.keys.add(ordered[~again])
         if not ours.all():
             for index in np.flatnonzero(~ours).tolist():
                 name = names[index]
