@@ -218,3 +218,12 @@ def test_map_alongside_keeps_each_item_and_sends_what_send_makes_of_it():
     with ProcessPool(2) as pool:
         pairs = list(map_alongside(pool, functools.partial(pow, 2), items, send=operator.itemgetter(0)))
     assert pairs == [(item, 2 ** item[0]) for item in items]
+
+
+def test_run_help_states_the_pool_threshold():
+    from click.testing import CliRunner
+
+    from tracedsl.cli import cli
+
+    text = " ".join(CliRunner().invoke(cli, ["run", "--help"]).output.split())
+    assert f"runs under {executors.IN_PROCESS_BELOW_SESSIONS:,} sessions stay in one process" in text

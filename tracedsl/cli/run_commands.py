@@ -108,7 +108,8 @@ class _ProgressBar:
 @click.option("--engine", type=click.Choice(ENGINES), default=None,
               help="fast (default) or aiperf (the reference's exact bytes, flaws included).")
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=None,
-              help=f"Worker processes, at most {MAX_WORKERS} (default: all cores).")
+              help=f"Worker processes, at most {MAX_WORKERS} (default: all cores; runs under 100,000 "
+                   "sessions stay in one process).")
 @click.option("--executor", type=click.Choice(("local", "dask")), default="local", show_default=True,
               help="Where chunks run: local processes or a Dask cluster.")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address (with --executor dask).")
