@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup browser run test lint bench clean
+.PHONY: setup browser run test lint bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,9 @@ test: setup browser lint
 
 bench: setup
 	$(PY) benchmarks/run.py
+
+bench-quick: setup
+	$(PY) benchmarks/run.py --sizes 1k,10k,100k
 
 clean:
 	rm -rf $(VENV) runs build dist *.egg-info .pytest_cache
