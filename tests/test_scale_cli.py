@@ -176,3 +176,37 @@ def test_a_write_failing_on_the_writer_thread_is_an_io_error(tmp_path, monkeypat
     assert result.exit_code == IO, result.output
     assert "No space left on device" in result.output and "Traceback" not in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def _slow_render_to_part(chunk, directory):
+    """render_to_part, late: the worker is still printing when the run stops."""
+    import time
+
+    from tracedsl.output import jsonl
+
+    time.sleep(0.5)
+    return jsonl.render_to_part.__wrapped__(chunk, directory)
+
+
+def test_an_interrupted_pool_run_leaves_nothing_behind(tmp_path, monkeypatch):
+    # Ctrl-C while the workers are printing into the run directory: they are stopped before
+    # it is removed, so no part file (nor the directory holding it) is left. Without that
+    # order a worker creating its part file while the directory is being removed leaves
+    # both behind; being a race, this test caught it in about one run of three.
+    import functools
+
+    from tracedsl.output import jsonl
+    from tracedsl.reports import ReportSet
+
+    real = jsonl.render_to_part
+    monkeypatch.setattr(jsonl, "render_to_part", functools.wraps(real)(_slow_render_to_part))
+
+    def interrupt(self, chunk):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ReportSet, "add", interrupt)
+    result = CliRunner().invoke(
+        cli, ["run", "default", "-n", str(SESSIONS), "--output", str(tmp_path), "--quiet", "--workers", "2"]
+    )
+    assert result.exit_code != 0, result.output  # (130 from the tracedsl command; click says 1 here)
+    assert list(tmp_path.iterdir()) == []

@@ -7,6 +7,7 @@ directory. ``validate``: the streaming file validator.
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -247,7 +248,7 @@ def execute_run(
     with open_executor(
         workers=options.workers, executor=options.executor, scheduler=options.scheduler,
         num_sessions=plan.num_sessions,
-    ) as map_fn, RunDir(Path(options.output), plan.name) as run_dir:
+    ) as map_fn, RunDir(Path(options.output), plan.name) as run_dir, _stopped_on_error(map_fn):
         dataset = run_dir.path / "dataset.jsonl"
         # The checker's spilled hash ids sit beside the dataset, on the same disk, and go
         # before the directory is published (or with it, if the run fails).
@@ -295,6 +296,20 @@ def execute_run(
     named = Counter({EndReason(code).reference_name: n for code, n in end_reasons.items()})
     return RunResult(final, plan, writer.rows, writer.sessions, named, files, validation,
                      validation.hash_conflicts)
+
+
+@contextlib.contextmanager
+def _stopped_on_error(map_fn):
+    """On an error or Ctrl-C, stop the workers before the run directory is removed.
+
+    Pool workers print into the run directory; one still printing when it is removed
+    would leave a part file behind in a directory of its own making.
+    """
+    try:
+        yield
+    except BaseException:
+        map_fn.close()
+        raise
 
 
 def _with_rendering(map_fn, chunks, part_dir: Path):
