@@ -236,7 +236,7 @@ def execute_run(
     from tracedsl.engine import RunRequest
     from tracedsl.engine.executors import BackgroundThread, open_executor
     from tracedsl.output.chunkcheck import ChunkChecker
-    from tracedsl.output.jsonl import JsonlWriter
+    from tracedsl.output.jsonl import JsonlWriter, ReadBack, WrittenFileDiffers
     from tracedsl.output.manifest import RunRecord, write_manifest
     from tracedsl.output.rundir import RunDir, run_dir_name
 
@@ -255,39 +255,39 @@ def execute_run(
         checker = ChunkChecker(str(dataset), plan.params.block_size, spill_dir=run_dir.path)
         reports = _open_reports(plan)
         chunks = _engine(plan.engine, map_fn).generate(request)
-        with JsonlWriter(dataset) as writer:
-            # Printing and writing run on a second thread and the checks on a third while this
-            # one samples the next chunk and feeds the reports; numpy and file writes release
-            # the GIL, so two cores stay busy.
-            with BackgroundThread(writer.write, name="dataset-writer") as background, \
-                    BackgroundThread(checker.add, name="dataset-checker") as checking:
-                for chunk, rendered in _with_rendering(map_fn, chunks, run_dir.path):
-                    background.put(chunk, rendered)
-                    checking.put(chunk)
-                    if reports is not None:
-                        reports.add(chunk)
-                    end_reasons.update(chunk.end_reasons.tolist())
-                    primaries += int(chunk.num_sessions - chunk.is_restart.sum())
-                    if progress is not None:
-                        progress(primaries, plan.num_sessions)
-        # The file is read back (each piece checked, the SHA-256 computed) on a second thread
-        # while this one writes the reports; the manifest records the digest read back, and
-        # the run directory is published only after both.
-        digest: list[str] = []
-        with BackgroundThread(partial(_read_back, digest), name="dataset-verifier") as verifier:
-            verifier.put(dataset, writer.pieces, writer.rows)
-            validation = checker.finish()
-            tolerated = {"hash-id-size-conflict"} if plan.engine == "aiperf" else set()
-            if set(validation.error_counts) - tolerated:
-                raise RunFailed("the written dataset failed validation; no run directory was published",
-                                validation)
-            files = [dataset]
-            if reports is not None:
-                files.extend(reports.write(run_dir.path, html=options.reports))
+        # Threads beside this one (which samples each chunk and feeds the reports): one prints
+        # and writes it, one runs the checks, one reads each piece back as soon as it is in
+        # the file (CRC-32 and SHA-256). numpy, zlib, hashlib and file I/O release the GIL.
+        try:
+            with JsonlWriter(dataset) as writer, ReadBack(dataset) as reread:
+                with BackgroundThread(reread.check, name="dataset-reader") as reading, \
+                        BackgroundThread(partial(_write, writer, reading), name="dataset-writer") as writing, \
+                        BackgroundThread(checker.add, name="dataset-checker") as checking:
+                    for chunk, rendered in _with_rendering(map_fn, chunks, run_dir.path):
+                        writing.put(chunk, rendered)
+                        checking.put(chunk)
+                        if reports is not None:
+                            reports.add(chunk)
+                        end_reasons.update(chunk.end_reasons.tolist())
+                        primaries += int(chunk.num_sessions - chunk.is_restart.sum())
+                        if progress is not None:
+                            progress(primaries, plan.num_sessions)
+                writer.close()
+                digest = reread.finish(writer.rows)
+        except WrittenFileDiffers as error:
+            raise RunFailed(f"{error}; no run directory was published") from error
+        validation = checker.finish()
+        tolerated = {"hash-id-size-conflict"} if plan.engine == "aiperf" else set()
+        if set(validation.error_counts) - tolerated:
+            raise RunFailed("the written dataset failed validation; no run directory was published",
+                            validation)
+        files = [dataset]
+        if reports is not None:
+            files.extend(reports.write(run_dir.path, html=options.reports))
         record = RunRecord(
             seed=plan.seed, config_name=plan.name, params=plan.params, engine=plan.engine,
             requested_sessions=plan.num_sessions, written_sessions=writer.sessions,
-            rows=writer.rows, dataset_sha256=digest[0], spec_source=plan.spec_source,
+            rows=writer.rows, dataset_sha256=digest, spec_source=plan.spec_source,
             spec_sha256=plan.spec_sha256,
         )
         files.insert(1, write_manifest(run_dir.path, record))
@@ -353,11 +353,6 @@ def _open_reports(plan: RunPlan):
     return ReportSet(plan.params, plan.name, plan.params.block_size)
 
 
-def _read_back(digest: list[str], path: Path, pieces: list[tuple[int, int]], rows: int) -> None:
-    """Re-read what reached the disk (see ``jsonl.read_back``); its SHA-256 goes into ``digest``."""
-    from tracedsl.output.jsonl import WrittenFileDiffers, read_back
-
-    try:
-        digest.append(read_back(path, pieces, rows))
-    except WrittenFileDiffers as error:
-        raise RunFailed(f"{error}; no run directory was published") from error
+def _write(writer, reading, chunk, rendered) -> None:
+    """Write a chunk, then hand its piece to the reader thread."""
+    reading.put(*writer.write(chunk, rendered))

@@ -11,8 +11,8 @@ Printing need not happen where the file is written: a worker process can print a
 (``render_chunk``) and hand the bytes to ``JsonlWriter.write``, or print it into a file of
 its own (``render_to_part``), which the writer appends with ``os.copy_file_range`` so the
 bytes never pass through this process. Either way the writer counts the rows and keeps each
-piece's size and CRC-32; :func:`read_back` then reads the finished file once, checking every
-piece and computing the SHA-256 the manifest records.
+piece's size and CRC-32, and a :class:`ReadBack` reads every piece once, as it is written,
+checking its CRC-32 and computing the SHA-256 the manifest records.
 """
 
 from __future__ import annotations
@@ -63,9 +63,10 @@ class JsonlWriter:
         self.bytes_written = 0
         self.pieces: list[tuple[int, int]] = []  # (size, CRC-32) of each write, in file order
 
-    def write(self, chunk: TraceChunk, rendered: bytes | RenderedPart | None = None) -> None:
+    def write(self, chunk: TraceChunk, rendered: bytes | RenderedPart | None = None) -> tuple[int, int]:
         """Append the chunk's rows; ``rendered`` is ``render_chunk(chunk)`` (or a ``render_to_part``
-        of it, which is moved into the file and removed) when printed elsewhere."""
+        of it, which is moved into the file and removed) when printed elsewhere. Returns the
+        piece's size and CRC-32, once its bytes are in the file."""
         if isinstance(rendered, RenderedPart):
             self._file.flush()
             _append_file(rendered.path, self._file, rendered.size)
@@ -74,11 +75,13 @@ class JsonlWriter:
         else:
             data = _render(chunk) if rendered is None else rendered
             self._file.write(data)
+            self._file.flush()  # in the file before this returns, for a ReadBack to check
             size, crc = len(data), zlib.crc32(data)
         self.pieces.append((size, crc))
         self.rows += chunk.num_rows
         self.sessions += chunk.num_sessions
         self.bytes_written += size
+        return size, crc
 
     def close(self) -> None:
         if not self._file.closed:
@@ -155,33 +158,61 @@ def _append_file(source_path: str, target, size: int) -> None:
 _NO_COPY_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL, errno.EPERM, errno.EBADF}
 
 
-def read_back(path: str | Path, pieces: list[tuple[int, int]], rows: int) -> str:
-    """Re-read the written file: each piece's CRC-32 and the row count must match; its SHA-256.
+class ReadBack:
+    """Re-reads a file piece by piece as it is written: each piece's CRC-32, the lines, the SHA-256.
 
-    Raises WrittenFileDiffers (naming the first piece that differs) or OSError.
+    Open it once the writer has created the file; ``check`` each piece after it was written
+    (and flushed); ``finish`` once the writer is closed. Raises WrittenFileDiffers, naming
+    the first piece that differs, or OSError.
     """
-    digest = hashlib.sha256()
-    lines = 0
-    offset = 0
-    with open(path, "rb") as handle:
-        for number, (size, crc) in enumerate(pieces):
-            found = 0
-            left = size
-            while left and (block := handle.read(min(1 << 22, left))):
-                digest.update(block)
-                found = zlib.crc32(block, found)
-                lines += block.count(b"\n")
-                left -= len(block)
-            if left or found != crc:
-                raise WrittenFileDiffers(
-                    f"{path}: bytes {offset}-{offset + size} (piece {number + 1} of {len(pieces)}) "
-                    "differ from what was written")
-            offset += size
-        if handle.read(1):
-            raise WrittenFileDiffers(f"{path} is longer than the {offset} bytes written")
-    if lines != rows:
-        raise WrittenFileDiffers(f"{path} holds {lines} lines, but {rows} rows were written")
-    return digest.hexdigest()
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._handle = open(self.path, "rb")  # noqa: SIM115 - closed in close()
+        self._digest = hashlib.sha256()
+        self.lines = 0
+        self.offset = 0
+        self.pieces = 0
+
+    def check(self, size: int, crc: int) -> None:
+        found = 0
+        left = size
+        while left and (block := self._handle.read(min(1 << 22, left))):
+            self._digest.update(block)
+            found = zlib.crc32(block, found)
+            self.lines += block.count(b"\n")
+            left -= len(block)
+        self.pieces += 1
+        if left or found != crc:
+            raise WrittenFileDiffers(
+                f"{self.path}: bytes {self.offset}-{self.offset + size} (piece {self.pieces}) "
+                "differ from what was written")
+        self.offset += size
+
+    def finish(self, rows: int) -> str:
+        """After the last piece, with the writer closed: nothing more, ``rows`` lines; the SHA-256."""
+        if self._handle.read(1):
+            raise WrittenFileDiffers(f"{self.path} is longer than the {self.offset} bytes written")
+        if self.lines != rows:
+            raise WrittenFileDiffers(f"{self.path} holds {self.lines} lines, but {rows} rows were written")
+        return self._digest.hexdigest()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> ReadBack:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def read_back(path: str | Path, pieces: list[tuple[int, int]], rows: int) -> str:
+    """Re-read a finished file (see :class:`ReadBack`); its SHA-256."""
+    with ReadBack(path) as reread:
+        for size, crc in pieces:
+            reread.check(size, crc)
+        return reread.finish(rows)
 
 
 def render_chunk(chunk: TraceChunk) -> bytes:
