@@ -32,8 +32,8 @@ Result = TypeVar("Result")
 EXECUTOR_NAMES = ("local", "dask")
 
 # Below this many sessions a run stays in this process whatever --workers says. A run in
-# one process already keeps two cores busy (the dataset is printed and written on a second
-# thread and checked on a third); a pool takes the printing off this process (the workers
+# one process already keeps two cores busy (threads beside the main one print and write the
+# dataset, check it and read it back); a pool takes the printing off this process (the workers
 # print into part files that the writer appends in the kernel) but pays for sending every
 # chunk to a worker. Measured end to end on 2 cores (docs/performance.md, "Workers"), a
 # pool of two against one process: 0.94x at 20k sessions, 1.06x at 50k, 1.04x at 100k,
