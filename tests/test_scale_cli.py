@@ -210,3 +210,22 @@ def test_an_interrupted_pool_run_leaves_nothing_behind(tmp_path, monkeypatch):
     )
     assert result.exit_code != 0, result.output  # (130 from the tracedsl command; click says 1 here)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_aiperf_engine_rows_spilled_beside_the_dataset_are_gone_when_published(tmp_path, monkeypatch):
+    from tracedsl.engine import aiperf_sampler
+
+    def run(folder: Path) -> tuple[bytes, list[str]]:
+        result = CliRunner().invoke(cli, ["run", "default", "-n", "300", "--engine", "aiperf", "--seed", "3",
+                                          "--output", str(folder), "--quiet", "--no-reports"])
+        assert result.exit_code == 0, result.output
+        (run_dir,) = folder.iterdir()
+        return (run_dir / "dataset.jsonl").read_bytes(), sorted(p.name for p in run_dir.iterdir())
+
+    kept = run(tmp_path / "kept")
+    spills: list = []
+    real = aiperf_sampler._RowSpill
+    monkeypatch.setattr(aiperf_sampler, "_RowSpill", lambda parent: spills.append(parent) or real(parent))
+    monkeypatch.setattr(aiperf_sampler, "SPILL_ROWS", 500)
+    assert run(tmp_path / "spilled") == kept
+    assert len(spills) == 1 and Path(spills[0]).parent == tmp_path / "spilled"  # in the run directory

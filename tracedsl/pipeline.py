@@ -254,7 +254,7 @@ def execute_run(
         # before the directory is published (or with it, if the run fails).
         checker = ChunkChecker(str(dataset), plan.params.block_size, spill_dir=run_dir.path)
         reports = _open_reports(plan)
-        chunks = _engine(plan.engine, map_fn).generate(request)
+        chunks = _engine(plan.engine, map_fn, run_dir.path).generate(request)
         # Threads beside this one (which samples each chunk and feeds the reports): one prints
         # and writes it, one runs the checks, one reads each piece back as soon as it is in
         # the file (CRC-32 and SHA-256). numpy, zlib, hashlib and file I/O release the GIL.
@@ -332,11 +332,16 @@ def _with_rendering(map_fn, chunks, part_dir: Path):
                          send=packed_for_printing)
 
 
-def _engine(name: str, map_fn):
+def _engine(name: str, map_fn, spill_dir: Path):
     if name == "fast":
         from tracedsl.engine.fast import FastEngine
 
         return FastEngine(map_fn=map_fn)
+    if name == "aiperf":
+        from tracedsl.engine.aiperf import AiperfEngine
+
+        # its sampled rows wait beside the dataset until written, and go before it is published
+        return AiperfEngine(spill_dir=spill_dir)
     from tracedsl.engine import get_engine
 
     return get_engine(name)

@@ -12,6 +12,7 @@ only at the end.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from tracedsl.engine import EngineError, RunRequest
 from tracedsl.engine.aiperf_layout import count_hash_conflicts, layout_chunks
@@ -47,11 +48,15 @@ class AiperfEngine:
 
     name = "aiperf"
 
+    def __init__(self, spill_dir: str | Path | None = None):
+        """``spill_dir``: where a large run's sampled rows wait (see ``AiperfSampler``)."""
+        self.spill_dir = spill_dir
+
     def generate(self, request: RunRequest) -> Iterator[TraceChunk]:
         params = request.params
         check_reference_limits(params)
         try:
-            sampled = AiperfSampler(params, request.seed).sample(request.num_sessions)
+            sampled = AiperfSampler(params, request.seed, self.spill_dir).sample(request.num_sessions)
         except OverflowError as error:
             # A lognormal draw beyond the largest double: numpy gives inf and the reference
             # then fails turning it into a token count, as we do.

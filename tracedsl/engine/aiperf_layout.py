@@ -44,10 +44,8 @@ def layout_chunks(
     block = params.block_size
     layer1_blocks, layer1_5_blocks = params.layer1_blocks, params.layer1_5_blocks
     order = sampled.file_order
-    first_rows = sampled.row_offsets[:-1]
-    all_blocks = -(-sampled.new_tokens // block)
-    first_blocks = all_blocks[first_rows]
-    later_blocks = (np.add.reduceat(all_blocks, first_rows) - first_blocks)[order]
+    first_blocks, all_blocks = _session_blocks(sampled, block)
+    later_blocks = (all_blocks - first_blocks)[order]
     first_blocks = first_blocks[order]
     del all_blocks
 
@@ -70,11 +68,34 @@ def layout_chunks(
     )
 
     turns = np.diff(sampled.row_offsets)[order]
-    for first in range(0, len(order), per_chunk):
-        last = min(first + per_chunk, len(order))
-        picked = order[first:last]
-        yield _chunk(sampled, block, picked, turns[first:last], cursor_start[first:last],
-                     first_segments[first:last])
+    try:
+        for first in range(0, len(order), per_chunk):
+            last = min(first + per_chunk, len(order))
+            picked = order[first:last]
+            yield _chunk(sampled, block, picked, turns[first:last], cursor_start[first:last],
+                         first_segments[first:last])
+    finally:
+        sampled.rows.close()  # spilled rows: their files go as soon as the last chunk is out
+
+
+def _session_blocks(sampled: Sampled, block: int, rows_per_pass: int = 1 << 21):
+    """Each session's blocks on turn 0 and on all its turns, reading the rows a span at a time."""
+    offsets = sampled.row_offsets
+    sessions = offsets.shape[0] - 1
+    first_blocks = np.zeros(sessions, dtype=np.int64)
+    all_blocks = np.zeros(sessions, dtype=np.int64)
+    first = 0
+    while first < sessions:
+        # whole sessions, about rows_per_pass rows (at least one session)
+        last = max(first + 1, int(np.searchsorted(offsets, offsets[first] + rows_per_pass, side="right")) - 1)
+        last = min(last, sessions)
+        start = int(offsets[first])
+        blocks = -(-sampled.rows.new_tokens(start, int(offsets[last])) // block)
+        starts = offsets[first:last] - start
+        first_blocks[first:last] = blocks[starts]
+        all_blocks[first:last] = np.add.reduceat(blocks, starts)
+        first = last
+    return first_blocks, all_blocks
 
 
 def _chunk(
@@ -88,7 +109,7 @@ def _chunk(
     row_offsets = np.zeros(len(picked) + 1, dtype=np.int64)
     np.cumsum(turns, out=row_offsets[1:])
     rows = _expand_runs(sampled.row_offsets[:-1][picked], turns)
-    new_tokens = sampled.new_tokens[rows]
+    new_tokens, outputs, delays = sampled.rows.take(rows)
     blocks = -(-new_tokens // block)
     firsts = row_offsets[:-1]
     later_blocks = blocks.copy()
@@ -112,8 +133,8 @@ def _chunk(
         end_reasons=sampled.end_reasons[picked],
         row_offsets=row_offsets,
         input_length=new_tokens,
-        output_length=sampled.output_length[rows],
-        delay_ms=sampled.delay_ms[rows],
+        output_length=outputs,
+        delay_ms=delays,
         timestamp_ms=timestamps,
         hash_offsets=hash_offsets,
         hash_ids=_expand_runs(starts.ravel(), lengths.ravel()),

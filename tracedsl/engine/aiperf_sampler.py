@@ -10,10 +10,14 @@ sessions; hash ids are laid out afterwards (aiperf_layout.py).
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
+import weakref
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -28,6 +32,76 @@ MAX_SESSION_BLOCKS = 4000
 
 _REJECTION_ROUNDS = 100
 
+# Rows held in memory before the per-row columns move to files (24 bytes a row): the
+# reference draws every session before it writes one, so a run's rows must wait somewhere.
+SPILL_ROWS = 1 << 21
+
+
+class SampledRows:
+    """The per-row columns (new tokens, outputs, delays) of a run: in memory, or in files.
+
+    Once spilled, each access maps the files afresh and the mapping goes with the call, so
+    only what one chunk reads is resident, and only while it is read. The files are
+    removed with the object (or by :meth:`close`).
+    """
+
+    DTYPES = (np.int64, np.int64, np.float64)
+
+    def __init__(self, arrays: tuple[np.ndarray, ...] | None, files: tuple[Path, ...] | None,
+                 count: int, folder: Path | None = None):
+        self._arrays = arrays
+        self._files = files
+        self.count = count
+        self._cleanup = weakref.finalize(self, shutil.rmtree, folder, True) if folder else None
+
+    @property
+    def spilled(self) -> bool:
+        return self._files is not None
+
+    def _columns(self) -> tuple[np.ndarray, ...]:
+        if self._arrays is not None:
+            return self._arrays
+        assert self._files is not None
+        return tuple(np.memmap(file, dtype=dtype, mode="r", shape=(self.count,))
+                     for file, dtype in zip(self._files, self.DTYPES, strict=True))
+
+    def take(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(new tokens, outputs, delays) of ``rows``, as arrays of their own."""
+        new_tokens, outputs, delays = self._columns()
+        return np.array(new_tokens[rows]), np.array(outputs[rows]), np.array(delays[rows])
+
+    def new_tokens(self, start: int, stop: int) -> np.ndarray:
+        return np.array(self._columns()[0][start:stop])
+
+    def close(self) -> None:
+        if self._cleanup is not None:
+            self._cleanup()
+
+
+class _RowSpill:
+    """Appends the sampler's row columns to three files in a temporary folder."""
+
+    def __init__(self, parent: str | Path | None):
+        self.folder = Path(tempfile.mkdtemp(prefix=".tracedsl-rows-", dir=parent))
+        self.files = tuple(self.folder / name for name in ("new_tokens", "outputs", "delays"))
+        self.count = 0
+        # removed if sampling stops early; handed over to SampledRows when it completes
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.folder, True)
+        for file in self.files:
+            file.touch()
+
+    def hand_over(self) -> tuple[tuple[Path, ...], Path]:
+        self._cleanup.detach()
+        return self.files, self.folder
+
+    def append(self, columns: tuple[array, ...]) -> None:
+        for file, column in zip(self.files, columns, strict=True):
+            with open(file, "ab") as handle:
+                column.tofile(handle)
+        self.count += len(columns[0])
+        for column in columns:
+            del column[:]
+
 
 @dataclass
 class Sampled:
@@ -39,9 +113,8 @@ class Sampled:
     is_restart: np.ndarray
     end_reasons: np.ndarray
     row_offsets: np.ndarray
-    new_tokens: np.ndarray  # the row's input_length as written (turn 0: the whole context)
-    output_length: np.ndarray
-    delay_ms: np.ndarray  # NaN on turn 0
+    rows: SampledRows  # per row: new tokens (the input_length written; turn 0: the whole
+    # context), output length, delay (NaN on turn 0)
     file_order: np.ndarray  # session numbers (generation order) in the order they are written
 
 
@@ -84,10 +157,17 @@ def bounded_draw(stream: NumpyStream, dist: Lognormal, mu: float | None = None) 
 
 
 class AiperfSampler:
-    """Draws one run of the reference from ``(params, seed)``."""
+    """Draws one run of the reference from ``(params, seed)``.
 
-    def __init__(self, params: GenerationParams, seed: int):
+    ``spill_dir``: where the row columns go once a run has more than ``SPILL_ROWS`` rows (a
+    temporary folder is made in it; default: the system's temporary directory).
+    """
+
+    def __init__(self, params: GenerationParams, seed: int, spill_dir: str | Path | None = None):
         self.params = params
+        self.spill_dir = spill_dir
+        self._spill: _RowSpill | None = None
+        self.rows_spilled = 0
         self.stream = stream = NumpyStream(seed)
         block = params.block_size
         self.layer1_blocks = params.layer1_blocks
@@ -175,11 +255,19 @@ class AiperfSampler:
             )
 
     def open_session(self, session_id: int, group: int, region: int, restart: bool) -> None:
+        if len(self.new_tokens) >= SPILL_ROWS:  # between sessions: a retry only drops its own rows
+            self._spill_rows()
         self.session_ids.append(session_id)
         self.group_ids.append(group)
         self.regions.append(region)
         self.is_restart.append(restart)
-        self.row_starts.append(len(self.new_tokens))
+        self.row_starts.append(self.rows_spilled + len(self.new_tokens))
+
+    def _spill_rows(self) -> None:
+        if self._spill is None:
+            self._spill = _RowSpill(self.spill_dir)
+        self._spill.append((self.new_tokens, self.outputs, self.delays))
+        self.rows_spilled = self._spill.count
 
     def turn_zero(self, context: int, output: int) -> None:
         self.check_blocks(context)
@@ -193,9 +281,17 @@ class AiperfSampler:
         # Views of the sampler's arrays, not copies: a copy would double the run's largest
         # columns at the moment memory peaks (a numpy view keeps its array alive, and nothing
         # is appended once sampling is done).
+        total = self.rows_spilled + len(self.new_tokens)
         row_offsets = np.empty(len(self.row_starts) + 1, dtype=np.int64)
         row_offsets[:-1] = np.frombuffer(self.row_starts, dtype=np.int64)
-        row_offsets[-1] = len(self.new_tokens)
+        row_offsets[-1] = total
+        if self._spill is None:
+            rows = SampledRows(tuple(np.frombuffer(column, dtype=dtype) for column, dtype in zip(
+                (self.new_tokens, self.outputs, self.delays), SampledRows.DTYPES, strict=True)), None, total)
+        else:
+            self._spill_rows()
+            files, folder = self._spill.hand_over()
+            rows = SampledRows(None, files, total, folder)
         return Sampled(
             session_keys=np.frombuffer(self.session_ids, dtype=np.int64),
             group_ids=np.frombuffer(self.group_ids, dtype=np.int64),
@@ -203,9 +299,7 @@ class AiperfSampler:
             is_restart=np.frombuffer(self.is_restart, dtype=np.int8).astype(bool),
             end_reasons=np.frombuffer(self.end_reasons, dtype=np.int8),
             row_offsets=row_offsets,
-            new_tokens=np.frombuffer(self.new_tokens, dtype=np.int64),
-            output_length=np.frombuffer(self.outputs, dtype=np.int64),
-            delay_ms=np.frombuffer(self.delays, dtype=np.float64),
+            rows=rows,
             file_order=np.array(file_order, dtype=np.int64),
         )
 

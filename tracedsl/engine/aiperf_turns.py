@@ -42,8 +42,8 @@ def _attempt_session(sampler: AiperfSampler, target: int, allow_truncation: bool
     group = sampler.group()
     context = sampler.initial_context()
     output = sampler.output()
-    first_row = len(sampler.new_tokens)
     sampler.open_session(session_id, group, region, False)
+    first_row = sampler.row_starts[-1] - sampler.rows_spilled  # in the columns held in memory
     sampler.turn_zero(context, output)
     limit = sampler.context_limit
     prev_input, prev_output = context, output
