@@ -146,6 +146,48 @@ def test_dask_names_workers_without_tracedsl(tmp_path):
             make_executor(executor="dask", scheduler=cluster.scheduler_address)
 
 
+def test_dask_names_a_scheduler_without_tracedsl(tmp_path):
+    # The scheduler unpickles every task: one in an environment without tracedsl would fail
+    # the first chunk with Dask's "Error during deserialization of the task graph".
+    import json
+    import subprocess
+    import time
+
+    pytest.importorskip("distributed")
+    hide = tmp_path / "hide_tracedsl.py"
+    hide.write_text("import sys\nsys.modules['tracedsl'] = None  # as if not installed\n")
+    address_file = tmp_path / "scheduler.json"
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+         "--no-dashboard", "--scheduler-file", str(address_file), "--preload", str(hide)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not address_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.2)  # the file is written whole, but give the scheduler a moment to listen
+        address = json.loads(address_file.read_text())["address"]
+        with pytest.raises(ExecutorError, match=r"scheduler at .* cannot run tracedsl's tasks.*install tracedsl"):
+            make_executor(executor="dask", scheduler=address)
+    finally:
+        scheduler.terminate()
+        scheduler.wait(timeout=30)
+
+
+def test_dask_chunks_the_cluster_cannot_read_are_named():
+    pytest.importorskip("distributed")
+
+    class Unreadable:
+        def result(self):
+            raise RuntimeError("Error during deserialization of the task graph. This frequently occurs ...")
+
+    executor = object.__new__(executors.DaskExecutor)
+    executor.scheduler = "tcp://somewhere:8786"
+    with pytest.raises(ExecutorError, match=r"'tcp://somewhere:8786' could not read a task.*same tracedsl"):
+        executor._collect(Unreadable())
+
+
 @pytest.mark.parametrize("map_fn", [map, InProcess()])
 def test_map_alongside_pairs_each_item_with_its_result(map_fn):
     pairs = list(executors.map_alongside(map_fn, functools.partial(pow, 2), range(6)))

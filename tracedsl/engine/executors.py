@@ -198,11 +198,28 @@ class DaskExecutor:
             ) from exc
         self.scheduler = scheduler
         try:
+            self._check_scheduler()
             self.workers = self._check_workers()
             self.window = window or 2 * max(1, self.workers)
         except BaseException:
             self._client.close()
             raise
+
+    def _check_scheduler(self) -> None:
+        """The scheduler unpickles every task, so it too must be able to import tracedsl."""
+        here = _worker_versions()
+        try:
+            found = self._client.run_on_scheduler(_worker_versions)
+        except Exception as exc:  # Dask re-raises the scheduler's failure as a plain Exception
+            raise ExecutorError(
+                f"the Dask scheduler at {self.scheduler!r} cannot run tracedsl's tasks ({exc}); "
+                f"install tracedsl {here['tracedsl']} in the scheduler's environment too"
+            ) from exc
+        if found != here:
+            raise ExecutorError(
+                f"the Dask scheduler at {self.scheduler!r} has {_versions_text(found)}, this client "
+                f"{_versions_text(here)}; install the same versions everywhere"
+            )
 
     def _check_workers(self) -> int:
         """Every worker must run the same tracedsl and numpy as here, or the bytes could differ."""
@@ -234,11 +251,29 @@ class DaskExecutor:
     def __call__(self, fn: Callable[[Task], Result], tasks: Iterable[Task]) -> Iterator[Result]:
         return _ordered_window(
             lambda task: self._client.submit(fn, task, pure=False),
-            lambda future: future.result(),
+            self._collect,
             lambda future: future.cancel(),
             tasks,
             self.window,
         )
+
+    def _collect(self, future: Any) -> Any:
+        from distributed import KilledWorker
+
+        try:
+            return future.result()
+        except KilledWorker as exc:
+            raise ExecutorError(
+                f"Dask workers kept dying on a chunk ({exc}); check their memory and logs, "
+                "or run with fewer sessions per worker"
+            ) from exc
+        except RuntimeError as exc:
+            if "deserializ" not in str(exc):
+                raise
+            raise ExecutorError(
+                f"the Dask cluster at {self.scheduler!r} could not read a task ({exc}); "
+                "the scheduler and the workers need the same tracedsl and numpy as this client"
+            ) from exc
 
     def close(self) -> None:
         self._client.close()
