@@ -177,12 +177,10 @@ def test_summary_words_hash_id_conflicts_by_whether_there_are_any(tmp_path):
 CONSTANT = re.compile(r"warning\[W101\]")
 
 
-def test_run_does_not_show_a_bundled_specs_warnings_but_check_does():
-    runner = CliRunner()
-    with runner.isolated_filesystem():
-        result = runner.invoke(cli, ["run", "default", "-n", "3", "--no-reports"])
-        assert result.exit_code == 0, result.output
-        assert not CONSTANT.search(result.stderr), result.stderr
+def test_run_does_not_show_a_bundled_specs_warnings_but_check_does(tmp_path):
+    result = CliRunner().invoke(cli, ["run", "default", "-n", "3", "--no-reports", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert not CONSTANT.search(result.stderr), result.stderr
     check = CliRunner().invoke(cli, ["check", "default"])
     assert len(CONSTANT.findall(check.stderr)) == 2
     assert "   14 |   new_tokens lognormal(mean=6k, median=6k" in check.stderr  # the excerpt
