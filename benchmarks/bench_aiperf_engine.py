@@ -24,7 +24,7 @@ from tracedsl.output.jsonl import JsonlWriter
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_CONFIG = (
-    HERE.parent.parent / "shared" / "fixtures" / "aiperf-0.13.0" / "default_s1_n300" / "config.json"
+    HERE.parent / "tests" / "fixtures" / "aiperf-0.13.0" / "default_s1_n300" / "config.json"
 )
 SEED = 42
 

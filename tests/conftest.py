@@ -1,4 +1,4 @@
-"""Shared test fixtures: paths to the project and to the reference outputs beside it."""
+"""Shared test fixtures: paths to the project, its copied reference outputs and the shared tools."""
 
 from __future__ import annotations
 
@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+# The shared folder beside the repository (the replay tool lives there); optional.
 SHARED = Path(os.environ.get("TRACEDSL_SHARED", ROOT.parent / "shared"))
-FIXTURES = SHARED / "fixtures" / "aiperf-0.13.0"
-MOONCAKE = SHARED / "fixtures" / "mooncake-fast25"
+# The fixtures are copied into tests/fixtures (see its README), so a clean clone has them.
+FIXTURE_ROOT = Path(os.environ.get("TRACEDSL_FIXTURES", ROOT / "tests" / "fixtures"))
+FIXTURES = FIXTURE_ROOT / "aiperf-0.13.0"
+MOONCAKE = FIXTURE_ROOT / "mooncake-fast25"
 FIXTURE_RUNS = ("default_s1_n300", "manifest1k_s3_n300", "turns_s5_n200")
 
 
