@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import random
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -178,7 +179,7 @@ def test_rows_spilled_to_disk_give_the_same_bytes(name, monkeypatch, tmp_path):
     from tracedsl.engine import aiperf_layout, aiperf_sampler
 
     monkeypatch.setattr(aiperf_sampler, "SPILL_ROWS", 37)
-    monkeypatch.setattr(aiperf_sampler.tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     real = aiperf_layout._session_blocks
     monkeypatch.setattr(aiperf_layout, "_session_blocks", lambda sampled, block: real(sampled, block, 50))
     case = CASES[name]
@@ -304,4 +305,4 @@ def test_cases_cover_what_the_brief_asks_for():
     assert {"turns_retry", "restart_heavy_b128", "tiny_tokens_b64", "zipf_delaymax"} <= configs
     sampler = AiperfSampler(case_params(CASES["turns_retry_s4_n80"]), 4)
     sampler.sample(80)
-    assert sampler.session_counter > len(sampler.session_ids)  # some sessions were retried
+    assert sampler.session_counter > len(sampler.session_keys)  # some sessions were retried

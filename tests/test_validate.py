@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import tempfile
 
 import orjson
 import pytest
@@ -264,7 +265,7 @@ def test_ledger_matches_brute_force_across_batches(tmp_path, monkeypatch, seed, 
     monkeypatch.setattr(blocks, "_ALWAYS_MERGE_BELOW", 8)
     spill_root = tmp_path / "tmp"
     spill_root.mkdir()
-    monkeypatch.setattr(blocks.tempfile, "tempdir", str(spill_root))
+    monkeypatch.setattr(tempfile, "tempdir", str(spill_root))
     if spill:  # segments of 20 or more go to disk as soon as a newer one stands beside them
         monkeypatch.setattr(blocks, "SPILL_AT", 20)
     rng = np.random.default_rng(seed)

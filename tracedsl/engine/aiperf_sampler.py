@@ -10,9 +10,6 @@ sessions; hash ids are laid out afterwards (aiperf_layout.py).
 from __future__ import annotations
 
 import math
-import shutil
-import tempfile
-import weakref
 from array import array
 from bisect import bisect_right
 from collections.abc import Callable
@@ -24,6 +21,7 @@ import numpy as np
 from tracedsl.engine import EngineError
 from tracedsl.engine._pcg_stream import NumpyStream
 from tracedsl.ir import GenerationParams, Lognormal
+from tracedsl.spill import SpillFolder
 
 # The reference's prefix allocator limits (its PrefixAllocator constants).
 MAX_GROUP_BLOCKS = 200
@@ -41,18 +39,18 @@ class SampledRows:
     """The per-row columns (new tokens, outputs, delays) of a run: in memory, or in files.
 
     Once spilled, each access maps the files afresh and the mapping goes with the call, so
-    only what one chunk reads is resident, and only while it is read. The files are
-    removed with the object (or by :meth:`close`).
+    only what one chunk reads is resident, and only while it is read. The files go with
+    the folder holding them (:meth:`close`, or when the last holder is dropped).
     """
 
     DTYPES = (np.int64, np.int64, np.float64)
 
     def __init__(self, arrays: tuple[np.ndarray, ...] | None, files: tuple[Path, ...] | None,
-                 count: int, folder: Path | None = None):
+                 count: int, folder: SpillFolder | None = None):
         self._arrays = arrays
         self._files = files
         self.count = count
-        self._cleanup = weakref.finalize(self, shutil.rmtree, folder, True) if folder else None
+        self._folder = folder
 
     @property
     def spilled(self) -> bool:
@@ -74,25 +72,19 @@ class SampledRows:
         return np.array(self._columns()[0][start:stop])
 
     def close(self) -> None:
-        if self._cleanup is not None:
-            self._cleanup()
+        if self._folder is not None:
+            self._folder.close()
 
 
 class _RowSpill:
-    """Appends the sampler's row columns to three files in a temporary folder."""
+    """Appends the sampler's row columns to three files in a :class:`SpillFolder`."""
 
     def __init__(self, parent: str | Path | None):
-        self.folder = Path(tempfile.mkdtemp(prefix=".tracedsl-rows-", dir=parent))
-        self.files = tuple(self.folder / name for name in ("new_tokens", "outputs", "delays"))
-        self.count = 0
-        # removed if sampling stops early; handed over to SampledRows when it completes
-        self._cleanup = weakref.finalize(self, shutil.rmtree, self.folder, True)
+        self.folder = SpillFolder(parent, ".tracedsl-rows-")
+        self.files = tuple(self.folder.file(name) for name in ("new_tokens", "outputs", "delays"))
         for file in self.files:
             file.touch()
-
-    def hand_over(self) -> tuple[tuple[Path, ...], Path]:
-        self._cleanup.detach()
-        return self.files, self.folder
+        self.count = 0
 
     def append(self, columns: tuple[array, ...]) -> None:
         for file, column in zip(self.files, columns, strict=True):
@@ -198,7 +190,7 @@ class AiperfSampler:
         self.agentic_fraction = float(delay.agentic_fraction)
         self.delay_max = None if delay.max is None else float(delay.max)
 
-        self.session_ids = array("q")  # 48-bit keys, 8 bytes a session instead of a str's ~70
+        self.session_keys = array("q")  # 48-bit ids, 8 bytes a session instead of a str's ~70
         self.group_ids = array("q")
         self.regions = array("q")
         self.is_restart = array("b")
@@ -244,7 +236,7 @@ class AiperfSampler:
             block = self.params.block_size
             needed = -(-cumulative_input // block) - self.layer1_blocks - self.layer1_5_blocks
             raise EngineError(
-                f"AIPerf 0.13.0 would crash here: a turn of session {len(self.session_ids)} has "
+                f"AIPerf 0.13.0 would crash here: a turn of session {len(self.session_keys)} has "
                 f"{cumulative_input} tokens of context, which needs {needed} session blocks of "
                 f"block_size {block}, over its MAX_SESSION_BLOCKS={MAX_SESSION_BLOCKS} "
                 f"(max_prompt_tokens={self.context_limit} allows up to "
@@ -257,7 +249,7 @@ class AiperfSampler:
     def open_session(self, session_id: int, group: int, region: int, restart: bool) -> None:
         if len(self.new_tokens) >= SPILL_ROWS:  # between sessions: a retry only drops its own rows
             self._spill_rows()
-        self.session_ids.append(session_id)
+        self.session_keys.append(session_id)
         self.group_ids.append(group)
         self.regions.append(region)
         self.is_restart.append(restart)
@@ -290,10 +282,9 @@ class AiperfSampler:
                 (self.new_tokens, self.outputs, self.delays), SampledRows.DTYPES, strict=True)), None, total)
         else:
             self._spill_rows()
-            files, folder = self._spill.hand_over()
-            rows = SampledRows(None, files, total, folder)
+            rows = SampledRows(None, self._spill.files, total, self._spill.folder)
         return Sampled(
-            session_keys=np.frombuffer(self.session_ids, dtype=np.int64),
+            session_keys=np.frombuffer(self.session_keys, dtype=np.int64),
             group_ids=np.frombuffer(self.group_ids, dtype=np.int64),
             regions=np.frombuffer(self.regions, dtype=np.int64),
             is_restart=np.frombuffer(self.is_restart, dtype=np.int8).astype(bool),

@@ -25,13 +25,13 @@ def sample_explicit_turns(sampler: AiperfSampler, num_sessions: int) -> list[int
                 break
         else:
             raise EngineError(
-                f"AIPerf 0.13.0 would stop here: session {len(sampler.session_ids)} could not "
+                f"AIPerf 0.13.0 would stop here: session {len(sampler.session_keys)} could not "
                 f"reach its target of {target} turns within max_prompt_tokens="
                 f"{sampler.context_limit} in turns.max_session_attempts={attempts} attempts",
                 path="turns.max_session_attempts",
                 hint="raise max_prompt_tokens, lower turns.max, or set turns.allow_truncation",
             )
-    return list(range(len(sampler.session_ids)))
+    return list(range(len(sampler.session_keys)))
 
 
 def _attempt_session(sampler: AiperfSampler, target: int, allow_truncation: bool) -> bool:
@@ -70,6 +70,6 @@ def _attempt_session(sampler: AiperfSampler, target: int, allow_truncation: bool
 def _discard_session(sampler: AiperfSampler, first_row: int) -> None:
     for column in (sampler.new_tokens, sampler.outputs, sampler.delays):
         del column[first_row:]
-    sampler.session_ids.pop()
+    sampler.session_keys.pop()
     for column in (sampler.group_ids, sampler.regions, sampler.is_restart, sampler.row_starts):
         column.pop()

@@ -18,13 +18,12 @@ removes the files.
 from __future__ import annotations
 
 import heapq
-import shutil
-import tempfile
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from tracedsl.spill import SpillFolder
 
 AIPERF_DEFAULT_BLOCK_SIZE = 512  # the Mooncake loader's default when --isl-block-size is not given
 SEGMENT_CAP = 1 << 21  # entries; a merge never builds a bigger segment, which bounds its copy
@@ -404,30 +403,23 @@ class _Segment:
 
 
 class _Spill:
-    """A temporary folder for spilled segments, made on first use and removed by :meth:`close`."""
+    """Where spilled segments go: ``.npy`` files in a :class:`SpillFolder`."""
 
     def __init__(self, parent: str | Path | None) -> None:
-        self.parent = parent
-        self.path: Path | None = None
+        self.folder = SpillFolder(parent, ".tracedsl-ledger-")
         self._saved = 0
-        self._cleanup: weakref.finalize | None = None
 
     def save(self, arrays: tuple[np.ndarray, ...]) -> tuple[Path, ...]:
-        if self.path is None:
-            self.path = Path(tempfile.mkdtemp(prefix=".tracedsl-ledger-", dir=self.parent))
-            # removed even if the owner forgets to close (or an error skips it)
-            self._cleanup = weakref.finalize(self, shutil.rmtree, self.path, True)
         files = []
         for array in arrays:
-            file = self.path / f"{self._saved}.npy"
+            file = self.folder.file(f"{self._saved}.npy")
             np.save(file, array)
             files.append(file)
             self._saved += 1
         return tuple(files)
 
     def close(self) -> None:
-        if self._cleanup is not None:
-            self._cleanup()
+        self.folder.close()
 
 
 class _Partials:
