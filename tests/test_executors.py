@@ -237,9 +237,11 @@ def test_background_thread_lets_the_callers_own_error_through():
     import threading
 
     release = threading.Event()
+    started = threading.Event()
     done: list[int] = []
 
     def step(n: int) -> None:
+        started.set()
         release.wait(5)
         done.append(n)
         raise OSError("a failure on the thread, not the one to report")
@@ -248,6 +250,7 @@ def test_background_thread_lets_the_callers_own_error_through():
         with BackgroundThread(step, depth=4) as background:
             for n in range(3):
                 background.put(n)
+            assert started.wait(5)  # the thread is inside the first call (however busy the machine)
             threading.Timer(0.2, release.set).start()  # after the caller has failed
             raise KeyError("the caller's")
     assert done == [0]  # what was still queued is dropped, not run
