@@ -1,4 +1,4 @@
-"""Shared test fixtures: paths to the project, its copied reference outputs and the shared tools."""
+"""Shared test fixtures: paths to the project, its copied reference outputs and the replay tool."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# The shared folder beside the repository (the replay tool lives there); optional.
+# The shared folder beside the repository, when present (tests/test_fixtures.py compares the
+# copies in tests/fixtures and tests/tools against it); optional.
 SHARED = Path(os.environ.get("TRACEDSL_SHARED", ROOT.parent / "shared"))
+# The replay tool (a copy of the project's, see tests/tools/README.md).
+TOOLS = ROOT / "tests" / "tools"
 # The fixtures are copied into tests/fixtures (see its README), so a clean clone has them.
 FIXTURE_ROOT = Path(os.environ.get("TRACEDSL_FIXTURES", ROOT / "tests" / "fixtures"))
 FIXTURES = FIXTURE_ROOT / "aiperf-0.13.0"

@@ -4,8 +4,8 @@ Needs an AIPerf install, so it runs only when AIPERF_VENV names one (CI has none
 
     AIPERF_VENV=/tmp/aiperf-venv python3 -m pytest tests/test_e2e_replay.py
 
-Each case writes a run with `tracedsl run`, then hands its dataset.jsonl to the shared
-replay.sh (docs/replay.md), which starts a mock OpenAI server, has `aiperf profile` load
+Each case writes a run with `tracedsl run`, then hands its dataset.jsonl to
+tests/tools/replay.sh (docs/replay.md), which starts a mock OpenAI server, has `aiperf profile` load
 every row (REPLAY_WHOLE=1: a hash id used at two block sizes anywhere in the file is
 refused) and send the first sessions, and checks each row was sent exactly once.
 About 20-40 s per case.
@@ -21,16 +21,16 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.conftest import ROOT, SHARED
+from tests.conftest import ROOT, TOOLS
 from tracedsl.cli import cli
 
 AIPERF_VENV = os.environ.get("AIPERF_VENV")
-REPLAY = SHARED / "tools" / "replay.sh"
+REPLAY = TOOLS / "replay.sh"
 SENT_SESSIONS = "6"
 
 pytestmark = pytest.mark.skipif(
     not AIPERF_VENV or not REPLAY.is_file(),
-    reason="replay needs AIPerf 0.13.0: set AIPERF_VENV (and have ../shared/tools/replay.sh)",
+    reason="replay needs AIPerf 0.13.0: set AIPERF_VENV",
 )
 
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.conftest import FIXTURE_ROOT, FIXTURE_RUNS, FIXTURES, MOONCAKE, SHARED
+from tests.conftest import FIXTURE_ROOT, FIXTURE_RUNS, FIXTURES, MOONCAKE, SHARED, TOOLS
 
 
 def test_each_reference_dataset_has_the_md5_its_readme_states():
@@ -34,3 +34,10 @@ def test_the_copies_equal_the_shared_originals_when_present():
     assert copied == shared
     for path in copied:
         assert (FIXTURE_ROOT / path).read_bytes() == (original / path).read_bytes(), path
+
+
+def test_the_replay_tools_have_the_md5_their_readme_states():
+    table = re.findall(r"^\| (\S+) \| ([0-9a-f]{32}) \|", (TOOLS / "README.md").read_text(), re.M)
+    assert {name for name, _ in table} == {"replay.sh", "mock_openai.py"}
+    for name, md5 in table:
+        assert hashlib.md5((TOOLS / name).read_bytes()).hexdigest() == md5, name

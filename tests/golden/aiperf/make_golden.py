@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-FIXTURES = HERE.parents[2].parent / "shared" / "fixtures" / "aiperf-0.13.0"
+FIXTURES = HERE.parents[1] / "fixtures" / "aiperf-0.13.0"  # the copies in tests/fixtures
 
 # name: (config: None = model defaults, "fixture:DIR" = a shared fixture's config.json,
 #        otherwise a file in configs/), seed, --num-sessions, keep the whole jsonl?
