@@ -6,9 +6,9 @@ import numpy as np
 
 from tracedsl.ir import GenerationParams
 from tracedsl.reports import targets
-from tracedsl.reports.reuse import LAYERS, STATUS, ReuseAnalysis, end_reason_name
+from tracedsl.reports.reuse import LAYERS, STATUS, ReuseAnalysis
 from tracedsl.reports.sketch import Sketch
-from tracedsl.trace import TraceChunk
+from tracedsl.trace import EndReason, TraceChunk
 
 PREFILL_TPS = 20_000.0  # the reference's latency estimate: prefill and decode tokens per second
 DECODE_TPS = 60.0
@@ -31,7 +31,7 @@ class Collector:
         self.params = params
         self.block_size = block_size
         self.sketch = {name: Sketch() for name in METRICS}
-        self.end_reasons: dict[str, int] = {}
+        self.end_reasons: dict[EndReason, int] = dict.fromkeys(EndReason, 0)
         self.sessions = 0
         self.primaries = 0
         self.rows = 0
@@ -72,8 +72,7 @@ class Collector:
         sk["session_minutes"].add(np.add.reduceat(spent, firsts) / 60_000.0)
         reason_counts = np.bincount(chunk.end_reasons.astype(np.int64) + 1)  # UNKNOWN (-1) first
         for code in np.flatnonzero(reason_counts).tolist():
-            name = end_reason_name(code - 1)
-            self.end_reasons[name] = self.end_reasons.get(name, 0) + int(reason_counts[code])
+            self.end_reasons[EndReason.of(code - 1)] += int(reason_counts[code])
         self.sessions += chunk.num_sessions
         self.primaries += int((~chunk.is_restart.astype(bool)).sum())
         self.rows += chunk.num_rows
@@ -102,7 +101,7 @@ class Collector:
         number = first_number + np.arange(sessions, dtype=np.int64)
         stratum = (chunk.end_reasons[:sessions].astype(np.int64) + 1) * 2 + chunk.is_restart[:sessions]
         for code in np.flatnonzero(np.bincount(stratum)).tolist():
-            name = end_reason_name(code // 2 - 1) + (" (continuation)" if code % 2 else "")
+            name = EndReason.name_of(code // 2 - 1) + (" (continuation)" if code % 2 else "")
             kept = self.sample.setdefault(name, [])
             members = np.flatnonzero(stratum == code)
             if len(kept) >= PER_REASON_SAMPLE:  # only sessions below the current k-th hash compete
@@ -159,7 +158,7 @@ def _session_record(chunk, index, reuse, isl, rate) -> dict:
     keys = ("input_length", "output_length", "request_isl", "prompt_blocks", "hit_rate")
     return {
         "session_id": chunk.session_ids[index],
-        "end_reason": end_reason_name(chunk.end_reasons[index]),
+        "end_reason": EndReason.name_of(chunk.end_reasons[index]),
         "is_restart": bool(chunk.is_restart[index]),
         "group_id": int(chunk.group_ids[index]),
         "turns": [dict(zip(keys, values, strict=True)) for values in columns],

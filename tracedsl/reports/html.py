@@ -11,6 +11,7 @@ from markupsafe import Markup
 from tracedsl.reports import charts
 from tracedsl.reports.collect import ISL_EDGES, RATE_EDGES, Collector
 from tracedsl.reports.sketch import Sketch
+from tracedsl.trace import EndReason
 
 GROWTH_SESSIONS = 16  # sample sessions drawn in the line charts
 
@@ -118,8 +119,7 @@ def cards(collector: Collector, report: dict) -> list[dict]:
                     "svg": charts.bars(shares, "share of prompt tokens", "layer shares", percent=True),
                     "note": "L1 global, L1.5 shared, L2 first turn, L3 later turns, outputs"})
     ends = report["session_end_stats"]
-    endings = [(k.replace("_", " "), ends[k]) for k in ("forced_retires", "probabilistic_resets",
-               "target_turn_completions", "restart_splits", "unknown_end_reason") if ends.get(k)]
+    endings = [(reason.label, ends[reason.count_key]) for reason in EndReason if ends.get(reason.count_key)]
     if endings:
         out.append({"title": "Session endings", "wide": False,
                     "svg": charts.bars(endings, "sessions", "session endings"), "note": ""})

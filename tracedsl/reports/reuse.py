@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracedsl.reports.stackdist import RunHistory, repeat_runs
-from tracedsl.trace import EndReason, TraceChunk
+from tracedsl.trace import TraceChunk
 
 MAX_ENTRIES = 1 << 23  # session-distinct blocks analysed: ~31k sessions of the default spec
 ID_LIMIT = 1 << 23  # hash ids the per-id table holds: 4 bytes each, 24 for ids that recur
@@ -401,9 +401,3 @@ def head_sessions(chunk: TraceChunk, keep: int) -> TraceChunk:
         hash_ids=chunk.hash_ids[:hashes],
     )
 
-
-def end_reason_name(value: int) -> str:
-    try:
-        return EndReason(int(value)).reference_name
-    except ValueError:
-        return "unknown"
