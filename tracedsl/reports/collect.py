@@ -85,11 +85,11 @@ class Collector:
         prompt = reuse.prompt_blocks
         hit = reuse.hit_blocks
         rate = np.where(prompt > 0, hit / np.maximum(prompt, 1), 0.0)
-        prefix = np.where((hit == prompt) & (prompt > 0), isl, np.minimum(hit * self.block_size, isl))
+        prefix = cached_tokens(chunk, reuse)
         sk["prompt_blocks"].add(prompt)
         sk["hit_rate"].add(rate)
         sk["prefix_tokens"].add(prefix)
-        sk["unique_tokens"].add(np.maximum(isl - prefix, 0))
+        sk["unique_tokens"].add(isl - prefix)
         sk["prefix_ratio"].add(np.where(isl > 0, prefix / np.maximum(isl, 1), 0.0))
         self.heatmap += _heat(rate, isl)
         sessions = int(np.searchsorted(chunk.row_offsets, analysed))
@@ -135,6 +135,22 @@ def id_hashes(session_ids: list[str]) -> np.ndarray:
     digest *= np.uint64(0xFF51AFD7ED558CCD)
     digest ^= digest >> np.uint64(33)
     return digest
+
+
+def cached_tokens(chunk: TraceChunk, reuse) -> np.ndarray:
+    """Each analysed request's cached prefix in tokens with an unbounded cache.
+
+    The tokens its hit blocks hold in their rows (a partly full last block counts what it
+    holds), plus the outputs of the session's earlier requests: the server produced them,
+    so they are cached, and they sit inside the prefix before this request's own input.
+    Never more than the request's prompt.
+    """
+    rows = reuse.rows
+    outputs = chunk.output_length[:rows].astype(np.int64)
+    before = np.cumsum(outputs) - outputs
+    turns = np.diff(chunk.row_offsets[: np.searchsorted(chunk.row_offsets, rows) + 1])
+    earlier_outputs = before - np.repeat(before[chunk.row_offsets[: turns.size]], turns)
+    return (reuse.hit_tokens(chunk.row_offsets) + earlier_outputs).astype(np.float64)
 
 
 def _heat(rate: np.ndarray, isl: np.ndarray) -> np.ndarray:
