@@ -17,7 +17,7 @@ ISL_EDGES = np.logspace(2, 7, 41)  # request input length bins for the hit-rate 
 RATE_EDGES = np.linspace(0.0, 1.0, 21)
 
 METRICS = (
-    "request_isl", "osl", "initial_context", "initial_context_primary", "new_tokens",
+    "request_isl", "initial_context", "initial_context_primary", "new_tokens",
     "generation_length", "delay_ms", "delay_unscaled_ms", "turns", "prompt_blocks",
     "row_blocks", "latency_s", "session_minutes", "prefix_tokens", "unique_tokens",
     "prefix_ratio", "hit_rate", "final_utilization",
@@ -52,7 +52,6 @@ class Collector:
         out = chunk.output_length.astype(np.float64)
         sk = self.sketch
         sk["request_isl"].add(isl)
-        sk["osl"].add(out)
         sk["generation_length"].add(out)
         sk["initial_context"].add(chunk.input_length[firsts])
         sk["initial_context_primary"].add(chunk.input_length[firsts][~chunk.is_restart.astype(bool)])
