@@ -19,10 +19,12 @@ from tracedsl.output.reader import read_trace
 from tracedsl.reports import ReportSet
 from tracedsl.reports import collect as collect_module
 from tracedsl.reports import reuse as reuse_module
+from tracedsl.reports.comparison import comparison_text
+from tracedsl.reports.html import cards
 from tracedsl.reports.reuse import CAPACITIES, ReuseAnalysis
 from tracedsl.reports.sketch import Sketch
 from tracedsl.reports.targets import BoundedLognormal
-from tracedsl.trace import TraceChunk
+from tracedsl.trace import EndReason, TraceChunk
 
 
 def _params(run: str) -> GenerationParams:
@@ -56,7 +58,10 @@ def test_quality_matches_reference_shape_and_values(run):
             assert got["observed"] == expected["observed"]
             assert got["pct_error_mean"] == expected["pct_error_mean"]
     assert ours["session_stats"] == reference["session_stats"]
-    assert ours["session_end_stats"]["final_context_utilization"] == reference["session_end_stats"]["final_context_utilization"]
+    ends, reference_ends = ours["session_end_stats"], reference["session_end_stats"]
+    assert list(ends) == [*reference_ends, "unknown_end_reason"]  # keys and order come from EndReason
+    assert ends["unknown_end_reason"] == ends["total_sessions"]  # a JSONL file does not say why sessions ended
+    assert ends["final_context_utilization"] == reference_ends["final_context_utilization"]
 
 
 def test_expected_targets_account_for_mechanics():
@@ -324,3 +329,76 @@ def test_sketch_buckets_handle_zero_and_negative_values():
     for q in (0.01, 0.2, 0.5, 0.8, 0.99):
         expected = np.quantile(values, q)
         assert sketch.quantile(q) == pytest.approx(expected, rel=2e-3, abs=1e-6)
+
+
+def _chunk(sessions: list[list[tuple[int, int, list[int]]]], reasons=None) -> TraceChunk:
+    """A chunk from sessions of (input_length, output_length, hash_ids) rows."""
+    rows = [row for session in sessions for row in session]
+    ids = [i for _, _, row_ids in rows for i in row_ids]
+    return TraceChunk(
+        session_ids=[f"s{n}" for n in range(len(sessions))], group_ids=np.full(len(sessions), -1),
+        is_restart=np.zeros(len(sessions), dtype=bool),
+        end_reasons=np.array(reasons if reasons is not None else [-1] * len(sessions), dtype=np.int8),
+        row_offsets=np.concatenate([[0], np.cumsum([len(s) for s in sessions])]).astype(np.int64),
+        input_length=np.array([r[0] for r in rows], dtype=np.int64),
+        output_length=np.array([r[1] for r in rows], dtype=np.int64),
+        delay_ms=np.array([np.nan if t == 0 else 0.0 for s in sessions for t in range(len(s))]),
+        timestamp_ms=np.full(len(rows), np.nan),
+        hash_offsets=np.concatenate([[0], np.cumsum([len(r[2]) for r in rows])]).astype(np.int64),
+        hash_ids=np.array(ids, dtype=np.int64))
+
+
+def test_cached_tokens_count_what_each_hit_block_holds():
+    # block 2048: a 5000-token row's blocks hold 2048, 2048 and 904 tokens
+    chunk = _chunk([
+        [(5000, 100, [0, 1, 2]), (3000, 50, [3, 4])],
+        [(4100, 10, [0, 1, 5])],  # two leading hits: 4096 tokens; the third block is new
+        [(4500, 10, [0, 1, 2])],  # block 2 held 904 tokens in s0 but holds 404 here
+        [(6000, 10, [0, 1, 2, 1, 9])],  # a repeated id inside the row is dropped, not counted twice
+    ])
+    reuse = ReuseAnalysis(2048).add(chunk)
+    assert reuse.hit_blocks.tolist() == [0, 3, 2, 3, 3]
+    cached = collect_module.cached_tokens(chunk, reuse).tolist()
+    # s0 turn 1: its turn 0 (5000 tokens) and that turn's output (100) are cached; old rule said 3 × 2048
+    assert cached == [0, 5100, 4096, 4500, 2048 * 2 + 1904]
+    prompt = chunk.request_input_length.tolist()
+    assert prompt == [5000, 8100, 4100, 4500, 6000]
+    assert all(0 <= c <= p for c, p in zip(cached, prompt, strict=True))
+
+
+def test_uncached_prompt_at_a_large_block_size_is_never_negative(tmp_path):
+    result = CliRunner().invoke(cli, ["run", "default", "--set", "block_size=2048", "-n", "120",
+                                      "--no-reports", "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    (run,) = tmp_path.iterdir()
+    params = GenerationParams.model_validate(json.loads((run / "manifest.json").read_text())["generation_params"])
+    assert params.block_size == 2048
+    reports = ReportSet(params, "default", 2048)
+    for chunk in read_trace(run / "dataset.jsonl", chunk_rows=500):
+        reports.add(chunk)
+    sketch = reports.collector.sketch
+    assert sketch["unique_tokens"].min >= 0  # every request
+    assert sketch["prefix_ratio"].max <= 1
+    # later turns carry everything before them, so what is left is the turn's new input
+    new_tokens = sketch["new_tokens"].quantile(0.5)
+    assert sketch["unique_tokens"].quantile(0.5) == pytest.approx(new_tokens, rel=0.05)
+    assert 0.5 < sketch["prefix_ratio"].quantile(0.5) < 0.99
+
+
+def test_every_report_names_end_reasons_from_the_enum():
+    codes = [EndReason.FORCED_RETIRE, EndReason.RESTART_SPLIT, EndReason.RESTART_SPLIT, -1, 7]  # 7: no engine writes it
+    chunk = _chunk([[(100, 1, [n])] for n in range(len(codes))], reasons=codes)
+    reports = ReportSet(None, "hand", 512)
+    reports.add(chunk)
+    quality = reports.quality()
+    ends = quality["session_end_stats"]
+    assert [ends[r.count_key] for r in EndReason] == [1, 0, 0, 2, 2]
+    assert [ends[r.fraction_key] for r in EndReason.recorded()] == [0.2, 0.0, 0.0, 0.4]
+    text = comparison_text(quality, "hand", 5, 5, 512)
+    rows = [line.split("  ")[1].strip() for line in text.split("Session endings (sessions)\n")[1].split("\n\n")[0].splitlines()]
+    assert rows == [reason.label for reason in EndReason]
+    (endings,) = [card for card in cards(reports.collector, quality) if card["title"] == "Session endings"]
+    assert [EndReason.FORCED_RETIRE.label, EndReason.RESTART_SPLIT.label, EndReason.UNKNOWN.label] == [
+        label for label in (r.label for r in EndReason) if f">{label}</text>" in endings["svg"]]
+    named = {record["session_id"]: record["end_reason"] for record in reports.cache_structure()["sessions"]}
+    assert named == {"s0": "forced_retire", "s1": "restart_split", "s2": "restart_split", "s3": "unknown", "s4": "unknown"}

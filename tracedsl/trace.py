@@ -14,17 +14,54 @@ import numpy as np
 
 
 class EndReason(IntEnum):
-    """Why a session ended (the reference's names, see ``name_of``)."""
+    """Why a session ended: the one list every engine writes and every report reads.
 
-    UNKNOWN = -1  # a foreign trace: nobody recorded why
-    FORCED_RETIRE = 0
-    PROBABILISTIC_RESET = 1
-    RESTART_SPLIT = 2
-    TARGET_TURN_COUNT = 3
+    Members are declared in the reference's report order (quality.json's
+    ``session_end_stats`` keys, comparison.txt's rows, the report's bars); the values are
+    the codes engines store in ``TraceChunk.end_reasons`` and never change. Each member
+    carries its quality.json count key, its fraction key (None for UNKNOWN, which the
+    reference does not have) and a short label.
+    """
+
+    count_key: str
+    fraction_key: str | None
+    label: str
+
+    def __new__(cls, code: int, count_key: str, fraction_key: str | None, label: str) -> EndReason:
+        member = int.__new__(cls, code)
+        member._value_ = code
+        member.count_key = count_key
+        member.fraction_key = fraction_key
+        member.label = label
+        return member
+
+    FORCED_RETIRE = (0, "forced_retires", "retire_fraction", "forced retires")
+    PROBABILISTIC_RESET = (1, "probabilistic_resets", "reset_fraction", "probabilistic resets")
+    TARGET_TURN_COUNT = (3, "target_turn_completions", "target_turn_fraction", "target-turn completions")
+    RESTART_SPLIT = (2, "restart_splits", "restart_split_fraction", "restart splits")
+    UNKNOWN = (-1, "unknown_end_reason", None, "not recorded")  # a foreign trace: nobody recorded why
 
     @property
     def reference_name(self) -> str:
+        """The reference's name: ``forced_retire``, ..., and ``unknown``."""
         return self.name.lower()
+
+    @classmethod
+    def of(cls, code: int) -> EndReason:
+        """The member for a stored code; UNKNOWN for a code no engine writes."""
+        try:
+            return cls(int(code))
+        except ValueError:
+            return cls.UNKNOWN
+
+    @classmethod
+    def name_of(cls, code: int) -> str:
+        return cls.of(code).reference_name
+
+    @classmethod
+    def recorded(cls) -> tuple[EndReason, ...]:
+        """The reasons an engine records, in report order (all but UNKNOWN)."""
+        return tuple(reason for reason in cls if reason is not cls.UNKNOWN)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from markupsafe import Markup, escape
@@ -13,10 +14,53 @@ LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 42
 GREEN = "#76b900"
 PALETTE = ("#76b900", "#00a3e0", "#f97316", "#a855f7", "#ef4444", "#14b8a6", "#eab308", "#6366f1",
            "#ec4899", "#84cc16", "#0ea5e9", "#f59e0b", "#8b5cf6", "#10b981", "#d946ef", "#64748b")
+MAX_TICKS = 6  # per axis of a narrow chart; a wide chart's x axis takes twice as many
+
+
+@dataclass(frozen=True)
+class Unit:
+    """How a quantity is shown: its axis title, the symbol after a figure, and its scale.
+
+    ``scale`` turns a stored value into the shown one (milliseconds to seconds: 0.001); a
+    percent unit shows fractions as percentages; an integer unit never ticks between integers.
+    """
+
+    axis: str
+    symbol: str = ""
+    scale: float = 1.0
+    percent: bool = False
+    integer: bool = False
+
+    def figure(self, value: float) -> str:
+        """A stored value as a caption shows it, with its unit: ``5.86 s``, ``97.6k``, ``92.2%``."""
+        if self.percent:
+            return f"{value * 100:.3g}%"
+        return fmt(value * self.scale) + (f" {self.symbol}" if self.symbol else "")
+
+
+TOKENS = Unit("tokens")
+BLOCKS = Unit("blocks")
+TURNS = Unit("turns", integer=True)
+TURN_INDEX = Unit("turn", integer=True)
+SESSIONS = Unit("sessions", integer=True)
+COUNT = Unit("count", integer=True)
+RATE = Unit("hit rate", percent=True)
+RATIO = Unit("cached / prompt tokens", percent=True)
+SHARE = Unit("share of prompt tokens", percent=True)
+SECONDS = Unit("seconds", "s")
+MINUTES = Unit("minutes", "min")
+DURATIONS_MS = (Unit("milliseconds", "ms"), Unit("seconds", "s", 1e-3), Unit("minutes", "min", 1 / 60_000))
+
+
+def duration_unit(largest_ms: float) -> Unit:
+    """The unit a span of milliseconds reads best in: ms below a second, minutes past ten."""
+    if largest_ms < 1_000:
+        return DURATIONS_MS[0]
+    return DURATIONS_MS[1] if largest_ms < 600_000 else DURATIONS_MS[2]
 
 
 def fmt(value: float) -> str:
-    """Short axis labels: 1.5k, 32k, 1.2M, 0.25."""
+    """Short figures: 1.5k, 32k, 1.2M, 0.25."""
     magnitude = abs(value)
     if magnitude >= 1e9:
         return f"{value / 1e9:.3g}G"
@@ -29,7 +73,66 @@ def fmt(value: float) -> str:
     return f"{value:.3g}"
 
 
-def _frame(x_lo, x_hi, y_lo, y_hi, x_label, y_label, log_x=False, x_ticks=True, width=WIDTH) -> tuple[list[str], callable, callable]:
+def nice_step(lo: float, hi: float, max_ticks: int = MAX_TICKS, integer: bool = False) -> float:
+    """The smallest step of 1, 2 or 5 × 10^k that puts at most ``max_ticks`` ticks in [lo, hi]."""
+    span = hi - lo
+    if not span > 0 or not math.isfinite(span):
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(span / max_ticks))
+    for multiple in (1, 2, 5, 10, 20, 50):
+        step = multiple * power
+        if integer and step < 1:
+            continue
+        if math.floor(hi / step + 1e-9) - math.ceil(lo / step - 1e-9) + 1 <= max_ticks:
+            break
+    return step
+
+
+def nice_ticks(lo: float, hi: float, max_ticks: int = MAX_TICKS, integer: bool = False) -> tuple[list[float], float]:
+    """Round ticks inside [lo, hi] and their step: 0, 20k, 40k, ... never 38.1, 76.1, 114."""
+    step = nice_step(lo, hi, max_ticks, integer)
+    first, last = math.ceil(lo / step - 1e-9), math.floor(hi / step + 1e-9)
+    # k * step, rounded to the step's own precision, so 0.1 * 3 reads 0.3 and not 0.30000000000000004
+    digits = max(0, -math.floor(math.log10(step))) + 1
+    return [round(k * step, digits) for k in range(first, last + 1)], step
+
+
+def nice_ceiling(value: float, max_ticks: int = MAX_TICKS, integer: bool = False) -> float:
+    """The round top of an axis from 0 that holds value, with at most max_ticks ticks: 119 -> 120."""
+    if not value > 0:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(value / max_ticks))
+    for multiple in (1, 2, 5, 10, 20, 50):
+        step = multiple * power
+        if (not integer or step >= 1) and math.ceil(value / step - 1e-9) + 1 <= max_ticks:
+            break
+    return math.ceil(value / step - 1e-9) * step
+
+
+def tick_labels(values: list[float], step: float, unit: Unit | None = None) -> list[str]:
+    """An axis's tick labels, one suffix for all and as precise as the step needs: 2.5k, 0.25, 40%."""
+    suffix = "%" if unit is not None and unit.percent else ""
+    scale = 100.0 if suffix else 1.0
+    largest = max((abs(v) * scale for v in values), default=0.0)
+    for size, letter in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if largest >= 10 * size or (largest >= size and step * scale >= size):
+            scale, suffix = scale / size, letter + suffix
+            break
+    decimals = max(0, -math.floor(math.log10(step * scale) + 1e-9))
+    zero = "0%" if suffix.endswith("%") else "0"
+    return [zero if v == 0 else f"{v * scale:.{decimals}f}{suffix}" for v in values]
+
+
+def _log_ticks(a: float, b: float) -> list[float]:
+    """Powers of ten inside [10^a, 10^b]; with under two decades, 2 and 5 between them too."""
+    ticks = [10.0 ** k for k in range(math.floor(a), math.ceil(b) + 1)]
+    if b - a < 2:
+        ticks = [m * t for t in ticks for m in (1, 2, 5)]
+    return [t for t in ticks if a - 1e-9 <= math.log10(t) <= b + 1e-9]
+
+
+def _frame(x_lo, x_hi, y_lo, y_hi, x_unit: Unit | None, y_unit: Unit, log_x=False, x_ticks=True,
+           width=WIDTH, x_label: str | None = None) -> tuple[list[str], callable, callable]:
     plot_w, plot_h = width - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     tx = (lambda v: math.log10(max(v, 1e-12))) if log_x else (lambda v: v)
     a, b = tx(x_lo), tx(x_hi)
@@ -45,18 +148,25 @@ def _frame(x_lo, x_hi, y_lo, y_hi, x_label, y_label, log_x=False, x_ticks=True, 
         return TOP + plot_h - (v - y_lo) / (y_hi - y_lo) * plot_h
 
     parts = [f'<rect class="plot" x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}"/>']
-    for i in range(5):
-        yv = y_lo + (y_hi - y_lo) * i / 4
+    y_ticks, y_step = nice_ticks(y_lo, y_hi, MAX_TICKS, y_unit.integer)
+    for yv, text in zip(y_ticks, tick_labels(y_ticks, y_step, y_unit), strict=True):
         y = sy(yv)
         parts.append(f'<line class="grid" x1="{LEFT}" x2="{LEFT + plot_w}" y1="{y:.1f}" y2="{y:.1f}"/>'
-                     f'<text class="tick" x="{LEFT - 4}" y="{y + 3:.1f}" text-anchor="end">{fmt(yv)}</text>')
-    ticks = ([10 ** k for k in range(math.floor(a), math.ceil(b) + 1) if a <= k <= b] if log_x
-             else [x_lo + (x_hi - x_lo) * i / 4 for i in range(5)])
-    for xv in ticks if x_ticks else ():
-        x = sx(xv)
-        parts.append(f'<text class="tick" x="{x:.1f}" y="{HEIGHT - BOTTOM + 14}" text-anchor="middle">{fmt(xv)}</text>')
-    parts.append(f'<text class="axis" x="{LEFT + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle">{escape(x_label)}</text>'
-                 f'<text class="axis" transform="translate(12 {TOP + plot_h / 2}) rotate(-90)" text-anchor="middle">{escape(y_label)}</text>')
+                     f'<text class="tick y" x="{LEFT - 4}" y="{y + 3:.1f}" text-anchor="end">{text}</text>')
+    if x_ticks:
+        if log_x:
+            labels = [(xv, fmt(xv)) for xv in _log_ticks(a, b)]
+        else:
+            wide = MAX_TICKS * 2 if width > WIDTH else MAX_TICKS
+            values, x_step = nice_ticks(x_lo, x_hi, wide, x_unit is not None and x_unit.integer)
+            labels = list(zip(values, tick_labels(values, x_step, x_unit), strict=True))
+        for xv, text in labels:
+            parts.append(f'<text class="tick x" x="{sx(xv):.1f}" y="{HEIGHT - BOTTOM + 14}" '
+                         f'text-anchor="middle">{text}</text>')
+    x_title = x_label if x_label is not None else (x_unit.axis if x_unit else "")
+    parts.append(f'<text class="axis" x="{LEFT + plot_w / 2}" y="{HEIGHT - 8}" text-anchor="middle">{escape(x_title)}</text>'
+                 f'<text class="axis" transform="translate(12 {TOP + plot_h / 2}) rotate(-90)" '
+                 f'text-anchor="middle">{escape(y_unit.axis)}</text>')
     return parts, sx, sy
 
 
@@ -65,10 +175,22 @@ def _svg(parts: list[str], label: str, width: int = WIDTH) -> Markup:
                   + "".join(parts) + "</svg>")
 
 
-def histogram(edges: np.ndarray, counts: np.ndarray, x_label: str, label: str) -> Markup:
-    """Bars over equal-width bins, each with a hover title."""
-    top = max(int(counts.max()) if counts.size else 0, 1)
-    parts, sx, sy = _frame(float(edges[0]), float(edges[-1]), 0, top * 1.05, x_label, "count")
+def message(text: str, label: str, width: int = WIDTH) -> Markup:
+    """A chart's place holding one sentence, for a series with nothing to draw (all values 0)."""
+    return _svg([f'<rect class="plot" x="{LEFT}" y="{TOP}" width="{width - LEFT - RIGHT}" '
+                 f'height="{HEIGHT - TOP - BOTTOM}"/>'
+                 f'<text class="empty" x="{width / 2:.0f}" y="{HEIGHT / 2:.0f}" text-anchor="middle">'
+                 f'{escape(text)}</text>'], label, width)
+
+
+def constant_text(value: float, unit: Unit) -> str:
+    return "all values are 0" if value == 0 else f"all values are {unit.figure(value)}"
+
+
+def histogram(edges: np.ndarray, counts: np.ndarray, unit: Unit, label: str) -> Markup:
+    """Bars over equal-width bins (edges in the unit's shown scale), each with a hover title."""
+    top = nice_ceiling(max(int(counts.max()) if counts.size else 0, 1), integer=True)
+    parts, sx, sy = _frame(float(edges[0]), float(edges[-1]), 0, top, unit, COUNT)
     for lo, hi, n in zip(edges[:-1], edges[1:], counts, strict=False):
         if n <= 0:
             continue
@@ -78,15 +200,17 @@ def histogram(edges: np.ndarray, counts: np.ndarray, x_label: str, label: str) -
     return _svg(parts, label)
 
 
-def lines(series: list[tuple[str, list[float], list[float]]], x_label: str, y_label: str,
+def lines(series: list[tuple[str, list[float], list[float]]], x_unit: Unit, y_unit: Unit,
           label: str, y_range: tuple[float, float] | None = None, log_x: bool = False,
-          width: int = WIDE, legend: bool = True) -> Markup:
+          width: int = WIDE, legend: bool = True, x_label: str | None = None) -> Markup:
     """One polyline per named series, with a legend of distinct names and hover titles."""
     xs = [x for _, sx_, _ in series for x in sx_] or [0, 1]
     ys = [y for _, _, sy_ in series for y in sy_] or [0, 1]
-    lo, hi = y_range if y_range else (min(0.0, min(ys)), max(ys) * 1.05 or 1)
+    if not any(ys):
+        return message("all values are 0", label, width)
+    lo, hi = y_range if y_range else (min(0.0, min(ys)), nice_ceiling(max(ys)))
     plot_width = width - LEGEND if legend else width
-    parts, sx, sy = _frame(min(xs), max(xs), lo, hi, x_label, y_label, log_x, width=plot_width)
+    parts, sx, sy = _frame(min(xs), max(xs), lo, hi, x_unit, y_unit, log_x, width=plot_width, x_label=x_label)
     for i, (name, x_values, y_values) in enumerate(series):
         color = PALETTE[i % len(PALETTE)]
         if legend:
@@ -97,15 +221,15 @@ def lines(series: list[tuple[str, list[float], list[float]]], x_label: str, y_la
         parts.append(f'<polyline class="line" stroke="{color}" points="{points}"><title>{escape(name)}</title></polyline>')
         for x, y in zip(x_values, y_values, strict=False):
             parts.append(f'<circle class="dot" fill="{color}" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2">'
-                         f'<title>{escape(name)}: {fmt(x)}, {fmt(y)}</title></circle>')
+                         f'<title>{escape(name)}: {fmt(x)}, {y_unit.figure(y)}</title></circle>')
     return _svg(parts, label, width)
 
 
-def heatmap(counts: np.ndarray, y_edges: np.ndarray, x_edges: np.ndarray, x_label: str,
-            y_label: str, label: str, width: int = WIDE) -> Markup:
+def heatmap(counts: np.ndarray, y_edges: np.ndarray, x_edges: np.ndarray, x_unit: Unit,
+            y_unit: Unit, label: str, width: int = WIDE, x_label: str | None = None) -> Markup:
     """A 2-D histogram (rows: y bins, columns: x bins, log x) shaded by log count."""
     parts, sx, sy = _frame(float(x_edges[0]), float(x_edges[-1]), float(y_edges[0]), float(y_edges[-1]),
-                           x_label, y_label, log_x=True, width=width)
+                           x_unit, y_unit, log_x=True, width=width, x_label=x_label)
     peak = math.log1p(max(int(counts.max()) if counts.size else 0, 1))
     for i in range(counts.shape[0]):
         for j in range(counts.shape[1]):
@@ -116,20 +240,23 @@ def heatmap(counts: np.ndarray, y_edges: np.ndarray, x_edges: np.ndarray, x_labe
             y0, y1 = sy(y_edges[i + 1]), sy(y_edges[i])
             shade = 0.15 + 0.85 * math.log1p(n) / peak
             parts.append(f'<rect class="cell" x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}" height="{y1 - y0:.1f}" '
-                         f'fill="{GREEN}" fill-opacity="{shade:.2f}"><title>{fmt(x_edges[j])}–{fmt(x_edges[j + 1])} tokens, '
-                         f'hit {y_edges[i]:.2f}–{y_edges[i + 1]:.2f}: {n:,}</title></rect>')
+                         f'fill="{GREEN}" fill-opacity="{shade:.2f}"><title>{fmt(x_edges[j])}–{fmt(x_edges[j + 1])} '
+                         f'{escape(x_unit.axis)}, {escape(y_unit.axis)} {y_unit.figure(y_edges[i])}–'
+                         f'{y_unit.figure(y_edges[i + 1])}: {n:,}</title></rect>')
     return _svg(parts, label, width)
 
 
-def bars(named: list[tuple[str, float]], y_label: str, label: str, percent: bool = False) -> Markup:
+def bars(named: list[tuple[str, float]], unit: Unit, label: str) -> Markup:
     """Vertical bars for a few named values."""
-    top = max([v for _, v in named] + [1e-9])
-    parts, sx, sy = _frame(0, len(named), 0, top * 1.1, "", y_label, x_ticks=False)
+    if not any(value for _, value in named):
+        return message("all values are 0", label)
+    top = nice_ceiling(max(v for _, v in named) * 1.08, integer=unit.integer)  # room for the value label
+    parts, sx, sy = _frame(0, len(named), 0, top, None, unit, x_ticks=False)
     slot = (WIDTH - LEFT - RIGHT) / max(len(named), 1)
     for i, (name, value) in enumerate(named):
         x = LEFT + i * slot + slot * 0.15
         y = sy(value)
-        shown = f"{value * 100:.1f}%" if percent else f"{value:,.0f}"
+        shown = f"{value * 100:.1f}%" if unit.percent else f"{value:,.0f}"
         parts.append(f'<rect class="bar" style="fill:{PALETTE[i % len(PALETTE)]}" x="{x:.1f}" y="{y:.1f}" width="{slot * 0.7:.1f}" '
                      f'height="{sy(0) - y:.1f}"><title>{escape(name)}: {shown}</title></rect>'
                      f'<text class="tick" x="{x + slot * 0.35:.1f}" y="{HEIGHT - BOTTOM + 14}" text-anchor="middle">{escape(name)}</text>'

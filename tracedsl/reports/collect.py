@@ -6,9 +6,9 @@ import numpy as np
 
 from tracedsl.ir import GenerationParams
 from tracedsl.reports import targets
-from tracedsl.reports.reuse import LAYERS, STATUS, ReuseAnalysis, end_reason_name
+from tracedsl.reports.reuse import LAYERS, STATUS, ReuseAnalysis
 from tracedsl.reports.sketch import Sketch
-from tracedsl.trace import TraceChunk
+from tracedsl.trace import EndReason, TraceChunk
 
 PREFILL_TPS = 20_000.0  # the reference's latency estimate: prefill and decode tokens per second
 DECODE_TPS = 60.0
@@ -17,7 +17,7 @@ ISL_EDGES = np.logspace(2, 7, 41)  # request input length bins for the hit-rate 
 RATE_EDGES = np.linspace(0.0, 1.0, 21)
 
 METRICS = (
-    "request_isl", "osl", "initial_context", "initial_context_primary", "new_tokens",
+    "request_isl", "initial_context", "initial_context_primary", "new_tokens",
     "generation_length", "delay_ms", "delay_unscaled_ms", "turns", "prompt_blocks",
     "row_blocks", "latency_s", "session_minutes", "prefix_tokens", "unique_tokens",
     "prefix_ratio", "hit_rate", "final_utilization",
@@ -31,7 +31,7 @@ class Collector:
         self.params = params
         self.block_size = block_size
         self.sketch = {name: Sketch() for name in METRICS}
-        self.end_reasons: dict[str, int] = {}
+        self.end_reasons: dict[EndReason, int] = dict.fromkeys(EndReason, 0)
         self.sessions = 0
         self.primaries = 0
         self.rows = 0
@@ -52,7 +52,6 @@ class Collector:
         out = chunk.output_length.astype(np.float64)
         sk = self.sketch
         sk["request_isl"].add(isl)
-        sk["osl"].add(out)
         sk["generation_length"].add(out)
         sk["initial_context"].add(chunk.input_length[firsts])
         sk["initial_context_primary"].add(chunk.input_length[firsts][~chunk.is_restart.astype(bool)])
@@ -72,8 +71,7 @@ class Collector:
         sk["session_minutes"].add(np.add.reduceat(spent, firsts) / 60_000.0)
         reason_counts = np.bincount(chunk.end_reasons.astype(np.int64) + 1)  # UNKNOWN (-1) first
         for code in np.flatnonzero(reason_counts).tolist():
-            name = end_reason_name(code - 1)
-            self.end_reasons[name] = self.end_reasons.get(name, 0) + int(reason_counts[code])
+            self.end_reasons[EndReason.of(code - 1)] += int(reason_counts[code])
         self.sessions += chunk.num_sessions
         self.primaries += int((~chunk.is_restart.astype(bool)).sum())
         self.rows += chunk.num_rows
@@ -86,11 +84,11 @@ class Collector:
         prompt = reuse.prompt_blocks
         hit = reuse.hit_blocks
         rate = np.where(prompt > 0, hit / np.maximum(prompt, 1), 0.0)
-        prefix = np.where((hit == prompt) & (prompt > 0), isl, np.minimum(hit * self.block_size, isl))
+        prefix = cached_tokens(chunk, reuse)
         sk["prompt_blocks"].add(prompt)
         sk["hit_rate"].add(rate)
         sk["prefix_tokens"].add(prefix)
-        sk["unique_tokens"].add(np.maximum(isl - prefix, 0))
+        sk["unique_tokens"].add(isl - prefix)
         sk["prefix_ratio"].add(np.where(isl > 0, prefix / np.maximum(isl, 1), 0.0))
         self.heatmap += _heat(rate, isl)
         sessions = int(np.searchsorted(chunk.row_offsets, analysed))
@@ -102,7 +100,7 @@ class Collector:
         number = first_number + np.arange(sessions, dtype=np.int64)
         stratum = (chunk.end_reasons[:sessions].astype(np.int64) + 1) * 2 + chunk.is_restart[:sessions]
         for code in np.flatnonzero(np.bincount(stratum)).tolist():
-            name = end_reason_name(code // 2 - 1) + (" (continuation)" if code % 2 else "")
+            name = EndReason.name_of(code // 2 - 1) + (" (continuation)" if code % 2 else "")
             kept = self.sample.setdefault(name, [])
             members = np.flatnonzero(stratum == code)
             if len(kept) >= PER_REASON_SAMPLE:  # only sessions below the current k-th hash compete
@@ -138,6 +136,22 @@ def id_hashes(session_ids: list[str]) -> np.ndarray:
     return digest
 
 
+def cached_tokens(chunk: TraceChunk, reuse) -> np.ndarray:
+    """Each analysed request's cached prefix in tokens with an unbounded cache.
+
+    The tokens its hit blocks hold in their rows (a partly full last block counts what it
+    holds), plus the outputs of the session's earlier requests: the server produced them,
+    so they are cached, and they sit inside the prefix before this request's own input.
+    Never more than the request's prompt.
+    """
+    rows = reuse.rows
+    outputs = chunk.output_length[:rows].astype(np.int64)
+    before = np.cumsum(outputs) - outputs
+    turns = np.diff(chunk.row_offsets[: np.searchsorted(chunk.row_offsets, rows) + 1])
+    earlier_outputs = before - np.repeat(before[chunk.row_offsets[: turns.size]], turns)
+    return (reuse.hit_tokens(chunk.row_offsets) + earlier_outputs).astype(np.float64)
+
+
 def _heat(rate: np.ndarray, isl: np.ndarray) -> np.ndarray:
     """Requests per (hit-rate bin, log input-length bin): both bin sets are uniform, so no search."""
     rate_bins = RATE_EDGES.size - 1
@@ -159,7 +173,7 @@ def _session_record(chunk, index, reuse, isl, rate) -> dict:
     keys = ("input_length", "output_length", "request_isl", "prompt_blocks", "hit_rate")
     return {
         "session_id": chunk.session_ids[index],
-        "end_reason": end_reason_name(chunk.end_reasons[index]),
+        "end_reason": EndReason.name_of(chunk.end_reasons[index]),
         "is_restart": bool(chunk.is_restart[index]),
         "group_id": int(chunk.group_ids[index]),
         "turns": [dict(zip(keys, values, strict=True)) for values in columns],

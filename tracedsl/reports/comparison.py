@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tracedsl.reports.collect import DECODE_TPS, PREFILL_TPS
-from tracedsl.reports.quality import END_REASONS
+from tracedsl.trace import EndReason
 
 RULE = "-" * 92
 
@@ -70,14 +70,14 @@ def comparison_text(quality: dict, name: str, sessions: int, rows: int, block_si
     ends = quality["session_end_stats"]
     targets = quality.get("end_reason_targets") or {}
     lines.append("Session endings (sessions)")
-    for reason, count_key, _, label in END_REASONS:
-        target = targets.get(reason)
-        if reason == "restart_split" and "restart_split_at_most" in targets:
-            label = f"{label} (expected at most)"
-            target = targets["restart_split_at_most"]
-        lines.append(_row(label, None, target, ends[count_key], 0))
-    if "unknown_end_reason" in ends:
-        lines.append(_row("not recorded (foreign trace)", None, None, ends["unknown_end_reason"], 0))
+    for reason in EndReason:
+        if reason.count_key not in ends:  # UNKNOWN appears only for foreign traces
+            continue
+        label, target = reason.label, targets.get(reason.reference_name)
+        at_most = f"{reason.reference_name}_at_most"
+        if at_most in targets:
+            label, target = f"{label} (expected at most)", targets[at_most]
+        lines.append(_row(label, None, target, ends[reason.count_key], 0))
     lines.append("")
 
     reuse = quality["kv_reuse"]

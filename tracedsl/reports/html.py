@@ -11,6 +11,7 @@ from markupsafe import Markup
 from tracedsl.reports import charts
 from tracedsl.reports.collect import ISL_EDGES, RATE_EDGES, Collector
 from tracedsl.reports.sketch import Sketch
+from tracedsl.trace import EndReason
 
 GROWTH_SESSIONS = 16  # sample sessions drawn in the line charts
 
@@ -28,30 +29,33 @@ def script_json(value: object) -> Markup:
     return Markup(text.replace("</", "<\\/").replace("<!--", "<\\!--"))
 
 
-def _range(sketch: Sketch) -> tuple[float, float, str]:
-    """Histogram range: the full range unless a long tail would squash the bars."""
+def _range(sketch: Sketch, unit: charts.Unit) -> tuple[float, float, str]:
+    """Histogram range: the full range unless a long tail would squash the bars (said in the unit)."""
     hi = sketch.max
     note = ""
     tail = sketch.quantile(0.995)
     if sketch.count and hi > 2 * tail > 0:
-        hi, note = tail, f"x axis cut at p99.5 ({charts.fmt(tail)}); max {charts.fmt(sketch.max)}"
+        hi, note = tail, f"x axis cut at p99.5 ({unit.figure(tail)}); max {unit.figure(sketch.max)}"
     return sketch.min, hi, note
 
 
-def _hist(collector: Collector, key: str, title: str, x_label: str, scale: float = 1.0,
-          integer: bool = False) -> dict | None:
+def _hist(collector: Collector, key: str, title: str, unit: charts.Unit) -> dict | None:
+    """A histogram card; its caption's figures are in the unit its x axis shows."""
     sketch = collector.sketch[key]
     if sketch.count == 0:
         return None
-    lo, hi, note = _range(sketch)
-    bins = 40
-    if integer and hi - lo < 40:
-        lo, hi, bins = lo - 0.5, hi + 0.5, max(int(hi - lo) + 1, 1)
-    edges, counts = sketch.histogram(bins, lo, hi)
     stats = sketch.stats(None)
-    summary = (f"n={sketch.count:,} · mean {charts.fmt(stats['mean'] * scale)} · "
-               f"median {charts.fmt(stats['median'] * scale)} · p99 {charts.fmt(stats['p99'] * scale)}")
-    return {"title": title, "svg": charts.histogram(edges * scale, counts, x_label, title),
+    summary = (f"n={sketch.count:,} · mean {unit.figure(stats['mean'])} · "
+               f"median {unit.figure(stats['median'])} · p99 {unit.figure(stats['p99'])}")
+    if sketch.min == sketch.max:  # one value: a lone bar would say less than a sentence
+        return {"title": title, "svg": charts.message(charts.constant_text(sketch.min, unit), title),
+                "note": f"n={sketch.count:,}", "wide": False}
+    lo, hi, note = _range(sketch, unit)
+    bins = 40
+    if unit.integer and hi - lo < 40:
+        lo, hi, bins = lo - 0.5, hi + 0.5, int(hi - lo) + 1
+    edges, counts = sketch.histogram(bins, lo, hi)
+    return {"title": title, "svg": charts.histogram(edges * unit.scale, counts, unit, title),
             "note": summary + (f" · {note}" if note else ""), "wide": False}
 
 
@@ -71,34 +75,35 @@ def _sample_lines(collector: Collector) -> tuple[list, list]:
 
 def cards(collector: Collector, report: dict) -> list[dict]:
     """Every chart of report.html, in reading order."""
+    delay = charts.duration_unit(_range(collector.sketch["delay_ms"], charts.SECONDS)[1])
     out = [
-        _hist(collector, "request_isl", "Request input length (whole prompt, tokens)", "tokens"),
-        _hist(collector, "osl", "Output length (tokens)", "tokens"),
-        _hist(collector, "initial_context", "Initial context (turn 0 input, tokens)", "tokens"),
-        _hist(collector, "new_tokens", "New tokens per turn (turns ≥ 1)", "tokens"),
-        _hist(collector, "generation_length", "Generation length (tokens)", "tokens"),
-        _hist(collector, "delay_ms", "Inter-turn delay (s)", "seconds", scale=0.001),
-        _hist(collector, "turns", "Turns per session", "turns", integer=True),
-        _hist(collector, "prompt_blocks", "Hash-id blocks per request (whole prompt)", "blocks"),
-        _hist(collector, "latency_s", "Estimated request latency (s)", "seconds"),
-        _hist(collector, "session_minutes", "Estimated session duration (min)", "minutes"),
-        _hist(collector, "prefix_tokens", "Cached prefix length (tokens, unbounded cache)", "tokens"),
-        _hist(collector, "unique_tokens", "Uncached prompt length (tokens)", "tokens"),
-        _hist(collector, "prefix_ratio", "Prefix ratio (cached / prompt tokens)", "ratio"),
-        _hist(collector, "hit_rate", "Prefix cache hit rate per request (unbounded)", "hit rate"),
+        _hist(collector, "request_isl", "Request input length (whole prompt, tokens)", charts.TOKENS),
+        _hist(collector, "generation_length", "Output length (generation, tokens)", charts.TOKENS),
+        _hist(collector, "initial_context", "Initial context (turn 0 input, tokens)", charts.TOKENS),
+        _hist(collector, "new_tokens", "New tokens per turn (turns ≥ 1)", charts.TOKENS),
+        _hist(collector, "delay_ms", f"Inter-turn delay ({delay.symbol})", delay),
+        _hist(collector, "turns", "Turns per session", charts.TURNS),
+        _hist(collector, "prompt_blocks", "Hash-id blocks per request (whole prompt)", charts.BLOCKS),
+        _hist(collector, "latency_s", "Estimated request latency (s)", charts.SECONDS),
+        _hist(collector, "session_minutes", "Estimated session duration (min)", charts.MINUTES),
+        _hist(collector, "prefix_tokens", "Cached prefix length (tokens, unbounded cache)", charts.TOKENS),
+        _hist(collector, "unique_tokens", "Uncached prompt length (tokens)", charts.TOKENS),
+        _hist(collector, "prefix_ratio", "Prefix ratio (cached / prompt tokens)", charts.RATIO),
+        _hist(collector, "hit_rate", "Prefix cache hit rate per request (unbounded)", charts.RATE),
     ]
     growth, hit = _sample_lines(collector)
     if growth:
         out.append({"title": f"Context growth ({len(growth)} sample sessions)", "wide": True,
-                    "svg": charts.lines(growth, "turn", "request input length (tokens)", "context growth"),
+                    "svg": charts.lines(growth, charts.TURN_INDEX, charts.Unit("request input length (tokens)"),
+                                        "context growth"),
                     "note": "each request's whole prompt: earlier inputs and outputs plus its own input"})
         out.append({"title": f"Per-session cache hit rate by turn ({len(hit)} sample sessions)", "wide": True,
-                    "svg": charts.lines(hit, "turn", "hit rate", "per-session hit rate", (0.0, 1.0)),
+                    "svg": charts.lines(hit, charts.TURN_INDEX, charts.RATE, "per-session hit rate", (0.0, 1.0)),
                     "note": "a cache holding only this session's earlier requests: |P(t-1)| / |P(t)| blocks"})
     if collector.heatmap.any():
         out.append({"title": "Cache hit rate vs request input length", "wide": True,
-                    "svg": charts.heatmap(collector.heatmap, RATE_EDGES, ISL_EDGES, "request input length (tokens)",
-                                          "hit rate", "hit rate vs input length"),
+                    "svg": charts.heatmap(collector.heatmap, RATE_EDGES, ISL_EDGES, charts.TOKENS, charts.RATE,
+                                          "hit rate vs input length", x_label="request input length (tokens)"),
                     "note": "requests per cell, shaded by log count"})
     reuse = report["kv_reuse"]
     if reuse["prompt_blocks"]:
@@ -107,7 +112,8 @@ def cards(collector: Collector, report: dict) -> list[dict]:
         unbounded = reuse["prefix_hit_rate_unbounded"]
         out.append({"title": "Hit rate of an LRU block cache by capacity", "wide": True,
                     "svg": charts.lines([("LRU", caps, rates), ("unbounded", [caps[0], caps[-1]], [unbounded] * 2)],
-                                        "capacity (tokens)", "hit rate", "LRU hit rate", (0.0, 1.0), log_x=True, legend=True),
+                                        charts.TOKENS, charts.RATE, "LRU hit rate", (0.0, 1.0), log_x=True,
+                                        legend=True, x_label="capacity (tokens)"),
                     "note": f"serial replay, exact (stack distances); {reuse['sample']['sessions']:,} of "
                             f"{reuse['sample']['of_sessions']:,} sessions ({reuse['sample']['requests']:,} of "
                             f"{reuse['sample']['of_requests']:,} requests"
@@ -115,14 +121,13 @@ def cards(collector: Collector, report: dict) -> list[dict]:
                             + f"); unbounded {unbounded * 100:.1f}%"})
         shares = list(reuse["layer_token_share"].items())
         out.append({"title": "Prompt tokens by layer", "wide": False,
-                    "svg": charts.bars(shares, "share of prompt tokens", "layer shares", percent=True),
+                    "svg": charts.bars(shares, charts.SHARE, "layer shares"),
                     "note": "L1 global, L1.5 shared, L2 first turn, L3 later turns, outputs"})
     ends = report["session_end_stats"]
-    endings = [(k.replace("_", " "), ends[k]) for k in ("forced_retires", "probabilistic_resets",
-               "target_turn_completions", "restart_splits", "unknown_end_reason") if ends.get(k)]
+    endings = [(reason.label, ends[reason.count_key]) for reason in EndReason if ends.get(reason.count_key)]
     if endings:
         out.append({"title": "Session endings", "wide": False,
-                    "svg": charts.bars(endings, "sessions", "session endings"), "note": ""})
+                    "svg": charts.bars(endings, charts.SESSIONS, "session endings"), "note": ""})
     return [card for card in out if card is not None]
 
 

@@ -7,13 +7,7 @@ from tracedsl.reports import targets
 from tracedsl.reports.collect import DECODE_TPS, PREFILL_TPS, Collector
 from tracedsl.reports.sketch import Sketch
 from tracedsl.reports.targets import Expected
-
-END_REASONS = (  # (reference name, quality.json count key, fraction key, label)
-    ("forced_retire", "forced_retires", "retire_fraction", "forced retires (hit context limit)"),
-    ("probabilistic_reset", "probabilistic_resets", "reset_fraction", "probabilistic resets"),
-    ("target_turn_count", "target_turn_completions", "target_turn_fraction", "target-turn completions"),
-    ("restart_split", "restart_splits", "restart_split_fraction", "restart splits"),
-)
+from tracedsl.trace import EndReason
 
 
 def config_summary(params: GenerationParams | None, block_size: int) -> dict:
@@ -150,16 +144,17 @@ def observed_vs_target(collector: Collector) -> dict:
 
 
 def session_end_stats(collector: Collector) -> dict:
+    """The reference's keys in its order (counts, then fractions), then sessions nobody recorded."""
     total = collector.sessions
+    counts = collector.end_reasons
     out: dict = {"total_sessions": total}
-    for reason, count_key, _, _ in END_REASONS:
-        out[count_key] = collector.end_reasons.get(reason, 0)
-    for reason, _, fraction_key, _ in END_REASONS:
-        out[fraction_key] = round(collector.end_reasons.get(reason, 0) / max(total, 1), 4)
+    for reason in EndReason.recorded():
+        out[reason.count_key] = counts[reason]
+    for reason in EndReason.recorded():
+        out[reason.fraction_key] = round(counts[reason] / max(total, 1), 4)
     out["final_context_utilization"] = collector.sketch["final_utilization"].stats()
-    unknown = collector.end_reasons.get("unknown", 0)
-    if unknown:
-        out["unknown_end_reason"] = unknown  # foreign traces do not say why a session ended
+    if counts[EndReason.UNKNOWN]:  # foreign traces do not say why a session ended
+        out[EndReason.UNKNOWN.count_key] = counts[EndReason.UNKNOWN]
     return out
 
 
@@ -170,18 +165,20 @@ def end_reason_targets(params: GenerationParams | None, primaries: int) -> dict:
     if params.turns is not None:
         truncating = params.turns.allow_truncation
         return {
-            "forced_retire": None if truncating else 0,
-            "probabilistic_reset": 0,
-            "target_turn_count": None if truncating else primaries,
-            "restart_split": 0,
+            EndReason.FORCED_RETIRE.reference_name: None if truncating else 0,
+            EndReason.PROBABILISTIC_RESET.reference_name: 0,
+            EndReason.TARGET_TURN_COUNT.reference_name: None if truncating else primaries,
+            EndReason.RESTART_SPLIT.reference_name: 0,
             "note": "turns mode: without truncation every session reaches its target (retries); "
             "with truncation sessions that reach the context end as forced retires",
         }
     return {
-        "forced_retire": None,
-        "probabilistic_reset": 0 if params.reset is None or params.reset.base_probability == 0 else None,
-        "target_turn_count": 0,
-        "restart_split_at_most": round(targets.expected_restart_injections(params, primaries), 2),
+        EndReason.FORCED_RETIRE.reference_name: None,
+        EndReason.PROBABILISTIC_RESET.reference_name:
+            0 if params.reset is None or params.reset.base_probability == 0 else None,
+        EndReason.TARGET_TURN_COUNT.reference_name: 0,
+        f"{EndReason.RESTART_SPLIT.reference_name}_at_most":
+            round(targets.expected_restart_injections(params, primaries), 2),
         "note": "reset mode: retires and resets depend on the draws; restart splits are at most "
         "the expected number of sessions chosen to split (a chosen session may end first)",
     }

@@ -29,7 +29,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracedsl.reports.stackdist import RunHistory, repeat_runs
-from tracedsl.trace import EndReason, TraceChunk
+from tracedsl.trace import TraceChunk
 
 MAX_ENTRIES = 1 << 23  # session-distinct blocks analysed: ~31k sessions of the default spec
 ID_LIMIT = 1 << 23  # hash ids the per-id table holds: 4 bytes each, 24 for ids that recur
@@ -229,13 +229,21 @@ class ReuseAnalysis:
 class ChunkReuse:
     """Per-row results of the analysed rows of one chunk, for the per-request charts and the sample."""
 
-    def __init__(self, prompt_blocks, hit_blocks, entry_start, entry_id, entry_code) -> None:
+    def __init__(self, prompt_blocks, hit_blocks, entry_start, entry_id, entry_code, entry_tokens) -> None:
         self.rows = prompt_blocks.size
         self.prompt_blocks = prompt_blocks  # |P_t| per row
         self.hit_blocks = hit_blocks  # unbounded-cache prefix hit per row, blocks
         self.entry_start = entry_start  # row r's entering blocks are entry_start[r]:entry_start[r+1]
         self.entry_id = entry_id
         self.entry_code = entry_code  # NEW, CACHED or INHERITED
+        self.entry_tokens = entry_tokens  # the tokens each entering block holds in its row
+
+    def hit_tokens(self, row_offsets: np.ndarray) -> np.ndarray:
+        """Per row, the tokens of its hit blocks: the first ``hit_blocks`` of its session's blocks."""
+        turns = np.diff(row_offsets[: np.searchsorted(row_offsets, self.rows) + 1])
+        session_start = np.repeat(self.entry_start[row_offsets[: turns.size]], turns)
+        held = np.concatenate([[0], np.cumsum(self.entry_tokens, dtype=np.int64)])
+        return held[session_start + self.hit_blocks] - held[session_start]
 
 
 def _analyse(state: ReuseAnalysis, chunk: TraceChunk) -> ChunkReuse:
@@ -245,8 +253,10 @@ def _analyse(state: ReuseAnalysis, chunk: TraceChunk) -> ChunkReuse:
     # An id above every id seen so far is new without a lookup; only the others are searched.
     fresh = _above_all_before(ids, state.max_id)
     others = np.flatnonzero(~fresh)
+    tokens = block_tokens(chunk.input_length, chunk.hash_offsets, state.block_size)
     if not _distinct_in_sessions(chunk, ids, others):
-        ids, entry_start = _session_distinct(chunk, ids)
+        ids, entry_start, kept = _session_distinct(chunk, ids)
+        tokens = tokens[kept]
         fresh = _above_all_before(ids, state.max_id)
         others = np.flatnonzero(~fresh)
     if ids.size:
@@ -281,7 +291,7 @@ def _analyse(state: ReuseAnalysis, chunk: TraceChunk) -> ChunkReuse:
     state.entries += ids.size
     code = np.zeros(ids.size, dtype=np.int8)
     code[repeats] = rep_code
-    return ChunkReuse(prompt, hit_blocks, entry_start, ids, code)
+    return ChunkReuse(prompt, hit_blocks, entry_start, ids, code, tokens)
 
 
 def _link(state: ReuseAnalysis, ids, others, entry_start, remaining, inheriting_row):
@@ -374,8 +384,20 @@ def _distinct_in_sessions(chunk: TraceChunk, ids: np.ndarray, others: np.ndarray
     return bool(((ids[others] > ids[others - 1]) | session_start[others]).all())
 
 
-def _session_distinct(chunk: TraceChunk, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each session's first occurrence of every id, in file order, and the rows' new entry starts."""
+def block_tokens(input_length: np.ndarray, hash_offsets: np.ndarray, block_size: int) -> np.ndarray:
+    """The tokens each hash id's block holds in its row: full blocks, then what the row has left.
+
+    Block k of a row of L tokens holds clip(L - k * block_size, 0, block_size): a partly full
+    last block holds L - (len - 1) * block_size, and a row's blocks never hold more than L.
+    """
+    counts = np.diff(hash_offsets)
+    place = np.arange(int(hash_offsets[-1]), dtype=np.int64) - np.repeat(hash_offsets[:-1], counts)
+    row_tokens = np.repeat(input_length.astype(np.int64, copy=False), counts)
+    return np.clip(row_tokens - place * block_size, 0, block_size)
+
+
+def _session_distinct(chunk: TraceChunk, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each session's first occurrence of every id, in file order, the rows' new entry starts, and where the kept ids were."""
     row_of = np.repeat(np.arange(chunk.num_rows, dtype=np.int64), np.diff(chunk.hash_offsets))
     session_of = np.repeat(np.arange(chunk.num_sessions, dtype=np.int64), chunk.turns_per_session)[row_of]
     key = (session_of << 23) | ids
@@ -385,7 +407,7 @@ def _session_distinct(chunk: TraceChunk, ids: np.ndarray) -> tuple[np.ndarray, n
     keep = np.zeros(ids.size, dtype=bool)
     keep[order[first]] = True
     kept_rows = np.bincount(row_of[keep], minlength=chunk.num_rows)
-    return ids[keep], np.concatenate([[0], np.cumsum(kept_rows)])
+    return ids[keep], np.concatenate([[0], np.cumsum(kept_rows)]), np.flatnonzero(keep)
 
 
 def head_sessions(chunk: TraceChunk, keep: int) -> TraceChunk:
@@ -401,9 +423,3 @@ def head_sessions(chunk: TraceChunk, keep: int) -> TraceChunk:
         hash_ids=chunk.hash_ids[:hashes],
     )
 
-
-def end_reason_name(value: int) -> str:
-    try:
-        return EndReason(int(value)).reference_name
-    except ValueError:
-        return "unknown"
