@@ -10,7 +10,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tracedsl import resources
-from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity
+from tracedsl.codes import (
+    E_FORMAT_VERSION,
+    E_INVALID,
+    E_LEGACY_CONFLICT,
+    E_NOT_OBJECT,
+    E_OVERRIDE,
+    E_SCHEMA,
+    E_UNKNOWN_KEY,
+    W_CONSTANT,
+    W_LEGACY,
+)
+from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity, with_source
 from tracedsl.io import (
     E_MISSING,
     SPEC_KEYS,
@@ -33,15 +44,6 @@ from tracedsl.language.validate import (
 
 SpecKind = Literal["trace", "spec", "config", "manifest"]
 
-E_SCHEMA = "E205"
-E_NOT_OBJECT = "E206"
-E_UNKNOWN_KEY = "E207"
-E_INVALID = "E208"
-E_LEGACY_CONFLICT = "E209"
-E_FORMAT_VERSION = "E210"
-E_OVERRIDE = "E211"
-W_LEGACY = "W201"
-W_CONSTANT = "W202"
 
 # The reference accepts camelCase spellings of its top-level keys (its pydantic aliases).
 _CAMEL_TO_SNAKE = {
@@ -104,7 +106,18 @@ def load_spec(source: str | Path) -> LoadedSpec:
 
 
 def _load_file(path: Path) -> LoadedSpec:
+    """Read and load one file; its diagnostics carry its text, for the caret excerpt."""
     file = read_source(path)
+    try:
+        loaded = _load_text(file)
+    except DiagnosticError as error:
+        raise DiagnosticError(with_source(error.diagnostics, file.text, file.display)) from None
+    warnings = tuple(with_source(loaded.warnings, file.text, file.display))
+    return dataclasses.replace(loaded, warnings=warnings)
+
+
+def _load_text(file: SourceFile) -> LoadedSpec:
+    path = file.path
     suffix = path.suffix.lower()
     if suffix == ".trace":
         from tracedsl.language import compile_source
