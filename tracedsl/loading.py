@@ -275,7 +275,10 @@ def _validate(
     if errors:
         raise DiagnosticError(errors + warnings)
     warnings.extend(
-        locate.at(_split(p.path), W_CONSTANT, p.message, severity=Severity.WARNING, prefix=prefix)
+        locate.at(
+            _split(p.path), p.code or W_CONSTANT, p.message, severity=Severity.WARNING,
+            hint=p.hint, prefix=prefix,
+        )
         for p in warnings_for(params)
     )
     return params, tuple(warnings)

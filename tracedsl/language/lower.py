@@ -52,7 +52,7 @@ def lower(spec: ast.Spec, file: str = "<input>") -> tuple[Workload, list[Diagnos
     params, problems = validate_params(data)
     if problems:
         raise DiagnosticError([lowering.problem(p, Severity.ERROR, E_INVALID) for p in problems])
-    warnings = [lowering.problem(p, Severity.WARNING, W_CONSTANT) for p in warnings_for(params)]
+    warnings = [lowering.problem(p, Severity.WARNING, p.code or W_CONSTANT) for p in warnings_for(params)]
     default_name = Path(file).stem if file.endswith(".trace") else "default"
     return Workload(name=name or default_name, params=params), warnings
 
