@@ -20,6 +20,7 @@ from tracedsl.codes import (
     E_UNKNOWN_KEY,
     W_CONSTANT,
     W_LEGACY,
+    is_io,
 )
 from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity, with_source
 from tracedsl.io import (
@@ -74,7 +75,7 @@ class LoadedSpec:
 def is_io_problem(error: DiagnosticError) -> bool:
     """True when the errors are about reaching a file (exit code IO), not about its content."""
     errors = [d for d in error.diagnostics if d.is_error]
-    return bool(errors) and all(d.code.startswith("E4") for d in errors)
+    return bool(errors) and all(is_io(d.code) for d in errors)
 
 
 def resolve_source(source: str | Path) -> Path:
