@@ -369,3 +369,109 @@ def test_a_block_too_large_for_the_context_points_at_the_block():
     (diag,) = error.value.diagnostics
     assert "does not fit the context" in diag.message
     assert diag.span is not None and diag.span.line == 2, render(diag)
+
+
+# --------------------------------------------------------------------------------------------
+# Warnings with their effect: bounds that cut away most of the mass, a delay max of 0, and a
+# prefix that does not fit because of a default layer
+
+
+def _warnings(source: str):
+    return compile_text(source, "w.trace")[1]
+
+
+def _figures(message: str) -> list[float]:
+    return [float(x) for x in re.findall(r"~([0-9.]+)", message)]
+
+
+def test_a_max_below_most_of_the_mass_says_every_draw_becomes_it():
+    import numpy as np
+
+    from tracedsl.engine.samplers import BoundedLognormal, token_counts
+
+    (warning,) = _warnings("turn { output lognormal(mean=10, median=5, max=1) }")
+    assert warning.code == "W102" and warning.span.column == 48  # at max=1
+    assert "keep 8.6% of the lognormal's mass" in warning.message
+    assert warning.message.endswith("so every draw becomes 1")
+    # what the fast engine really does: the exact cut law, then int() and the output floor
+    params = compile_text("turn { output lognormal(mean=10, median=5, max=1) }")[0].params
+    draws = BoundedLognormal.of(params.generation_length).sample((np.arange(10_000) + 0.5) / 10_000)
+    assert set(token_counts(draws, params.output_floor).tolist()) == {1}
+
+
+def test_a_min_above_the_mean_says_where_the_mean_and_median_move():
+    import numpy as np
+
+    from tracedsl.engine.samplers import BoundedLognormal
+
+    source = "prefix { session lognormal(mean=10k, median=5k, min=20k) }"
+    (warning,) = _warnings(source)
+    assert warning.code == "W102" and warning.path == "cache.layer2.min"
+    mean, median = _figures(warning.message)
+    draws = BoundedLognormal.of(compile_text(source)[0].params.cache.layer2).sample(
+        (np.arange(200_000) + 0.5) / 200_000
+    )
+    assert mean == pytest.approx(draws.mean(), rel=0.01)
+    assert median == pytest.approx(np.median(draws), rel=0.01)
+    assert "the mean moves from 10000 to ~" in warning.message
+
+
+def test_bounds_that_keep_most_of_the_mass_say_nothing():
+    assert _warnings("prefix { session lognormal(mean=15k, median=5k, max=30k) }") == []
+    assert _warnings("turn { output lognormal(mean=1k, median=800, min=700) }") == []  # keeps 63%
+
+
+def test_a_tiny_share_of_mass_mentions_the_aiperf_engines_clip():
+    (warning,) = _warnings("turn { new_tokens lognormal(mean=10k, median=5k, min=100k) }")
+    assert "the aiperf engine redraws 100 times and then clips" in warning.message
+
+
+def test_a_constant_beyond_its_bound_becomes_the_bound():
+    codes = {w.code: w for w in _warnings("turn { new_tokens lognormal(mean=6k, median=6k, max=5k) }")}
+    assert set(codes) == {"W101", "W102"}
+    assert codes["W102"].message.endswith("every draw becomes 5000")
+
+
+def test_a_delay_max_of_0ms_says_every_delay_becomes_0():
+    (warning,) = _warnings("turn { delay mix { } max 0ms }")
+    assert warning.code == "W103" and warning.span.column == 26
+    assert "every delay becomes 0ms" in warning.message
+
+
+def test_a_delay_max_that_clips_most_delays_says_how_many():
+    import numpy as np
+
+    from tracedsl.engine.samplers import BoundedLognormal
+
+    source = "turn { delay mix { agentic 100%: lognormal(mean=2.5s, median=1.8s) } max 1s }"
+    (warning,) = _warnings(source)
+    share = float(re.search(r"clips ([0-9.]+)% of delays", warning.message).group(1)) / 100
+    dist = compile_text(source)[0].params.inter_turn_delay.agentic_delay
+    draws = BoundedLognormal.of(dist).sample((np.arange(100_000) + 0.5) / 100_000)
+    assert share == pytest.approx((draws > 1000).mean(), abs=0.005)  # printed to 2 digits
+    assert _warnings("turn { delay mix { } max 5min }") == []
+
+
+def test_a_prefix_that_does_not_fit_because_of_the_default_groups_says_so():
+    with pytest.raises(DiagnosticError) as info:
+        compile_text("context 50k\n", "w.trace")
+    (error,) = info.value.diagnostics
+    assert error.code == "E106" and error.span.line == 1
+    assert error.message.endswith("L1.5 (groups) is the default (20000 tokens), not set in this spec")
+    assert "`groups 1 of 0`" in error.hint
+    # switched off as the hint says, it fits; written by the user, it is not called a default
+    assert compile_text("context 50k\nprefix { groups 1 of 0 }\n")[0].params.cache.layer1_5_tokens == 0
+    with pytest.raises(DiagnosticError) as written:
+        compile_text("context 50k\nprefix { groups 50 of 20k }\n")
+    message = written.value.diagnostics[0].message
+    assert "L1.5 (groups) is the default" not in message
+    assert message.endswith("L1 (global) is the default (32000 tokens), not set in this spec")
+
+
+def test_a_config_that_does_not_fit_because_of_a_default_layer_says_so(tmp_path):
+    config = tmp_path / "small.json"
+    config.write_text('{"max_prompt_tokens": 50000}\n')
+    with pytest.raises(DiagnosticError) as info:
+        load_spec(str(config))
+    (error,) = info.value.diagnostics
+    assert "not set in this spec" in error.message and "cache.layer1_5_tokens = 0" in error.hint

@@ -222,7 +222,7 @@ def test_an_override_that_makes_a_lognormal_constant_warns_even_on_a_bundled_spe
                    "-o", str(tmp_path), "--no-reports"])
     assert result.exit_code == 0, result.output
     (line,) = [x for x in result.stderr.splitlines() if "warning" in x]
-    assert line.startswith("--set: cache.layer2.mean: warning[W202]: cache.layer2: mean == median")
+    assert line.startswith("--set: cache.layer2.mean: warning[W101]: cache.layer2: mean == median")
 
 
 @pytest.mark.parametrize("changes, option", [

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 
@@ -33,6 +34,9 @@ class Diagnostic:
     hint: str | None = None
     path: str | None = None  # a field path such as ``cache.layer2.mean``, when there is one
     related: tuple[Diagnostic, ...] = field(default=())  # other spans of the same problem
+    # The whole text of the file the span points into, so any command can show the excerpt;
+    # not part of the diagnostic's identity, nor of its JSON.
+    source: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def is_error(self) -> bool:
@@ -60,8 +64,25 @@ class DiagnosticError(Exception):
         super().__init__("; ".join(d.message for d in self.diagnostics))
 
 
+def with_source(diagnostics: Iterable[Diagnostic], text: str, file: str) -> list[Diagnostic]:
+    """The diagnostics, each that points into ``file`` (and has no source yet) carrying ``text``."""
+    return [_with_source(diag, text, file) for diag in diagnostics]
+
+
+def _with_source(diag: Diagnostic, text: str, file: str) -> Diagnostic:
+    if diag.file != file or diag.source is not None:
+        return diag
+    related = tuple(_with_source(other, text, file) for other in diag.related)
+    return replace(diag, source=text, related=related)
+
+
 def render(diag: Diagnostic, source: str | None = None) -> str:
-    """Render a diagnostic as ``file:line:col: error[CODE]: message`` with a caret excerpt."""
+    """Render a diagnostic as ``file:line:col: error[CODE]: message`` with a caret excerpt.
+
+    The excerpt comes from ``source`` when given, else from the text the diagnostic carries.
+    """
+    if source is None:
+        source = diag.source
     where = diag.file or "<input>"
     if diag.span is not None:
         where += f":{diag.span.line}:{diag.span.column}"

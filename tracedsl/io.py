@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tracedsl import codes
 from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity, Span
 from tracedsl.ir import SPEC_FORMAT_VERSION, Workload
 
@@ -19,13 +20,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-# Diagnostic codes of this module; E4xx are I/O problems (exit code IO), the rest bad input.
-E_MISSING = "E401"
-E_UNREADABLE = "E402"
-E_NOT_TEXT = "E201"
-E_EMPTY = "E202"
-E_BAD_JSON = "E203"
-E_BAD_TOML = "E204"
+# This module's diagnostic codes (tracedsl.codes defines them; the names stay importable here).
+E_MISSING, E_UNREADABLE = codes.E_MISSING, codes.E_UNREADABLE
+E_NOT_TEXT, E_EMPTY = codes.E_NOT_TEXT, codes.E_EMPTY
+E_BAD_JSON, E_BAD_TOML = codes.E_BAD_JSON, codes.E_BAD_TOML
 
 # The keys of a spec.json/spec.toml, in the order compile writes them.
 SPEC_KEYS = ("format_version", "workload", "source_file", "source_sha256", "generation_params")

@@ -10,7 +10,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tracedsl import resources
-from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity
+from tracedsl.codes import (
+    E_FORMAT_VERSION,
+    E_INVALID,
+    E_LEGACY_CONFLICT,
+    E_NOT_OBJECT,
+    E_OVERRIDE,
+    E_SCHEMA,
+    E_UNKNOWN_KEY,
+    W_CONSTANT,
+    W_LEGACY,
+    is_io,
+)
+from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity, with_source
 from tracedsl.io import (
     E_MISSING,
     SPEC_KEYS,
@@ -33,15 +45,6 @@ from tracedsl.language.validate import (
 
 SpecKind = Literal["trace", "spec", "config", "manifest"]
 
-E_SCHEMA = "E205"
-E_NOT_OBJECT = "E206"
-E_UNKNOWN_KEY = "E207"
-E_INVALID = "E208"
-E_LEGACY_CONFLICT = "E209"
-E_FORMAT_VERSION = "E210"
-E_OVERRIDE = "E211"
-W_LEGACY = "W201"
-W_CONSTANT = "W202"
 
 # The reference accepts camelCase spellings of its top-level keys (its pydantic aliases).
 _CAMEL_TO_SNAKE = {
@@ -72,7 +75,7 @@ class LoadedSpec:
 def is_io_problem(error: DiagnosticError) -> bool:
     """True when the errors are about reaching a file (exit code IO), not about its content."""
     errors = [d for d in error.diagnostics if d.is_error]
-    return bool(errors) and all(d.code.startswith("E4") for d in errors)
+    return bool(errors) and all(is_io(d.code) for d in errors)
 
 
 def resolve_source(source: str | Path) -> Path:
@@ -104,7 +107,18 @@ def load_spec(source: str | Path) -> LoadedSpec:
 
 
 def _load_file(path: Path) -> LoadedSpec:
+    """Read and load one file; its diagnostics carry its text, for the caret excerpt."""
     file = read_source(path)
+    try:
+        loaded = _load_text(file)
+    except DiagnosticError as error:
+        raise DiagnosticError(with_source(error.diagnostics, file.text, file.display)) from None
+    warnings = tuple(with_source(loaded.warnings, file.text, file.display))
+    return dataclasses.replace(loaded, warnings=warnings)
+
+
+def _load_text(file: SourceFile) -> LoadedSpec:
+    path = file.path
     suffix = path.suffix.lower()
     if suffix == ".trace":
         from tracedsl.language import compile_source
@@ -262,7 +276,10 @@ def _validate(
     if errors:
         raise DiagnosticError(errors + warnings)
     warnings.extend(
-        locate.at(_split(p.path), W_CONSTANT, p.message, severity=Severity.WARNING, prefix=prefix)
+        locate.at(
+            _split(p.path), p.code or W_CONSTANT, p.message, severity=Severity.WARNING,
+            hint=p.hint, prefix=prefix,
+        )
         for p in warnings_for(params)
     )
     return params, tuple(warnings)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import math
 from decimal import Decimal, localcontext
 
+from tracedsl.codes import E_UNPRINTABLE
 from tracedsl.diagnostics import Diagnostic, DiagnosticError
 from tracedsl.ir import GenerationParams, Lognormal, NewTokens, Workload, lognormal_mu_sigma
 from tracedsl.language import ast
 from tracedsl.language.format import format_spec
 from tracedsl.language.lower import PROBABILITY_UNITS, TIME_UNITS, TOKEN_UNITS
-
-E_UNPRINTABLE = "E108"
 
 
 def decompile(workload: Workload, header: str | None = None) -> str:

@@ -7,9 +7,10 @@ import re
 
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
+from tracedsl.codes import E_SYNTAX
 from tracedsl.diagnostics import Diagnostic, Span
 
-E_SYNTAX = "E001"
+__all__ = ["E_SYNTAX", "keywords", "syntax_diagnostic"]
 
 # What the user should read for each non-keyword terminal of the grammar.
 _TERMINAL_WORDS = {
@@ -45,7 +46,7 @@ def keywords() -> list[str]:
 def syntax_diagnostic(error: Exception, text: str, file: str) -> Diagnostic:
     """Turn a lark error into a located diagnostic with the expected tokens and a hint."""
     if not isinstance(error, UnexpectedInput):
-        return Diagnostic(E_SYNTAX, f"cannot parse: {type(error).__name__}", file=file)
+        return Diagnostic(E_SYNTAX, f"cannot parse: {type(error).__name__}", file=file, source=text)
     expected = _expected_terminals(error)
     line, column = (
         max(error.line, 1) if error.line else 1,
@@ -64,7 +65,8 @@ def syntax_diagnostic(error: Exception, text: str, file: str) -> Diagnostic:
         message += f"; expected {_join(expected)}"
     hint = _suggestion(found, expected)
     return Diagnostic(
-        E_SYNTAX, message, file=file, span=Span(line, column, line, column + width), hint=hint
+        E_SYNTAX, message, file=file, span=Span(line, column, line, column + width), hint=hint,
+        source=text,
     )
 
 

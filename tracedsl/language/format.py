@@ -36,11 +36,14 @@ def format_text(text: str, file: str = "<input>") -> str:
 def format_spec(spec: ast.Spec, text: str = "") -> str:
     """Canonical text of a tree; ``text`` is the source the comments came from, if any."""
     notes = _attach(spec, text)
+    statements = _ordered(spec.statements, TOP_ORDER, lambda s: s.keyword)
     out: list = list(notes.header)
-    if notes.header:
+    # A header that touched the first statement keeps touching it while it stays first.
+    touching = notes.header_touches and statements and statements[0] is spec.statements[0]
+    if notes.header and not touching:
         out.append("")
     previous = None
-    for statement in _ordered(spec.statements, TOP_ORDER, lambda s: s.keyword):
+    for statement in statements:
         if previous is not None and PARAGRAPH[previous] != PARAGRAPH[statement.keyword]:
             out.append("")
         previous = statement.keyword
@@ -157,7 +160,8 @@ def _with_comment(line: str, comment: str | None) -> str | tuple[str, str]:
 
 @dataclass
 class _Notes:
-    header: list[str] = field(default_factory=list)
+    header: list[str] = field(default_factory=list)  # comment lines, "" between paragraphs
+    header_touches: bool = False  # no blank line between the header and the first statement
     leading: dict[int, list[str]] = field(default_factory=dict)
     trailing: dict[int, str] = field(default_factory=dict)
     header_of: dict[int, str] = field(default_factory=dict)  # after a block's opening brace
@@ -169,11 +173,20 @@ def _attach(spec: ast.Spec, text: str) -> _Notes:
     nodes = list(_walk(spec.statements))
     blank_lines = {i + 1 for i, line in enumerate(text.splitlines()) if not line.strip()}
     first_line = nodes[0].span.line if nodes else None
-    # Comments above the first statement and cut off from it by a blank line head the file.
-    header_end = max((b for b in blank_lines if first_line and b < first_line), default=0)
+    above = [c for c in spec.comments if first_line is not None and c.line < first_line]
+    # The file's header: the comments above the first statement, up to the last blank line
+    # before it (the paragraph touching the statement is that statement's own); with no blank
+    # line, the whole block. It stays at the top wherever the statements move.
+    gaps = [b for b in blank_lines if above and above[0].line < b < first_line]
+    header_end = max(gaps) if gaps else (first_line or 0)
+    notes.header_touches = bool(above) and not gaps
+    previous_line = None
     for comment in spec.comments:
         if first_line is not None and comment.line < header_end:
+            if previous_line is not None and any(previous_line < b < comment.line for b in blank_lines):
+                notes.header.append("")  # a blank line between the header's paragraphs
             notes.header.append(comment.text)
+            previous_line = comment.line
             continue
         owner = _trailing_owner(nodes, comment)
         if owner is not None:

@@ -6,20 +6,21 @@ from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
+from tracedsl.codes import (
+    E_ARGUMENT,
+    E_DUPLICATE,
+    E_INVALID,
+    E_MIXTURE,
+    E_NUMBER,
+    E_UNIT,
+    E_UNKNOWN_DISTRIBUTION,
+    W_CONSTANT,
+)
 from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity, Span
 from tracedsl.ir import Workload
 from tracedsl.language import ast
 from tracedsl.language.parser import parse
 from tracedsl.language.validate import FieldProblem, did_you_mean, validate_params, warnings_for
-
-E_DUPLICATE = "E101"
-E_UNKNOWN_DISTRIBUTION = "E102"
-E_ARGUMENT = "E103"
-E_UNIT = "E104"
-E_NUMBER = "E105"
-E_INVALID = "E106"
-E_MIXTURE = "E107"
-W_CONSTANT = "W101"
 
 # Units each kind of value takes, and what one unit is worth in the IR's unit.
 TOKEN_UNITS = {"": Decimal(1), "k": Decimal(1000), "M": Decimal(1_000_000)}
@@ -51,7 +52,7 @@ def lower(spec: ast.Spec, file: str = "<input>") -> tuple[Workload, list[Diagnos
     params, problems = validate_params(data)
     if problems:
         raise DiagnosticError([lowering.problem(p, Severity.ERROR, E_INVALID) for p in problems])
-    warnings = [lowering.problem(p, Severity.WARNING, W_CONSTANT) for p in warnings_for(params)]
+    warnings = [lowering.problem(p, Severity.WARNING, p.code or W_CONSTANT) for p in warnings_for(params)]
     default_name = Path(file).stem if file.endswith(".trace") else "default"
     return Workload(name=name or default_name, params=params), warnings
 

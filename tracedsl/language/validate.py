@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import difflib
+import math
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from statistics import NormalDist
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from tracedsl.ir import GenerationParams, Issue, ParamsError, params_warnings
+from tracedsl.codes import W_BOUNDS, W_CONSTANT, W_DELAY_MAX
+from tracedsl.ir import GenerationParams, Issue, Lognormal, ParamsError, params_warnings
 
 # Union tags pydantic puts into error locations; they are not field names.
 _UNION_TAGS = frozenset({"lognormal"})
@@ -24,6 +27,7 @@ class FieldProblem:
     message: str
     hint: str | None = None
     kind: str = "invalid"  # "unknown" for a key the IR does not have, else "invalid"
+    code: str | None = None  # a warning's code (tracedsl.codes); errors take the caller's
 
     @property
     def path(self) -> str:
@@ -35,7 +39,7 @@ def validate_params(data: Any) -> tuple[GenerationParams | None, list[FieldProbl
     try:
         return GenerationParams.model_validate(data), []
     except ValidationError as exc:
-        return None, problems_from(exc)
+        return None, _blame_default_layers(data, problems_from(exc))
     except ParamsError as exc:  # pragma: no cover - pydantic wraps it, but be safe
         return None, [_from_issue((), issue) for issue in exc.issues]
     except (RecursionError, OverflowError) as exc:
@@ -43,7 +47,9 @@ def validate_params(data: Any) -> tuple[GenerationParams | None, list[FieldProbl
 
 
 def warnings_for(params: GenerationParams) -> list[FieldProblem]:
-    return [_from_issue((), issue) for issue in params_warnings(params)]
+    """What a valid spec probably did not mean, each with its effect and its code."""
+    constant = [replace(_from_issue((), issue), code=W_CONSTANT) for issue in params_warnings(params)]
+    return constant + bounds_warnings(params) + delay_max_warnings(params)
 
 
 def problems_from(error: ValidationError) -> list[FieldProblem]:
@@ -134,3 +140,264 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 def _lower_first(text: str) -> str:
     return text[:1].lower() + text[1:] if text else text
+
+
+# ---------------------------------------------------------------------------------------------
+# A prefix error caused by a layer the spec did not write
+
+# The shared-prefix layers a spec gets by default, and how to switch each off.
+_DEFAULT_LAYERS = (
+    ("layer1_5_tokens", "L1.5 (groups)", "`groups 1 of 0` in the prefix block"),
+    ("layer1_tokens", "L1 (global)", "`global 0` in the prefix block"),
+)
+
+
+def _blame_default_layers(data: Any, problems: list[FieldProblem]) -> list[FieldProblem]:
+    """Say so when a prefix does not fit only because of a default layer the spec left out."""
+    prefix_problems = [
+        p for p in problems
+        if "max_prompt_tokens" in p.paths and ("cache.layer1_5_tokens" in p.paths or "turns.min" in p.paths)
+    ]
+    cache = data.get("cache", {}) if isinstance(data, dict) else None
+    if not prefix_problems or not isinstance(cache, dict):
+        return problems
+    defaults = {name: _layer_default(name) for name, _, _ in _DEFAULT_LAYERS}
+    unwritten = [layer for layer in _DEFAULT_LAYERS if layer[0] not in cache and defaults[layer[0]]]
+    candidates = [[layer] for layer in unwritten] + ([unwritten] if len(unwritten) > 1 else [])
+    blamed: dict[tuple[str, ...], list] = {}
+    for layers in candidates:
+        trial = {**data, "cache": {**cache, **{name: 0 for name, _, _ in layers}}}
+        try:
+            GenerationParams.model_validate(trial)
+            remaining: set[tuple[str, ...]] = set()
+        except ValidationError as exc:
+            remaining = {p.paths for p in problems_from(exc)}
+        for problem in prefix_problems:
+            if problem.paths not in remaining and problem.paths not in blamed:
+                blamed[problem.paths] = layers
+    out = []
+    for problem in problems:
+        layers = blamed.get(problem.paths) if problem in prefix_problems else None
+        if layers is None:
+            out.append(problem)
+            continue
+        said = " and ".join(f"{words} is the default ({defaults[name]} tokens), not set in this spec"
+                            for name, words, _ in layers)
+        switch = " and ".join(how for _, _, how in layers)
+        keys = ", ".join(f"cache.{name} = 0" for name, _, _ in layers)
+        hint = f"switch the default off with {switch} ({keys} in a spec file)"
+        if problem.hint:
+            hint += f", or {_lower_first(problem.hint)}"
+        out.append(replace(problem, message=f"{problem.message}; {said}", hint=hint))
+    return out
+
+
+def _layer_default(name: str) -> int:
+    from tracedsl.ir import Cache
+
+    return Cache.model_fields[name].default
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounds that cut away most of a distribution
+
+# A bounded lognormal warns (W102) when its bounds keep less than this share of its mass,
+# and the delay's max (W103) when it clips more than this share of delays.
+MOST = 0.5
+# The reference, and so the aiperf engine, redraws an out-of-bounds value this many times and
+# then clips it; the fast engine draws the cut law exactly.
+_REDRAWS = 100
+_NORMAL = NormalDist()
+
+
+def _cdf(z: float) -> float:
+    return 0.5 * math.erfc(-z / math.sqrt(2.0))
+
+
+def _sf(z: float) -> float:
+    return 0.5 * math.erfc(z / math.sqrt(2.0))
+
+
+def _between(a: float, b: float) -> float:
+    """P(a < Z < b) for a standard normal, accurate in either tail."""
+    return _sf(a) - _sf(b) if a > 0 else _cdf(b) - _cdf(a)
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """A lognormal cut to [low, high]: the z of each bound and the share of mass between them."""
+
+    mu: float
+    sigma: float
+    low: float  # 0 when unbounded below
+    high: float  # inf when unbounded above
+
+    @property
+    def alpha(self) -> float:
+        return (math.log(self.low) - self.mu) / self.sigma if self.low > 0 else -math.inf
+
+    @property
+    def beta(self) -> float:
+        return (math.log(self.high) - self.mu) / self.sigma if math.isfinite(self.high) else math.inf
+
+    @property
+    def kept(self) -> float:
+        return _between(self.alpha, self.beta)
+
+    def above(self, value: float) -> float:
+        """P(X > value) under the cut law (kept > 0)."""
+        if value >= self.high:
+            return 0.0
+        z = (math.log(value) - self.mu) / self.sigma if value > 0 else -math.inf
+        return _between(max(z, self.alpha), self.beta) / self.kept
+
+    def mean(self) -> float:
+        unbounded = math.exp(self.mu + self.sigma * self.sigma / 2.0)
+        return unbounded * _between(self.alpha - self.sigma, self.beta - self.sigma) / self.kept
+
+    def median(self) -> float:
+        if self.alpha > 0:  # upper tail: through the survival function, where Φ rounds to 1
+            z = -_NORMAL.inv_cdf(_sf(self.beta) + self.kept / 2.0)
+        else:
+            z = _NORMAL.inv_cdf(_cdf(self.alpha) + self.kept / 2.0)
+        return math.exp(self.mu + self.sigma * z)
+
+
+def _cut_of(dist: Lognormal, mu_shift: float = 0.0) -> _Cut:
+    low = float(dist.min) if dist.min is not None else 0.0
+    high = float(dist.max) if dist.max is not None else math.inf
+    return _Cut(float(dist.mu) + mu_shift, float(dist.sigma), low, high)
+
+
+def _bounded(params: GenerationParams):
+    """(path, lognormal, mu shift, unit, token-count floor or None) of each bounded lognormal."""
+    bias = getattr(params.new_tokens_per_turn, "bias", 1.0)
+    delay = params.inter_turn_delay
+    found = [
+        ("new_tokens_per_turn", params.new_tokens_per_turn, math.log(bias), "", 1),
+        ("generation_length", params.generation_length, 0.0, "", params.output_floor),
+        ("inter_turn_delay.agentic_delay", delay.agentic_delay, 0.0, "ms", None),
+        ("inter_turn_delay.human_delay", delay.human_delay, 0.0, "ms", None),
+        ("cache.layer2", params.cache.layer2, 0.0, "", 1),
+    ]
+    if params.turns is not None:
+        found.append(("turns", params.turns.as_lognormal(), 0.0, "", None))
+    return [entry for entry in found
+            if isinstance(entry[1], Lognormal) and (entry[1].min is not None or entry[1].max is not None)]
+
+
+def bounds_warnings(params: GenerationParams) -> list[FieldProblem]:
+    """W102: bounds that keep less than half of a lognormal's mass, with what the draws become."""
+    found = []
+    for path, dist, shift, unit, floor in _bounded(params):
+        try:
+            problem = _bounds_problem(path, dist, shift, unit, floor)
+        except (OverflowError, ValueError, ZeroDivisionError):  # an absurd bias: nothing to say
+            continue
+        if problem is not None:
+            found.append(problem)
+    return found
+
+
+def _bounds_problem(path: str, dist: Lognormal, shift: float, unit: str,
+                    floor: int | None) -> FieldProblem | None:
+    cut = _cut_of(dist, shift)
+    bounds = ", ".join(f"{name} {_about(value)}{unit.strip() if unit == 'ms' else ''}"
+                       for name, value in (("min", dist.min), ("max", dist.max)) if value is not None)
+
+    def becomes(value: float) -> str:
+        if floor is not None:  # token counts: int() of the draw, then the floor
+            value = max(int(value), floor)
+        return f"every draw becomes {_about(value)}{unit}"
+
+    if cut.sigma == 0.0:  # a constant: clipped to the bound it lies beyond
+        value = math.exp(cut.mu)
+        if cut.low <= value <= cut.high:
+            return None
+        bound, side = (cut.low, "min") if value < cut.low else (cut.high, "max")
+        return FieldProblem(
+            (f"{path}.{side}",),
+            f"{path}: the constant {_about(value)}{unit} (mean == median) lies beyond {side} "
+            f"{_about(bound)}: {becomes(bound)}",
+            code=W_BOUNDS,
+        )
+    kept = cut.kept
+    if kept >= MOST:
+        return None
+    below = _between(-math.inf, cut.alpha) if cut.low > 0 else 0.0
+    above = _between(cut.beta, math.inf) if math.isfinite(cut.high) else 0.0
+    side = "min" if dist.min is not None and (dist.max is None or below >= above) else "max"
+    if kept <= 0.0:  # no mass a double can hold: every engine puts each draw on the bound
+        bound = cut.low if cut.alpha > 0 else cut.high
+        effect = f"it holds almost none of the mass, so {becomes(bound)}"
+    else:
+        same = floor is not None and math.isfinite(cut.high) and (
+            max(int(cut.low), floor) == max(int(cut.high), floor))
+        if same:
+            effect = f"tracedsl draws from the lognormal cut to them, so {becomes(cut.high)}"
+        else:
+            unbounded = math.exp(cut.mu + cut.sigma * cut.sigma / 2.0)
+            effect = (f"tracedsl draws from the lognormal cut to them, so the mean moves from "
+                      f"{_about(unbounded)}{unit} to ~{_about(cut.mean())}{unit} and the median from "
+                      f"{_about(math.exp(cut.mu))}{unit} to ~{_about(cut.median())}{unit}")
+        clipped = (1.0 - kept) ** _REDRAWS
+        if clipped >= 0.01:
+            effect += (f" (the aiperf engine redraws {_REDRAWS} times and then clips, so "
+                       f"{_percent(clipped)} of its draws land on the bounds)")
+    return FieldProblem(
+        (f"{path}.{side}",),
+        f"{path}: the bounds ({bounds}) keep {_percent(kept)} of the lognormal's mass; {effect}",
+        "widen the bounds, or move the mean and median inside them",
+        code=W_BOUNDS,
+    )
+
+
+def delay_max_warnings(params: GenerationParams) -> list[FieldProblem]:
+    """W103: a delay max of 0 (every delay is 0), or one that clips most delays."""
+    delay = params.inter_turn_delay
+    if delay.max is None:
+        return []
+    path = ("inter_turn_delay.max",)
+    if delay.max == 0:
+        return [FieldProblem(
+            path, "inter_turn_delay.max is 0ms: every delay becomes 0ms, so each turn follows "
+            "the one before it at once", "leave max out for no clip", code=W_DELAY_MAX)]
+    clipped = 0.0
+    for share, dist in ((delay.agentic_fraction, delay.agentic_delay),
+                        (1.0 - delay.agentic_fraction, delay.human_delay)):
+        if share and isinstance(dist, Lognormal):
+            clipped += share * _share_above(dist, float(delay.max))
+    if clipped <= MOST:
+        return []
+    return [FieldProblem(
+        path, f"inter_turn_delay.max ({_about(delay.max)}ms) clips {_percent(clipped)} of delays "
+        f"to exactly {_about(delay.max)}ms (before the context scaling)",
+        "raise max, or lower the components' means", code=W_DELAY_MAX)]
+
+
+def _share_above(dist: Lognormal, value: float) -> float:
+    cut = _cut_of(dist)
+    if cut.sigma == 0.0 or cut.kept <= 0.0:
+        drawn = min(max(math.exp(cut.mu), cut.low), cut.high)
+        if cut.sigma != 0.0:
+            drawn = cut.low if cut.alpha > 0 else cut.high
+        return 1.0 if drawn > value else 0.0
+    return cut.above(value)
+
+
+def _about(value: float, significant: int = 3) -> str:
+    """A figure in a message: a few significant digits, without an exponent."""
+    value = float(value)
+    if value == 0 or not math.isfinite(value):
+        return "0" if value == 0 else str(value)
+    digits = significant - 1 - math.floor(math.log10(abs(value)))
+    rounded = round(value, digits)
+    if digits <= 0 or rounded == int(rounded):
+        return str(int(rounded))
+    return f"{rounded:.{digits}f}".rstrip("0")
+
+
+def _percent(share: float) -> str:
+    if share < 0.001:
+        return "less than 0.1%"
+    return f"{_about(share * 100, 2)}%"

@@ -1,0 +1,117 @@
+"""Every diagnostic code, defined once: its name, its number and the one thing it means.
+
+Modules import their codes from here, so a number cannot mean two things (``W_CONSTANT``
+was once W101 in the compiler and W202 in the loader). Numbers group by where the problem
+is: E0xx the .trace syntax, E1xx what a spec says (in any of its forms), E2xx the form of a
+spec file, E4xx reaching a file (the I/O exit code); W1xx warnings about what a spec says,
+W2xx about its form. docs/errors.md shows each one with an input that gives it, and
+tests/test_errors_doc.py runs those inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Code:
+    """One diagnostic code: ``E106``, its constant's name and what it means."""
+
+    code: str
+    name: str
+    meaning: str
+
+    @property
+    def is_warning(self) -> bool:
+        return self.code.startswith("W")
+
+
+REGISTRY: dict[str, Code] = {}
+
+# Codes that once existed and were merged into another; never given a new meaning.
+RETIRED = {
+    "E208": "E106",  # the loader's "invalid value", now the same code as the compiler's
+    "W202": "W101",  # the loader's "constant lognormal", now the same code as the compiler's
+}
+
+
+def _define(code: str, name: str, meaning: str) -> str:
+    if code in REGISTRY or code in RETIRED:
+        raise ValueError(f"diagnostic code {code} is defined twice")
+    if any(entry.name == name for entry in REGISTRY.values()):
+        raise ValueError(f"diagnostic name {name} is defined twice")
+    REGISTRY[code] = Code(code, name, meaning)
+    return code
+
+
+# .trace syntax
+E_SYNTAX = _define("E001", "E_SYNTAX", "the .trace text does not parse")
+
+# What a spec says
+E_DUPLICATE = _define(
+    "E101", "E_DUPLICATE", "a statement, argument or mixture component is given twice"
+)
+E_UNKNOWN_DISTRIBUTION = _define(
+    "E102", "E_UNKNOWN_DISTRIBUTION", "a distribution name that tracedsl does not know"
+)
+E_ARGUMENT = _define("E103", "E_ARGUMENT", "an argument that this distribution does not take here")
+E_UNIT = _define("E104", "E_UNIT", "a number with a unit that its field does not take")
+E_NUMBER = _define(
+    "E105", "E_NUMBER", "a number that cannot be this field's value (too large, or not whole)"
+)
+E_INVALID = _define(
+    "E106", "E_INVALID", "a value, or a combination of values, that a workload cannot have"
+)
+E_MIXTURE = _define("E107", "E_MIXTURE", "the delay mixture's fractions do not add up to 100%")
+E_UNPRINTABLE = _define(
+    "E108", "E_UNPRINTABLE", "a spec value that cannot be written in a .trace file"
+)
+
+# The form of a spec file
+E_NOT_TEXT = _define("E201", "E_NOT_TEXT", "the file is not UTF-8 text")
+E_EMPTY = _define("E202", "E_EMPTY", "a JSON or TOML file with nothing in it")
+E_BAD_JSON = _define("E203", "E_BAD_JSON", "the file is not valid JSON")
+E_BAD_TOML = _define("E204", "E_BAD_TOML", "the file is not valid TOML")
+E_SCHEMA = _define("E205", "E_SCHEMA", "a JSON Schema was given where a spec was expected")
+E_NOT_OBJECT = _define(
+    "E206", "E_NOT_OBJECT", "not a spec: the wrong kind of file, or JSON that is not an object"
+)
+E_UNKNOWN_KEY = _define(
+    "E207", "E_UNKNOWN_KEY", "a key that a spec file or the workload does not have"
+)
+E_LEGACY_CONFLICT = _define(
+    "E209", "E_LEGACY_CONFLICT", "a legacy spelling and its current one are both given, and differ"
+)
+E_FORMAT_VERSION = _define(
+    "E210", "E_FORMAT_VERSION", "a spec.json format version this tracedsl does not read"
+)
+E_OVERRIDE = _define("E211", "E_OVERRIDE", "a --set that is not PATH=VALUE or names no field")
+E_OPTION = _define(
+    "E212", "E_OPTION", "a command-line option whose value the run or the spec cannot take"
+)
+
+# Reaching a file
+E_MISSING = _define("E401", "E_MISSING", "no such file (and no bundled spec of that name)")
+E_UNREADABLE = _define("E402", "E_UNREADABLE", "the file exists but cannot be read")
+
+# Warnings: valid, but probably not what was meant
+W_CONSTANT = _define(
+    "W101", "W_CONSTANT", "a lognormal whose mean equals its median: every draw is the same"
+)
+W_BOUNDS = _define("W102", "W_BOUNDS", "a distribution's bounds keep less than half of its mass")
+W_DELAY_MAX = _define(
+    "W103", "W_DELAY_MAX", "the inter-turn delay's max clips most delays (at 0ms, every one)"
+)
+W_LEGACY = _define("W201", "W_LEGACY", "a legacy spelling of a key, accepted and rewritten")
+
+
+def meaning(code: str) -> str:
+    """What a code means (a retired one: what it was merged into)."""
+    if code in RETIRED:
+        return f"retired: now {RETIRED[code]} ({REGISTRY[RETIRED[code]].meaning})"
+    return REGISTRY[code].meaning
+
+
+def is_io(code: str) -> bool:
+    """A problem reaching a file (exit code IO), not one with its content."""
+    return code.startswith("E4")
