@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tracedsl.diagnostics import Diagnostic
-from tracedsl.output.manifest import MAX_SEED, MAX_SESSIONS
 from tracedsl.output.rundir import locate_run
+from tracedsl.pipeline.defaults import DEFAULT_SEED, DEFAULT_SESSIONS, DEFAULT_SPEC, ENGINES
 from tracedsl.pipeline.failures import (
     E_ENGINE_LIMIT,
     E_EXECUTOR,
@@ -37,12 +37,7 @@ if TYPE_CHECKING:  # pydantic and numpy load when a run is planned, not when the
     from tracedsl.ir import GenerationParams, Workload
     from tracedsl.output.validate import ValidationReport
 
-DEFAULT_SPEC = "default"
-DEFAULT_SESSIONS = 1000
-DEFAULT_SEED = 42
-ENGINES = ("fast", "aiperf")
-__all__ = ["DEFAULT_SEED", "DEFAULT_SESSIONS", "DEFAULT_SPEC", "E_OPTION", "ENGINES", "MAX_SEED",
-           "MAX_SESSIONS", "OPTION_FIELDS", "RunFailed", "RunOptions", "RunPlan", "RunResult",
+__all__ = ["E_OPTION", "OPTION_FIELDS", "RunFailed", "RunOptions", "RunPlan", "RunResult",
            "execute_run", "option_problem", "plan_run", "run", "run_rows"]
 
 

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tracedsl.limits import MAX_TOKENS
 from tracedsl.output.rundir import locate_run
+from tracedsl.pipeline.defaults import DEFAULT_MAX_ERRORS, SimulationConfig
 from tracedsl.pipeline.failures import (
     E_BLOCK_SIZE,
     E_EMPTY_TRACE,
@@ -26,22 +26,14 @@ from tracedsl.pipeline.failures import (
     io_failure,
 )
 
-# the pure-Python simulation inputs: the CLI builds its options from them at start-up
-from tracedsl.reports.simulation_config import LAYERS as SIMULATION_LAYERS
-from tracedsl.reports.simulation_config import MAX_SESSIONS as SIMULATION_MAX_SESSIONS
-from tracedsl.reports.simulation_config import SimulationConfig
-
 if TYPE_CHECKING:  # numpy, pydantic and jinja2 load when a command runs, not at start-up
     from tracedsl.ir import GenerationParams
     from tracedsl.output.validate import ValidationReport
     from tracedsl.reports.simulation import SimulationSample
     from tracedsl.reports.simulation_model import SimulationResult
 
-DEFAULT_MAX_ERRORS = 50
-SIMULATION_DEFAULTS = SimulationConfig()
-__all__ = ["DEFAULT_MAX_ERRORS", "MAX_TOKENS", "SIMULATION_DEFAULTS", "SIMULATION_LAYERS",
-           "SIMULATION_MAX_SESSIONS", "ReportResult", "SimulationConfig", "SimulationRun",
-           "TraceInput", "open_trace", "report", "simulate", "validate"]
+__all__ = ["ReportResult", "SimulationRun", "TraceInput", "open_trace", "report", "simulate",
+           "validate"]
 
 
 # ============================================================================================
