@@ -8,6 +8,7 @@ place and reuses a directory started in the same second, §9 B15, B19).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -34,18 +35,19 @@ def locate_run(target: Path) -> RunFiles:
     """The trace at ``target``: a run directory's dataset.jsonl, or the file itself.
 
     The manifest is the manifest.json beside the dataset (a run directory's own, or the one
-    beside a dataset file given directly). FileNotFoundError, with the reason, when there is
-    no trace there.
+    beside a dataset file given directly). FileNotFoundError (its ``strerror`` the reason)
+    when there is no trace there.
     """
     target = Path(target)
     if target.is_dir():
         dataset = target / DATASET_NAME
         if not dataset.is_file():
-            raise FileNotFoundError(f"not a run directory (no {DATASET_NAME} in it)")
+            raise FileNotFoundError(errno.ENOENT, f"not a run directory (no {DATASET_NAME} in it)",
+                                    str(target))
     elif target.is_file():
         dataset = target
     else:
-        raise FileNotFoundError("no such file or directory")
+        raise FileNotFoundError(errno.ENOENT, "no such file or directory", str(target))
     manifest = dataset.parent / MANIFEST_NAME
     return RunFiles(dataset, manifest if manifest.is_file() else None)
 

@@ -167,7 +167,7 @@ def _load(spec):
         try:
             found = locate_run(Path(spec))
         except FileNotFoundError as error:
-            raise fail(E_NOT_A_RUN, str(error), Category.IO, file=str(spec)) from None
+            raise fail(E_NOT_A_RUN, error.strerror, Category.IO, file=str(spec)) from None
         if found.manifest is None:
             raise fail(E_NOT_A_RUN, "a run directory without a manifest.json: nothing to rerun",
                        Category.IO, file=str(spec))

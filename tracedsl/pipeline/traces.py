@@ -60,7 +60,7 @@ def open_trace(target: str | Path, block_size: int | None = None) -> TraceInput:
     try:
         found = locate_run(target)
     except FileNotFoundError as error:
-        raise fail(E_NOT_A_RUN, str(error), Category.IO, file=str(target)) from None
+        raise fail(E_NOT_A_RUN, error.strerror, Category.IO, file=str(target)) from None
     params, name = None, found.dataset.stem
     if found.manifest is not None:
         with categorised():
