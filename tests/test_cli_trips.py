@@ -225,3 +225,22 @@ def test_every_spec_command_shows_the_caret_excerpt(command, tmp_path):
     assert result.exit_code in (exitcodes.INPUT, exitcodes.FAILED), result.output
     assert f"{spec}:2:7: error[" in result.stderr
     assert "   2 | reset 150%\n     |       ^^^^" in result.stderr
+
+
+def test_a_run_that_fails_its_own_checks_says_why_and_publishes_nothing(tmp_path, monkeypatch):
+    from tracedsl.output.chunkcheck import ChunkChecker
+
+    finish = ChunkChecker.finish
+
+    def broken(self):
+        report = finish(self)
+        report.add("block-count", "row 1 has too few hash ids", 1, None, "hash_ids")
+        return report
+
+    monkeypatch.setattr(ChunkChecker, "finish", broken)
+    result = _cli("run", "default", "-n", "3", "--no-reports", "-o", tmp_path)
+    assert result.exit_code == exitcodes.FAILED
+    assert "dataset.jsonl:1:1: error[block-count]: row 1 has too few hash ids" in result.stderr
+    assert "default: error[E502]: the written dataset failed validation; no run directory was " \
+           "published" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -35,10 +35,13 @@ def show(found: Iterable[Diagnostic], *, err: bool = True, excerpts: bool = True
     """Print diagnostics, each with an excerpt of its source when ``excerpts`` and it can be read."""
     sources: dict[str, str | None] = {}
     for diag in found:
+        if not excerpts:
+            click.echo(diagnostics.render(diag), err=err)
+            continue
         source = getattr(diag, "source", None)
-        if source is None and excerpts and diag.span is not None:
+        if source is None and diag.span is not None:
             source = _file_text(diag.file, sources)
-        click.echo(render(diag, source if excerpts else None), err=err)
+        click.echo(render(diag, source), err=err)
 
 
 def show_compactly(found: Iterable[Diagnostic]) -> None:
