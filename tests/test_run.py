@@ -21,7 +21,7 @@ NAME = re.compile(r"^default_(\d+)s_seed(\d+)_\d{8}-\d{6}(-\d+)?$")
 @pytest.fixture(autouse=True)
 def _without_reports(monkeypatch):
     """These tests are about the dataset, manifest and run directory; reports have their own tests."""
-    monkeypatch.setattr("tracedsl.pipeline._open_reports", lambda plan: None)
+    monkeypatch.setattr("tracedsl.pipeline.runs._open_reports", lambda plan: None)
 
 
 def _run(args):

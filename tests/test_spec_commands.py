@@ -87,7 +87,9 @@ def test_check_reports_every_file_and_writes_nothing(tmp_path):
     bad.write_text('{"block_sise": 512}')
     result = _run("check", "default", str(bad))
     assert result.exit_code == exitcodes.FAILED
-    assert "default: ok" in result.stderr
+    # the verdict of a spec without errors is on stdout, its warnings on stderr
+    assert result.stdout == "default: ok, 2 warning(s)\n"
+    assert ": ok" not in result.stderr
     assert "bad.json:1:2: error[E207]: unknown key 'block_sise'" in result.stderr
     assert "did you mean 'block_size'?" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json"]

@@ -11,52 +11,16 @@ from pathlib import Path
 import click
 import orjson
 
+from tracedsl import pipeline
 from tracedsl.cli import exitcodes
-from tracedsl.diagnostics import Diagnostic, DiagnosticError, render
-from tracedsl.output.manifest import MAX_SEED, MAX_SESSIONS
+from tracedsl.cli.options import IrFieldType, block_size_option
+from tracedsl.cli.printing import show, show_compactly
 
-ENGINES = ("fast", "aiperf")
 # More worker processes than any machine has cores is a typo, not a plan.
 MAX_WORKERS = 1024
-
-
-def _print_diagnostics(diagnostics: list[Diagnostic]) -> None:
-    for diag in diagnostics:
-        click.echo(render(diag), err=True)
-
-
-def _print_warnings_compactly(warnings: list[Diagnostic]) -> None:
-    """Each warning once, on one line: `run` is not where a spec is reviewed (`check` is)."""
-    seen = set()
-    for diag in warnings:
-        line = render(Diagnostic(diag.code, diag.message, diag.severity, diag.file, diag.span,
-                                 path=diag.path))
-        if line not in seen:
-            seen.add(line)
-            click.echo(line, err=True)
-
-
-class _IrFieldType(click.ParamType):
-    """An integer option checked against the bounds of the IR field it stands for."""
-
-    name = "integer"
-
-    def __init__(self, option: str):
-        self.option = option
-
-    def convert(self, value, param, ctx):
-        number = click.INT.convert(value, param, ctx)
-        from tracedsl.pipeline import option_problem  # the IR loads only when the option is given
-
-        problem = option_problem(self.option, number)
-        if problem:
-            self.fail(problem, param, ctx)
-        return number
-
-
-def _fail(message: str, code: int) -> None:
-    click.echo(f"tracedsl: error: {message}", err=True)
-    sys.exit(code)
+SET_HELP = ("Override one spec field by its spec.json path, e.g. --set new_tokens_per_turn.mean=8k "
+            "or --set cache.layer2.mean=20000 (numbers take k and M; none clears a field). "
+            "Repeatable.")
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,21 +55,21 @@ class _ProgressBar:
             sys.stderr.flush()
 
 
-@click.command("run")
-@click.argument("spec", required=False, default="default")
-@click.option("--num-sessions", "-n", type=click.IntRange(1, MAX_SESSIONS), default=None,
+@click.command("run", short_help="Run a spec into a run directory of Mooncake JSONL.")
+@click.argument("spec", required=False, default=pipeline.DEFAULT_SPEC)
+@click.option("--num-sessions", "-n", type=click.IntRange(1, pipeline.MAX_SESSIONS), default=None,
               help="Primary sessions to generate (default 1000, or the manifest's); at most a "
               "billion, which for `default` is ~16 billion rows, ~3 TB of JSONL.")
-@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=None,
+@click.option("--seed", type=click.IntRange(0, pipeline.MAX_SEED), default=None,
               help="Random seed, 0 to 2**64-1 (default 42, or the manifest's).")
 @click.option("--output", "-o", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Parent directory of the run directory.")
-@click.option("--max-isl", type=_IrFieldType("--max-isl"), default=None,
+@click.option("--max-isl", type=IrFieldType("--max-isl"), default=None,
               help="Context limit (max_prompt_tokens).")
-@click.option("--max-osl", type=_IrFieldType("--max-osl"), default=None,
+@click.option("--max-osl", type=IrFieldType("--max-osl"), default=None,
               help="Output maximum (generation_length.max).")
-@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help="Override any spec field.")
-@click.option("--engine", type=click.Choice(ENGINES), default=None,
+@click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help=SET_HELP)
+@click.option("--engine", type=click.Choice(pipeline.ENGINES), default=None,
               help="fast (default) or aiperf (the reference's exact bytes, flaws included).")
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=None,
               help=f"Worker processes, at most {MAX_WORKERS} (default: all cores; runs under 100,000 "
@@ -113,14 +77,42 @@ class _ProgressBar:
 @click.option("--executor", type=click.Choice(("local", "dask")), default="local", show_default=True,
               help="Where chunks run: local processes or a Dask cluster.")
 @click.option("--scheduler", default=None, metavar="ADDRESS", help="Dask scheduler address (with --executor dask).")
+@click.option("--strict", is_flag=True,
+              help="Exit 1 when the written file holds hash-id size conflicts, which AIPerf replay "
+                   "refuses (the aiperf engine reproduces them on restart specs); the run is kept.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option("--no-reports", is_flag=True, help="Skip the HTML reports.")
 def run_command(spec, num_sessions, seed, output, max_isl, max_osl, overrides, engine, workers,
-                executor, scheduler, quiet, no_reports) -> None:
-    """Run SPEC (a .trace, spec.json/.toml, reference config or manifest, or a bundled name) into a run directory."""
+                executor, scheduler, strict, quiet, no_reports) -> None:
+    """Run SPEC into a new run directory: dataset.jsonl, manifest.json and the reports.
+
+    SPEC is a .trace file, a spec.json/.toml, a reference config, a manifest.json or a run
+    directory (to rerun it), or a bundled spec's name; it defaults to `default`, the bundled
+    spec.
+    """
+    options = pipeline.RunOptions(
+        spec=spec, num_sessions=num_sessions, seed=seed, output=output, max_isl=max_isl,
+        max_osl=max_osl, overrides=tuple(overrides), engine=engine, workers=workers,
+        executor=executor, scheduler=scheduler, reports=not no_reports,
+    )
     with _startup_kept_from_the_collector() as startup_done:
-        _run(spec, num_sessions, seed, output, max_isl, max_osl, overrides, engine, workers,
-             executor, scheduler, quiet, no_reports, startup_done)
+        plan = pipeline.plan_run(options)
+        if not quiet:
+            show_compactly(plan.warnings)
+            for note in plan.notes:
+                click.echo(f"note: {note}", err=True)
+        bar = _ProgressBar(enabled=not quiet and sys.stderr.isatty())
+        startup_done()
+        try:
+            result = pipeline.execute_run(plan, options, progress=bar)
+        finally:
+            bar.close()
+    if not quiet:
+        _print_summary(result)
+    problems = result.problems(strict)
+    if problems:
+        show(problems)
+        sys.exit(exitcodes.FAILED)
 
 
 @contextlib.contextmanager
@@ -148,58 +140,6 @@ def _startup_kept_from_the_collector():
             gc.enable()
 
 
-def _run(spec, num_sessions, seed, output, max_isl, max_osl, overrides, engine, workers,
-         executor, scheduler, quiet, no_reports, startup_done) -> None:
-    from tracedsl import pipeline
-    from tracedsl.engine import EngineError
-    from tracedsl.engine.executors import ExecutorError, ExecutorMissing
-    from tracedsl.loading import is_io_problem
-
-    options = pipeline.RunOptions(
-        spec=spec, num_sessions=num_sessions, seed=seed, output=output, max_isl=max_isl,
-        max_osl=max_osl, overrides=tuple(overrides), engine=engine, workers=workers,
-        executor=executor, scheduler=scheduler, reports=not no_reports,
-    )
-    try:
-        plan = pipeline.plan_run(options)
-    except DiagnosticError as exc:
-        _print_diagnostics(exc.diagnostics)
-        sys.exit(exitcodes.IO if is_io_problem(exc) else exitcodes.INPUT)
-    if not quiet:
-        _print_warnings_compactly(plan.warnings)
-        for note in plan.notes:
-            click.echo(f"note: {note}", err=True)
-    bar = _ProgressBar(enabled=not quiet and sys.stderr.isatty())
-    startup_done()
-    try:
-        result = pipeline.execute_run(plan, options, progress=bar)
-    except EngineError as exc:
-        bar.close()
-        where = f" (spec field {exc.path})" if exc.path else ""
-        hint = f"\n   = help: {exc.hint}" if exc.hint else ""
-        _fail(f"the {plan.engine} engine cannot run this spec{where}: {exc}{hint}", exitcodes.LIMIT)
-    except ExecutorMissing as exc:  # --executor dask without the extra installed
-        bar.close()
-        _fail(str(exc), exitcodes.USAGE)
-    except ExecutorError as exc:  # a scheduler out of reach, a worker lost: the run's I/O failed
-        bar.close()
-        _fail(str(exc), exitcodes.IO)
-    except ValueError as exc:  # bad executor options (e.g. --scheduler without --executor dask)
-        bar.close()
-        _fail(str(exc), exitcodes.USAGE)
-    except pipeline.RunFailed as exc:
-        bar.close()
-        if exc.validation is not None:
-            _print_diagnostics(exc.validation.errors)
-        _fail(str(exc), exitcodes.FAILED)
-    except OSError as exc:
-        bar.close()
-        _fail(f"cannot write the run under {output}: {exc.strerror or exc}", exitcodes.IO)
-    bar.close()
-    if not quiet:
-        _print_summary(result)
-
-
 def _print_summary(result) -> None:
     plan = result.plan
     click.echo(f"wrote {result.run_dir}")
@@ -211,7 +151,11 @@ def _print_summary(result) -> None:
     click.echo(f"  sessions by end reason: {reasons or 'none'}")
     if plan.engine == "aiperf":
         click.echo(f"  hash-id size conflicts: {_conflicts_said(result.hash_conflicts)}")
-    click.echo(f"  validated: {result.validation.rows} rows, {result.validation.block_size_note}")
+    checked = f"{result.validation.rows} rows, {result.validation.block_size_note}"
+    if result.hash_conflicts:  # checked, but not valid for replay: "validated" would mislead
+        click.echo(f"  written with {result.hash_conflicts} hash-id conflicts: {checked}")
+    else:
+        click.echo(f"  validated: {checked}")
     for path in result.files:
         click.echo(f"  {path.relative_to(result.run_dir.parent)}")
 
@@ -228,24 +172,16 @@ def _conflicts_said(count: int) -> str:
 # validate
 
 
-@click.command("validate")
+@click.command("validate", short_help="Check any Mooncake trace file against the replay rules.")
 @click.argument("file", type=click.Path(path_type=Path))
-@click.option("--block-size", type=_IrFieldType("--block-size"), default=None,
-              help="Block size of the hash ids (inferred when not given).")
-@click.option("--max-errors", type=click.IntRange(min=0), default=50, show_default=True,
-              help="How many errors and warnings to list (all are counted).")
+@block_size_option("Tokens per hash id (inferred from the rows when not given).")
+@click.option("--max-errors", type=click.IntRange(min=0), default=pipeline.DEFAULT_MAX_ERRORS,
+              show_default=True, help="How many errors and warnings to list (all are counted).")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 def validate_command(file: Path, block_size, max_errors, as_json, strict) -> None:
     """Check any Mooncake trace FILE: strict row rules and the cross-row rules replay needs."""
-    from tracedsl import pipeline
-
-    if not file.is_file():
-        _fail(f"{file}: {'is a directory' if file.is_dir() else 'no such file'}", exitcodes.IO)
-    try:
-        report = pipeline.validate(file, block_size=block_size, max_errors=max_errors)
-    except OSError as exc:
-        _fail(f"{file}: cannot read: {exc.strerror or exc}", exitcodes.IO)
+    report = pipeline.validate(file, block_size=block_size, max_errors=max_errors)
     passed = report.passed(strict)
     if as_json:
         data = report.to_dict()
@@ -258,8 +194,7 @@ def validate_command(file: Path, block_size, max_errors, as_json, strict) -> Non
 
 
 def _print_validation(report, strict: bool) -> None:
-    for diag in report.errors + report.warnings:
-        click.echo(render(diag))
+    show(report.errors + report.warnings, err=False, excerpts=False)  # a row can be megabytes
     errors = sum(report.error_counts.values())
     warnings = sum(report.warning_counts.values())
     click.echo(f"{report.file}: {report.rows} rows, {report.sessions} sessions; {report.block_size_note}")

@@ -3,77 +3,18 @@
 from __future__ import annotations
 
 import json
-import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import click
 
-from tracedsl.cli import exitcodes
+from tracedsl import pipeline
+from tracedsl.cli.options import block_size_option
 
-# only the pure-Python config at start-up: numpy, the model and the reader load when it runs
-from tracedsl.reports.simulation_config import (
-    DEFAULT_BLOCK_SIZE,
-    LAYERS,
-    MAX_SESSIONS,
-    SimulationConfig,
-)
-
-DEFAULTS = SimulationConfig()
+DEFAULTS = pipeline.SIMULATION_DEFAULTS
+LAYERS = pipeline.SIMULATION_LAYERS
 
 
-def _fail(message: str, code: int) -> None:
-    click.echo(f"tracedsl simulate: error: {message}", err=True)
-    sys.exit(code)
-
-
-def _locate(target: Path) -> tuple[Path, int | None]:
-    """The dataset to read and, for a run directory, the block size its manifest records."""
-    if not target.exists():
-        _fail(f"{target}: no such file or directory", exitcodes.IO)
-    if target.is_file():
-        return target, None
-    dataset = target / "dataset.jsonl"
-    if not dataset.is_file():
-        _fail(f"{target}: not a run directory (no dataset.jsonl in it)", exitcodes.IO)
-    manifest = target / "manifest.json"
-    if manifest.is_file():
-        try:
-            params = json.loads(manifest.read_text(encoding="utf-8")).get("generation_params")
-            block_size = params.get("block_size") if isinstance(params, dict) else None
-        except (OSError, ValueError, AttributeError) as exc:
-            _fail(f"{manifest}: cannot read the manifest: {exc}", exitcodes.INPUT)
-        if isinstance(block_size, int) and not isinstance(block_size, bool) and block_size > 0:
-            return dataset, block_size
-    return dataset, None
-
-
-def _read_sample(dataset: Path, max_sessions: int | None):
-    from tracedsl.diagnostics import DiagnosticError, render
-    from tracedsl.output.reader import read_trace
-    from tracedsl.reports.simulation import SimulationSample
-
-    # the default is exactly the page's sample, so both show the same figures
-    sample = (
-        SimulationSample()
-        if max_sessions is None
-        else SimulationSample(max_sessions, max_rows=None, max_id_numbers=None, for_page=False)
-    )
-    try:
-        for chunk in read_trace(dataset):
-            sample.add(chunk)
-    except DiagnosticError as exc:
-        for diagnostic in exc.diagnostics:
-            click.echo(render(diagnostic), err=True)
-        sys.exit(exitcodes.INPUT)
-    except OSError as exc:
-        _fail(f"{dataset}: {exc.strerror or exc}", exitcodes.IO)
-    if not sample.num_sessions:
-        _fail(f"{dataset}: the trace has no rows to simulate", exitcodes.INPUT)
-    return sample
-
-
-def _text(summary: dict, config: SimulationConfig, sample) -> str:
+def _text(summary: dict, config, sample) -> str:
     """The figures as the page labels them, one per line."""
     per_block = config.kv_bytes_per_token * config.block_size
     lines = [
@@ -107,7 +48,7 @@ def _text(summary: dict, config: SimulationConfig, sample) -> str:
     return "\n".join(lines)
 
 
-@click.command("simulate")
+@click.command("simulate", short_help="Simulate KV-cache pressure when replaying a trace.")
 @click.argument("target", metavar="RUN_DIR|DATASET", type=click.Path(path_type=Path))
 @click.option(
     "--concurrency",
@@ -144,18 +85,13 @@ def _text(summary: dict, config: SimulationConfig, sample) -> str:
     show_default=True,
     help="KV-cache bytes per token (all layers).",
 )
-@click.option(
-    "--block-size",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Tokens per hash id [default: the run's block size, else 512].",
-)
+@block_size_option()
 @click.option(
     "--max-sessions",
     type=click.IntRange(min=0),
     default=None,
     help=f"Simulate the first N sessions in file order (0: all) [default: the page's "
-    f"sample, at most {MAX_SESSIONS:,} sessions].",
+    f"sample, at most {pipeline.SIMULATION_MAX_SESSIONS:,} sessions].",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the summary, time series and requests as JSON."
@@ -172,29 +108,15 @@ def simulate_command(
     as_json,
 ):
     """Simulate KV-cache pressure when replaying a trace: the figures simulation.html shows."""
-    dataset, run_block_size = _locate(target)
-    config = SimulationConfig(
-        concurrency=concurrency,
-        prefill_tps=prefill_tps,
-        decode_tps=decode_tps,
-        kv_gb=kv_gb,
+    done = pipeline.simulate(
+        target, block_size=block_size, max_sessions=max_sessions, record=as_json,  # text needs no series
+        concurrency=concurrency, prefill_tps=prefill_tps, decode_tps=decode_tps, kv_gb=kv_gb,
         kv_bytes_per_token=kv_bytes_per_token,
-        block_size=block_size or run_block_size or DEFAULT_BLOCK_SIZE,
     )
-    from tracedsl.reports.simulation_model import simulate
-
-    sample = _read_sample(dataset, max_sessions)
-    result = simulate(sample.trace, config, record=as_json)  # text needs no series
     if as_json:
-        payload = {
-            "dataset": str(dataset),
-            "sample": sample.describe(),
-            "config": asdict(config),
-            **result.to_json(),
-        }
-        click.echo(json.dumps(payload, separators=(",", ":")))
+        click.echo(json.dumps(done.to_json(), separators=(",", ":")))
     else:
-        click.echo(_text(result.summary, config, sample))
+        click.echo(_text(done.result.summary, done.config, done.sample))
 
 
 COMMANDS: list = [simulate_command]

@@ -8,14 +8,48 @@ place and reuses a directory started in the same second, §9 B15, B19).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tracedsl.output.manifest import MANIFEST_NAME
+
+DATASET_NAME = "dataset.jsonl"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    """A trace to read and the manifest that describes it, when there is one."""
+
+    dataset: Path
+    manifest: Path | None
+
+
+def locate_run(target: Path) -> RunFiles:
+    """The trace at ``target``: a run directory's dataset.jsonl, or the file itself.
+
+    The manifest is the manifest.json beside the dataset (a run directory's own, or the one
+    beside a dataset file given directly). FileNotFoundError (its ``strerror`` the reason)
+    when there is no trace there.
+    """
+    target = Path(target)
+    if target.is_dir():
+        dataset = target / DATASET_NAME
+        if not dataset.is_file():
+            raise FileNotFoundError(errno.ENOENT, f"not a run directory (no {DATASET_NAME} in it)",
+                                    str(target))
+    elif target.is_file():
+        dataset = target
+    else:
+        raise FileNotFoundError(errno.ENOENT, "no such file or directory", str(target))
+    manifest = dataset.parent / MANIFEST_NAME
+    return RunFiles(dataset, manifest if manifest.is_file() else None)
 
 
 def run_dir_name(name: str, num_sessions: int, seed: int, now: datetime | None = None) -> str:

@@ -10,6 +10,7 @@ import orjson
 
 from tracedsl.ir import GenerationParams
 from tracedsl.output.reader import read_trace
+from tracedsl.output.rundir import locate_run
 from tracedsl.reports.reportset import ReportSet
 
 INFER_ROWS = 5000  # rows read to infer a foreign trace's block size
@@ -24,17 +25,9 @@ class ReportJob:
 
 
 def locate(source: Path, output: Path | None) -> ReportJob:
-    """The trace, its manifest (when a run directory or a sibling has one) and where to write."""
-    if source.is_dir():
-        dataset = source / "dataset.jsonl"
-        if not dataset.is_file():
-            raise FileNotFoundError(f"{source}: not a run directory (no dataset.jsonl in it)")
-    elif source.is_file():
-        dataset = source
-    else:
-        raise FileNotFoundError(f"{source}: no such file or directory")
-    manifest = dataset.parent / "manifest.json"
-    return ReportJob(dataset, manifest if manifest.is_file() else None, output or dataset.parent)
+    """The trace, its manifest and where to write (the run directory rule: output.rundir.locate_run)."""
+    found = locate_run(source)
+    return ReportJob(found.dataset, found.manifest, output or found.dataset.parent)
 
 
 def infer_block_size(dataset: Path) -> int | None:

@@ -1,48 +1,55 @@
-"""Wires the stages for each command; the CLI calls only this. One section per command.
+"""``run``: load the spec, apply the command-line overrides, then generate, write, check, publish.
 
-``run``: load the spec → apply the command-line overrides → engine chunks → JSONL writer,
-chunk checks and reports side by side → verify the file → manifest → publish the run
-directory. ``validate``: the streaming file validator.
+engine chunks → JSONL writer, chunk checks and reports side by side → verify the file →
+manifest → publish the run directory. :func:`run_rows` gives the same rows as dicts,
+writing nothing. Every failure is a :class:`PipelineError`.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tracedsl.diagnostics import Diagnostic, DiagnosticError
-from tracedsl.ir import GenerationParams
-from tracedsl.output.validate import ValidationReport, validate_file
-from tracedsl.trace import EndReason
+from tracedsl.diagnostics import Diagnostic
+from tracedsl.output.rundir import locate_run
+from tracedsl.pipeline.defaults import DEFAULT_SEED, DEFAULT_SESSIONS, DEFAULT_SPEC, ENGINES
+from tracedsl.pipeline.failures import (
+    E_ENGINE_LIMIT,
+    E_EXECUTOR,
+    E_NOT_A_RUN,
+    E_OPTION,
+    E_OPTIONS,
+    E_RUN_CHECK,
+    E_STRICT,
+    Category,
+    PipelineError,
+    categorised,
+    fail,
+    io_failure,
+)
 
-DEFAULT_SPEC = "default"
-DEFAULT_SESSIONS = 1000
-DEFAULT_SEED = 42
-E_OPTION = "E212"  # a command-line option makes the spec invalid
+if TYPE_CHECKING:  # pydantic and numpy load when a run is planned, not when the CLI starts
+    from tracedsl.ir import GenerationParams, Workload
+    from tracedsl.output.validate import ValidationReport
 
-
-# ============================================================================================
-# validate
-
-
-def validate(path: str | Path, block_size: int | None = None, max_errors: int = 50) -> ValidationReport:
-    """Validate any Mooncake trace file (OSError when it cannot be read)."""
-    return validate_file(path, block_size=block_size, max_errors=max_errors)
-
-
-# ============================================================================================
-# run
+__all__ = ["E_OPTION", "OPTION_FIELDS", "RunFailed", "RunOptions", "RunPlan", "RunResult",
+           "execute_run", "option_problem", "plan_run", "run", "run_rows"]
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    """The ``run`` command's arguments; None means "not given on the command line"."""
+    """The ``run`` command's arguments; None means "not given on the command line".
 
-    spec: str = DEFAULT_SPEC
+    ``spec`` is anything ``load_spec`` takes (a path, a bundled name), a run directory (its
+    manifest.json), or a compiled :class:`~tracedsl.ir.Workload`.
+    """
+
+    spec: str | Path | Workload = DEFAULT_SPEC
     num_sessions: int | None = None
     seed: int | None = None
     output: Path = Path(".")
@@ -53,7 +60,7 @@ class RunOptions:
     workers: int | None = None
     executor: str = "local"
     scheduler: str | None = None
-    reports: bool = True
+    reports: bool = True  # the HTML reports; quality.json and comparison.txt are always written
 
 
 @dataclass
@@ -69,10 +76,13 @@ class RunPlan:
     spec_sha256: str | None
     notes: list[str] = field(default_factory=list)
     warnings: list[Diagnostic] = field(default_factory=list)
+    shown_as: str = DEFAULT_SPEC  # the spec as the user named it, for messages
 
 
 @dataclass
 class RunResult:
+    """A published run: where its files are, and what the run counted while writing them."""
+
     run_dir: Path
     plan: RunPlan
     rows: int
@@ -82,9 +92,27 @@ class RunResult:
     validation: ValidationReport
     hash_conflicts: int
 
+    def passed(self, strict: bool = False) -> bool:
+        """False under ``strict`` when the file holds hash-id size conflicts AIPerf replay refuses."""
+        return not self.problems(strict)
+
+    def problems(self, strict: bool = False) -> list[Diagnostic]:
+        """What ``strict`` refuses in the published run (nothing without ``strict``)."""
+        if not (strict and self.hash_conflicts):
+            return []
+        return [Diagnostic(
+            E_STRICT, f"the dataset holds {self.hash_conflicts} hash-id size conflicts, which "
+            "AIPerf replay refuses (--strict); the run directory is kept",
+            file=str(self.run_dir / "dataset.jsonl"),
+            hint="the default fast engine writes none",
+        )]
+
 
 class RunFailed(Exception):
-    """The run wrote something that failed its own checks; nothing was published."""
+    """The run wrote something that failed its own checks; nothing was published.
+
+    Raised inside the run; :func:`execute_run` turns it into a PipelineError (FAILED).
+    """
 
     def __init__(self, message: str, validation: ValidationReport | None = None):
         self.validation = validation
@@ -92,34 +120,25 @@ class RunFailed(Exception):
 
 
 def plan_run(options: RunOptions) -> RunPlan:
-    """Load the spec and resolve every setting; DiagnosticError for a bad spec or option.
+    """Load the spec and resolve every setting; PipelineError for a bad spec or option.
 
     Everything a run will use is checked here, before anything is created or generated.
     """
-    from tracedsl.loading import apply_overrides, load_spec
-    from tracedsl.output.manifest import read_tracedsl_fields
+    from tracedsl.loading import apply_overrides
 
     _check_run_numbers(options)
-    loaded = load_spec(options.spec)
-    notes: list[str] = []
-    seed, num_sessions, engine = options.seed, options.num_sessions, options.engine
-    if loaded.kind == "manifest":
-        ours = read_tracedsl_fields(loaded.source_path) if loaded.source_path else None
-        seed = loaded.manifest_seed if seed is None else seed
-        if ours is not None:
-            engine = ours.get("engine") if engine is None and ours.get("engine") in ("fast", "aiperf") else engine
-            if num_sessions is None and loaded.manifest_num_sessions is not None:
-                num_sessions = loaded.manifest_num_sessions
-                notes.append(f"{num_sessions} sessions requested, as recorded in the manifest")
-        elif num_sessions is None and loaded.manifest_num_sessions is not None:
-            num_sessions = loaded.manifest_num_sessions
-            notes.append(
-                f"the reference manifest's num_sessions ({num_sessions}) counts restart continuations; "
-                f"running {num_sessions} primary sessions, so the dataset differs from the one it "
-                "describes (pass --num-sessions to choose)"
-            )
-    params = _with_limits(loaded.params, options.max_isl, options.max_osl)
-    params = apply_overrides(params, list(options.overrides))
+    if options.engine is not None and options.engine not in ENGINES:
+        raise fail(E_OPTIONS, f"unknown engine {options.engine!r}; choose one of {', '.join(ENGINES)}",
+                   Category.USAGE, file="--engine")
+    with categorised():
+        loaded = _load(options.spec)
+        notes: list[str] = []
+        seed, num_sessions, engine = options.seed, options.num_sessions, options.engine
+        if loaded.kind == "manifest":
+            seed, num_sessions, engine = _recorded_settings(loaded, seed, num_sessions, engine, notes)
+        params = _with_limits(loaded.params, options.max_isl, options.max_osl)
+        params = apply_overrides(params, list(options.overrides))
+        warnings = _warnings_from_options(loaded.params, params, options)
     return RunPlan(
         name=loaded.name,
         params=params,
@@ -132,9 +151,50 @@ def plan_run(options: RunOptions) -> RunPlan:
         notes=notes,
         # A bundled spec's warnings are intended (e.g. the reference's constant lognormals) and
         # the user cannot act on them; `tracedsl check NAME` still shows them.
-        warnings=([] if loaded.bundled else list(loaded.warnings))
-        + _warnings_from_options(loaded.params, params, options),
+        warnings=([] if loaded.bundled else list(loaded.warnings)) + warnings,
+        shown_as=str(options.spec) if isinstance(options.spec, (str, Path)) else loaded.name,
     )
+
+
+def _load(spec):
+    """The LoadedSpec of a path, bundled name, run directory (its manifest) or Workload."""
+    from tracedsl.ir import Workload
+    from tracedsl.loading import LoadedSpec, load_spec
+
+    if isinstance(spec, Workload):
+        return LoadedSpec(spec.name, spec.params, None, None, "spec")
+    if Path(spec).is_dir():
+        try:
+            found = locate_run(Path(spec))
+        except FileNotFoundError as error:
+            raise fail(E_NOT_A_RUN, error.strerror, Category.IO, file=str(spec)) from None
+        if found.manifest is None:
+            raise fail(E_NOT_A_RUN, "a run directory without a manifest.json: nothing to rerun",
+                       Category.IO, file=str(spec))
+        spec = found.manifest
+    return load_spec(spec)
+
+
+def _recorded_settings(loaded, seed, num_sessions, engine, notes: list[str]):
+    """Seed, session count and engine from a manifest, where the command line gave none."""
+    from tracedsl.output.manifest import read_tracedsl_fields
+
+    ours = read_tracedsl_fields(loaded.source_path) if loaded.source_path else None
+    seed = loaded.manifest_seed if seed is None else seed
+    if ours is not None:
+        if engine is None and ours.get("engine") in ENGINES:
+            engine = ours["engine"]
+        if num_sessions is None and loaded.manifest_num_sessions is not None:
+            num_sessions = loaded.manifest_num_sessions
+            notes.append(f"{num_sessions} sessions requested, as recorded in the manifest")
+    elif num_sessions is None and loaded.manifest_num_sessions is not None:
+        num_sessions = loaded.manifest_num_sessions
+        notes.append(
+            f"the reference manifest's num_sessions ({num_sessions}) counts restart continuations; "
+            f"running {num_sessions} primary sessions, so the dataset differs from the one it "
+            "describes (pass --num-sessions to choose)"
+        )
+    return seed, num_sessions, engine
 
 
 def _warnings_from_options(before: GenerationParams, after: GenerationParams,
@@ -164,7 +224,8 @@ def _check_run_numbers(options: RunOptions) -> None:
             ("--num-sessions", f"must be from 1 to {MAX_SESSIONS:,}, not {options.num_sessions}")
         )
     if problems:
-        raise DiagnosticError([Diagnostic(E_OPTION, message, file=option) for option, message in problems])
+        raise PipelineError([Diagnostic(E_OPTION, message, file=option) for option, message in problems],
+                            Category.USAGE)
 
 
 # The IR field each numeric option stands for: its value is held to that field's bounds.
@@ -210,7 +271,7 @@ def _with_limits(params: GenerationParams, max_isl: int | None, max_osl: int | N
         data["generation_length"] = {**data["generation_length"], "max": osl}
     new_params, problems = validate_params(data)
     if problems:
-        raise DiagnosticError([
+        raise PipelineError([
             Diagnostic(E_OPTION, p.message, file=_option_of(p.paths, given), path=p.path or None,
                        hint=p.hint)
             for p in problems
@@ -232,23 +293,62 @@ def execute_run(
     options: RunOptions,
     progress: Callable[[int, int], None] | None = None,
 ) -> RunResult:
-    """Generate, write, check and publish. Raises EngineError, ExecutorError, RunFailed, OSError."""
+    """Generate, write, check and publish; PipelineError for whatever stops the run.
+
+    An engine limit is LIMIT, bad executor options USAGE, a lost scheduler or an unwritable
+    directory IO, a written file that fails its checks FAILED (nothing is published then).
+    """
+    from tracedsl.engine.executors import ExecutorError, ExecutorMissing
+
+    try:
+        with _engine_limits(plan):
+            return _execute(plan, options, progress)
+    except ExecutorMissing as error:  # --executor dask without the extra installed
+        raise fail(E_OPTIONS, str(error), Category.USAGE, file="--executor") from error
+    except ExecutorError as error:
+        raise fail(E_EXECUTOR, str(error), Category.IO, file="--executor") from error
+    except RunFailed as error:
+        found = list(error.validation.errors) if error.validation is not None else []
+        raise PipelineError([*found, Diagnostic(E_RUN_CHECK, str(error), file=plan.shown_as)],
+                            Category.FAILED) from error
+    except OSError as error:
+        raise io_failure(error, str(options.output), writing=True, what="cannot write the run") from error
+
+
+@contextlib.contextmanager
+def _engine_limits(plan: RunPlan) -> Iterator[None]:
+    """An EngineError (the spec is valid, the engine cannot run it) as a LIMIT diagnostic."""
+    from tracedsl.engine import EngineError
+
+    try:
+        yield
+    except EngineError as error:
+        raise fail(E_ENGINE_LIMIT, f"the {plan.engine} engine cannot run this spec: {error}",
+                   Category.LIMIT, file=plan.shown_as, path=error.path, hint=error.hint) from error
+
+
+def _execute(plan: RunPlan, options: RunOptions, progress) -> RunResult:
     from tracedsl.engine import RunRequest
-    from tracedsl.engine.executors import BackgroundThread, open_executor
+    from tracedsl.engine.executors import BackgroundThread, make_executor
     from tracedsl.output.chunkcheck import ChunkChecker
     from tracedsl.output.jsonl import JsonlWriter, ReadBack, WrittenFileDiffers
     from tracedsl.output.manifest import RunRecord, write_manifest
     from tracedsl.output.rundir import RunDir, run_dir_name
+    from tracedsl.trace import EndReason
 
+    # The executor first: its options are checked (and a Dask scheduler reached) before the
+    # output directory is created, so a bad --executor/--scheduler leaves nothing behind.
+    try:
+        executor = make_executor(workers=options.workers, executor=options.executor,
+                                 scheduler=options.scheduler, num_sessions=plan.num_sessions)
+    except ValueError as error:  # e.g. --scheduler without --executor dask
+        raise fail(E_OPTIONS, str(error), Category.USAGE,
+                   file="--scheduler" if options.scheduler else "--executor") from error
     request = RunRequest(plan.params, plan.num_sessions, plan.seed)
     end_reasons: Counter = Counter()
     primaries = 0
-    # The executor first: its options are checked (and a Dask scheduler reached) before the
-    # output directory is created, so a bad --executor/--scheduler leaves nothing behind.
-    with open_executor(
-        workers=options.workers, executor=options.executor, scheduler=options.scheduler,
-        num_sessions=plan.num_sessions,
-    ) as map_fn, RunDir(Path(options.output), plan.name) as run_dir, _stopped_on_error(map_fn):
+    with contextlib.closing(executor) as map_fn, RunDir(Path(options.output), plan.name) as run_dir, \
+            _stopped_on_error(map_fn):
         dataset = run_dir.path / "dataset.jsonl"
         # The checker's spilled hash ids sit beside the dataset, on the same disk, and go
         # before the directory is published (or with it, if the run fails).
@@ -348,16 +448,73 @@ def _engine(name: str, map_fn, spill_dir: Path):
 
 
 def _open_reports(plan: RunPlan):
-    # INTEGRATION POINT (reports issue): ReportSet streams every chunk into quality.json,
-    # comparison.txt and the HTML pages. Until tracedsl.reports provides it, runs write
-    # dataset.jsonl and manifest.json only.
-    try:
-        from tracedsl.reports import ReportSet
-    except ImportError:
-        return None
+    """The ReportSet that streams every chunk into quality.json, comparison.txt and the HTML pages."""
+    from tracedsl.reports import ReportSet
+
     return ReportSet(plan.params, plan.name, plan.params.block_size)
 
 
 def _write(writer, reading, chunk, rendered) -> None:
     """Write a chunk, then hand its piece to the reader thread."""
     reading.put(*writer.write(chunk, rendered))
+
+
+# --------------------------------------------------------------------------------------------
+# The Python API: a run in one call
+
+
+def run(
+    spec: str | Path | Workload = DEFAULT_SPEC,
+    output: str | Path = ".",
+    *,
+    num_sessions: int | None = None,
+    seed: int | None = None,
+    engine: str | None = None,
+    overrides: tuple[str, ...] | list[str] = (),
+    max_isl: int | None = None,
+    max_osl: int | None = None,
+    workers: int | None = None,
+    executor: str = "local",
+    scheduler: str | None = None,
+    html: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunResult:
+    """Run ``spec`` into a new run directory under ``output``; PipelineError when it cannot.
+
+    The same as ``tracedsl run``: the spec's warnings are in ``result.plan.warnings``.
+    """
+    options = RunOptions(
+        spec=spec, num_sessions=num_sessions, seed=seed, output=Path(output), max_isl=max_isl,
+        max_osl=max_osl, overrides=tuple(overrides), engine=engine, workers=workers,
+        executor=executor, scheduler=scheduler, reports=html,
+    )
+    return execute_run(plan_run(options), options, progress)
+
+
+def run_rows(
+    spec: str | Path | Workload = DEFAULT_SPEC,
+    *,
+    num_sessions: int | None = None,
+    seed: int | None = None,
+    engine: str | None = None,
+    overrides: tuple[str, ...] | list[str] = (),
+    max_isl: int | None = None,
+    max_osl: int | None = None,
+) -> Iterator[dict]:
+    """The rows ``run`` would write to dataset.jsonl, as dicts in file order; nothing is written.
+
+    The spec is loaded and checked now (PipelineError); the rows are generated as they are
+    read, in this process, one chunk of sessions at a time.
+    """
+    options = RunOptions(spec=spec, num_sessions=num_sessions, seed=seed, max_isl=max_isl,
+                         max_osl=max_osl, overrides=tuple(overrides), engine=engine)
+    return _rows(plan_run(options))
+
+
+def _rows(plan: RunPlan) -> Iterator[dict]:
+    from tracedsl.engine import RunRequest, get_engine
+    from tracedsl.output.jsonl import row_dicts
+
+    with _engine_limits(plan):
+        for chunk in get_engine(plan.engine).generate(RunRequest(plan.params, plan.num_sessions, plan.seed)):
+            yield from row_dicts(chunk)
