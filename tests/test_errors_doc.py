@@ -5,11 +5,15 @@ Under each ``### CODE`` heading the doc gives one or more examples: input blocks
 ``spec.trace``/``spec.json``/``spec.toml``; a ``console`` block holds commands (``$ tracedsl …``
 runs the CLI, any other ``$`` line runs in bash); with no commands the example runs
 ``tracedsl check`` on its file. Each example runs in a fresh directory, and its ``text`` block
-must appear, line for line, in what the commands print.
+must appear, line for line, in what the commands print; a ``…`` in it stands for any text
+within its line (a run directory's time stamp). A code that no short example gives has, in
+place of examples, a note "Tested by `test_name` in [`tests/test_x.py`](…)", naming a test
+that gives the code.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import shlex
@@ -28,6 +32,7 @@ DOC_PATH = ROOT / "docs" / "errors.md"
 DOC = DOC_PATH.read_text()
 _HEADING = re.compile(r"^### ([EW]\d{3})\b(.*)$", re.MULTILINE)
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+_TESTED_BY = re.compile(r"Tested by\s+`(test_\w+)`\s+in\s+\[`(tests/[\w/]+\.py)`\]")
 FILE_KINDS = ("trace", "json", "toml")
 
 
@@ -95,9 +100,50 @@ EXAMPLES = [
 ]
 
 
-def test_every_registered_code_has_a_section_with_an_example():
+def named_test(section: str) -> tuple[str, str] | None:
+    """(test name, test file) of a section's "Tested by" note; None without one."""
+    found = _TESTED_BY.search(section)
+    return (found.group(1), found.group(2)) if found else None
+
+
+def function_source(name: str, file: str) -> str | None:
+    """The source of test function ``name`` in ``file``; None when there is none."""
+    path = ROOT / file
+    if not path.is_file():
+        return None
+    source = path.read_text()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef) and node.name == name:
+            return ast.get_source_segment(source, node)
+    return None
+
+
+def matches(expected: str, printed: str) -> bool:
+    """``expected`` appears in ``printed``, each ``…`` standing for any text within a line."""
+    pattern = "[^\n]*".join(re.escape(part) for part in expected.split("…"))
+    return re.search(pattern, printed) is not None
+
+
+def test_every_registered_code_has_a_section_with_an_example_or_its_test():
     assert sorted(SECTIONS) == sorted(codes.REGISTRY)
-    assert all(examples(code, section) for code, section in SECTIONS.items())
+    for code, section in SECTIONS.items():
+        assert examples(code, section) or named_test(section), f"{code}: no example and no test named"
+
+
+@pytest.mark.parametrize("code", [code for code, section in SECTIONS.items() if named_test(section)])
+def test_a_code_without_an_example_names_a_test_that_gives_it(code):
+    name, file = named_test(SECTIONS[code])
+    source = function_source(name, file)
+    assert source is not None, f"{code}: no test {name} in {file}"
+    assert f"[{code}]" in source, f"{code}: {name} does not check for the code"
+
+
+def test_the_note_and_the_wildcard_can_fail():
+    assert named_test("Tested by `test_x` in [`tests/test_x.py`](../tests/test_x.py)") == \
+        ("test_x", "tests/test_x.py")
+    assert named_test("tested somewhere") is None
+    assert function_source("test_no_such_test", "tests/test_errors_doc.py") is None
+    assert matches("a…/x: error", "ab/c/x: error") and not matches("a…/x: error", "a\n/x: error")
 
 
 def test_each_sections_heading_says_what_the_registry_says():
@@ -116,4 +162,4 @@ def test_the_retired_codes_are_listed_with_their_replacements():
 def test_each_example_gives_its_code_and_the_message_shown(example, tmp_path):
     printed = run(example, tmp_path)
     assert f"[{example.code}]" in example.expected
-    assert example.expected in printed, printed
+    assert matches(example.expected, printed), printed

@@ -3,8 +3,9 @@
 Modules import their codes from here, so a number cannot mean two things (``W_CONSTANT``
 was once W101 in the compiler and W202 in the loader). Numbers group by where the problem
 is: E0xx the .trace syntax, E1xx what a spec says (in any of its forms), E2xx the form of a
-spec file, E4xx reaching a file (the I/O exit code); W1xx warnings about what a spec says,
-W2xx about its form. docs/errors.md shows each one with an input that gives it, and
+spec file and the command-line values, E4xx reaching a file or an executor (the I/O exit code),
+E5xx what a run of a valid spec meets (an engine's limits, the run's own checks, --strict);
+W1xx warnings about what a spec says, W2xx about its form. docs/errors.md shows each one with an input that gives it, and
 tests/test_errors_doc.py runs those inputs.
 """
 
@@ -89,10 +90,36 @@ E_OVERRIDE = _define("E211", "E_OVERRIDE", "a --set that is not PATH=VALUE or na
 E_OPTION = _define(
     "E212", "E_OPTION", "a command-line option whose value the run or the spec cannot take"
 )
+E_OPTIONS = _define(
+    "E213", "E_OPTIONS",
+    "a usage error: options that do not go together, or a value the command does not take",
+)
+E_EMPTY_TRACE = _define("E214", "E_EMPTY_TRACE", "a trace with no rows to report on or simulate")
+E_BLOCK_SIZE = _define(
+    "E215", "E_BLOCK_SIZE", "a trace whose rows agree on no one block size, and none was given"
+)
 
 # Reaching a file
 E_MISSING = _define("E401", "E_MISSING", "no such file (and no bundled spec of that name)")
 E_UNREADABLE = _define("E402", "E_UNREADABLE", "the file exists but cannot be read")
+E_UNWRITABLE = _define("E403", "E_UNWRITABLE", "a file or directory cannot be written")
+E_EXECUTOR = _define(
+    "E404", "E_EXECUTOR", "the executor failed: a Dask scheduler out of reach, a worker lost"
+)
+E_NOT_A_RUN = _define(
+    "E405", "E_NOT_A_RUN", "no trace or run at the path given (no file, or a directory without one)"
+)
+
+# What a run of a valid spec meets
+E_ENGINE_LIMIT = _define(
+    "E501", "E_ENGINE_LIMIT", "a valid spec that the chosen engine cannot run"
+)
+E_RUN_CHECK = _define(
+    "E502", "E_RUN_CHECK", "the written dataset failed the run's own checks; nothing was published"
+)
+E_STRICT = _define(
+    "E503", "E_STRICT", "a run wrote what --strict refuses (the aiperf engine's hash-id conflicts)"
+)
 
 # Warnings: valid, but probably not what was meant
 W_CONSTANT = _define(

@@ -12,20 +12,26 @@ import contextlib
 from collections.abc import Iterator
 from enum import Enum
 
+# The codes of the diagnostics the pipeline itself makes, importable from here as before; each
+# is defined, with what it means, in tracedsl/codes.py.
+from tracedsl.codes import (
+    E_BLOCK_SIZE,
+    E_EMPTY_TRACE,
+    E_ENGINE_LIMIT,
+    E_EXECUTOR,
+    E_NOT_A_RUN,
+    E_OPTION,
+    E_OPTIONS,
+    E_RUN_CHECK,
+    E_STRICT,
+    E_UNREADABLE,
+    E_UNWRITABLE,
+)
 from tracedsl.diagnostics import Diagnostic, DiagnosticError
 
-# Codes of the diagnostics the pipeline itself makes (the stages' own codes live with them).
-E_OPTION = "E212"  # a command-line option makes the spec invalid
-E_OPTIONS = "E213"  # options that do not go together (--scheduler without --executor dask)
-E_EMPTY_TRACE = "E214"  # a trace with no rows to report on or simulate
-E_BLOCK_SIZE = "E215"  # a trace's rows pin no one block size
-E_UNREADABLE = "E402"  # a file could not be read (as tracedsl.io says it)
-E_UNWRITABLE = "E403"  # a file or directory could not be written (E4xx: I/O)
-E_EXECUTOR = "E404"  # the executor failed: a scheduler out of reach, a worker lost
-E_NOT_A_RUN = "E405"  # no trace at the path given (no file, or a directory without dataset.jsonl)
-E_ENGINE_LIMIT = "E501"  # the spec is valid but the chosen engine cannot run it
-E_RUN_CHECK = "E502"  # the written dataset failed its own checks; nothing was published
-E_STRICT = "E503"  # a run wrote what --strict refuses (the aiperf engine's hash-id conflicts)
+__all__ = ["E_BLOCK_SIZE", "E_EMPTY_TRACE", "E_ENGINE_LIMIT", "E_EXECUTOR", "E_NOT_A_RUN", "E_OPTION",
+           "E_OPTIONS", "E_RUN_CHECK", "E_STRICT", "E_UNREADABLE", "E_UNWRITABLE", "Category",
+           "PipelineError", "categorised", "category_of", "fail", "io_failure"]
 
 
 class Category(str, Enum):
