@@ -15,6 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tracedsl.codes import W_CONSTANT
 from tracedsl.diagnostics import Diagnostic
 from tracedsl.output.rundir import locate_run
 from tracedsl.pipeline.defaults import DEFAULT_SEED, DEFAULT_SESSIONS, DEFAULT_SPEC, ENGINES
@@ -202,13 +203,13 @@ def _warnings_from_options(before: GenerationParams, after: GenerationParams,
     """Warnings the command-line overrides brought in (e.g. --set making a lognormal constant)."""
     from tracedsl.diagnostics import Severity
     from tracedsl.language.validate import warnings_for
-    from tracedsl.loading import W_CONSTANT
 
     known = {(w.path, w.message) for w in warnings_for(before)}
     source = "--set" if options.overrides else " ".join(
         option for option, value in (("--max-isl", options.max_isl), ("--max-osl", options.max_osl))
         if value is not None)
-    return [Diagnostic(W_CONSTANT, w.message, Severity.WARNING, file=source, path=w.path)
+    # Each warning keeps its own code (W101, W102, W103), not the constant lognormal's for all.
+    return [Diagnostic(w.code or W_CONSTANT, w.message, Severity.WARNING, file=source, path=w.path)
             for w in warnings_for(after) if (w.path, w.message) not in known]
 
 

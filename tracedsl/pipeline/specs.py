@@ -7,11 +7,14 @@ loaded raises :class:`PipelineError` (INPUT, or IO when the file cannot be reach
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tracedsl.codes import E_UNPRINTABLE
+from tracedsl.diagnostics import DiagnosticError
 from tracedsl.files import write_atomic
 from tracedsl.pipeline.failures import Category, PipelineError, categorised, category_of, io_failure
 
@@ -92,9 +95,41 @@ def decompile_text(source: str | Path) -> tuple[str, Compiled]:
     compiled = compile_file(source)
     loaded = compiled.loaded
     origin = loaded.source_path.name if loaded.source_path else str(source)
-    with categorised(Category.INPUT):
+    try:
         text = decompile(compiled.workload, f"decompiled by tracedsl from {origin} ({loaded.kind})")
+    except DiagnosticError as error:
+        located = [located for found in error.diagnostics
+                   for located in _located(found, str(source), compiled.workload)]
+        raise PipelineError(located, Category.INPUT) from error
     return text, compiled
+
+
+def _located(found: Diagnostic, file: str, workload: Workload) -> list[Diagnostic]:
+    """A decompile diagnostic on the spec's file, and on each field holding the value it names.
+
+    decompile sees values, not where they came from: the fields are found here, by value.
+    """
+    if found.file is not None or found.path is not None:
+        return [found]
+    located = replace(found, file=file)
+    if found.code != E_UNPRINTABLE:
+        return [located]
+    value = found.message.split(" ", 1)[0]
+    paths = [path for path, number in _numbers(workload.params.model_dump())
+             if isinstance(number, float) and not math.isfinite(number) and str(number) == value]
+    return [replace(located, path=path) for path in paths] or [located]
+
+
+def _numbers(tree: object, prefix: str = "") -> Iterator[tuple[str, object]]:
+    """(field path, value) of every leaf of a dumped spec."""
+    if isinstance(tree, dict):
+        for key, item in tree.items():
+            yield from _numbers(item, f"{prefix}.{key}" if prefix else str(key))
+    elif isinstance(tree, (list, tuple)):
+        for index, item in enumerate(tree):
+            yield from _numbers(item, f"{prefix}.{index}")
+    else:
+        yield prefix, tree
 
 
 @dataclass(frozen=True)
