@@ -3,9 +3,10 @@
 Modules import their codes from here, so a number cannot mean two things (``W_CONSTANT``
 was once W101 in the compiler and W202 in the loader). Numbers group by where the problem
 is: E0xx the .trace syntax, E1xx what a spec says (in any of its forms), E2xx the form of a
-spec file and the command-line values, E4xx reaching a file or an executor (the I/O exit code),
-E5xx what a run of a valid spec meets (an engine's limits, the run's own checks, --strict);
-W1xx warnings about what a spec says, W2xx about its form. docs/errors.md shows each one with an input that gives it, and
+spec or trace file and the command-line values, E4xx reaching a file, a trace or an executor
+(the I/O exit code), E5xx what a run of a valid spec meets (an engine's limits, the run's own
+checks, --strict); W1xx warnings about what a spec says, W2xx about its form. docs/errors.md
+shows each one with an input that gives it (or the test that does), and
 tests/test_errors_doc.py runs those inputs.
 """
 
