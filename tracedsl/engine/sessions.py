@@ -3,7 +3,8 @@
 A session's later turns depend on each other only through the running cumulative input
 and the stopping rules, so for every still-running session a window of candidate turns
 is drawn at once; cumulative sums give each candidate's input; the first candidate that
-stops the session (a planned split or target, the context limit, a reset draw) ends it;
+an ending rule stops (endings.py: a planned split or target, the context limit, a reset
+draw) ends it;
 only sessions that survive the whole window are drawn again. Draws are counter-based
 (samplers.py), so the window size changes nothing but speed.
 """
@@ -14,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tracedsl.engine import endings
 from tracedsl.engine.columns import SessionColumns
+from tracedsl.engine.endings import NO_PLANNED_STOP
 from tracedsl.engine.model import SessionModel
 from tracedsl.engine.samplers import (
     SLOT_AGENTIC,
@@ -24,14 +27,13 @@ from tracedsl.engine.samplers import (
     SLOT_LAYER2,
     SLOT_NEW_TOKENS,
     SLOT_OUTPUT,
-    SLOT_RESET,
     token_counts,
     uniforms,
     zipf_groups,
 )
 from tracedsl.trace import EndReason
 
-NO_PLANNED_STOP = np.iinfo(np.int64).max
+__all__ = ["NO_PLANNED_STOP", "Growth", "assemble", "groups", "grow", "initial_context", "outputs"]
 _FIRST_WINDOW = 16
 _MAX_WINDOW = 256
 _MAX_CELLS = 1 << 21  # candidate turns per window (sessions x turns): bounds memory
@@ -89,9 +91,10 @@ def grow(
     resets: bool,
 ) -> Growth:
     """Later turns of sessions whose turn 0 is drawn; ``planned_stop`` is the turn that ends
-    a session before it is drawn (a restart split, or the explicit target)."""
+    a session before it is drawn (a restart split, or the explicit target). Each candidate is
+    checked against the ending rules (endings.py)."""
+    checks = endings.rules(model, planned_reason, resets)
     count = keys.shape[0]
-    limit = model.context_limit
     end_reason = np.full(count, -1, dtype=np.int8)
     later_turns = np.zeros(count, dtype=np.int64)
     last_input = input0.astype(np.int64).copy()
@@ -110,14 +113,10 @@ def grow(
         growth[:, 0] += last_output[active]
         growth[:, 1:] += out[:, :-1]
         candidate = last_input[active][:, None] + np.cumsum(growth, axis=1)
-        planned = turns[None, :] >= planned_stop[active][:, None]
-        retire = candidate >= limit
-        stop = planned | retire
-        if resets:
-            p_reset = model.reset_base * (1.0 + (model.reset_scaling - 1.0) * candidate / limit)
-            stop |= uniforms(session_keys, turns, SLOT_RESET) < p_reset
-        stops = stop.any(axis=1)
-        accepted = np.where(stops, stop.argmax(axis=1), window)
+        stops = endings.first_stops(
+            checks, endings.Candidates(session_keys, turns, candidate, planned_stop[active][:, None])
+        )
+        accepted = stops.accepted
 
         cells = np.arange(window)[None, :] < accepted[:, None]
         at_session, at_turn = np.nonzero(cells)
@@ -140,15 +139,10 @@ def grow(
         last_input[active[took]] = candidate[rows, last_col][took]
         last_output[active[took]] = out[rows, last_col][took]
 
-        stopped = np.nonzero(stops)[0]
-        at = accepted[stopped]
-        reason = np.where(
-            planned[stopped, at],
-            np.int8(planned_reason),
-            np.where(retire[stopped, at], np.int8(EndReason.FORCED_RETIRE), np.int8(EndReason.PROBABILISTIC_RESET)),
-        )
-        end_reason[active[stopped]] = reason
-        active = active[~stops]
+        end_reason[active[stops.stopped]] = stops.reason
+        running = np.ones(active.size, dtype=bool)
+        running[stops.stopped] = False
+        active = active[running]
         first_turn += window
         window = min(window * 2, _MAX_WINDOW)
 
