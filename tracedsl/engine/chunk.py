@@ -14,9 +14,12 @@ from tracedsl.engine import EngineError, endings
 from tracedsl.engine.columns import SessionColumns, ragged_gather
 from tracedsl.engine.endings import NO_PLANNED_STOP
 from tracedsl.engine.model import CONTINUATION_MIN_GAP, SessionModel
-from tracedsl.engine.samplers import SLOT_PLACEMENT, session_keys, session_numbers, uniforms
+from tracedsl.engine.samplers import session_keys, session_numbers, stream, uniforms
 from tracedsl.engine.sessions import assemble, groups, grow, initial_context, outputs
 from tracedsl.trace import EndReason
+
+# Where a restart continuation is written, drawn from its parent's streams.
+PLACEMENT = stream("restart.placement")
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,7 @@ def _continuations(
     n = model.num_sessions
     earliest = index + max(1, int(n * CONTINUATION_MIN_GAP))
     room = np.maximum(n - earliest + 1, 1)
-    offset = (uniforms(parent_keys, 0, SLOT_PLACEMENT) * room).astype(np.int64)
+    offset = (uniforms(parent_keys, 0, PLACEMENT) * room).astype(np.int64)
     target = np.where(earliest >= n, n, np.minimum(earliest + offset, n))
 
     offsets, reused_start, reused_length = _parent_whole_blocks(model, primaries, parents)

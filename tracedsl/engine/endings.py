@@ -21,16 +21,16 @@ from typing import Protocol
 import numpy as np
 
 from tracedsl.engine.model import RESTART_PROGRESS_END, SessionModel
-from tracedsl.engine.samplers import (
-    SLOT_RESET,
-    SLOT_RESTART_INJECT,
-    SLOT_RESTART_TURN,
-    SLOT_TARGET_TURNS,
-    uniforms,
-)
+from tracedsl.engine.samplers import stream, uniforms
 from tracedsl.trace import EndReason
 
 NO_PLANNED_STOP = np.iinfo(np.int64).max
+
+# The random stream of each quantity drawn here, by its stable name.
+RESET = stream("turn.reset")
+RESTART_SPLIT = stream("restart.split")
+RESTART_TURN = stream("restart.turn")
+TARGET_TURNS = stream("turns.target")
 
 # End reasons after which the session's context continues in a new session.
 CONTINUED = frozenset({EndReason.RESTART_SPLIT})
@@ -84,7 +84,7 @@ class ProbabilisticReset:
 
     def fires(self, window: Candidates) -> np.ndarray:
         p_reset = self.base * (1.0 + (self.scaling - 1.0) * window.context / self.limit)
-        return uniforms(window.keys, window.turns, SLOT_RESET) < p_reset
+        return uniforms(window.keys, window.turns, RESET) < p_reset
 
 
 def rules(model: SessionModel, planned_reason: EndReason, resets: bool) -> tuple[Rule, ...]:
@@ -137,9 +137,9 @@ def restart_split_turns(model: SessionModel, index: np.ndarray, keys: np.ndarray
         model.restart_probability * (1.0 - progress / RESTART_PROGRESS_END),
         0.0,
     )
-    inject = uniforms(keys, 0, SLOT_RESTART_INJECT) < chance
+    inject = uniforms(keys, 0, RESTART_SPLIT) < chance
     span = model.restart_stop - model.restart_first  # the range is [first, stop)
-    turn = model.restart_first + (uniforms(keys, 0, SLOT_RESTART_TURN) * span).astype(np.int64)
+    turn = model.restart_first + (uniforms(keys, 0, RESTART_TURN) * span).astype(np.int64)
     turn = np.minimum(turn, model.restart_stop - 1)
     return np.where(inject, turn, NO_PLANNED_STOP)
 
@@ -148,7 +148,7 @@ def target_turns(model: SessionModel, keys: np.ndarray) -> np.ndarray:
     """Turn-count mode: each session's target, round-half-even and clamped to [min, max]."""
     spec = model.turns
     assert spec is not None
-    target_draw = spec.distribution.sample(uniforms(keys, 0, SLOT_TARGET_TURNS))
+    target_draw = spec.distribution.sample(uniforms(keys, 0, TARGET_TURNS))
     return np.clip(np.rint(target_draw), spec.min, spec.max).astype(np.int64)
 
 

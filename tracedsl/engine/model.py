@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 
@@ -57,7 +59,7 @@ class SessionModel:
 
     @classmethod
     def build(cls, params: GenerationParams, num_sessions: int, seed: int) -> SessionModel:
-        run_key, id_key = run_keys(seed)
+        run_key, id_key = run_keys(seed, workload_digest(params))
         delay = params.inter_turn_delay
         turns = None
         if params.turns is not None:
@@ -107,6 +109,18 @@ class SessionModel:
     def first_session_id(self) -> int:
         """Session-unique hash ids start after L1 and every group's L1.5 region."""
         return self.layer1_blocks + self.num_groups * self.layer1_5_blocks
+
+
+def workload_digest(params: GenerationParams) -> int:
+    """64 bits of the SHA-256 of the workload's canonical JSON, which session ids mix in.
+
+    Fields at their default are left out, so a field added later (defaulting to absent)
+    changes the ids of no spec that does not set it.
+    """
+    canonical = json.dumps(
+        params.model_dump(mode="json", exclude_defaults=True), sort_keys=True, separators=(",", ":")
+    )
+    return int.from_bytes(hashlib.sha256(canonical.encode()).digest()[:8], "little")
 
 
 def _law(dist, scale: float = 1.0) -> Law:

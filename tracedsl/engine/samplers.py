@@ -1,7 +1,8 @@
 """Counter-based random draws and the distributions the fast engine samples, vectorized with numpy.
 
-Every random number the fast engine uses is a pure function of (run key, session, turn,
-purpose): a SplitMix64 counter stream keyed by the session. So a session's draws do not
+Every random number the fast engine uses is a pure function of (run key, session, stream,
+turn): a SplitMix64 counter stream keyed by the session and by the stable name of the
+quantity drawn ("turn.new_tokens", "session.group", ...). So a session's draws do not
 depend on which other sessions share its chunk, on the chunk size, on the window of
 candidate turns drawn at once, or on the process that ran it; output is identical for any
 chunking or worker count by construction. The run key comes from one
@@ -19,13 +20,14 @@ with no atom at the bound.
 from __future__ import annotations
 
 import functools
+import hashlib
 
 import numpy as np
 
 from tracedsl.families.lognormal import TruncatedLognormal
 from tracedsl.families.special import normal_quantile
 
-__all__ = ["BoundedLognormal", "normal_quantile"]
+__all__ = ["STREAMS", "BoundedLognormal", "normal_quantile", "stream"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # SplitMix64's increment (odd, 2^64 / phi)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -33,22 +35,8 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _MASK48 = np.uint64((1 << 48) - 1)
 _UNIT = 2.0**-53
 
-# Purposes of a draw. A turn's draws use slots 0..NUM_SLOTS-1 at that turn's counter;
-# session-level draws use the slots of turn 0 that turn 0 itself does not need.
-NUM_SLOTS = 6
-SLOT_NEW_TOKENS = 0
-SLOT_DELAY_PICK = 1
-SLOT_AGENTIC = 2
-SLOT_HUMAN = 3
-SLOT_RESET = 4
-SLOT_OUTPUT = 5
-# turn 0 only (turn 0 has no delay, new tokens or reset draw):
-SLOT_GROUP = SLOT_NEW_TOKENS
-SLOT_LAYER2 = SLOT_DELAY_PICK
-SLOT_RESTART_INJECT = SLOT_AGENTIC
-SLOT_TARGET_TURNS = SLOT_AGENTIC  # turns mode has no restarts
-SLOT_RESTART_TURN = SLOT_HUMAN
-SLOT_PLACEMENT = SLOT_RESET
+# Every stream's name and key, as :func:`stream` made them.
+STREAMS: dict[str, int] = {}
 
 
 def mix64(x: np.ndarray) -> np.ndarray:
@@ -60,14 +48,32 @@ def mix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def run_keys(seed: int) -> tuple[int, int]:
-    """Two 64-bit keys from one SeedSequence: one for session streams, one for session ids."""
+def stream(name: str) -> np.uint64:
+    """The key of the random stream named ``name`` (e.g. ``"turn.new_tokens"``): 64 bits of its
+    SHA-256, computed once, where the quantity is defined. A quantity drawn from its own named
+    stream never moves another's draws, so adding one leaves every other value unchanged.
+    Each name belongs to one quantity (tests/test_samplers.py checks the engine's are distinct)."""
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
+    STREAMS[name] = key
+    return np.uint64(key)
+
+
+def run_keys(seed: int, workload: int = 0) -> tuple[int, int]:
+    """Two 64-bit keys from one SeedSequence: one for session streams, one for session ids.
+
+    The id key also mixes in ``workload`` (a digest of the spec), so two workloads run at the
+    same seed share no session ids and their traces can be merged; the stream key does not, so
+    changing one parameter leaves the draws of every other quantity where they were.
+    """
     state = np.random.SeedSequence(seed).generate_state(2, dtype=np.uint64)
-    return int(state[0]), int(state[1])
+    id_key = state[1]
+    if workload:
+        id_key = mix64(np.array([state[1] ^ np.uint64(workload)], dtype=np.uint64))[0]
+    return int(state[0]), int(id_key)
 
 
 def session_keys(run_key: int, index: np.ndarray, attempt: int = 0) -> np.ndarray:
-    """The key of each session's stream; ``index`` is the session's global index (uint64-able)."""
+    """The key of each session's streams; ``index`` is the session's global index (uint64-able)."""
     with np.errstate(over="ignore"):
         counter = (index.astype(np.uint64) + np.uint64(1)) * _GOLDEN
         key = mix64(np.uint64(run_key) + counter)
@@ -76,12 +82,16 @@ def session_keys(run_key: int, index: np.ndarray, attempt: int = 0) -> np.ndarra
         return key
 
 
-def uniforms(keys: np.ndarray, turns: np.ndarray | int, slot: int) -> np.ndarray:
-    """Uniforms in (0, 1) for draw ``slot`` of ``turns`` (broadcast against ``keys``)."""
+def uniforms(keys: np.ndarray, turns: np.ndarray | int, stream: np.uint64) -> np.ndarray:
+    """Uniforms in (0, 1) from ``stream`` (see :func:`stream`) at ``turns``, broadcast against ``keys``.
+
+    Draw ``t`` of a session's stream is mix64(session key + stream key + t * golden): the
+    stream key is a constant, so the hot path costs what one counter did.
+    """
     turns = np.asarray(turns, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        counter = (turns * np.uint64(NUM_SLOTS) + np.uint64(slot + 1)) * _GOLDEN
-        bits = mix64(keys + counter)
+        offset = stream + turns * _GOLDEN
+        bits = mix64(keys + offset)
     return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * _UNIT
 
 

@@ -19,24 +19,22 @@ from tracedsl.engine import endings
 from tracedsl.engine.columns import SessionColumns
 from tracedsl.engine.endings import NO_PLANNED_STOP
 from tracedsl.engine.model import SessionModel
-from tracedsl.engine.samplers import (
-    SLOT_AGENTIC,
-    SLOT_DELAY_PICK,
-    SLOT_GROUP,
-    SLOT_HUMAN,
-    SLOT_LAYER2,
-    SLOT_NEW_TOKENS,
-    SLOT_OUTPUT,
-    token_counts,
-    uniforms,
-    zipf_groups,
-)
+from tracedsl.engine.samplers import stream, token_counts, uniforms, zipf_groups
 from tracedsl.trace import EndReason
 
 __all__ = ["NO_PLANNED_STOP", "Growth", "assemble", "groups", "grow", "initial_context", "outputs"]
 _FIRST_WINDOW = 16
 _MAX_WINDOW = 256
 _MAX_CELLS = 1 << 21  # candidate turns per window (sessions x turns): bounds memory
+
+# The random stream of each quantity drawn here, by its stable name.
+GROUP = stream("session.group")
+SESSION_PREFIX = stream("session.prefix")
+NEW_TOKENS = stream("turn.new_tokens")
+OUTPUT = stream("turn.output")
+DELAY_PICK = stream("turn.delay.pick")
+DELAY_AGENTIC = stream("turn.delay.agentic")
+DELAY_HUMAN = stream("turn.delay.human")
 
 
 @dataclass(frozen=True)
@@ -56,27 +54,27 @@ class Growth:
 
 def outputs(model: SessionModel, keys: np.ndarray, turns: np.ndarray | int) -> np.ndarray:
     """int(max(draw, floor)): the floor applies before truncation, as in the reference."""
-    draws = model.output.sample(uniforms(keys, turns, SLOT_OUTPUT))
+    draws = model.output.sample(uniforms(keys, turns, OUTPUT))
     return token_counts(draws, model.output_floor)
 
 
 def groups(model: SessionModel, keys: np.ndarray) -> np.ndarray:
-    return zipf_groups(uniforms(keys, 0, SLOT_GROUP), model.num_groups, model.zipf_alpha)
+    return zipf_groups(uniforms(keys, 0, GROUP), model.num_groups, model.zipf_alpha)
 
 
 def initial_context(model: SessionModel, keys: np.ndarray) -> np.ndarray:
     """L1 + L1.5 as whole blocks plus a sampled L2 of at least 1 token, below the context limit."""
-    layer2 = token_counts(model.layer2.sample(uniforms(keys, 0, SLOT_LAYER2)), 1)
+    layer2 = token_counts(model.layer2.sample(uniforms(keys, 0, SESSION_PREFIX)), 1)
     return np.minimum(model.fixed_prefix_tokens + layer2, model.context_limit - 1)
 
 
 def _delays(model: SessionModel, keys: np.ndarray, turns: np.ndarray, context: np.ndarray):
     """The mixture delay, clipped to its max, scaled down as the previous context fills."""
-    agentic = uniforms(keys, turns, SLOT_DELAY_PICK) < model.agentic_fraction
+    agentic = uniforms(keys, turns, DELAY_PICK) < model.agentic_fraction
     raw = np.empty(keys.shape[0], dtype=np.float64)
-    raw[agentic] = model.agentic_delay.sample(uniforms(keys[agentic], turns[agentic], SLOT_AGENTIC))
+    raw[agentic] = model.agentic_delay.sample(uniforms(keys[agentic], turns[agentic], DELAY_AGENTIC))
     human = ~agentic
-    raw[human] = model.human_delay.sample(uniforms(keys[human], turns[human], SLOT_HUMAN))
+    raw[human] = model.human_delay.sample(uniforms(keys[human], turns[human], DELAY_HUMAN))
     raw = np.minimum(raw, model.delay_max)
     return raw * np.maximum(0.2, 1.0 - 0.8 * context / model.context_limit)
 
@@ -106,7 +104,7 @@ def grow(
         window = max(1, min(window, _MAX_CELLS // active.size))
         turns = np.arange(first_turn, first_turn + window, dtype=np.int64)
         session_keys = keys[active][:, None]
-        new = token_counts(model.new_tokens.sample(uniforms(session_keys, turns, SLOT_NEW_TOKENS)), 1)
+        new = token_counts(model.new_tokens.sample(uniforms(session_keys, turns, NEW_TOKENS)), 1)
         out = outputs(model, session_keys, turns)
         # candidate k's input = previous input + previous output + new tokens
         growth = new.copy()
