@@ -49,6 +49,11 @@ def register(family: Family) -> None:
         )
     if family.name in _TABLE:
         raise ValueError(f"a family named '{family.name}' is already registered")
+    kind = family.model.model_fields.get("kind")
+    if kind is None or kind.default != family.name or kind.exclude:
+        # Only the reference's family may leave its kind out of spec.json (reference configs
+        # have none); any other would read back as that family.
+        raise ValueError(f"family '{family.name}': its model needs a dumped kind defaulting to '{family.name}'")
     _TABLE[family.name] = family
 
 

@@ -2,8 +2,10 @@
 
 A family (one module in this package) gives:
 
-- ``model``: a frozen pydantic model with a ``kind`` literal (its name), ``min`` and ``max``
-  (``None`` when unbounded) and whatever parameters it takes;
+- ``model``: a frozen pydantic model (an :class:`IRModel`) with a ``kind`` literal defaulting
+  to its name and dumped into spec.json (only the reference's lognormal leaves it out,
+  since reference configs have none), ``min`` and ``max`` (``None`` when unbounded) and
+  whatever parameters it takes;
 - ``parameters``: its keywords in the language, each taking the slot's unit (``SLOT``: tokens
   or times) or none (``PLAIN``);
 - ``exact(dist, scale)``: the law restricted to [min, max] (the fast engine samples it, and
@@ -66,7 +68,8 @@ class Law:
     _NODES = 20001
 
     def sample(self, u: np.ndarray) -> np.ndarray:
-        """One value per uniform in (0, 1), any shape: the inverse CDF of the bounded law."""
+        """One value per uniform in (0, 1), any shape: the inverse CDF of the bounded law (or
+        of its survival function, where that keeps precision; then override ``quantile``)."""
         raise NotImplementedError
 
     def cdf(self, x: float) -> float:

@@ -235,6 +235,15 @@ class TruncatedLognormal(Law):
                 value = np.exp(self.mu + self.sigma * z)
         return np.clip(value, self.low, self.high)
 
+    def increasing(self, u: np.ndarray) -> np.ndarray:
+        """The quantile function: like :meth:`sample`, but increasing in ``u`` (an upper-tail
+        interval samples by the survival function, so ``sample`` runs from high to low there)."""
+        u = np.asarray(u, dtype=np.float64)
+        return self.sample(1.0 - u if self.upper_tail else u)
+
+    def quantile(self, q: float) -> float:
+        return float(self.increasing(np.array([q]))[0])
+
     @property
     def mass(self) -> float:
         return self.p_width
@@ -323,9 +332,10 @@ class ReferenceLognormal(Law):
         return self.body.mass
 
     def sample(self, u: np.ndarray) -> np.ndarray:
+        """The quantile function of the reference's law (increasing in ``u``)."""
         u = np.asarray(u, dtype=np.float64)
         inner = (u - self.stuck_low) / (1.0 - self._stuck) if self._stuck < 1.0 else u
-        value = self.body.sample(np.clip(inner, 0.0, 1.0))
+        value = self.body.increasing(np.clip(inner, 0.0, 1.0))
         if self.stuck_low:
             value = np.where(u < self.stuck_low, self.low, value)
         if self.stuck_high:
