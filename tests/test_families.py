@@ -91,6 +91,13 @@ def test_a_family_added_from_outside_is_accepted_everywhere_without_editing_anot
         assert outputs.min() >= 1000 and outputs.max() <= 3000, (outputs.min(), outputs.max())
         expected = targets.generation_length(params).mean
         assert abs(outputs.mean() - expected) / expected < 0.02, (outputs.mean(), expected)
+        from tracedsl.engine import EngineError, get_engine
+        try:
+            list(get_engine("aiperf").generate(RunRequest(params, 5, 7)))
+        except EngineError as exc:
+            assert "AIPerf has no flat distribution" in str(exc), exc
+        else:
+            raise AssertionError("the aiperf engine ran a family AIPerf does not have")
         print("ok", expected)
         """
     )

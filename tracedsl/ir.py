@@ -4,7 +4,9 @@ Every field of the reference generator's config (AIPerf 0.13.0 ``SessionDistribu
 is defined here once, with the same name, meaning and default. ``GenerationParams`` dumps to
 exactly the reference's ``generation_params`` (same keys, same order), so a spec.json can be
 fed back to the reference. Cross-field rules raise :class:`ParamsError`, which carries every
-problem found with the field paths involved, so callers can point at each one.
+problem found with the field paths involved, so callers can point at each one. The
+distribution models are the families' (tracedsl.families); their union is built here from
+the registry.
 """
 
 from __future__ import annotations
@@ -69,8 +71,9 @@ def _union(models: list[type[_Model]]) -> Any:
 
 FAMILIES = families.freeze()
 Distribution = _union([family.model for family in FAMILIES])
-NewTokensDistribution = _union([_with_bias(family.model) for family in FAMILIES])
-NewTokens: type[Lognormal] = globals()["NewTokens"]
+_NEW_TOKENS_MODELS = {family.name: _with_bias(family.model) for family in FAMILIES}
+NewTokensDistribution = _union(list(_NEW_TOKENS_MODELS.values()))
+NewTokens = _NEW_TOKENS_MODELS[families.REFERENCE_KIND]  # the reference's: a lognormal with a bias
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tracedsl import families
 from tracedsl.engine import EngineError
 from tracedsl.engine._pcg_stream import NumpyStream
-from tracedsl.families.lognormal import ReferenceLognormal
 from tracedsl.ir import GenerationParams, Lognormal
 from tracedsl.spill import SpillFolder
 
@@ -116,8 +116,12 @@ def session_names(keys: np.ndarray) -> list[str]:
 
 def bounded_draw(stream: NumpyStream, dist: Lognormal, scale: float = 1.0) -> Callable[[], float]:
     """One draw of the reference's bounded lognormal (reject up to 100 rounds, then clip), from
-    the lognormal family's reference law; ``scale`` multiplies the variable (bias)."""
-    return ReferenceLognormal.of(dist, scale).drawer(stream.standard_normal)
+    the family's reference law; ``scale`` multiplies the variable (bias)."""
+    try:
+        law = families.law(dist, "aiperf", scale)
+    except ValueError as exc:  # a family AIPerf does not have
+        raise EngineError(f"the aiperf engine cannot draw this distribution: {exc}") from exc
+    return law.drawer(stream.standard_normal)
 
 
 class AiperfSampler:

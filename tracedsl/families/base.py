@@ -11,7 +11,9 @@ A family (one module in this package) gives:
 - ``exact(dist, scale)``: the law restricted to [min, max] (the fast engine samples it, and
   the fast engine's quality targets are its mean, median and quantiles);
 - ``reference(dist, scale)``: the reference's own bounded law, for a family AIPerf has (the
-  aiperf engine draws it and its targets follow it);
+  aiperf engine draws it, one scalar at a time from its ``drawer(normal)``, and the aiperf
+  engine's targets follow it); other families raise ``ValueError`` and the aiperf engine
+  refuses them;
 - ``arguments(dist)``: the keywords decompile prints, which compile back to ``dist`` exactly;
 - ``warnings(dist, scale)``: valid but probably unmeant parameters.
 
