@@ -82,15 +82,15 @@ def session_keys(run_key: int, index: np.ndarray, attempt: int = 0) -> np.ndarra
         return key
 
 
-def uniforms(keys: np.ndarray, turns: np.ndarray | int, stream: np.uint64) -> np.ndarray:
-    """Uniforms in (0, 1) from ``stream`` (see :func:`stream`) at ``turns``, broadcast against ``keys``.
+def uniforms(keys: np.ndarray, turns: np.ndarray | int, stream_key: np.uint64) -> np.ndarray:
+    """Uniforms in (0, 1) from a stream (its key from :func:`stream`) at ``turns``, broadcast against ``keys``.
 
     Draw ``t`` of a session's stream is mix64(session key + stream key + t * golden): the
     stream key is a constant, so the hot path costs what one counter did.
     """
     turns = np.asarray(turns, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        offset = stream + turns * _GOLDEN
+        offset = stream_key + turns * _GOLDEN
         bits = mix64(keys + offset)
     return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * _UNIT
 
