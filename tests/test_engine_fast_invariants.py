@@ -318,3 +318,24 @@ def test_prefix_regions_have_no_caps():
     chunks = generate(params, 20, seed=1)
     check_invariants(params, chunks, 20)
     assert max(math.ceil(n / 4) for n in flatten(chunks)["request_input"]) > 4000
+
+
+def _session_ids(params: GenerationParams, seed: int = 7, sessions: int = 300) -> list[str]:
+    return [s for chunk in generate(params, sessions, seed) for s in chunk.session_ids]
+
+
+def test_session_ids_depend_on_the_workload_as_well_as_the_seed():
+    # Two workloads at one seed once shared every id, so their traces could not be merged.
+    default = _session_ids(GenerationParams())
+    other = _session_ids(GenerationParams(max_prompt_tokens=150_000))
+    assert len(set(default)) == len(default)
+    assert not set(default) & set(other)
+    assert _session_ids(GenerationParams()) == default  # and they stay reproducible
+    assert not set(default) & set(_session_ids(GenerationParams(), seed=8))
+
+
+def test_a_parameter_left_at_its_default_does_not_change_the_ids():
+    # The workload digest leaves defaults out, so spelling a default out changes nothing
+    # (and a field added later with an absent default changes no existing spec's ids).
+    spelled = GenerationParams.model_validate({"max_prompt_tokens": 200000, "block_size": 512})
+    assert _session_ids(spelled) == _session_ids(GenerationParams())

@@ -85,3 +85,26 @@ def test_turns_default_attempts_and_reset_switched_off():
     params = GenerationParams.model_validate({"turns": {"mean": 12, "median": 10, "min": 2, "max": 40}})
     assert params.reset is None
     assert params.turns.max_session_attempts == 100
+
+
+def test_the_distribution_union_comes_from_the_family_registry():
+    from tracedsl import families
+    from tracedsl.ir import NewTokens
+    from tracedsl.language.validate import validate_params
+
+    assert issubclass(NewTokens, families.get(families.REFERENCE_KIND).model)
+    # a missing kind is the reference's family; an unknown one names every known family
+    assert GenerationParams.model_validate({"generation_length": {"mean": 5.0, "median": 3.0}}).generation_length.kind == "lognormal"
+    _, problems = validate_params({"generation_length": {"kind": "gama", "mean": 5, "median": 3}})
+    assert [p.message for p in problems] == [
+        f"unknown distribution kind 'gama' (known: {', '.join(families.names())})"
+    ]
+
+
+def test_lognormal_from_mu_alone_names_sigma_and_an_overflow_names_mu():
+    issues = _issues({"generation_length": {"mu": 6.0}})
+    assert [(i.message, i.paths) for i in issues] == [
+        ("sigma is missing: a lognormal takes mean and median, or mu and sigma", ("mu",))
+    ]
+    (overflow,) = _issues({"generation_length": {"mu": 800.0, "sigma": 1.0}})
+    assert "overflows" in overflow.message and overflow.paths == ("mu",)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import special, stats
 
+from tracedsl.engine import chunk, endings, sessions
 from tracedsl.engine.samplers import (
-    NUM_SLOTS,
+    STREAMS,
     BoundedLognormal,
     normal_quantile,
     session_keys,
+    stream,
     token_counts,
     uniforms,
     zipf_groups,
@@ -30,18 +35,46 @@ def test_normal_quantile_matches_scipy_over_the_whole_range():
     assert np.max(np.abs(ours - exact) / np.maximum(1.0, np.abs(exact))) < 5e-9
 
 
-def test_uniforms_are_uniform_and_independent_across_slots_turns_and_sessions():
+ENGINE = Path(sessions.__file__).parent
+# Every stream the fast engine draws from, by module (imported above, so they are made).
+ENGINE_STREAMS = {
+    name: getattr(module, name)
+    for module, names in (
+        (sessions, ("GROUP", "SESSION_PREFIX", "NEW_TOKENS", "OUTPUT", "DELAY_PICK", "DELAY_AGENTIC", "DELAY_HUMAN")),
+        (endings, ("RESET", "RESTART_SPLIT", "RESTART_TURN", "TARGET_TURNS")),
+        (chunk, ("PLACEMENT",)),
+    )
+    for name in names
+}
+
+
+def test_uniforms_are_uniform_and_independent_across_streams_turns_and_sessions():
     keys = session_keys(12345, np.arange(20_000))
-    grid = uniforms(keys[:, None], np.arange(8), 0)
+    grid = uniforms(keys[:, None], np.arange(8), sessions.NEW_TOKENS)
     assert ((grid > 0) & (grid < 1)).all()
     assert stats.kstest(grid.ravel(), "uniform").pvalue > ALPHA
-    per_slot = np.stack([uniforms(keys, 9, slot) for slot in range(NUM_SLOTS)])
-    correlation = np.corrcoef(np.vstack([per_slot, grid.T]))
+    per_stream = np.stack([uniforms(keys, 9, key) for key in ENGINE_STREAMS.values()])
+    correlation = np.corrcoef(np.vstack([per_stream, grid.T]))
     off_diagonal = correlation[~np.eye(correlation.shape[0], dtype=bool)]
     assert np.abs(off_diagonal).max() < 0.04  # ~5.6 standard errors at n = 20k
     # neighbouring sessions and attempts give unrelated streams
     retry = session_keys(12345, np.arange(20_000), attempt=1)
-    assert abs(np.corrcoef(uniforms(keys, 1, 0), uniforms(retry, 1, 0))[0, 1]) < 0.04
+    output = sessions.OUTPUT
+    assert abs(np.corrcoef(uniforms(keys, 1, output), uniforms(retry, 1, output))[0, 1]) < 0.04
+
+
+def test_a_stream_key_is_its_names_sha256_so_it_never_depends_on_what_else_exists():
+    # Not Python's hash() (salted per process) and not an index in a list of slots.
+    expected = int.from_bytes(hashlib.sha256(b"turn.new_tokens").digest()[:8], "little")
+    assert int(sessions.NEW_TOKENS) == expected == STREAMS["turn.new_tokens"]
+    assert stream("a.quantity.added.later") == stream("a.quantity.added.later")
+    assert int(sessions.NEW_TOKENS) == expected  # making another stream moved nothing
+
+
+def test_every_engine_stream_has_its_own_name_and_key():
+    named = re.findall(r'stream\("([^"]+)"\)', "".join(p.read_text() for p in sorted(ENGINE.glob("*.py"))))
+    assert len(named) == len(set(named)) == len(ENGINE_STREAMS), named
+    assert len({int(key) for key in ENGINE_STREAMS.values()}) == len(ENGINE_STREAMS)
 
 
 def _reference_style(dist: Lognormal, size: int, seed: int, mu_shift: float = 0.0) -> np.ndarray:
@@ -99,7 +132,7 @@ def test_intervals_with_no_representable_mass_sit_at_the_bound():
 
 def test_bias_shifts_the_median_but_not_the_bounds():
     dist = NewTokens(mean=6000, median=4000, max=9000, bias=1.3)
-    sampler = BoundedLognormal.of(dist, math.log(dist.bias))
+    sampler = BoundedLognormal.of(dist, dist.bias)
     ours = sampler.sample(np.random.default_rng(4).random(20_000))
     assert ours.max() <= 9000
     reference = _reference_style(dist, 20_000, seed=5, mu_shift=math.log(1.3))
@@ -111,7 +144,7 @@ def test_constant_lognormals_truncate_like_the_reference():
     u = np.array([0.1, 0.9])
     assert token_counts(BoundedLognormal.of(Lognormal(mean=1000, median=1000)).sample(u), 30).tolist() == [999, 999]
     new = NewTokens(mean=6000, median=6000, max=10000, bias=1.1)
-    assert token_counts(BoundedLognormal.of(new, math.log(1.1)).sample(u), 1).tolist() == [6600, 6600]
+    assert token_counts(BoundedLognormal.of(new, 1.1).sample(u), 1).tolist() == [6600, 6600]
     clipped = BoundedLognormal.of(Lognormal(mean=1000, median=1000, max=500)).sample(u)
     assert clipped.tolist() == [500.0, 500.0]
 

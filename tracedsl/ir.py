@@ -4,163 +4,76 @@ Every field of the reference generator's config (AIPerf 0.13.0 ``SessionDistribu
 is defined here once, with the same name, meaning and default. ``GenerationParams`` dumps to
 exactly the reference's ``generation_params`` (same keys, same order), so a spec.json can be
 fed back to the reference. Cross-field rules raise :class:`ParamsError`, which carries every
-problem found with the field paths involved, so callers can point at each one.
+problem found with the field paths involved, so callers can point at each one. The
+distribution models are the families' (tracedsl.families); their union is built here from
+the registry.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Union
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Discriminator,
-    Field,
-    Tag,
-    model_validator,
-)
+from pydantic import Discriminator, Field, Tag, create_model, model_validator
 
+from tracedsl import families
+from tracedsl.families.base import IRModel as _Model
+from tracedsl.families.base import Issue, ParamsError
+from tracedsl.families.lognormal import Lognormal, lognormal_mu_sigma
 from tracedsl.limits import MAX_GROUPS, MAX_TOKENS, MAX_TURNS, MAX_VALUE
 
-# Relative tolerance when checking given mu/sigma against mean/median. Manifests store the
-# derived values as printed doubles, which round-trip exactly, so this only forgives noise.
-_MU_SIGMA_TOLERANCE = 1e-9
-
-
-@dataclass(frozen=True)
-class Issue:
-    """One cross-field problem: a message and the field paths (relative to the model) it involves."""
-
-    message: str
-    paths: tuple[str, ...] = ()
-    hint: str | None = None
-
-
-class ParamsError(ValueError):
-    """Raised by a model validator; carries every :class:`Issue` it found."""
-
-    def __init__(self, issues: list[Issue]):
-        self.issues = issues
-        super().__init__("; ".join(issue.message for issue in issues))
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+__all__ = [
+    "Distribution",
+    "GenerationParams",
+    "Issue",
+    "Lognormal",
+    "NewTokens",
+    "NewTokensDistribution",
+    "ParamsError",
+    "Workload",
+    "lognormal_mu_sigma",
+]
 
 
 # --------------------------------------------------------------------------------------------
-# Distributions
-
-
-class Lognormal(_Model):
-    """A lognormal given by its real-space mean and median (or by mu and sigma), optionally bounded.
-
-    Bounds are enforced by the engines (the reference rejects and redraws, then clips).
-    After validation all four of mu, sigma, mean and median are present.
-    """
-
-    kind: Literal["lognormal"] = Field(default="lognormal", exclude=True)
-    mu: float | None = Field(default=None, description="log-space mean (derived from median)")
-    sigma: float | None = Field(
-        default=None, ge=0.0, description="log-space standard deviation (derived from mean/median)"
-    )
-    mean: float = Field(gt=0.0, le=MAX_VALUE, description="real-space mean")
-    median: float = Field(gt=0.0, le=MAX_VALUE, description="real-space median")
-    min: float | None = Field(default=None, gt=0.0, le=MAX_VALUE, description="lower bound (inclusive)")
-    max: float | None = Field(default=None, gt=0.0, le=MAX_VALUE, description="upper bound (inclusive)")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _fill_from_mu_sigma(cls, data: Any) -> Any:
-        # mu + sigma alone determine mean and median; fill them so the IR is fully resolved.
-        if isinstance(data, dict) and "mean" not in data and "median" not in data:
-            mu, sigma = data.get("mu"), data.get("sigma")
-            if _is_number(mu) and _is_number(sigma) and sigma >= 0 and math.isfinite(mu):
-                data = dict(data)
-                try:
-                    data["mean"] = math.exp(mu + sigma * sigma / 2.0)
-                    data["median"] = math.exp(mu)
-                except OverflowError:
-                    pass
-        return data
-
-    @model_validator(mode="after")
-    def _resolve(self) -> Lognormal:
-        issues: list[Issue] = []
-        if self.mean < self.median:
-            issues.append(
-                Issue(
-                    f"mean ({_fmt(self.mean)}) must be >= median ({_fmt(self.median)}) for a lognormal",
-                    ("mean", "median"),
-                )
-            )
-        if self.min is not None and self.max is not None and self.min > self.max:
-            issues.append(
-                Issue(f"min ({_fmt(self.min)}) must be <= max ({_fmt(self.max)})", ("min", "max"))
-            )
-        if (self.mu is None) != (self.sigma is None):
-            given = "mu" if self.mu is not None else "sigma"
-            issues.append(Issue("mu and sigma must be given together", (given,)))
-        for name in ("mu", "sigma", "mean", "median", "min", "max"):
-            value = getattr(self, name)
-            if value is not None and not math.isfinite(value):
-                issues.append(Issue(f"{name} must be finite", (name,)))
-        if issues:
-            raise ParamsError(issues)
-        derived_mu, derived_sigma = lognormal_mu_sigma(self.mean, self.median)
-        if self.mu is None:
-            object.__setattr__(self, "mu", derived_mu)
-            object.__setattr__(self, "sigma", derived_sigma)
-        elif not _agrees(self.mu, self.sigma, self.mean, self.median):
-            raise ParamsError(
-                [
-                    Issue(
-                        f"mu={_fmt(self.mu)}, sigma={_fmt(self.sigma)} disagree with "
-                        f"mean={_fmt(self.mean)}, median={_fmt(self.median)} (which give "
-                        f"mu={_fmt(derived_mu)}, sigma={_fmt(derived_sigma)})",
-                        ("mu", "sigma", "mean", "median"),
-                        hint="give either mean and median, or mu and sigma, not both "
-                        "(an edited manifest keeps stale mu/sigma: delete them)",
-                    )
-                ]
-            )
-        return self
-
-    @property
-    def is_constant(self) -> bool:
-        """mean == median: sigma is 0 and every draw is the same value."""
-        return self.sigma == 0.0
-
-
-class NewTokens(Lognormal):
-    """New tokens per turn: a lognormal whose sampling median is raised by ``bias``.
-
-    ``bias`` compensates for the right-truncation that forced retires cause (the draw that
-    ends a session is discarded); the bounds are not scaled.
-    """
-
-    bias: float = Field(default=1.0, gt=0.0, description="multiplier on the sampling median")
+# Distributions: the union of every registered family's model
 
 
 def _distribution_kind(value: Any) -> str | None:
     if isinstance(value, dict):
-        return value.get("kind", "lognormal")
+        return value.get("kind", families.REFERENCE_KIND)
     return getattr(value, "kind", None)
 
 
-# A union discriminated on ``kind``; a missing kind means lognormal (the reference's only
-# family), so reference configs validate unchanged. New families add a Tag here. (Union is
-# spelled out because a one-member ``X | Y`` cannot be written; ruff's UP007 does not apply.)
-Distribution = Annotated[
-    Union[Annotated[Lognormal, Tag("lognormal")]],  # noqa: UP007
-    Discriminator(_distribution_kind),
-]
-NewTokensDistribution = Annotated[
-    Union[Annotated[NewTokens, Tag("lognormal")]],  # noqa: UP007
-    Discriminator(_distribution_kind),
-]
+def _with_bias(model: type[_Model]) -> type[_Model]:
+    """The family's model with the new-tokens ``bias``; a module attribute, so it pickles by name."""
+    reference = families.get(families.REFERENCE_KIND)
+    name = "NewTokens" if reference is not None and model is reference.model else f"{model.__name__}NewTokens"
+    biased = create_model(
+        name,
+        __base__=model,
+        __module__=__name__,
+        __doc__="New tokens per turn: the law scaled by ``bias`` before its bounds apply "
+        "(for a lognormal, its sampling median is raised by ``bias``).\n\n``bias`` compensates "
+        "for the right-truncation that forced retires cause (the draw that ends a session is "
+        "discarded); the bounds are not scaled.",
+        bias=(float, Field(default=1.0, gt=0.0, description="multiplier on the sampling median")),
+    )
+    globals()[name] = biased
+    return biased
+
+
+def _union(models: list[type[_Model]]) -> Any:
+    """A union discriminated on ``kind``; a missing kind means the reference's family."""
+    tagged = tuple(Annotated[model, Tag(model.model_fields["kind"].default)] for model in models)
+    # Union[...] of a tuple, since the member list is built at run time (ruff's UP007 cannot apply).
+    return Annotated[Union[tagged], Discriminator(_distribution_kind)]  # noqa: UP007
+
+
+FAMILIES = families.freeze()
+Distribution = _union([family.model for family in FAMILIES])
+_NEW_TOKENS_MODELS = {family.name: _with_bias(family.model) for family in FAMILIES}
+NewTokensDistribution = _union(list(_NEW_TOKENS_MODELS.values()))
+NewTokens = _NEW_TOKENS_MODELS[families.REFERENCE_KIND]  # the reference's: a lognormal with a bias
 
 
 # --------------------------------------------------------------------------------------------
@@ -411,59 +324,26 @@ def _feasibility_issues(params: GenerationParams) -> list[Issue]:
 
 
 def params_warnings(params: GenerationParams) -> list[Issue]:
-    """Things that are valid but probably not meant."""
+    """Things that are valid but probably not meant (each family says what it warns about)."""
     warnings: list[Issue] = []
-    named = {
-        "new_tokens_per_turn": params.new_tokens_per_turn,
-        "generation_length": params.generation_length,
-        "inter_turn_delay.agentic_delay": params.inter_turn_delay.agentic_delay,
-        "inter_turn_delay.human_delay": params.inter_turn_delay.human_delay,
-        "cache.layer2": params.cache.layer2,
-    }
-    for path, dist in named.items():
-        if isinstance(dist, Lognormal) and dist.mean == dist.median:
-            scale = getattr(dist, "bias", 1.0)
-            shift = f" and the bias {_fmt(scale)}" if scale != 1.0 else ""
+    for path, dist, scale in distribution_slots(params):
+        for issue in families.family_of(dist).warnings(dist, scale):
             warnings.append(
-                Issue(
-                    f"{path}: mean == median ({_fmt(dist.mean)}) makes this lognormal a constant "
-                    f"(sigma 0): every draw is exp(mu){shift}, which token counts truncate to "
-                    f"{int(math.exp(dist.mu + math.log(scale)))}",
-                    (f"{path}.mean", f"{path}.median"),
-                )
+                Issue(f"{path}: {issue.message}", tuple(f"{path}.{p}" for p in issue.paths) or (path,), issue.hint)
             )
     return warnings
 
 
-def lognormal_mu_sigma(mean: float, median: float) -> tuple[float, float]:
-    """The reference's derivation: mu = ln(median), sigma = sqrt(2 ln(mean/median))."""
-    mu = math.log(median)
-    ratio = mean / median
-    sigma = math.sqrt(2.0 * math.log(ratio)) if ratio > 1.0 else 0.0
-    return mu, sigma
-
-
-def _agrees(mu: float, sigma: float, mean: float, median: float) -> bool:
-    """Do mu and sigma give this mean and median? Compared in real space, where a tiny sigma
-    (whose mean rounds to the median) is not a disagreement."""
-    try:
-        implied_median = math.exp(mu)
-        implied_mean = math.exp(mu + sigma * sigma / 2.0)
-    except OverflowError:
-        return False
-    return math.isclose(implied_median, median, rel_tol=_MU_SIGMA_TOLERANCE) and math.isclose(
-        implied_mean, mean, rel_tol=_MU_SIGMA_TOLERANCE
-    )
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _fmt(value: float | None) -> str:
-    if value is None:
-        return "none"
-    return str(int(value)) if float(value).is_integer() and abs(value) < 1e15 else repr(value)
+def distribution_slots(params: GenerationParams) -> list[tuple[str, Any, float]]:
+    """Every distribution of a workload: (field path, distribution, the scale applied to it)."""
+    delay = params.inter_turn_delay
+    return [
+        ("new_tokens_per_turn", params.new_tokens_per_turn, params.new_tokens_per_turn.bias),
+        ("generation_length", params.generation_length, 1.0),
+        ("inter_turn_delay.agentic_delay", delay.agentic_delay, 1.0),
+        ("inter_turn_delay.human_delay", delay.human_delay, 1.0),
+        ("cache.layer2", params.cache.layer2, 1.0),
+    ]
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tracedsl import families
 from tracedsl.engine import EngineError
 from tracedsl.engine._pcg_stream import NumpyStream
 from tracedsl.ir import GenerationParams, Lognormal
@@ -27,8 +28,6 @@ from tracedsl.spill import SpillFolder
 MAX_GROUP_BLOCKS = 200
 MAX_GROUPS = 1000
 MAX_SESSION_BLOCKS = 4000
-
-_REJECTION_ROUNDS = 100
 
 # Rows held in memory before the per-row columns move to files (24 bytes a row): the
 # reference draws every session before it writes one, so a run's rows must wait somewhere.
@@ -115,37 +114,14 @@ def session_names(keys: np.ndarray) -> list[str]:
     return ["sess-" + key.to_bytes(6, "little").hex() for key in keys.tolist()]
 
 
-def bounded_draw(stream: NumpyStream, dist: Lognormal, mu: float | None = None) -> Callable[[], float]:
-    """One draw of the reference's bounded lognormal: reject up to 100 rounds, then clip."""
-    mu = float(dist.mu if mu is None else mu)
-    sigma = float(dist.sigma)
-    normal, exp = stream.standard_normal, math.exp
-    low = None if dist.min is None else float(dist.min)
-    high = None if dist.max is None else float(dist.max)
-    low_bound = -math.inf if low is None else low
-    high_bound = math.inf if high is None else high
-
-    def lognormal() -> float:
-        try:
-            return exp(mu + sigma * normal())
-        except OverflowError:
-            return math.inf  # numpy's exp gives inf; the bounds then reject or clip it
-
-    if low is None and high is None:
-        return lognormal
-
-    def draw() -> float:
-        value = lognormal()
-        if low_bound <= value <= high_bound:
-            return value  # the common case, without setting up the rejection loop
-        for _ in range(_REJECTION_ROUNDS):
-            if low_bound <= value <= high_bound:
-                break
-            value = lognormal()
-        # After 100 failed rounds the last redraw is clipped unchecked, as in the reference.
-        return min(max(value, low_bound), high_bound)
-
-    return draw
+def bounded_draw(stream: NumpyStream, dist: Lognormal, scale: float = 1.0) -> Callable[[], float]:
+    """One draw of the reference's bounded lognormal (reject up to 100 rounds, then clip), from
+    the family's reference law; ``scale`` multiplies the variable (bias)."""
+    try:
+        law = families.law(dist, "aiperf", scale)
+    except ValueError as exc:  # a family AIPerf does not have
+        raise EngineError(f"the aiperf engine cannot draw this distribution: {exc}") from exc
+    return law.drawer(stream.standard_normal)
 
 
 class AiperfSampler:
@@ -180,8 +156,7 @@ class AiperfSampler:
         self.group_cdf = cdf.tolist()
 
         new_tokens = params.new_tokens_per_turn
-        new_mu = new_tokens.mu + math.log(new_tokens.bias) if new_tokens.bias != 1.0 else new_tokens.mu
-        self.draw_new = bounded_draw(stream, new_tokens, new_mu)
+        self.draw_new = bounded_draw(stream, new_tokens, new_tokens.bias)
         self.draw_output = bounded_draw(stream, params.generation_length)
         self.draw_layer2 = bounded_draw(stream, params.cache.layer2)
         delay = params.inter_turn_delay

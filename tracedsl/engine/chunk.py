@@ -10,27 +10,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tracedsl.engine import EngineError
+from tracedsl.engine import EngineError, endings
 from tracedsl.engine.columns import SessionColumns, ragged_gather
-from tracedsl.engine.model import CONTINUATION_MIN_GAP, RESTART_PROGRESS_END, SessionModel
-from tracedsl.engine.samplers import (
-    SLOT_PLACEMENT,
-    SLOT_RESTART_INJECT,
-    SLOT_RESTART_TURN,
-    SLOT_TARGET_TURNS,
-    session_keys,
-    session_numbers,
-    uniforms,
-)
-from tracedsl.engine.sessions import (
-    NO_PLANNED_STOP,
-    assemble,
-    groups,
-    grow,
-    initial_context,
-    outputs,
-)
+from tracedsl.engine.endings import NO_PLANNED_STOP
+from tracedsl.engine.model import CONTINUATION_MIN_GAP, SessionModel
+from tracedsl.engine.samplers import session_keys, session_numbers, stream, uniforms
+from tracedsl.engine.sessions import assemble, groups, grow, initial_context, outputs
 from tracedsl.trace import EndReason
+
+# Where a restart continuation is written, drawn from its parent's streams.
+PLACEMENT = stream("restart.placement")
 
 
 @dataclass(frozen=True)
@@ -115,12 +104,12 @@ def run_chunk(task: ChunkTask) -> ChunkBody:
     group = groups(model, keys)
     input0 = initial_context(model, keys)
     output0 = outputs(model, keys, 0)
-    split_at = _restart_turns(model, index, keys)
+    split_at = endings.restart_split_turns(model, index, keys)
     resets = model.reset_base is not None
     growth = grow(model, keys, input0, output0, split_at, EndReason.RESTART_SPLIT, resets)
     number = session_numbers(2 * index, model.id_key)
     primaries = assemble(index, number, group, False, input0, output0, growth)
-    parents = np.nonzero(growth.end_reason == EndReason.RESTART_SPLIT)[0]
+    parents = np.nonzero(np.isin(growth.end_reason, [int(r) for r in endings.CONTINUED]))[0]
     continuations = None
     if parents.size:
         context = np.minimum(
@@ -128,23 +117,6 @@ def run_chunk(task: ChunkTask) -> ChunkBody:
         )
         continuations = _continuations(model, primaries, parents, keys[parents], context)
     return ChunkBody(task.first, task.stop, primaries, continuations)
-
-
-def _restart_turns(model: SessionModel, index: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """The turn at which each primary splits; the chance decays linearly to 0 at 75% of the run."""
-    if model.restart_probability == 0.0:
-        return np.full(index.shape[0], NO_PLANNED_STOP, dtype=np.int64)
-    progress = index / max(1, model.num_sessions - 1)
-    chance = np.where(
-        progress < RESTART_PROGRESS_END,
-        model.restart_probability * (1.0 - progress / RESTART_PROGRESS_END),
-        0.0,
-    )
-    inject = uniforms(keys, 0, SLOT_RESTART_INJECT) < chance
-    span = model.restart_stop - model.restart_first  # the range is [first, stop)
-    turn = model.restart_first + (uniforms(keys, 0, SLOT_RESTART_TURN) * span).astype(np.int64)
-    turn = np.minimum(turn, model.restart_stop - 1)
-    return np.where(inject, turn, NO_PLANNED_STOP)
 
 
 def _continuations(
@@ -170,7 +142,7 @@ def _continuations(
     n = model.num_sessions
     earliest = index + max(1, int(n * CONTINUATION_MIN_GAP))
     room = np.maximum(n - earliest + 1, 1)
-    offset = (uniforms(parent_keys, 0, SLOT_PLACEMENT) * room).astype(np.int64)
+    offset = (uniforms(parent_keys, 0, PLACEMENT) * room).astype(np.int64)
     target = np.where(earliest >= n, n, np.minimum(earliest + offset, n))
 
     offsets, reused_start, reused_length = _parent_whole_blocks(model, primaries, parents)
@@ -195,9 +167,7 @@ def _explicit_turn_sessions(model: SessionModel, index: np.ndarray) -> SessionCo
     or drawn again (same target, new draws) up to the attempt limit."""
     spec = model.turns
     assert spec is not None
-    first_keys = session_keys(model.run_key, 2 * index)
-    target_draw = spec.distribution.sample(uniforms(first_keys, 0, SLOT_TARGET_TURNS))
-    target = np.clip(np.rint(target_draw), spec.min, spec.max).astype(np.int64)  # half-to-even
+    target = endings.target_turns(model, session_keys(model.run_key, 2 * index))
     number = session_numbers(2 * index, model.id_key)
     pending = np.arange(index.shape[0], dtype=np.int64)
     finished: list[tuple[np.ndarray, SessionColumns]] = []
@@ -210,10 +180,7 @@ def _explicit_turn_sessions(model: SessionModel, index: np.ndarray) -> SessionCo
             model, keys, input0, output0, target[pending], EndReason.TARGET_TURN_COUNT, False
         )
         drawn = assemble(index[pending], number[pending], group, False, input0, output0, growth)
-        if spec.allow_truncation:
-            kept = np.arange(pending.shape[0])
-        else:
-            kept = np.nonzero(growth.end_reason != EndReason.FORCED_RETIRE)[0]
+        kept = endings.kept_attempts(model, growth.end_reason)
         finished.append((pending[kept], drawn.take(kept)))
         pending = np.delete(pending, kept)
         if not pending.size:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import dataclass
 
-from tracedsl.engine.samplers import BoundedLognormal, run_keys
+from tracedsl import families
+from tracedsl.engine.samplers import run_keys
+from tracedsl.families import Law
 from tracedsl.ir import GenerationParams
 
 # Sessions start being split by restarts only in the first 75% of primaries (the reference's
@@ -18,7 +22,7 @@ CONTINUATION_MIN_GAP = 0.25
 class TurnTarget:
     """Explicit turn-count mode: the target's distribution and what to do at the limit."""
 
-    distribution: BoundedLognormal
+    distribution: Law
     min: int
     max: int
     allow_truncation: bool
@@ -38,13 +42,13 @@ class SessionModel:
     layer1_5_blocks: int
     num_groups: int
     zipf_alpha: float
-    layer2: BoundedLognormal
-    new_tokens: BoundedLognormal
-    output: BoundedLognormal
+    layer2: Law
+    new_tokens: Law
+    output: Law
     output_floor: int
     agentic_fraction: float
-    agentic_delay: BoundedLognormal
-    human_delay: BoundedLognormal
+    agentic_delay: Law
+    human_delay: Law
     delay_max: float  # inf when unclipped
     reset_base: float | None  # None: no reset draws (explicit turns, or reset switched off)
     reset_scaling: float
@@ -55,14 +59,13 @@ class SessionModel:
 
     @classmethod
     def build(cls, params: GenerationParams, num_sessions: int, seed: int) -> SessionModel:
-        run_key, id_key = run_keys(seed)
-        bias = params.new_tokens_per_turn.bias
+        run_key, id_key = run_keys(seed, workload_digest(params))
         delay = params.inter_turn_delay
         turns = None
         if params.turns is not None:
             spec = params.turns
             turns = TurnTarget(
-                BoundedLognormal.of(spec.as_lognormal()),
+                _law(spec.as_lognormal()),
                 spec.min,
                 spec.max,
                 spec.allow_truncation,
@@ -78,15 +81,13 @@ class SessionModel:
             layer1_5_blocks=params.layer1_5_blocks,
             num_groups=params.cache.layer1_5_groups.num_groups,
             zipf_alpha=params.cache.layer1_5_groups.zipf_alpha,
-            layer2=BoundedLognormal.of(params.cache.layer2),
-            new_tokens=BoundedLognormal.of(
-                params.new_tokens_per_turn, math.log(bias) if bias != 1.0 else 0.0
-            ),
-            output=BoundedLognormal.of(params.generation_length),
+            layer2=_law(params.cache.layer2),
+            new_tokens=_law(params.new_tokens_per_turn, params.new_tokens_per_turn.bias),
+            output=_law(params.generation_length),
             output_floor=params.output_floor,
             agentic_fraction=delay.agentic_fraction,
-            agentic_delay=BoundedLognormal.of(delay.agentic_delay),
-            human_delay=BoundedLognormal.of(delay.human_delay),
+            agentic_delay=_law(delay.agentic_delay),
+            human_delay=_law(delay.human_delay),
             delay_max=float(delay.max) if delay.max is not None else math.inf,
             reset_base=params.reset.base_probability if params.reset is not None else None,
             reset_scaling=params.reset.context_scaling if params.reset is not None else 1.0,
@@ -108,3 +109,20 @@ class SessionModel:
     def first_session_id(self) -> int:
         """Session-unique hash ids start after L1 and every group's L1.5 region."""
         return self.layer1_blocks + self.num_groups * self.layer1_5_blocks
+
+
+def workload_digest(params: GenerationParams) -> int:
+    """64 bits of the SHA-256 of the workload's canonical JSON, which session ids mix in.
+
+    Fields at their default are left out, so a field added later (defaulting to absent)
+    changes the ids of no spec that does not set it.
+    """
+    canonical = json.dumps(
+        params.model_dump(mode="json", exclude_defaults=True), sort_keys=True, separators=(",", ":")
+    )
+    return int.from_bytes(hashlib.sha256(canonical.encode()).digest()[:8], "little")
+
+
+def _law(dist, scale: float = 1.0) -> Law:
+    """The fast engine draws each distribution from its family's exact bounded law."""
+    return families.law(dist, "fast", scale)

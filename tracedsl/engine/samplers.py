@@ -1,29 +1,33 @@
 """Counter-based random draws and the distributions the fast engine samples, vectorized with numpy.
 
-Every random number the fast engine uses is a pure function of (run key, session, turn,
-purpose): a SplitMix64 counter stream keyed by the session. So a session's draws do not
+Every random number the fast engine uses is a pure function of (run key, session, stream,
+turn): a SplitMix64 counter stream keyed by the session and by the stable name of the
+quantity drawn ("turn.new_tokens", "session.group", ...). So a session's draws do not
 depend on which other sessions share its chunk, on the chunk size, on the window of
 candidate turns drawn at once, or on the process that ran it; output is identical for any
 chunking or worker count by construction. The run key comes from one
 ``numpy.random.SeedSequence(seed)``.
 
-Bounded lognormals are drawn exactly by inverting the CDF on the truncated interval. The
-reference rejects and redraws up to 100 times and then clips, which is the same
-distribution except for the mass it piles on a bound after 100 failures: P(out of
-range)^100, which is nil for every bundled config (layer2's [0, 30k] holds 89% of its
-lognormal) and matters only for intervals holding a few percent of the mass or less;
-there we follow the truncated law the config describes, with no atom at the bound.
+Each distribution is drawn from one uniform by its family's exact bounded law
+(tracedsl.families): the inverse CDF on the truncated interval. The reference rejects and
+redraws up to 100 times and then clips, which is the same distribution except for the mass
+it piles on a bound after 100 failures: P(out of range)^101, which is nil for every bundled
+config (layer2's [0, 30k] holds 89% of its lognormal) and matters only for intervals holding
+a few percent of the mass or less; there we follow the truncated law the config describes,
+with no atom at the bound.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-from dataclasses import dataclass
+import hashlib
 
 import numpy as np
 
-from tracedsl.ir import Lognormal
+from tracedsl.families.lognormal import TruncatedLognormal
+from tracedsl.families.special import normal_quantile
+
+__all__ = ["STREAMS", "BoundedLognormal", "normal_quantile", "stream"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # SplitMix64's increment (odd, 2^64 / phi)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -31,22 +35,8 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _MASK48 = np.uint64((1 << 48) - 1)
 _UNIT = 2.0**-53
 
-# Purposes of a draw. A turn's draws use slots 0..NUM_SLOTS-1 at that turn's counter;
-# session-level draws use the slots of turn 0 that turn 0 itself does not need.
-NUM_SLOTS = 6
-SLOT_NEW_TOKENS = 0
-SLOT_DELAY_PICK = 1
-SLOT_AGENTIC = 2
-SLOT_HUMAN = 3
-SLOT_RESET = 4
-SLOT_OUTPUT = 5
-# turn 0 only (turn 0 has no delay, new tokens or reset draw):
-SLOT_GROUP = SLOT_NEW_TOKENS
-SLOT_LAYER2 = SLOT_DELAY_PICK
-SLOT_RESTART_INJECT = SLOT_AGENTIC
-SLOT_TARGET_TURNS = SLOT_AGENTIC  # turns mode has no restarts
-SLOT_RESTART_TURN = SLOT_HUMAN
-SLOT_PLACEMENT = SLOT_RESET
+# Every stream's name and key, as :func:`stream` made them.
+STREAMS: dict[str, int] = {}
 
 
 def mix64(x: np.ndarray) -> np.ndarray:
@@ -58,14 +48,32 @@ def mix64(x: np.ndarray) -> np.ndarray:
     return x ^ (x >> np.uint64(31))
 
 
-def run_keys(seed: int) -> tuple[int, int]:
-    """Two 64-bit keys from one SeedSequence: one for session streams, one for session ids."""
+def stream(name: str) -> np.uint64:
+    """The key of the random stream named ``name`` (e.g. ``"turn.new_tokens"``): 64 bits of its
+    SHA-256, computed once, where the quantity is defined. A quantity drawn from its own named
+    stream never moves another's draws, so adding one leaves every other value unchanged.
+    Each name belongs to one quantity (tests/test_samplers.py checks the engine's are distinct)."""
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
+    STREAMS[name] = key
+    return np.uint64(key)
+
+
+def run_keys(seed: int, workload: int = 0) -> tuple[int, int]:
+    """Two 64-bit keys from one SeedSequence: one for session streams, one for session ids.
+
+    The id key also mixes in ``workload`` (a digest of the spec), so two workloads run at the
+    same seed share no session ids and their traces can be merged; the stream key does not, so
+    changing one parameter leaves the draws of every other quantity where they were.
+    """
     state = np.random.SeedSequence(seed).generate_state(2, dtype=np.uint64)
-    return int(state[0]), int(state[1])
+    id_key = state[1]
+    if workload:
+        id_key = mix64(np.array([state[1] ^ np.uint64(workload)], dtype=np.uint64))[0]
+    return int(state[0]), int(id_key)
 
 
 def session_keys(run_key: int, index: np.ndarray, attempt: int = 0) -> np.ndarray:
-    """The key of each session's stream; ``index`` is the session's global index (uint64-able)."""
+    """The key of each session's streams; ``index`` is the session's global index (uint64-able)."""
     with np.errstate(over="ignore"):
         counter = (index.astype(np.uint64) + np.uint64(1)) * _GOLDEN
         key = mix64(np.uint64(run_key) + counter)
@@ -74,112 +82,21 @@ def session_keys(run_key: int, index: np.ndarray, attempt: int = 0) -> np.ndarra
         return key
 
 
-def uniforms(keys: np.ndarray, turns: np.ndarray | int, slot: int) -> np.ndarray:
-    """Uniforms in (0, 1) for draw ``slot`` of ``turns`` (broadcast against ``keys``)."""
+def uniforms(keys: np.ndarray, turns: np.ndarray | int, stream_key: np.uint64) -> np.ndarray:
+    """Uniforms in (0, 1) from a stream (its key from :func:`stream`) at ``turns``, broadcast against ``keys``.
+
+    Draw ``t`` of a session's stream is mix64(session key + stream key + t * golden): the
+    stream key is a constant, so the hot path costs what one counter did.
+    """
     turns = np.asarray(turns, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        counter = (turns * np.uint64(NUM_SLOTS) + np.uint64(slot + 1)) * _GOLDEN
-        bits = mix64(keys + counter)
+        offset = stream_key + turns * _GOLDEN
+        bits = mix64(keys + offset)
     return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * _UNIT
 
 
-# --------------------------------------------------------------------------------------------
-# The standard normal quantile (scipy.special.ndtri without importing scipy: start-up matters)
-
-_A = (-3.969683028665376e01, 2.209460984245205e02, -2.759285104469687e02,
-      1.383577518672690e02, -3.066479806614716e01, 2.506628277459239e00)
-_B = (-5.447609879822406e01, 1.615858368580409e02, -1.556989798598866e02,
-      6.680131188771972e01, -1.328068155288572e01)
-_C = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e00,
-      -2.549732539343734e00, 4.374664141464968e00, 2.938163982698783e00)
-_D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
-_P_LOW = 0.02425
-
-
-def _poly(coefficients: tuple[float, ...], x: np.ndarray) -> np.ndarray:
-    result = np.full_like(x, coefficients[0])
-    for c in coefficients[1:]:
-        result = result * x + c
-    return result
-
-
-def normal_quantile(p: np.ndarray) -> np.ndarray:
-    """Φ⁻¹(p) by Acklam's rational approximation (relative error < 1.2e-9 over (0, 1))."""
-    p = np.asarray(p, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        q = p - 0.5
-        r = q * q
-        central = _poly(_A, r) * q / (_poly(_B, r) * r + 1.0)
-        # The tails are symmetric: use the smaller of p and 1 - p so tiny p keeps precision.
-        tail_p = np.minimum(p, 1.0 - p)
-        t = np.sqrt(-2.0 * np.log(tail_p))
-        tail = _poly(_C, t) / (_poly(_D, t) * t + 1.0)
-        tail = np.where(p > 0.5, -tail, tail)
-    return np.where(np.abs(q) <= 0.5 - _P_LOW, central, tail)
-
-
-def _normal_cdf(z: float) -> float:
-    return 0.5 * math.erfc(-z / math.sqrt(2.0))
-
-
-def _normal_sf(z: float) -> float:
-    return 0.5 * math.erfc(z / math.sqrt(2.0))
-
-
-# --------------------------------------------------------------------------------------------
-# Distributions
-
-
-@dataclass(frozen=True)
-class BoundedLognormal:
-    """A lognormal restricted to [low, high], sampled by inverse CDF from a uniform.
-
-    For an interval in the upper tail the survival function is inverted instead of the CDF,
-    so a far-right interval keeps its precision (Φ(z) rounds to 1 there).
-    """
-
-    mu: float
-    sigma: float
-    low: float  # 0.0 when unbounded below
-    high: float  # inf when unbounded above
-    upper_tail: bool = False
-    p_start: float = 0.0
-    p_width: float = 1.0
-
-    @classmethod
-    def of(cls, dist: Lognormal, mu_shift: float = 0.0) -> BoundedLognormal:
-        """From an IR lognormal; ``mu_shift`` moves the median (bias) but not the bounds."""
-        mu = float(dist.mu) + mu_shift
-        sigma = float(dist.sigma)
-        low = float(dist.min) if dist.min is not None else 0.0
-        high = float(dist.max) if dist.max is not None else math.inf
-        if sigma == 0.0:
-            return cls(mu, sigma, low, high)
-        z_low = (math.log(low) - mu) / sigma if low > 0.0 else -math.inf
-        z_high = (math.log(high) - mu) / sigma if math.isfinite(high) else math.inf
-        if z_low > 0.0:
-            sf_low, sf_high = _normal_sf(z_low), _normal_sf(z_high)
-            if sf_low - sf_high <= 0.0:  # no representable mass: all of it sits at the bound
-                return cls(math.log(low), 0.0, low, high)
-            return cls(mu, sigma, low, high, True, sf_high, sf_low - sf_high)
-        cdf_low, cdf_high = _normal_cdf(z_low), _normal_cdf(z_high)
-        if cdf_high - cdf_low <= 0.0:
-            return cls(math.log(high), 0.0, low, high)
-        return cls(mu, sigma, low, high, False, cdf_low, cdf_high - cdf_low)
-
-    def sample(self, u: np.ndarray) -> np.ndarray:
-        """One value per uniform in ``u`` (any shape)."""
-        if self.sigma == 0.0:
-            # Computed as the reference does, exp(mu + 0), so mean == median == 1000 gives
-            # 999.99..., which token counts truncate to 999 as the reference's do.
-            value = np.full(np.shape(u), math.exp(self.mu + 0.0))
-        else:
-            z = normal_quantile(self.p_start + u * self.p_width)
-            if self.upper_tail:
-                z = -z
-            with np.errstate(over="ignore"):
-                value = np.exp(self.mu + self.sigma * z)
-        return np.clip(value, self.low, self.high)
+# Distributions live in tracedsl.families; these names stay for the modules that import them here.
+BoundedLognormal = TruncatedLognormal
 
 
 # Token counts above this are cut here before conversion to int64, so sums of a window of

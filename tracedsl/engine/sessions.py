@@ -3,7 +3,8 @@
 A session's later turns depend on each other only through the running cumulative input
 and the stopping rules, so for every still-running session a window of candidate turns
 is drawn at once; cumulative sums give each candidate's input; the first candidate that
-stops the session (a planned split or target, the context limit, a reset draw) ends it;
+an ending rule stops (endings.py: a planned split or target, the context limit, a reset
+draw) ends it;
 only sessions that survive the whole window are drawn again. Draws are counter-based
 (samplers.py), so the window size changes nothing but speed.
 """
@@ -14,27 +15,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tracedsl.engine import endings
 from tracedsl.engine.columns import SessionColumns
+from tracedsl.engine.endings import NO_PLANNED_STOP
 from tracedsl.engine.model import SessionModel
-from tracedsl.engine.samplers import (
-    SLOT_AGENTIC,
-    SLOT_DELAY_PICK,
-    SLOT_GROUP,
-    SLOT_HUMAN,
-    SLOT_LAYER2,
-    SLOT_NEW_TOKENS,
-    SLOT_OUTPUT,
-    SLOT_RESET,
-    token_counts,
-    uniforms,
-    zipf_groups,
-)
+from tracedsl.engine.samplers import stream, token_counts, uniforms, zipf_groups
 from tracedsl.trace import EndReason
 
-NO_PLANNED_STOP = np.iinfo(np.int64).max
+__all__ = ["NO_PLANNED_STOP", "Growth", "assemble", "groups", "grow", "initial_context", "outputs"]
 _FIRST_WINDOW = 16
 _MAX_WINDOW = 256
 _MAX_CELLS = 1 << 21  # candidate turns per window (sessions x turns): bounds memory
+
+# The random stream of each quantity drawn here, by its stable name.
+GROUP = stream("session.group")
+SESSION_PREFIX = stream("session.prefix")
+NEW_TOKENS = stream("turn.new_tokens")
+OUTPUT = stream("turn.output")
+DELAY_PICK = stream("turn.delay.pick")
+DELAY_AGENTIC = stream("turn.delay.agentic")
+DELAY_HUMAN = stream("turn.delay.human")
 
 
 @dataclass(frozen=True)
@@ -54,27 +54,27 @@ class Growth:
 
 def outputs(model: SessionModel, keys: np.ndarray, turns: np.ndarray | int) -> np.ndarray:
     """int(max(draw, floor)): the floor applies before truncation, as in the reference."""
-    draws = model.output.sample(uniforms(keys, turns, SLOT_OUTPUT))
+    draws = model.output.sample(uniforms(keys, turns, OUTPUT))
     return token_counts(draws, model.output_floor)
 
 
 def groups(model: SessionModel, keys: np.ndarray) -> np.ndarray:
-    return zipf_groups(uniforms(keys, 0, SLOT_GROUP), model.num_groups, model.zipf_alpha)
+    return zipf_groups(uniforms(keys, 0, GROUP), model.num_groups, model.zipf_alpha)
 
 
 def initial_context(model: SessionModel, keys: np.ndarray) -> np.ndarray:
     """L1 + L1.5 as whole blocks plus a sampled L2 of at least 1 token, below the context limit."""
-    layer2 = token_counts(model.layer2.sample(uniforms(keys, 0, SLOT_LAYER2)), 1)
+    layer2 = token_counts(model.layer2.sample(uniforms(keys, 0, SESSION_PREFIX)), 1)
     return np.minimum(model.fixed_prefix_tokens + layer2, model.context_limit - 1)
 
 
 def _delays(model: SessionModel, keys: np.ndarray, turns: np.ndarray, context: np.ndarray):
     """The mixture delay, clipped to its max, scaled down as the previous context fills."""
-    agentic = uniforms(keys, turns, SLOT_DELAY_PICK) < model.agentic_fraction
+    agentic = uniforms(keys, turns, DELAY_PICK) < model.agentic_fraction
     raw = np.empty(keys.shape[0], dtype=np.float64)
-    raw[agentic] = model.agentic_delay.sample(uniforms(keys[agentic], turns[agentic], SLOT_AGENTIC))
+    raw[agentic] = model.agentic_delay.sample(uniforms(keys[agentic], turns[agentic], DELAY_AGENTIC))
     human = ~agentic
-    raw[human] = model.human_delay.sample(uniforms(keys[human], turns[human], SLOT_HUMAN))
+    raw[human] = model.human_delay.sample(uniforms(keys[human], turns[human], DELAY_HUMAN))
     raw = np.minimum(raw, model.delay_max)
     return raw * np.maximum(0.2, 1.0 - 0.8 * context / model.context_limit)
 
@@ -89,9 +89,10 @@ def grow(
     resets: bool,
 ) -> Growth:
     """Later turns of sessions whose turn 0 is drawn; ``planned_stop`` is the turn that ends
-    a session before it is drawn (a restart split, or the explicit target)."""
+    a session before it is drawn (a restart split, or the explicit target). Each candidate is
+    checked against the ending rules (endings.py)."""
+    checks = endings.rules(model, planned_reason, resets)
     count = keys.shape[0]
-    limit = model.context_limit
     end_reason = np.full(count, -1, dtype=np.int8)
     later_turns = np.zeros(count, dtype=np.int64)
     last_input = input0.astype(np.int64).copy()
@@ -103,21 +104,17 @@ def grow(
         window = max(1, min(window, _MAX_CELLS // active.size))
         turns = np.arange(first_turn, first_turn + window, dtype=np.int64)
         session_keys = keys[active][:, None]
-        new = token_counts(model.new_tokens.sample(uniforms(session_keys, turns, SLOT_NEW_TOKENS)), 1)
+        new = token_counts(model.new_tokens.sample(uniforms(session_keys, turns, NEW_TOKENS)), 1)
         out = outputs(model, session_keys, turns)
         # candidate k's input = previous input + previous output + new tokens
         growth = new.copy()
         growth[:, 0] += last_output[active]
         growth[:, 1:] += out[:, :-1]
         candidate = last_input[active][:, None] + np.cumsum(growth, axis=1)
-        planned = turns[None, :] >= planned_stop[active][:, None]
-        retire = candidate >= limit
-        stop = planned | retire
-        if resets:
-            p_reset = model.reset_base * (1.0 + (model.reset_scaling - 1.0) * candidate / limit)
-            stop |= uniforms(session_keys, turns, SLOT_RESET) < p_reset
-        stops = stop.any(axis=1)
-        accepted = np.where(stops, stop.argmax(axis=1), window)
+        stops = endings.first_stops(
+            checks, endings.Candidates(session_keys, turns, candidate, planned_stop[active][:, None])
+        )
+        accepted = stops.accepted
 
         cells = np.arange(window)[None, :] < accepted[:, None]
         at_session, at_turn = np.nonzero(cells)
@@ -140,15 +137,10 @@ def grow(
         last_input[active[took]] = candidate[rows, last_col][took]
         last_output[active[took]] = out[rows, last_col][took]
 
-        stopped = np.nonzero(stops)[0]
-        at = accepted[stopped]
-        reason = np.where(
-            planned[stopped, at],
-            np.int8(planned_reason),
-            np.where(retire[stopped, at], np.int8(EndReason.FORCED_RETIRE), np.int8(EndReason.PROBABILISTIC_RESET)),
-        )
-        end_reason[active[stopped]] = reason
-        active = active[~stops]
+        end_reason[active[stops.stopped]] = stops.reason
+        running = np.ones(active.size, dtype=bool)
+        running[stops.stopped] = False
+        active = active[running]
         first_turn += window
         window = min(window * 2, _MAX_WINDOW)
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import math
 from decimal import Decimal, localcontext
 
+from tracedsl import families
 from tracedsl.codes import E_UNPRINTABLE
 from tracedsl.diagnostics import Diagnostic, DiagnosticError
-from tracedsl.ir import GenerationParams, Lognormal, NewTokens, Workload, lognormal_mu_sigma
+from tracedsl.families import SLOT
+from tracedsl.ir import GenerationParams, Lognormal, NewTokens, Workload
 from tracedsl.language import ast
 from tracedsl.language.format import format_spec
 from tracedsl.language.lower import PROBABILITY_UNITS, TIME_UNITS, TOKEN_UNITS
@@ -41,8 +43,9 @@ def workload_tree(workload: Workload) -> ast.Spec:
             if turns.allow_truncation
             else ast.Option("retry", _integer(turns.max_session_attempts, {"": Decimal(1)}))
         )
+        turns_family = families.family_of(Lognormal).name
         statements.append(
-            ast.Statement("turns", ast.Distribution("lognormal", arguments), (ending,))
+            ast.Statement("turns", ast.Distribution(turns_family, arguments), (ending,))
         )
     if params.reset is not None:
         reset = params.reset
@@ -85,7 +88,7 @@ def _prefix(params: GenerationParams) -> ast.Statement:
         items=(
             ast.Statement("global", _integer(cache.layer1_tokens, TOKEN_UNITS)),
             groups,
-            ast.Statement("session", _lognormal(cache.layer2, TOKEN_UNITS)),
+            ast.Statement("session", _distribution(cache.layer2, TOKEN_UNITS)),
         ),
     )
 
@@ -102,10 +105,10 @@ def _turn(params: GenerationParams) -> ast.Statement:
             ast.Component(
                 "agentic",
                 _probability(delay.agentic_fraction),
-                _lognormal(delay.agentic_delay, TIME_UNITS),
+                _distribution(delay.agentic_delay, TIME_UNITS),
             ),
             ast.Component(
-                "human", _percent(human_fraction), _lognormal(delay.human_delay, TIME_UNITS)
+                "human", _percent(human_fraction), _distribution(delay.human_delay, TIME_UNITS)
             ),
         ),
         options=(ast.Option("max", _number(delay.max, TIME_UNITS)),)
@@ -117,27 +120,23 @@ def _turn(params: GenerationParams) -> ast.Statement:
         items=(
             ast.Statement(
                 "new_tokens",
-                _lognormal(new_tokens, TOKEN_UNITS),
+                _distribution(new_tokens, TOKEN_UNITS),
                 (ast.Option("bias", _number(new_tokens.bias)),),
             ),
-            ast.Statement("output", _lognormal(params.generation_length, TOKEN_UNITS)),
+            ast.Statement("output", _distribution(params.generation_length, TOKEN_UNITS)),
             mixture,
         ),
     )
 
 
-def _lognormal(dist: Lognormal, units: dict) -> ast.Distribution:
-    values = {"mean": dist.mean, "median": dist.median}
-    # mu/sigma are printed only when they are not exactly what mean/median give.
-    if (dist.mu, dist.sigma) != lognormal_mu_sigma(dist.mean, dist.median):
-        values.update(mu=dist.mu, sigma=dist.sigma)
-    values.update(min=dist.min, max=dist.max)
+def _distribution(dist, units: dict) -> ast.Distribution:
+    """A distribution as its family prints it; keywords in the slot's unit get the best unit."""
+    family = families.family_of(dist)
     arguments = tuple(
-        ast.Argument(name, _number(value, None if name in ("mu", "sigma") else units))
-        for name, value in values.items()
-        if value is not None
+        ast.Argument(name, _number(value, units if family.parameters[name] == SLOT else None))
+        for name, value in family.arguments(dist)
     )
-    return ast.Distribution("lognormal", arguments)
+    return ast.Distribution(family.name, arguments)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
+from tracedsl import families
 from tracedsl.codes import (
     E_ARGUMENT,
     E_DUPLICATE,
@@ -17,7 +18,8 @@ from tracedsl.codes import (
     W_CONSTANT,
 )
 from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity, Span
-from tracedsl.ir import Workload
+from tracedsl.families import SLOT
+from tracedsl.ir import Lognormal, Workload
 from tracedsl.language import ast
 from tracedsl.language.parser import parse
 from tracedsl.language.validate import FieldProblem, did_you_mean, validate_params, warnings_for
@@ -33,8 +35,9 @@ _KIND_WORDS = {
     id(PROBABILITY_UNITS): "a probability (a fraction, or a percentage with %)",
     id(PLAIN): "a plain number (no unit)",
 }
-DISTRIBUTIONS = ("lognormal",)
-LOGNORMAL_ARGUMENTS = ("mean", "median", "mu", "sigma", "min", "max")
+DISTRIBUTIONS = families.names()  # the registry's; kept under this name for importers
+# ``turns`` draws its target from the reference's lognormal, given by whole numbers only.
+TURNS_FAMILY = families.family_of(Lognormal).name
 TURNS_ARGUMENTS = ("mean", "median", "min", "max")
 _MAX_EXPONENT = 30  # beyond 1e30 a number is a typo, and huge exponents are slow to expand
 
@@ -122,18 +125,18 @@ class _Lowering:
                         )
                 cache["layer1_5_groups"] = groups
             elif item.keyword == "session":
-                cache["layer2"] = self.lognormal(item.value, "cache.layer2", TOKEN_UNITS)
+                cache["layer2"] = self.distribution(item.value, "cache.layer2", TOKEN_UNITS)
         return cache
 
     def turn(self, items, data: dict[str, Any]) -> None:
         for item in self._unique(items):
             if item.keyword == "new_tokens":
-                tokens = self.lognormal(item.value, "new_tokens_per_turn", TOKEN_UNITS)
+                tokens = self.distribution(item.value, "new_tokens_per_turn", TOKEN_UNITS)
                 for option in item.options:  # only ``bias``
                     tokens["bias"] = self.number(option.value, "new_tokens_per_turn.bias", PLAIN)
                 data["new_tokens_per_turn"] = tokens
             elif item.keyword == "output":
-                data["generation_length"] = self.lognormal(
+                data["generation_length"] = self.distribution(
                     item.value, "generation_length", TOKEN_UNITS
                 )
             elif item.keyword == "delay":
@@ -145,7 +148,7 @@ class _Lowering:
         fractions: dict[str, tuple[Decimal, ast.Number]] = {}
         for component in self._unique(statement.items or (), key=lambda c: c.role):
             path = f"inter_turn_delay.{component.role}_delay"
-            mixture[f"{component.role}_delay"] = self.lognormal(
+            mixture[f"{component.role}_delay"] = self.distribution(
                 component.distribution, path, TIME_UNITS
             )
             if component.fraction is not None:
@@ -225,8 +228,17 @@ class _Lowering:
 
     # Distributions ----------------------------------------------------------------------
 
-    def lognormal(self, dist: ast.Distribution, path: str, units: dict) -> dict[str, Any]:
-        return self.distribution_arguments(dist, path, LOGNORMAL_ARGUMENTS, units=units)
+    def distribution(self, dist: ast.Distribution, path: str, units: dict) -> dict[str, Any]:
+        """A distribution in a slot whose values take ``units``; the family says which keywords."""
+        family = self.family(dist, path)
+        if family is None:
+            return {}
+
+        def value(name: str, number: ast.Number) -> float | None:
+            unit = units if family.parameters[name] == SLOT else PLAIN
+            return self.number(number, f"{path}.{name}", unit)
+
+        return {"kind": family.name, **self.arguments(dist, tuple(family.parameters), value)}
 
     def distribution_arguments(
         self,
@@ -237,15 +249,34 @@ class _Lowering:
         units: dict | None = None,
         whole: bool = False,
     ) -> dict[str, Any]:
+        """The turn-count target (``whole``) or a distribution (kept for importers)."""
+        if not whole:
+            return self.distribution(dist, path, units or PLAIN)
+        if self.family(dist, path, only=TURNS_FAMILY) is None:
+            return {}
+        return self.arguments(
+            dist, allowed, lambda name, number: self.integer(number, f"{path}.{name}", PLAIN)
+        )
+
+    def family(self, dist: ast.Distribution, path: str, only: str | None = None):
         self.spans[path] = dist.span
-        if dist.name not in DISTRIBUTIONS:
+        known = (only,) if only else families.names()
+        family = families.get(dist.name) if dist.name in known else None
+        if family is None:
+            if only and families.get(dist.name) is not None:
+                message = f"'{dist.name}' cannot be used here: this takes {only} only"
+            else:
+                message = f"unknown distribution '{dist.name}'"
             self.error(
                 E_UNKNOWN_DISTRIBUTION,
-                f"unknown distribution '{dist.name}'",
+                message,
                 dist.name_span,
-                hint=did_you_mean(dist.name, DISTRIBUTIONS) or f"known: {', '.join(DISTRIBUTIONS)}",
+                hint=did_you_mean(dist.name, known) or f"known: {', '.join(known)}",
             )
-            return {}
+        return family
+
+    def arguments(self, dist: ast.Distribution, allowed: tuple[str, ...], value) -> dict[str, Any]:
+        """``value(keyword, number)`` of each argument given once by a keyword ``allowed``."""
         values: dict[str, Any] = {}
         for argument in self._unique(dist.arguments, key=lambda a: a.name):
             if argument.name not in allowed:
@@ -256,14 +287,8 @@ class _Lowering:
                     hint=did_you_mean(argument.name, allowed),
                 )
                 continue
-            field = f"{path}.{argument.name}"
-            if whole:
-                values[argument.name] = self.integer(argument.value, field, PLAIN)
-            elif argument.name in ("mu", "sigma"):  # log-space parameters carry no unit
-                values[argument.name] = self.number(argument.value, field, PLAIN)
-            else:
-                values[argument.name] = self.number(argument.value, field, units)
-        return {"kind": dist.name, **values} if not whole else values
+            values[argument.name] = value(argument.name, argument.value)
+        return values
 
     # Numbers ----------------------------------------------------------------------------
 

@@ -12,11 +12,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from tracedsl import families
 from tracedsl.codes import W_BOUNDS, W_CONSTANT, W_DELAY_MAX
 from tracedsl.ir import GenerationParams, Issue, Lognormal, ParamsError, params_warnings
 
-# Union tags pydantic puts into error locations; they are not field names.
-_UNION_TAGS = frozenset({"lognormal"})
+# Union tags pydantic puts into error locations (the families' names); they are not field names.
+_UNION_TAGS = frozenset(families.names())
 
 
 @dataclass(frozen=True)

@@ -1,106 +1,36 @@
 """What the generator should produce, computed from the IR: its own mechanics included.
 
 The reference's targets are the configured lognormal mean and median. Those are not what the
-sampler draws: bounds are enforced by rejection (then a clip after 100 failed rounds), token
-counts are truncated toward zero and floored, new tokens are drawn from a median raised by
-``bias``, and delays are a clipped two-component mixture. Here each target is the expectation
-(or quantile) of exactly that transformed draw, found numerically: quadrature over the bounded
-lognormal's density for means, the inverse CDF for quantiles (the transforms are monotone, so
-they commute with quantiles). No number here is hard-coded.
+sampler draws: bounds are enforced (the fast engine draws the exact truncated law, the aiperf
+engine the reference's reject-then-clip law), token counts are truncated toward zero and
+floored, new tokens are drawn from a law scaled by ``bias``, and delays are a clipped
+two-component mixture. Here each target is the expectation (or quantile) of exactly that
+transformed draw, from the same law object the run's engine samples (``engine``, default
+``fast``; see :mod:`tracedsl.families`). The transforms are monotone, so they commute with
+quantiles. No number here is hard-coded.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from statistics import NormalDist
 
 import numpy as np
 
+from tracedsl import families
+from tracedsl.families import Law
+from tracedsl.families.lognormal import ReferenceLognormal
 from tracedsl.ir import GenerationParams, Lognormal
 
-_NORMAL = NormalDist()
-_REJECTION_ROUNDS = 101  # one draw plus up to 100 redraws before the clip
-_GRID = 8001  # quadrature nodes in z-space; error well below 0.01% for these smooth densities
+
+def BoundedLognormal(mu: float, sigma: float, lo: float | None = None, hi: float | None = None) -> Law:  # noqa: N802
+    """The reference's reject-then-clip lognormal from raw parameters (the old name here)."""
+    return ReferenceLognormal.of(Lognormal.model_validate({"mu": mu, "sigma": sigma, "min": lo, "max": hi}))
 
 
-@dataclass(frozen=True)
-class BoundedLognormal:
-    """A lognormal (mu, sigma) drawn with the reference's reject-then-clip rule on [lo, hi]."""
 
-    mu: float
-    sigma: float
-    lo: float | None = None
-    hi: float | None = None
-
-    @classmethod
-    def of(cls, dist: Lognormal, bias: float = 1.0) -> BoundedLognormal:
-        return cls(dist.mu + math.log(bias), dist.sigma, dist.min, dist.max)
-
-    def _z_bounds(self) -> tuple[float, float]:
-        if self.sigma == 0:
-            return -math.inf, math.inf
-        zlo = (math.log(self.lo) - self.mu) / self.sigma if self.lo else -math.inf
-        zhi = (math.log(self.hi) - self.mu) / self.sigma if self.hi else math.inf
-        return zlo, zhi
-
-    def _stuck(self) -> tuple[float, float, float]:
-        """P(all rounds fail) split into (below lo, above hi), and the in-range mass."""
-        zlo, zhi = self._z_bounds()
-        below = _NORMAL.cdf(zlo) if math.isfinite(zlo) else 0.0
-        above = 1.0 - _NORMAL.cdf(zhi) if math.isfinite(zhi) else 0.0
-        inside = max(1.0 - below - above, 0.0)
-        stuck = (1.0 - inside) ** _REJECTION_ROUNDS
-        outside = below + above
-        if outside <= 0:
-            return 0.0, 0.0, inside
-        return stuck * below / outside, stuck * above / outside, inside
-
-    def expect(self, transform: Callable[[np.ndarray], np.ndarray]) -> float:
-        """E[transform(X)] for one draw X of this bounded lognormal."""
-        if self.sigma == 0:
-            value = math.exp(self.mu)
-            if self.lo is not None and value < self.lo or self.hi is not None and value > self.hi:
-                value = min(max(value, self.lo or value), self.hi or value)
-            return float(transform(np.array([value]))[0])
-        stuck_lo, stuck_hi, inside = self._stuck()
-        zlo, zhi = self._z_bounds()
-        zlo, zhi = max(zlo, -12.0), min(zhi, 12.0)
-        z = np.linspace(zlo, zhi, _GRID)
-        weights = np.exp(-0.5 * z * z)
-        weights[0] *= 0.5
-        weights[-1] *= 0.5
-        values = transform(np.exp(self.mu + self.sigma * z))
-        body = float((values * weights).sum() / weights.sum())
-        total = (1.0 - stuck_lo - stuck_hi) * body
-        if stuck_lo:
-            total += stuck_lo * float(transform(np.array([self.lo]))[0])
-        if stuck_hi:
-            total += stuck_hi * float(transform(np.array([self.hi]))[0])
-        return total
-
-    def quantile(self, q: float) -> float:
-        """The q-quantile of one draw (rejection sampling gives the truncated distribution)."""
-        if self.sigma == 0:
-            return self.expect(lambda x: x)
-        zlo, zhi = self._z_bounds()
-        flo = _NORMAL.cdf(zlo) if math.isfinite(zlo) else 0.0
-        fhi = _NORMAL.cdf(zhi) if math.isfinite(zhi) else 1.0
-        u = min(max(flo + q * (fhi - flo), 1e-300), 1 - 1e-16)
-        return math.exp(self.mu + self.sigma * _NORMAL.inv_cdf(u))
-
-    def cdf(self, x: float) -> float:
-        """P(X <= x) of the truncated distribution."""
-        if self.sigma == 0:
-            return 1.0 if x >= self.expect(lambda v: v) else 0.0
-        zlo, zhi = self._z_bounds()
-        flo = _NORMAL.cdf(zlo) if math.isfinite(zlo) else 0.0
-        fhi = _NORMAL.cdf(zhi) if math.isfinite(zhi) else 1.0
-        if x <= 0:
-            return 0.0
-        fx = _NORMAL.cdf((math.log(x) - self.mu) / self.sigma)
-        return min(max((fx - flo) / max(fhi - flo, 1e-300), 0.0), 1.0)
+def law(dist, engine: str = "fast", scale: float = 1.0) -> Law:
+    """The bounded law ``engine`` draws ``dist`` from."""
+    return families.law(dist, engine, scale)
 
 
 @dataclass(frozen=True)
@@ -123,9 +53,9 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(float(value), 4)
 
 
-def initial_context(params: GenerationParams) -> Expected:
+def initial_context(params: GenerationParams, engine: str = "fast") -> Expected:
     """Turn 0 of a primary session: whole-block L1 + L1.5, then int(L2) >= 1, capped below the limit."""
-    layer2 = BoundedLognormal.of(params.cache.layer2)
+    layer2 = law(params.cache.layer2, engine)
     prefix = params.fixed_prefix_tokens
     cap = params.max_prompt_tokens - 1
 
@@ -140,9 +70,9 @@ def initial_context(params: GenerationParams) -> Expected:
     )
 
 
-def generation_length(params: GenerationParams) -> Expected:
+def generation_length(params: GenerationParams, engine: str = "fast") -> Expected:
     """Every turn's output: int(max(draw, floor)) with the draw inside its bounds."""
-    dist = BoundedLognormal.of(params.generation_length)
+    dist = law(params.generation_length, engine)
     floor = params.output_floor
 
     def tokens(x: np.ndarray) -> np.ndarray:
@@ -157,10 +87,10 @@ def generation_length(params: GenerationParams) -> Expected:
     )
 
 
-def new_tokens(params: GenerationParams) -> Expected:
+def new_tokens(params: GenerationParams, engine: str = "fast") -> Expected:
     """What the sampler draws for a later turn: biased median, unscaled bounds, int, floor 1."""
     spec = params.new_tokens_per_turn
-    dist = BoundedLognormal.of(spec, spec.bias)
+    dist = law(spec, engine, spec.bias)
 
     def tokens(x: np.ndarray) -> np.ndarray:
         return np.maximum(np.trunc(x), 1)
@@ -173,11 +103,11 @@ def new_tokens(params: GenerationParams) -> Expected:
     )
 
 
-def delay_mixture(params: GenerationParams) -> Expected:
+def delay_mixture(params: GenerationParams, engine: str = "fast") -> Expected:
     """The inter-turn delay before context scaling: the clipped agentic/human mixture."""
     mix = params.inter_turn_delay
-    agentic = BoundedLognormal.of(mix.agentic_delay)
-    human = BoundedLognormal.of(mix.human_delay)
+    agentic = law(mix.agentic_delay, engine)
+    human = law(mix.human_delay, engine)
     cap = mix.max
 
     def clipped(x: np.ndarray) -> np.ndarray:
@@ -209,12 +139,12 @@ def delay_scale(previous_context: np.ndarray, limit: int) -> np.ndarray:
     return np.maximum(0.2, 1.0 - 0.8 * previous_context / limit)
 
 
-def turns(params: GenerationParams) -> Expected | None:
+def turns(params: GenerationParams, engine: str = "fast") -> Expected | None:
     """Turns mode: the drawn target, round-half-even and clamped to [min, max]."""
     if params.turns is None:
         return None
     spec = params.turns
-    dist = BoundedLognormal.of(spec.as_lognormal())
+    dist = law(spec.as_lognormal(), engine)
 
     def count(x: np.ndarray) -> np.ndarray:
         return np.clip(np.round(x), spec.min, spec.max)
