@@ -452,7 +452,7 @@ def _open_reports(plan: RunPlan):
     """The ReportSet that streams every chunk into quality.json, comparison.txt and the HTML pages."""
     from tracedsl.reports import ReportSet
 
-    return ReportSet(plan.params, plan.name, plan.params.block_size)
+    return ReportSet(plan.params, plan.name, plan.params.block_size, plan.engine)
 
 
 def _write(writer, reading, chunk, rendered) -> None:

@@ -50,6 +50,7 @@ class TraceInput:
     name: str
     block_size: int
     block_size_from: str  # "--block-size", "the manifest" or "the rows"
+    engine: str = "fast"  # the engine that wrote it, as its manifest says (targets follow its law)
 
 
 def open_trace(target: str | Path, block_size: int | None = None) -> TraceInput:
@@ -61,18 +62,30 @@ def open_trace(target: str | Path, block_size: int | None = None) -> TraceInput:
         found = locate_run(target)
     except FileNotFoundError as error:
         raise fail(E_NOT_A_RUN, error.strerror, Category.IO, file=str(target)) from None
-    params, name = None, found.dataset.stem
+    params, name, engine = None, found.dataset.stem, "fast"
     if found.manifest is not None:
         with categorised():
             loaded = load_spec(found.manifest)
         params, name = loaded.params, loaded.name
+        engine = _engine_of(found.manifest)
     if block_size is not None:
         source = "--block-size"
     elif params is not None:
         block_size, source = params.block_size, "the manifest"
     else:
         block_size, source = _inferred_block_size(found.dataset), "the rows"
-    return TraceInput(found.dataset, found.manifest, params, name, block_size, source)
+    return TraceInput(found.dataset, found.manifest, params, name, block_size, source, engine)
+
+
+def _engine_of(manifest: Path) -> str:
+    """The engine a manifest's dataset came from: tracedsl's records it; the reference's own
+    manifest means the reference wrote the dataset, which the aiperf engine reproduces."""
+    from tracedsl.output.manifest import read_tracedsl_fields
+
+    ours = read_tracedsl_fields(manifest)
+    if ours is None:
+        return "aiperf"
+    return ours.get("engine") if ours.get("engine") in ("fast", "aiperf") else "fast"
 
 
 def _inferred_block_size(dataset: Path) -> int:
@@ -139,7 +152,8 @@ def report(target: str | Path, output: str | Path | None = None, block_size: int
     job = ReportJob(trace.dataset, trace.manifest, where)
     try:
         with categorised(Category.INPUT):
-            written, reports = regenerate(job, trace.params, trace.name, trace.block_size, html=html)
+            written, reports = regenerate(job, trace.params, trace.name, trace.block_size, html=html,
+                                          engine=trace.engine)
     except ValueError as error:  # a trace with no rows
         raise fail(E_EMPTY_TRACE, _without_prefix(str(error), trace.dataset), Category.INPUT,
                    file=str(trace.dataset)) from error

@@ -62,16 +62,18 @@ def config_summary(params: GenerationParams | None, block_size: int) -> dict:
     return out
 
 
-def expectations(params: GenerationParams | None) -> dict[str, Expected | None]:
+def expectations(params: GenerationParams | None, engine: str = "fast") -> dict[str, Expected | None]:
+    """What the spec leads to, by the law ``engine`` draws from (the fast engine's exact
+    truncated law, or the reference's reject-then-clip law for ``aiperf``)."""
     if params is None:
         return dict.fromkeys(("initial_context", "generation_length", "new_tokens_per_turn",
                               "inter_turn_delay_ms", "turns_per_session"))
     return {
-        "initial_context": targets.initial_context(params),
-        "generation_length": targets.generation_length(params),
-        "new_tokens_per_turn": targets.new_tokens(params),
-        "inter_turn_delay_ms": targets.delay_mixture(params),
-        "turns_per_session": targets.turns(params),
+        "initial_context": targets.initial_context(params, engine),
+        "generation_length": targets.generation_length(params, engine),
+        "new_tokens_per_turn": targets.new_tokens(params, engine),
+        "inter_turn_delay_ms": targets.delay_mixture(params, engine),
+        "turns_per_session": targets.turns(params, engine),
     }
 
 
@@ -103,7 +105,7 @@ def _signed(observed: float, expected: float | None) -> float | None:
     return 0.0 if expected == 0 else round((observed - expected) / expected * 100, 3)
 
 
-def observed_vs_target(collector: Collector) -> dict:
+def observed_vs_target(collector: Collector, engine: str = "fast") -> dict:
     sketches = {
         "initial_context": collector.sketch["initial_context"],
         "generation_length": collector.sketch["generation_length"],
@@ -117,7 +119,7 @@ def observed_vs_target(collector: Collector) -> dict:
         "inter_turn_delay_ms": collector.sketch["delay_unscaled_ms"],
     }
     reference = _reference_targets(collector.params)
-    expected = expectations(collector.params)
+    expected = expectations(collector.params, engine)
     out = {}
     for name, sketch in sketches.items():
         if sketch.count == 0:
@@ -184,12 +186,12 @@ def end_reason_targets(params: GenerationParams | None, primaries: int) -> dict:
     }
 
 
-def quality(collector: Collector, name: str) -> dict:
+def quality(collector: Collector, name: str, engine: str = "fast") -> dict:
     """The whole quality.json: the reference's four keys first, then tracedsl's additions."""
     turns_stats = collector.sketch["turns"].stats() if collector.sessions else Sketch().stats()
     return {
         "config_summary": config_summary(collector.params, collector.block_size),
-        "observed_vs_target": observed_vs_target(collector),
+        "observed_vs_target": observed_vs_target(collector, engine),
         "session_stats": turns_stats,
         "session_end_stats": session_end_stats(collector),
         "spec_name": name,

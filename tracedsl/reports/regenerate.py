@@ -54,9 +54,9 @@ def infer_block_size(dataset: Path) -> int | None:
 
 
 def regenerate(job: ReportJob, params: GenerationParams | None, name: str, block_size: int,
-               html: bool = True) -> tuple[list[Path], ReportSet]:
+               html: bool = True, engine: str = "fast") -> tuple[list[Path], ReportSet]:
     """Stream the trace through a ReportSet and write its files into the output directory."""
-    reports = ReportSet(params, name, block_size)
+    reports = ReportSet(params, name, block_size, engine)
     for chunk in read_trace(job.dataset):
         reports.add(chunk)
     if reports.collector.rows == 0:

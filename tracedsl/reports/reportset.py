@@ -18,8 +18,10 @@ from tracedsl.trace import TraceChunk
 class ReportSet:
     """Streaming accumulators for one trace; ``write`` renders quality.json, comparison.txt and HTML."""
 
-    def __init__(self, params: GenerationParams | None, name: str, block_size: int) -> None:
+    def __init__(self, params: GenerationParams | None, name: str, block_size: int,
+                 engine: str = "fast") -> None:
         self.params = params
+        self.engine = engine  # whose law the quality targets follow (each engine samples its own)
         self.name = name
         self.block_size = block_size
         self.collector = Collector(params, block_size)
@@ -31,7 +33,7 @@ class ReportSet:
             self._simulation.add(chunk)
 
     def quality(self) -> dict:
-        return quality(self.collector, self.name)
+        return quality(self.collector, self.name, self.engine)
 
     def cache_structure(self) -> dict:
         collector = self.collector
