@@ -261,9 +261,10 @@ def _repeated_keys(report: ValidationReport, numbers, raws: list, keys: int) -> 
 
     Every key in JSON text is followed by one colon, so a block holding exactly as many colons
     as its rows have keys has no key twice. Colons inside strings or nested objects make the
-    count higher; then each row is looked at: one ``":`` per key (a key's end, as a quote
-    inside a string is escaped) with no key spaced from its colon also rules a repeat out,
-    and only a row failing that too is read again with the standard library.
+    count higher; then each row is looked at: as many colons as keys at every depth, or one
+    ``":`` per key (a key's end, since a quote inside a string is escaped) with no key spaced
+    from its colon, rules a repeat out; only a row failing both is read again with the
+    standard library.
     """
     texts = [raw for raw in raws if type(raw) is bytes]
     if not texts or b"".join(texts).count(b":") == keys:
@@ -277,7 +278,7 @@ def _repeated_keys(report: ValidationReport, numbers, raws: list, keys: int) -> 
             continue
         if type(parsed) is not dict:
             continue
-        count = len(parsed)
+        count = _keys_in(parsed)
         if raw.count(b":") == count or (
             raw.count(b'":') == count and not any(spaced in raw for spaced in _SPACED_KEY)
         ):
@@ -292,6 +293,20 @@ def _repeated_keys(report: ValidationReport, numbers, raws: list, keys: int) -> 
 
 
 _SPACED_KEY = (b'" ', b'"\t', b'"\r')  # a key's quote, then whitespace before its colon
+
+
+def _keys_in(row: dict) -> int:
+    """The keys of a parsed row and of every object nested in it."""
+    total = 0
+    pending: list = [row]
+    while pending:
+        value = pending.pop()
+        if type(value) is dict:
+            total += len(value)
+            pending.extend(v for v in value.values() if type(v) is dict or type(v) is list)
+        else:
+            pending.extend(v for v in value if type(v) is dict or type(v) is list)
+    return total
 
 
 def _trailing_blank_lines(handle, after_a_row: bool) -> int:
@@ -348,7 +363,7 @@ class _Checker:
                 report.add(problem.kind, problem.message, number, None, problem.field)
             if type(session_id) is not str:
                 session_id = None
-        self._session(number, session_id, row)
+        self._session(number, session_id, row, input_length, hash_ids)
         if type(hash_ids) is list and hash_ids and type(input_length) is int and 1 <= input_length <= MAX_COUNT:
             self.batch_lines.append(number)
             self.batch_inputs.append(input_length)
@@ -371,7 +386,7 @@ class _Checker:
                         "is one object a line (a file joined or edited by hand?)", first, None, warning=True)
         self.report.warning_counts["blank-line"] += last - first
 
-    def _session(self, number: int, session_id: str | None, row: dict) -> None:
+    def _session(self, number: int, session_id: str | None, row: dict, input_length, hash_ids) -> None:
         if session_id is None:
             self.anonymous_sessions += 1
             self.current = None
@@ -390,7 +405,7 @@ class _Checker:
             self.cumulative_pairs = 0
             self.cumulative_warned = False
         if session_id is not None:
-            self._cumulative(number, row)
+            self._cumulative(number, row, input_length, hash_ids)
 
     def _timing(self, number: int, first: bool, has_timestamp: bool, has_delay: bool) -> None:
         if first and not has_timestamp:
@@ -422,15 +437,16 @@ class _Checker:
             self._timing(number, not again, has_timestamp, has_delay)
         self.starts.clear()
 
-    def _cumulative(self, number: int, row: dict) -> None:
+    def _cumulative(self, number: int, row: dict, input_length, hash_ids) -> None:
         # Incremental rows carry only the turn's new tokens and fresh ids. A row that holds
         # the previous row's whole context (its ids as a prefix, its input plus output) is
         # the cumulative convention, which AIPerf replay would double-count.
-        input_length, output_length = row.get("input_length"), row.get("output_length")
-        hash_ids = row.get("hash_ids") if type(row.get("hash_ids")) is list else []
         if type(input_length) is not int:
             self.previous = None
             return
+        output_length = row.get("output_length")
+        if type(hash_ids) is not list:
+            hash_ids = []
         if self.previous is not None and not self.cumulative_warned:
             prev_input, prev_output, prev_ids = self.previous
             grows = input_length >= prev_input + (prev_output if type(prev_output) is int else 0)
