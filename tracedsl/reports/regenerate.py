@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from tracedsl.diagnostics import DiagnosticError
 from tracedsl.ir import GenerationParams
 from tracedsl.output.blocksize import file_block_size
 from tracedsl.output.reader import read_trace
@@ -36,9 +37,19 @@ def infer_block_size(dataset: Path) -> int | None:
     """The trace's block size by the one rule, or None when no size fits every row.
 
     ``tracedsl.output.blocksize.file_block_size`` gives the whole finding: the range the rows
-    allow and the note to show.
+    allow and the note to show. When no size fits, a row the reader refuses is the better
+    message (it is located, and no block size would make the file readable): then the size
+    most rows fit is returned, and reading the trace reports that row.
     """
-    return file_block_size(dataset).size
+    finding = file_block_size(dataset)
+    if finding.agreed:
+        return finding.size
+    try:
+        for _ in read_trace(dataset):
+            pass
+    except DiagnosticError:
+        return finding.closest
+    return None
 
 
 def regenerate(job: ReportJob, params: GenerationParams | None, name: str, block_size: int,
