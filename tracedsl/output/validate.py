@@ -311,6 +311,8 @@ def _keys_in(row: dict) -> int:
 
 def _trailing_blank_lines(handle, after_a_row: bool) -> int:
     """How many blank lines end the file (raw_line_batches skips them; nothing follows to show a gap)."""
+    if not handle.seekable():  # a pipe: its end is gone by now
+        return 0
     size = handle.seek(0, 2)
     tail = b""
     while len(tail) < size:
