@@ -107,6 +107,12 @@ class BlockSizeEvidence:
         return BlockSizeFinding(None, low, high, closest, best, rows, note)
 
 
+    def infer(self, rows_fitting: Callable[[int], int] | None = None) -> tuple[int, str]:
+        """The size to check the rows at and the note (the former interface of this class)."""
+        finding = self.finding(rows_fitting)
+        return finding.closest, finding.note
+
+
 def preferred_size(low: int, high: int | None) -> int:
     """The size the rule takes among ``low``..``high`` (a non-empty range; ``high`` None: no end)."""
     if low <= AIPERF_DEFAULT_BLOCK_SIZE and (high is None or AIPERF_DEFAULT_BLOCK_SIZE <= high):
