@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from tests.conftest import FIXTURE_RUNS, MOONCAKE, fixture_dir
 from tracedsl.cli import cli
+from tracedsl.diagnostics import DiagnosticError
 from tracedsl.output.lines import parsed_lines
 from tracedsl.output.validate import validate_file
 
@@ -125,7 +126,7 @@ def test_partial_block_reused_at_another_size(tmp_path):
         (b'{"session_id":"s","input_length":NaN,"output_length":1}\n', "bad-json"),
         (b'{"session_id":"s","input_length":Infinity,"output_length":1}\n', "bad-json"),
         (b'{"session_id":"s","input_length":1e400,"output_length":1}\n', "bad-json"),
-        (b'{"session_id":"s","input_length":123456789012345678901234567890}\n', "wrong-type"),  # orjson reads it as a float
+        (b'{"session_id":"s","input_length":123456789012345678901234567890}\n', "out-of-range"),  # not "a float"
         (b'{"session_id":"s",' + b'"x":"' + b"a" * 100 + b"\n", "bad-json"),
     ],
 )
@@ -408,3 +409,146 @@ def test_key_set_holds_exactly_what_was_added(seed):
         held.update(batch.tolist())
     assert sum(s.shape[0] for s in keys.segments) == len(held)
     assert len(keys.segments) <= 2 * max(1, len(held)).bit_length()  # merged like a binary counter
+
+
+# --- what a new user tripped on: wide integers, repeated keys, blank lines ---
+
+WIDE = "99999999999999999999999"  # beyond 64 bits: orjson reads it as the float 1e+23
+
+
+@pytest.mark.parametrize(
+    "line, field, shown",
+    [
+        ('{"session_id":"s","input_length":WIDE,"output_length":5,"timestamp":0}', "input_length", WIDE),
+        ('{"session_id":"s","input_length":5,"output_length":WIDE,"timestamp":0}', "output_length", WIDE),
+        ('{"session_id":"s","input_length":18446744073709551615,"output_length":5,"timestamp":0}',
+         "input_length", "18446744073709551615"),  # below 2**64: orjson keeps an int
+        ('{"session_id":"s","input_length":1000,"output_length":5,"hash_ids":[0,WIDE],"timestamp":0}',
+         "hash_ids[1]", WIDE),
+        ('{"session_id":"s","input_length":10,"output_length":5,"hash_ids":[-WIDE],"timestamp":0}',
+         "hash_ids[0]", "-" + WIDE),
+    ],
+)
+def test_integer_beyond_64_bits_is_out_of_range_not_a_float(tmp_path, monkeypatch, line, field, shown):
+    from tracedsl.output import validate
+    from tracedsl.output.reader import read_trace
+
+    path = _file(tmp_path, GOOD0 + "\n" + GOOD1 + "\n" + line.replace("WIDE", WIDE) + "\n")
+    for batch_rows in (1, 8192):  # the id check alone in its batch, and among good rows
+        monkeypatch.setattr(validate, "_BATCH_ROWS", batch_rows)
+        report = validate_file(path, block_size=512)
+        found = [d for d in report.errors if d.path == field]
+        assert found and found[0].code == "out-of-range" and found[0].span.line == 3, report.to_dict()
+        assert shown in found[0].message and "float" not in found[0].message
+    with pytest.raises(DiagnosticError) as caught:
+        list(read_trace(path))
+    diagnostic = caught.value.diagnostics[0]
+    assert diagnostic.code == "out-of-range" and diagnostic.path == field and shown in diagnostic.message
+
+
+def test_a_float_literal_is_still_a_float(tmp_path):
+    path = _file(tmp_path, '{"session_id":"s","input_length":1e23,"output_length":5,"timestamp":0}\n')
+    report = validate_file(path)
+    assert report.error_counts == {"wrong-type": 1} and "a float" in report.errors[0].message
+
+
+def _validate_cli(path, *options):
+    result = CliRunner().invoke(cli, ["validate", *options, str(path)])
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize(
+    "line, key",
+    [
+        ('{"session_id":"a","session_id":"b","input_length":10,"output_length":5,"hash_ids":[9],"timestamp":0}',
+         "session_id"),
+        ('{"session_id" : "a", "input_length": 10, "session_id": "b", "output_length": 5, "timestamp": 0}',
+         "session_id"),  # spaced like Python's json.dumps, the key apart from its colon
+        ('{"session_id":"a:1","input_length":10,"output_length":5,"timestamp":0,"timestamp":3}', "timestamp"),
+    ],
+)
+def test_repeated_key_is_a_warning_failing_strict(tmp_path, line, key):
+    path = _file(tmp_path, GOOD0 + "\n" + GOOD1 + "\n" + line + "\n")
+    report = validate_file(path)
+    assert report.ok and report.warning_counts == {"duplicate-key": 1}, report.to_dict()
+    warning = report.warnings[0]
+    assert warning.span.line == 3 and warning.path == key and "keeps the last" in warning.message
+    code, text = _validate_cli(path)
+    assert code == 0 and "trace.jsonl:3:1: warning[duplicate-key]" in text
+    code, text = _validate_cli(path, "--strict")
+    assert code == 1 and "invalid under --strict" in text
+    code, text = _validate_cli(path, "--json", "--strict")
+    data = orjson.loads(text)
+    assert code == 1 and data["passed"] is False
+    assert [(w["code"], w["line"]) for w in data["warnings"]] == [("duplicate-key", 3)]
+
+
+def test_repeated_key_inside_a_nested_object_is_found(tmp_path):
+    line = ('{"session_id":"s","messages":[{"role":"user","content":"x","role":"system"}],'
+            '"output_length":5,"timestamp":0}')
+    report = validate_file(_file(tmp_path, line + "\n"))
+    assert report.warning_counts["duplicate-key"] == 1 and "inside this row" in report.warnings[0].message
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '{"session_id":"a:b:c","input_length":10,"output_length":5,"timestamp":0}',  # colons in a string
+        '{"session_id":"say \\":\\" twice","input_length":10,"output_length":5,"timestamp":0}',  # quote, colon
+        '{"session_id": "s", "input_length": 10, "output_length": 5, "timestamp": 0}',
+        '{"session_id":"s","messages":[{"role":"user","content":"x"}],"output_length":5,"timestamp":0}',
+        '{"session_id" :"s","input_length" : 10,"output_length":5,"timestamp":0}',
+    ],
+)
+def test_rows_without_repeated_keys_are_not_flagged(tmp_path, line):
+    report = validate_file(_file(tmp_path, line + "\n"))
+    assert "duplicate-key" not in report.warning_counts, report.to_dict()
+
+
+@pytest.mark.parametrize(
+    "content, lines, count",
+    [
+        (GOOD0 + "\n\n" + GOOD1 + "\n", [2], 1),
+        (GOOD0 + "\n  \n\t\n" + GOOD1 + "\n", [2], 2),  # one finding for a run, each line counted
+        (GOOD0 + "\n" + GOOD1 + "\n\n", [3], 1),  # at the end, where no row follows
+        (GOOD0 + "\n" + GOOD1 + "\n \n  ", [3], 2),
+        (GOOD0 + "\r\n\r\n" + GOOD1 + "\r\n", [2], 1),
+        ("\n" + GOOD0 + "\n" + GOOD1 + "\n\n\n", [1, 4], 3),
+    ],
+)
+def test_blank_lines_are_a_warning_failing_strict(tmp_path, content, lines, count):
+    path = _file(tmp_path, content)
+    report = validate_file(path)
+    assert report.ok and report.rows == 2 and report.warning_counts == {"blank-line": count}, report.to_dict()
+    assert [d.span.line for d in report.warnings] == lines
+    code, text = _validate_cli(path)
+    assert code == 0 and f"trace.jsonl:{lines[0]}:1: warning[blank-line]" in text
+    code, text = _validate_cli(path, "--json", "--strict")
+    data = orjson.loads(text)
+    assert code == 1 and data["warning_counts"] == {"blank-line": count}
+    assert [w["line"] for w in data["warnings"]] == lines
+
+
+def test_blank_lines_in_a_large_file_and_its_plain_blocks(tmp_path):
+    rows = [GOOD0.replace('"s"', f'"s{i}"') for i in range(60000)]  # more than one 4 MiB block
+    rows[40000] = ""
+    path = _file(tmp_path, "\n".join(rows) + "\n")
+    report = validate_file(path)
+    assert report.warning_counts == {"blank-line": 1} and report.warnings[0].span.line == 40001
+    assert report.rows == 59999
+
+
+def test_an_ordinary_file_has_no_blank_line(tmp_path):
+    for content in (GOOD0 + "\n" + GOOD1 + "\n", GOOD0 + "\n" + GOOD1, GOOD0 + "\r\n" + GOOD1 + "\r\n"):
+        report = validate_file(_file(tmp_path, content))
+        assert report.passed(strict=True), report.to_dict()
+
+
+def test_tracedsl_output_has_no_new_findings(tmp_path):
+    result = CliRunner().invoke(cli, ["run", "inference-day-2026", "-n", "300", "--seed", "5", "-o",
+                                      str(tmp_path), "-q", "--no-reports"])
+    assert result.exit_code == 0, result.output
+    dataset = next(tmp_path.glob("*/dataset.jsonl"))
+    report = validate_file(dataset)
+    assert report.passed(strict=True), report.to_dict()
+    assert report.block_size == 512

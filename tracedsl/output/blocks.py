@@ -18,17 +18,17 @@ removes the files.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+# the block-size rule's names, importable from here as before
+from tracedsl.output.blocksize import AIPERF_DEFAULT_BLOCK_SIZE, BlockSizeEvidence, fitting_rows  # noqa: F401
+from tracedsl.output.blocksize import fits as _fits
 from tracedsl.spill import SpillFolder
 
-AIPERF_DEFAULT_BLOCK_SIZE = 512  # the Mooncake loader's default when --isl-block-size is not given
 SEGMENT_CAP = 1 << 21  # entries; a merge never builds a bigger segment, which bounds its copy
 _ALWAYS_MERGE_BELOW = 4096  # small segments always join their neighbour: dense ids stay one segment
-_POWER_SIZES = tuple(2**k for k in range(0, 17))
 # Entries: a segment at least this large that is no longer the newest goes to disk. A
 # segment of 2**18 partial ids holds about 2.6 MB, so the ledger keeps at most a few such
 # segments in memory (the newest ones, still merging) whatever the trace's length. Measured
@@ -201,83 +201,6 @@ class BlockLedger:
                 None if other_sizes is None else int(other_sizes[index]),
                 None if other_lines is None else int(other_lines[index]),
             ]
-
-
-class BlockSizeEvidence:
-    """What the rows' id counts say about the block size, kept as a few numbers."""
-
-    def __init__(self) -> None:
-        self.rows = 0
-        self.lowest = 0  # every row needs a block of at least ceil(input / count) tokens
-        self.highest: int | None = None  # rows of 2+ ids: at most (input - 1) // (count - 1)
-        self.power_fits = np.zeros(len(_POWER_SIZES), dtype=np.int64)
-
-    def add(self, inputs: np.ndarray, counts: np.ndarray) -> None:
-        if inputs.shape[0] == 0:
-            return
-        self.rows += int(inputs.shape[0])
-        self.lowest = max(self.lowest, int(np.max(-(-inputs // counts))))
-        several = counts >= 2
-        if several.any():
-            highest = int(np.min((inputs[several] - 1) // (counts[several] - 1)))
-            self.highest = highest if self.highest is None else min(self.highest, highest)
-        for index, size in enumerate(_POWER_SIZES):
-            self.power_fits[index] += int(np.count_nonzero(_fits(inputs, counts, size)))
-
-    def infer(self, rows_fitting: Callable[[int], int]) -> tuple[int, str]:
-        """The block size every row's id count agrees with, or the one most rows agree with.
-
-        ``rows_fitting(size)`` counts the rows that fit a size other than a power of two;
-        it is asked only when no size fits every row.
-        """
-        if self.rows == 0:
-            return AIPERF_DEFAULT_BLOCK_SIZE, (
-                f"no row has hash ids; block size {AIPERF_DEFAULT_BLOCK_SIZE} (AIPerf's default) assumed"
-            )
-        lowest, highest = self.lowest, self.highest
-        if highest is None or lowest <= highest:
-            if highest is None:
-                fitting = f"any size >= {lowest}"
-            elif lowest == highest:
-                fitting = f"only {lowest}"
-            else:
-                fitting = f"any size from {lowest} to {highest}"
-            size = _preferred(lowest, highest)
-            return size, (
-                f"block size {size} inferred: every row's hash-id count equals "
-                f"ceil(input_length / block size) for {fitting}"
-            )
-        fits = dict(zip(_POWER_SIZES, self.power_fits.tolist(), strict=True))
-        if lowest not in fits:
-            fits[lowest] = rows_fitting(lowest)
-        candidates = sorted(fits)
-        best = max(fits.values())
-        size = AIPERF_DEFAULT_BLOCK_SIZE if fits[AIPERF_DEFAULT_BLOCK_SIZE] == best else (
-            next(c for c in candidates if fits[c] == best)
-        )
-        return size, (
-            f"block size {size} inferred: no size fits every row's hash-id count; {size} fits the "
-            f"most rows ({best} of {self.rows}); give --block-size to choose"
-        )
-
-
-def fitting_rows(inputs: np.ndarray, counts: np.ndarray, block_size: int) -> int:
-    return int(np.count_nonzero(_fits(inputs, counts, block_size)))
-
-
-def _fits(inputs: np.ndarray, counts: np.ndarray, block_size: int) -> np.ndarray:
-    return ((counts - 1) * block_size < inputs) & (inputs <= counts * block_size)
-
-
-def _preferred(lowest: int, highest: int | None) -> int:
-    """Within the sizes that fit: AIPerf's 512, else the largest power of two, else the smallest."""
-    def fits(size: int) -> bool:
-        return size >= lowest and (highest is None or size <= highest)
-
-    if fits(AIPERF_DEFAULT_BLOCK_SIZE):
-        return AIPERF_DEFAULT_BLOCK_SIZE
-    powers = [2**k for k in range(0, 40) if fits(2**k)]
-    return powers[-1] if powers else lowest
 
 
 class IdIntervals:

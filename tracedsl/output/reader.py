@@ -354,30 +354,30 @@ def _checked_batch(path: Path, numbers: list[int], raws: list[bytes]) -> _Batch:
         for index, row in enumerate(rows):
             if plain_row_ok(row):
                 continue
-            problems = check_row(row)
+            problems = check_row(row, raw=raws[index])
             if problems or row.get("input_length") is None:
-                _check_ids(path, batch, index)  # an earlier row's bad ids come first
+                _check_ids(path, batch, index, raws)  # an earlier row's bad ids come first
             for problem in problems:
                 _fail(path, numbers[index], problem.kind, problem.message, problem.field)
             if row.get("input_length") is None:
                 _fail(path, numbers[index], "prompt-fields",
                       "only rows with input_length can be read as token counts", "input_length")
-    _check_ids(path, batch, len(rows))
+    _check_ids(path, batch, len(rows), raws)
     return batch
 
 
-def _check_ids(path: Path, batch: _Batch, end: int) -> None:
+def _check_ids(path: Path, batch: _Batch, end: int, raws: list[bytes]) -> None:
     """The first ``end`` rows' hash ids all integers in [0, 2**63): one numpy test, rows one by one if not."""
     id_lists = batch.id_lists if end == len(batch.id_lists) else batch.id_lists[:end]
     ids = ids_array(list(chain.from_iterable(id_lists)))
     if ids is None:
-        for number, hash_ids in zip(batch.numbers, id_lists, strict=False):
-            _raise_id_problem(path, number, hash_ids)
+        for number, hash_ids, raw in zip(batch.numbers, id_lists, raws, strict=False):
+            _raise_id_problem(path, number, hash_ids, raw)
     batch.ids = ids
 
 
-def _raise_id_problem(path: Path, number: int, hash_ids: list) -> None:
-    problem = hash_id_problem(hash_ids)
+def _raise_id_problem(path: Path, number: int, hash_ids: list, raw: bytes) -> None:
+    problem = hash_id_problem(hash_ids, raw)
     if problem is not None:
         _fail(path, number, problem.kind, problem.message, problem.field)
 

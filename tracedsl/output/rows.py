@@ -3,10 +3,17 @@
 Shared by the validator (which reports every problem) and the reader (which stops at the
 first). The reference's row model (§7.1) is lax: it takes ``"10"`` and ``true`` as integers.
 Here an integer field takes a JSON integer only, a number field an integer or a float.
+
+orjson reads an integer literal outside [-2**63, 2**64) as a float, silently. So when an
+integer field holds a float that wide, the row's own text is read again with the standard
+library (exact integers) to tell ``99999999999999999999999`` (out of range) from ``1e23``
+(a float). The same re-reading finds keys given twice in one object, which orjson, like
+AIPerf's loader, settles silently by keeping the last.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,8 +91,13 @@ def plain_row_ok(row: dict) -> bool:
     )
 
 
-def check_row(row: dict, *, check_hash_ids: bool = True) -> list[RowProblem]:
-    """Every rule ``row`` breaks (the element checks of hash_ids only when asked)."""
+def check_row(row: dict, *, check_hash_ids: bool = True, raw: bytes | None = None) -> list[RowProblem]:
+    """Every rule ``row`` breaks (the element checks of hash_ids only when asked).
+
+    ``raw``: the row's text, read again exactly when an integer field holds a wide float.
+    """
+    if raw is not None and _holds_wide_float(row):
+        row = exact_row(raw) or row
     problems: list[RowProblem] = []
 
     def wrong_type(field: str, expected: str) -> None:
@@ -118,9 +130,13 @@ def check_row(row: dict, *, check_hash_ids: bool = True) -> list[RowProblem]:
         if not _is_int(input_length):
             wrong_type("input_length", "an integer")
         elif input_length < 1:
-            problems.append(RowProblem("not-positive", "input_length", f"input_length must be >= 1, got {input_length}"))
+            problems.append(
+                RowProblem("not-positive", "input_length", f"input_length must be >= 1, got {_shown(input_length)}")
+            )
         elif input_length > MAX_COUNT:
-            problems.append(RowProblem("out-of-range", "input_length", f"input_length must be < 2**63, got {input_length}"))
+            problems.append(
+                RowProblem("out-of-range", "input_length", f"input_length must be < 2**63, got {_shown(input_length)}")
+            )
     _check_other_prompts(row, problems, wrong_type)
 
     output_length = row.get("output_length")
@@ -129,11 +145,11 @@ def check_row(row: dict, *, check_hash_ids: bool = True) -> list[RowProblem]:
             wrong_type("output_length", "an integer")
         elif output_length < 1:
             problems.append(
-                RowProblem("not-positive", "output_length", f"output_length must be >= 1, got {output_length}")
+                RowProblem("not-positive", "output_length", f"output_length must be >= 1, got {_shown(output_length)}")
             )
         elif output_length > MAX_COUNT:
             problems.append(
-                RowProblem("out-of-range", "output_length", f"output_length must be < 2**63, got {output_length}")
+                RowProblem("out-of-range", "output_length", f"output_length must be < 2**63, got {_shown(output_length)}")
             )
 
     hash_ids = row.get("hash_ids")
@@ -165,10 +181,14 @@ def check_row(row: dict, *, check_hash_ids: bool = True) -> list[RowProblem]:
     return problems
 
 
-def hash_id_problem(hash_ids: list) -> RowProblem | None:
-    """The first hash id that is not an integer in [0, 2**63), if any."""
+def hash_id_problem(hash_ids: list, raw: bytes | None = None) -> RowProblem | None:
+    """The first hash id that is not an integer in [0, 2**63), if any (``raw``: as in check_row)."""
     for index, value in enumerate(hash_ids):
         if not _is_int(value):
+            if raw is not None and _wide_float(value):
+                exact = (exact_row(raw) or {}).get("hash_ids")
+                if type(exact) is list and len(exact) == len(hash_ids):
+                    return hash_id_problem(exact)
             return RowProblem(
                 "wrong-type",
                 f"hash_ids[{index}]",
@@ -178,9 +198,57 @@ def hash_id_problem(hash_ids: list) -> RowProblem | None:
             return RowProblem(
                 "out-of-range",
                 f"hash_ids[{index}]",
-                f"hash_ids[{index}] must be in [0, 2**63), got {value}",
+                f"hash_ids[{index}] must be in [0, 2**63), got {_shown(value)}",
             )
     return None
+
+
+def _wide_float(value) -> bool:
+    """A float orjson may have made of an integer literal beyond 64 bits."""
+    return type(value) is float and abs(value) >= 2.0**63
+
+
+def _holds_wide_float(row: dict) -> bool:
+    get = row.get
+    hash_ids = get("hash_ids")
+    return (_wide_float(get("input_length")) or _wide_float(get("output_length"))
+            or (type(hash_ids) is list and any(map(_wide_float, hash_ids))))
+
+
+def exact_row(raw: bytes) -> dict | None:
+    """The row read by the standard library: integers exact, however wide. None if it cannot."""
+    try:
+        row = json.loads(raw)
+    except (ValueError, RecursionError):  # a 4300-digit integer or a deep nest: keep orjson's reading
+        return None
+    return row if type(row) is dict else None
+
+
+def duplicate_keys(raw: bytes) -> list[tuple[str, bool]]:
+    """The keys given more than once in one object of the row: (key, in the row itself?), in order.
+
+    The row's own keys come first; keys repeated inside nested objects follow, once each.
+    """
+    repeats: list[list[str]] = []  # per object, innermost first: the row itself comes last
+
+    def pairs_hook(pairs: list[tuple[str, object]]) -> dict:
+        seen: set[str] = set()
+        again: dict[str, None] = {}
+        for key, _ in pairs:
+            if key in seen:
+                again[key] = None
+            seen.add(key)
+        repeats.append(list(again))
+        return dict(pairs)
+
+    try:
+        json.loads(raw, object_pairs_hook=pairs_hook)
+    except (ValueError, RecursionError):
+        return []
+    if not repeats:
+        return []
+    nested = dict.fromkeys(key for keys in repeats[:-1] for key in keys)
+    return [(key, True) for key in repeats[-1]] + [(key, False) for key in nested]
 
 
 def ids_array(flat: list) -> np.ndarray | None:

@@ -4,22 +4,39 @@ Errors (exit 1): rows that break the row rules (``rows.py``); a row whose hash-i
 not ceil(input_length / block_size); a hash id used at two different block sizes anywhere in
 the file (replay refuses it); files that are empty or not JSONL. Warnings (exit 0, or 1
 under --strict): a session's later row without ``delay``, a first row without ``timestamp``,
-a session whose rows are not contiguous, and a session that looks cumulative rather than
-incremental. One streaming pass; the per-id sizes live in numpy columns (``blocks.py``).
+a session whose rows are not contiguous, a session that looks cumulative rather than
+incremental, blank lines, and a key given twice in a row. The block size, when not given,
+is the rule's (``blocksize.py``). One streaming pass; the per-id sizes live in numpy columns
+(``blocks.py``).
 """
 
 from __future__ import annotations
 
+import gc
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from tracedsl.diagnostics import Diagnostic, Severity, Span
-from tracedsl.output.blocks import BlockLedger, BlockSizeEvidence, KeySet, fitting_rows
-from tracedsl.output.lines import LineProblem, parsed_lines
-from tracedsl.output.rows import MAX_COUNT, check_row, hash_id_problem, ids_array, plain_row_ok
+from tracedsl.output.blocks import BlockLedger, KeySet
+from tracedsl.output.blocksize import (
+    BlockSizeEvidence,
+    BlockSizeFinding,
+    fitting_rows,
+    rows_fitting_in_file,
+)
+from tracedsl.output.lines import LineProblem, parse_line, parsed_lines, raw_line_batches
+from tracedsl.output.rows import (
+    MAX_COUNT,
+    check_row,
+    duplicate_keys,
+    hash_id_problem,
+    ids_array,
+    plain_row_ok,
+)
 
 DEFAULT_MAX_ERRORS = 50
 _BATCH_ROWS = 8192
@@ -35,6 +52,7 @@ class ValidationReport:
     sessions: int = 0
     block_size: int | None = None
     block_size_note: str = ""
+    block_size_finding: BlockSizeFinding | None = None  # None when the size was given
     hash_conflicts: int = 0
     error_counts: Counter = field(default_factory=Counter)
     warning_counts: Counter = field(default_factory=Counter)
@@ -97,6 +115,7 @@ class ValidationReport:
             "sessions": self.sessions,
             "block_size": self.block_size,
             "block_size_note": self.block_size_note,
+            "block_size_range": _range_of(self.block_size_finding),
             "hash_id_size_conflicts": self.hash_conflicts,
             "error_counts": dict(sorted(self.error_counts.items())),
             "warning_counts": dict(sorted(self.warning_counts.items())),
@@ -170,6 +189,11 @@ def _line_of(diagnostic: Diagnostic) -> int:
     return diagnostic.span.line if diagnostic.span else 0
 
 
+def _range_of(finding: BlockSizeFinding | None) -> list | None:
+    """The sizes every row allows, [low, high] (high null: no end), or null when the size was given."""
+    return None if finding is None else [finding.low, finding.high]
+
+
 def validate_file(path: str | Path, block_size: int | None = None,
                   max_errors: int = DEFAULT_MAX_ERRORS) -> ValidationReport:
     """Validate a Mooncake JSONL file. Raises OSError only when it cannot be opened or read."""
@@ -178,15 +202,131 @@ def validate_file(path: str | Path, block_size: int | None = None,
     checker = _Checker(report, block_size)
     try:
         with open(path, "rb") as handle:
-            for number, parsed, raw in parsed_lines(handle):
-                if isinstance(parsed, LineProblem):
-                    report.add(parsed.kind, parsed.message, number, parsed.column)
-                    continue
-                checker.row(number, parsed, raw)
+            next_line = 1  # the line after the last non-blank one: a gap before the next is blank lines
+            for numbers, raws, _ in raw_line_batches(handle):
+                # The rows are fresh acyclic dicts: collecting while they are made only costs time.
+                collecting = gc.isenabled()
+                gc.disable()
+                try:
+                    next_line = _read_block(checker, numbers, raws, next_line)
+                finally:
+                    if collecting:
+                        gc.enable()
+            blank = _trailing_blank_lines(handle, after_a_row=next_line > 1)
+            if blank:
+                checker.blank(next_line, next_line + blank - 1)
         checker.finish(path)
     finally:
         checker.close()
     return report
+
+
+def _read_block(checker: _Checker, numbers, raws: list, next_line: int) -> int:
+    """Check one block of lines (see raw_line_batches); return the line after its last."""
+    report = checker.report
+    keys = 0  # of the block's rows, for the repeated-key test
+    loads, row = orjson.loads, checker.row
+    if type(numbers) is range:  # the common block: consecutive lines, each starting with "{"
+        if numbers.start > next_line:
+            checker.blank(next_line, numbers.start - 1)
+        for number, raw in zip(numbers, raws, strict=True):
+            try:
+                parsed = loads(raw)
+            except orjson.JSONDecodeError:
+                parsed = None
+            if type(parsed) is not dict:
+                problem = parse_line(raw)
+                report.add(problem.kind, problem.message, number, problem.column)
+                continue
+            keys += len(parsed)
+            row(number, parsed, raw)
+        next_line = numbers.stop
+    else:
+        for number, raw in zip(numbers, raws, strict=True):
+            if number > next_line:
+                checker.blank(next_line, number - 1)
+            next_line = max(next_line, number + 1)
+            parsed = raw if type(raw) is LineProblem else parse_line(raw)
+            if type(parsed) is LineProblem:
+                report.add(parsed.kind, parsed.message, number, parsed.column)
+                continue
+            keys += len(parsed)
+            row(number, parsed, raw)
+    _repeated_keys(report, numbers, raws, keys)
+    return next_line
+
+
+def _repeated_keys(report: ValidationReport, numbers, raws: list, keys: int) -> None:
+    """Warn of keys given twice in a row: one byte count for the block, a closer look only if it is off.
+
+    Every key in JSON text is followed by one colon, so a block holding exactly as many colons
+    as its rows have keys has no key twice. Colons inside strings or nested objects make the
+    count higher; then each row is looked at: as many colons as keys at every depth, or one
+    ``":`` per key (a key's end, since a quote inside a string is escaped) with no key spaced
+    from its colon, rules a repeat out; only a row failing both is read again with the
+    standard library.
+    """
+    texts = [raw for raw in raws if type(raw) is bytes]
+    if not texts or b"".join(texts).count(b":") == keys:
+        return
+    for number, raw in zip(numbers, raws, strict=True):
+        if type(raw) is not bytes:
+            continue
+        try:
+            parsed = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if type(parsed) is not dict:
+            continue
+        count = _keys_in(parsed)
+        if raw.count(b":") == count or (
+            raw.count(b'":') == count and not any(spaced in raw for spaced in _SPACED_KEY)
+        ):
+            continue
+        for key, in_row in duplicate_keys(raw):
+            if in_row:
+                message = (f"key {key!r} is given more than once in this row; orjson, like AIPerf's "
+                           "loader, keeps the last value and drops the others without a word")
+            else:
+                message = f"key {key!r} is given more than once in an object inside this row; the last one is kept"
+            report.add("duplicate-key", message, number, None, key if in_row else None, warning=True)
+
+
+_SPACED_KEY = (b'" ', b'"\t', b'"\r')  # a key's quote, then whitespace before its colon
+
+
+def _keys_in(row: dict) -> int:
+    """The keys of a parsed row and of every object nested in it."""
+    total = 0
+    pending: list = [row]
+    while pending:
+        value = pending.pop()
+        if type(value) is dict:
+            total += len(value)
+            pending.extend(v for v in value.values() if type(v) is dict or type(v) is list)
+        else:
+            pending.extend(v for v in value if type(v) is dict or type(v) is list)
+    return total
+
+
+def _trailing_blank_lines(handle, after_a_row: bool) -> int:
+    """How many blank lines end the file (raw_line_batches skips them; nothing follows to show a gap)."""
+    if not handle.seekable():  # a pipe: its end is gone by now
+        return 0
+    size = handle.seek(0, 2)
+    tail = b""
+    while len(tail) < size:
+        step = min(size - len(tail), 1 << 16)
+        handle.seek(size - len(tail) - step)
+        tail = handle.read(step) + tail
+        if not tail.isspace():
+            break
+    space = len(tail) - len(tail.rstrip())  # bytes.isspace and rstrip agree on what is blank
+    run = tail[len(tail) - space:]
+    if b"\n" not in run:
+        return 0
+    last_piece = run[run.rfind(b"\n") + 1:]
+    return run.count(b"\n") - (1 if after_a_row else 0) + (1 if last_piece else 0)
 
 
 class _Checker:
@@ -210,6 +350,7 @@ class _Checker:
         self.batch_inputs: list[int] = []
         self.batch_counts: list[int] = []
         self.batch_ids: list = []
+        self.batch_raws: list[bytes] = []  # read again exactly only if some id is not an int64
         # rows starting a named session: (name, line, has timestamp, has delay), resolved in batches
         self.starts: list[tuple[str, int, bool, bool]] = []
 
@@ -220,26 +361,34 @@ class _Checker:
         input_length = row.get("input_length")
         hash_ids = row.get("hash_ids")
         if not plain_row_ok(row):
-            for problem in check_row(row, check_hash_ids=False):
+            for problem in check_row(row, check_hash_ids=False, raw=raw):
                 report.add(problem.kind, problem.message, number, None, problem.field)
             if type(session_id) is not str:
                 session_id = None
-        self._session(number, session_id, row)
+        self._session(number, session_id, row, input_length, hash_ids)
         if type(hash_ids) is list and hash_ids and type(input_length) is int and 1 <= input_length <= MAX_COUNT:
             self.batch_lines.append(number)
             self.batch_inputs.append(input_length)
             self.batch_counts.append(len(hash_ids))
             self.batch_ids.extend(hash_ids)
+            self.batch_raws.append(raw)
             if len(self.batch_lines) >= _BATCH_ROWS:
                 self._flush()
         elif type(hash_ids) is list:
-            problem = hash_id_problem(hash_ids)
+            problem = hash_id_problem(hash_ids, raw)
             if problem is not None:
                 report.add(problem.kind, problem.message, number, None, problem.field)
         if len(self.starts) >= _BATCH_ROWS:
             self._resolve_starts()
 
-    def _session(self, number: int, session_id: str | None, row: dict) -> None:
+    def blank(self, first: int, last: int) -> None:
+        """Lines ``first`` to ``last`` hold nothing but whitespace."""
+        where = f"line {first} is blank" if first == last else f"lines {first} to {last} are blank"
+        self.report.add("blank-line", f"{where}; AIPerf's loader skips blank lines, but a JSONL row "
+                        "is one object a line (a file joined or edited by hand?)", first, None, warning=True)
+        self.report.warning_counts["blank-line"] += last - first
+
+    def _session(self, number: int, session_id: str | None, row: dict, input_length, hash_ids) -> None:
         if session_id is None:
             self.anonymous_sessions += 1
             self.current = None
@@ -258,7 +407,7 @@ class _Checker:
             self.cumulative_pairs = 0
             self.cumulative_warned = False
         if session_id is not None:
-            self._cumulative(number, row)
+            self._cumulative(number, row, input_length, hash_ids)
 
     def _timing(self, number: int, first: bool, has_timestamp: bool, has_delay: bool) -> None:
         if first and not has_timestamp:
@@ -290,15 +439,16 @@ class _Checker:
             self._timing(number, not again, has_timestamp, has_delay)
         self.starts.clear()
 
-    def _cumulative(self, number: int, row: dict) -> None:
+    def _cumulative(self, number: int, row: dict, input_length, hash_ids) -> None:
         # Incremental rows carry only the turn's new tokens and fresh ids. A row that holds
         # the previous row's whole context (its ids as a prefix, its input plus output) is
         # the cumulative convention, which AIPerf replay would double-count.
-        input_length, output_length = row.get("input_length"), row.get("output_length")
-        hash_ids = row.get("hash_ids") if type(row.get("hash_ids")) is list else []
         if type(input_length) is not int:
             self.previous = None
             return
+        output_length = row.get("output_length")
+        if type(hash_ids) is not list:
+            hash_ids = []
         if self.previous is not None and not self.cumulative_warned:
             prev_input, prev_output, prev_ids = self.previous
             grows = input_length >= prev_input + (prev_output if type(prev_output) is int else 0)
@@ -326,20 +476,21 @@ class _Checker:
         lines = np.asarray(self.batch_lines, dtype=np.int64)
         counts = np.asarray(self.batch_counts, dtype=np.int64)
         inputs = np.asarray(self.batch_inputs, dtype=np.int64)
+        if self.given_block_size is None:
+            # every row with ids is evidence, as in blocksize.file_block_size, so report agrees
+            self.evidence.add(inputs, counts)
         ids = ids_array(self.batch_ids)
         if ids is None:
-            ids, keep = _checked_slowly(self.batch_ids, counts, lines, self.report)
+            ids, keep = _checked_slowly(self.batch_ids, counts, lines, self.report, self.batch_raws)
             counts, inputs, lines = counts[keep], inputs[keep], lines[keep]
         self._to_ledger(lines, inputs, counts, ids)
-        for name in ("batch_lines", "batch_inputs", "batch_counts", "batch_ids"):
+        for name in ("batch_lines", "batch_inputs", "batch_counts", "batch_ids", "batch_raws"):
             getattr(self, name).clear()
 
     def _to_ledger(self, lines, inputs, counts, ids) -> None:
-        if self.given_block_size is None:
-            self.evidence.add(inputs, counts)
-            if self.ledger is None:
-                tentative, _ = self.evidence.infer(lambda size: fitting_rows(inputs, counts, size))
-                self.ledger = BlockLedger(tentative, self.report.max_errors)
+        if self.ledger is None:
+            first = self.evidence.finding(lambda size: fitting_rows(inputs, counts, size))
+            self.ledger = BlockLedger(first.closest, self.report.max_errors)
         offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
         np.cumsum(counts, out=offsets[1:])
         self.ledger.add_rows(lines, inputs, offsets, ids)
@@ -358,7 +509,10 @@ class _Checker:
             report.add("empty-file", "the file holds no rows", None)
         block_size = self.given_block_size
         if block_size is None:
-            block_size, note = self.evidence.infer(lambda size: _rows_fitting_again(path, size))
+            finding = self.evidence.finding(lambda size: rows_fitting_in_file(path, size))
+            # when no size fits every row, the rows are checked at the one most of them fit
+            block_size, note = finding.closest, finding.note
+            report.block_size_finding = finding
         else:
             note = f"block size {block_size} (given)"
         ledger = self.ledger
@@ -380,7 +534,7 @@ class _Checker:
 
 
 def _checked_slowly(batch_ids: list, counts: np.ndarray, lines: np.ndarray,
-                    report: ValidationReport | None) -> tuple[np.ndarray, np.ndarray]:
+                    report: ValidationReport | None, raws: list[bytes] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ids of the rows whose ids are all integers in range; the others reported (when given)."""
     keep = np.ones(lines.shape[0], dtype=bool)
     start = 0
@@ -388,7 +542,7 @@ def _checked_slowly(batch_ids: list, counts: np.ndarray, lines: np.ndarray,
     for index, count in enumerate(counts.tolist()):
         row_ids = batch_ids[start : start + count]
         start += count
-        problem = hash_id_problem(row_ids)
+        problem = hash_id_problem(row_ids, raws[index] if raws is not None else None)
         if problem is None:
             good.extend(row_ids)
         else:
@@ -432,6 +586,3 @@ def _id_batches(path: Path):
     if lines:
         yield batch()
 
-
-def _rows_fitting_again(path: Path, block_size: int) -> int:
-    return sum(fitting_rows(inputs, counts, block_size) for _, inputs, counts, _ in _id_batches(path))

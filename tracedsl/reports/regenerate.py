@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
+from tracedsl.diagnostics import DiagnosticError
 from tracedsl.ir import GenerationParams
+from tracedsl.output.blocksize import file_block_size
 from tracedsl.output.reader import read_trace
 from tracedsl.output.rundir import locate_run
 from tracedsl.reports.reportset import ReportSet
-
-INFER_ROWS = 5000  # rows read to infer a foreign trace's block size
-POWERS_OF_TWO = tuple(2**k for k in range(4, 15))
 
 
 @dataclass(frozen=True)
@@ -31,26 +27,22 @@ def locate(source: Path, output: Path | None) -> ReportJob:
 
 
 def infer_block_size(dataset: Path) -> int | None:
-    """The block size every row agrees with: (len(ids)-1)*bs < input_length <= len(ids)*bs."""
-    lower, upper = 1.0, math.inf
-    with open(dataset, "rb") as handle:
-        for count, line in enumerate(handle):
-            if count >= INFER_ROWS:
-                break
-            try:
-                row = orjson.loads(line)
-                blocks, tokens = len(row["hash_ids"]), int(row["input_length"])
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                continue  # the reader reports broken rows with their line numbers
-            if blocks == 0:
-                continue
-            lower = max(lower, tokens / blocks)
-            if blocks > 1:
-                upper = min(upper, tokens / (blocks - 1))
-    fitting = [size for size in POWERS_OF_TWO if lower <= size < upper]
-    if fitting:
-        return 512 if 512 in fitting else fitting[0]
-    return math.ceil(lower) if lower < upper else None
+    """The trace's block size by the one rule, or None when no size fits every row.
+
+    ``tracedsl.output.blocksize.file_block_size`` gives the whole finding: the range the rows
+    allow and the note to show. When no size fits, a row the reader refuses is the better
+    message (it is located, and no block size would make the file readable): then the size
+    most rows fit is returned, and reading the trace reports that row.
+    """
+    finding = file_block_size(dataset)
+    if finding.agreed:
+        return finding.size
+    try:
+        for _ in read_trace(dataset):
+            pass
+    except DiagnosticError:
+        return finding.closest
+    return None
 
 
 def regenerate(job: ReportJob, params: GenerationParams | None, name: str, block_size: int,
