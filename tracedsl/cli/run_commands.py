@@ -174,13 +174,14 @@ def _conflicts_said(count: int) -> str:
 
 @click.command("validate", short_help="Check any Mooncake trace file against the replay rules.")
 @click.argument("file", type=click.Path(path_type=Path))
-@block_size_option("Tokens per hash id (inferred from the rows when not given).")
+@block_size_option("Tokens per hash id [default: the manifest's beside the trace, else inferred from the rows].")
 @click.option("--max-errors", type=click.IntRange(min=0), default=pipeline.DEFAULT_MAX_ERRORS,
               show_default=True, help="How many errors and warnings to list (all are counted).")
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @click.option("--strict", is_flag=True, help="Fail on warnings too.")
 def validate_command(file: Path, block_size, max_errors, as_json, strict) -> None:
-    """Check any Mooncake trace FILE: strict row rules and the cross-row rules replay needs."""
+    """Check any Mooncake trace FILE (or a run directory's dataset): strict row rules and the
+    cross-row rules replay needs."""
     report = pipeline.validate(file, block_size=block_size, max_errors=max_errors)
     passed = report.passed(strict)
     if as_json:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tracedsl.diagnostics import DiagnosticError
 from tracedsl.output.rundir import locate_run
 from tracedsl.pipeline.defaults import DEFAULT_MAX_ERRORS, SimulationConfig
 from tracedsl.pipeline.failures import (
@@ -96,8 +97,10 @@ def _inferred_block_size(dataset: Path) -> int:
     except OSError as error:
         raise io_failure(error, str(dataset), writing=False, what="cannot read") from error
     if size is None:
-        raise fail(E_BLOCK_SIZE, "the rows agree on no one block size", Category.INPUT,
-                   file=str(dataset), hint="give --block-size")
+        from tracedsl.output.blocksize import file_block_size
+
+        note = file_block_size(dataset).note.removesuffix("; give --block-size to choose")
+        raise fail(E_BLOCK_SIZE, note, Category.INPUT, file=str(dataset), hint="give --block-size")
     return size
 
 
@@ -107,20 +110,40 @@ def _inferred_block_size(dataset: Path) -> int:
 
 def validate(path: str | Path, block_size: int | None = None,
              max_errors: int = DEFAULT_MAX_ERRORS) -> ValidationReport:
-    """Validate any Mooncake trace file; PipelineError (IO) when it cannot be read.
+    """Validate any Mooncake trace (a file or a run directory); PipelineError (IO) when it
+    cannot be read.
 
-    What is wrong with the rows is the report's (``report.passed(strict)``), not an error.
+    The block size is ``block_size`` when given, else the one the manifest beside the trace
+    records, else the one rule of ``tracedsl.output.blocksize`` applied to the rows. What is
+    wrong with the rows is the report's (``report.passed(strict)``), not an error.
     """
     from tracedsl.output.validate import validate_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise fail(E_NOT_A_RUN, "is a directory" if path.is_dir() else "no such file",
-                   Category.IO, file=str(path))
     try:
-        return validate_file(path, block_size=block_size, max_errors=max_errors)
+        found = locate_run(Path(path))
+    except FileNotFoundError as error:
+        raise fail(E_NOT_A_RUN, error.strerror, Category.IO, file=str(path)) from None
+    recorded = _recorded_block_size(found.manifest) if block_size is None else None
+    try:
+        report = validate_file(found.dataset, block_size=block_size or recorded, max_errors=max_errors)
     except OSError as error:
-        raise io_failure(error, str(path), writing=False, what="cannot read") from error
+        raise io_failure(error, str(found.dataset), writing=False, what="cannot read") from error
+    if recorded is not None:
+        report.block_size_note = f"block size {recorded} (the manifest)"
+    return report
+
+
+def _recorded_block_size(manifest: Path | None) -> int | None:
+    """The block size a manifest records; None without one, or for one that does not load
+    (validate checks the trace, and says which block size it used)."""
+    from tracedsl.loading import load_spec
+
+    if manifest is None:
+        return None
+    try:
+        return load_spec(str(manifest)).params.block_size
+    except DiagnosticError:
+        return None
 
 
 # ============================================================================================
