@@ -31,10 +31,13 @@ def render(diag: Diagnostic, source: str | None = None) -> str:
     return diagnostics.render(diag, source)
 
 
-def show(found: Iterable[Diagnostic], *, err: bool = True, excerpts: bool = True) -> None:
-    """Print diagnostics, each with an excerpt of its source when ``excerpts`` and it can be read."""
+def show(found: Iterable[Diagnostic], *, err: bool = True, excerpts: bool = True,
+         limit: int | None = diagnostics.MAX_SHOWN) -> None:
+    """Print the first ``limit`` diagnostics (all when None), each with an excerpt of its source
+    when ``excerpts`` and it can be read, then one line that counts the rest."""
+    listed, rest = diagnostics.shown(found, limit)
     sources: dict[str, str | None] = {}
-    for diag in found:
+    for diag in listed:
         if not excerpts:
             click.echo(diagnostics.render(diag), err=err)
             continue
@@ -42,17 +45,22 @@ def show(found: Iterable[Diagnostic], *, err: bool = True, excerpts: bool = True
         if source is None and diag.span is not None:
             source = _file_text(diag.file, sources)
         click.echo(render(diag, source), err=err)
+    if rest:
+        click.echo(rest, err=err)
 
 
-def show_compactly(found: Iterable[Diagnostic]) -> None:
+def show_compactly(found: Iterable[Diagnostic], limit: int | None = diagnostics.MAX_SHOWN) -> None:
     """Each diagnostic once, on one line, without excerpt or hint (run's warnings: `check` reviews)."""
-    seen = set()
+    seen: dict[str, Diagnostic] = {}
     for diag in found:
         line = diagnostics.render(Diagnostic(diag.code, diag.message, diag.severity, diag.file,
                                              diag.span, path=diag.path))
-        if line not in seen:
-            seen.add(line)
-            click.echo(line, err=True)
+        seen.setdefault(line, diag)
+    listed, rest = diagnostics.shown(seen.values(), limit)
+    for line in list(seen)[: len(listed)]:
+        click.echo(line, err=True)
+    if rest:
+        click.echo(rest, err=True)
 
 
 def fail(error: DiagnosticError) -> NoReturn:

@@ -195,7 +195,8 @@ def validate_command(file: Path, block_size, max_errors, as_json, strict) -> Non
 
 
 def _print_validation(report, strict: bool) -> None:
-    show(report.errors + report.warnings, err=False, excerpts=False)  # a row can be megabytes
+    # validate lists up to --max-errors of each severity itself; a row can be megabytes
+    show(report.errors + report.warnings, err=False, excerpts=False, limit=None)
     errors = sum(report.error_counts.values())
     warnings = sum(report.warning_counts.values())
     click.echo(f"{report.file}: {report.rows} rows, {report.sessions} sessions; {report.block_size_note}")
