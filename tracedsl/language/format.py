@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tracedsl.diagnostics import split_lines
 from tracedsl.language import ast
 from tracedsl.language.parser import parse
 
@@ -101,6 +102,7 @@ def distribution_text(dist: ast.Distribution) -> str:
 def quote(name: str) -> str:
     escaped = (
         name.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
+        .replace("\r", "\\r")  # a raw CR would end the line
     )
     return f'"{escaped}"'
 
@@ -171,7 +173,7 @@ class _Notes:
 def _attach(spec: ast.Spec, text: str) -> _Notes:
     notes = _Notes()
     nodes = list(_walk(spec.statements))
-    blank_lines = {i + 1 for i, line in enumerate(text.splitlines()) if not line.strip()}
+    blank_lines = {i + 1 for i, line in enumerate(split_lines(text)) if not line.strip()}
     first_line = nodes[0].span.line if nodes else None
     above = [c for c in spec.comments if first_line is not None and c.line < first_line]
     # The file's header: the comments above the first statement, up to the last blank line

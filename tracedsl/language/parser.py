@@ -10,7 +10,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import LarkError, UnexpectedInput
 
 from tracedsl import resources
-from tracedsl.diagnostics import DiagnosticError, Span
+from tracedsl.diagnostics import DiagnosticError, Span, normalise_newlines
 from tracedsl.language import ast
 from tracedsl.language.errors import syntax_diagnostic
 
@@ -33,7 +33,13 @@ def grammar_parser() -> Lark:
 
 
 def parse(text: str, file: str = "<input>") -> ast.Spec:
-    """Parse text into a Spec; a syntax error raises DiagnosticError (the first one only)."""
+    """Parse text into a Spec; a syntax error raises DiagnosticError (the first one only).
+
+    ``\\r\\n``, ``\\r`` and ``\\n`` each end a line (lark counts ``\\n`` alone, so the others
+    become ``\\n`` first; lines and columns stay those of the text as given). Nothing else
+    ends a line: a form feed or U+2028 is a character of its line, as the excerpt shows it.
+    """
+    text = normalise_newlines(text)
     try:
         tree = grammar_parser().parse(text)
     except UnexpectedInput as exc:
@@ -206,4 +212,4 @@ setattr(_ToAst, "global", _rule(_global))
 
 def _unquote(literal: str) -> str:
     body = literal[1:-1]
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), body)
