@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from tracedsl import codes
-from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity, Span
+from tracedsl.diagnostics import (
+    Diagnostic,
+    DiagnosticError,
+    Severity,
+    Span,
+    line_starts,
+    normalise_newlines,
+    position,
+)
 from tracedsl.ir import SPEC_FORMAT_VERSION, Workload
 
 if sys.version_info >= (3, 11):
@@ -24,6 +32,10 @@ else:  # pragma: no cover - exercised on 3.10 only
 E_MISSING, E_UNREADABLE = codes.E_MISSING, codes.E_UNREADABLE
 E_NOT_TEXT, E_EMPTY = codes.E_NOT_TEXT, codes.E_EMPTY
 E_BAD_JSON, E_BAD_TOML = codes.E_BAD_JSON, codes.E_BAD_TOML
+
+# How deep arrays and objects (tables) of a JSON or TOML spec may nest: a spec needs four
+# levels; the limit keeps every pass over the document far from Python's recursion limit.
+MAX_NESTING = 100
 
 # The keys of a spec.json/spec.toml, in the order compile writes them.
 SPEC_KEYS = ("format_version", "workload", "source_file", "source_sha256", "generation_params")
@@ -60,19 +72,28 @@ def read_source(path: Path) -> SourceFile:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        before = raw[: exc.start].decode("utf-8-sig")
+        line, column = position(before, len(before))
         raise DiagnosticError(
             Diagnostic(
                 E_NOT_TEXT,
                 f"not UTF-8 text (byte 0x{raw[exc.start]:02x})",
                 file=display,
                 span=Span(line, column),
+                source=before,
             )
         ) from None
-    if "\x00" in text:
+    nul = text.find("\x00")
+    if nul >= 0:
+        line, column = position(text, nul)
         raise DiagnosticError(
-            Diagnostic(E_NOT_TEXT, "binary file (contains NUL bytes)", file=display)
+            Diagnostic(
+                E_NOT_TEXT,
+                "a NUL byte: this is a binary file, not text",
+                file=display,
+                span=Span(line, column, line, column + 1),
+                source=text,
+            )
         )
     return SourceFile(path, text, hashlib.sha256(raw).hexdigest())
 
@@ -116,14 +137,20 @@ def parse_json(text: str, file: str) -> tuple[Any, JsonPositions]:
         # NaN and Infinity are parsed as markers first, so they can be refused at their place.
         data = json.loads(text, parse_constant=_NonJsonConstant)
     except json.JSONDecodeError as exc:
+        line, column = position(text, exc.pos)  # json counts lines by \n alone
         raise DiagnosticError(
-            Diagnostic(
-                E_BAD_JSON, f"invalid JSON: {exc.msg}", file=file, span=Span(exc.lineno, exc.colno)
-            )
+            Diagnostic(E_BAD_JSON, f"invalid JSON: {exc.msg}", file=file, span=Span(line, column))
         ) from None
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        # Valid up to a nesting too deep (an error before it would have stopped json first).
+        deep = _too_deep(text, _JSON_NESTING)
+        raise DiagnosticError(_nested_too_deep(E_BAD_JSON, "JSON", text, deep, file)) from None
+    except ValueError as exc:
         raise DiagnosticError(Diagnostic(E_BAD_JSON, f"invalid JSON: {exc}", file=file)) from None
-    positions = JsonPositions([0] + [m.end() for m in re.finditer("\n", text)])
+    deep = _too_deep(text, _JSON_NESTING)
+    if deep is not None:
+        raise DiagnosticError(_nested_too_deep(E_BAD_JSON, "JSON", text, deep, file))
+    positions = JsonPositions(list(line_starts(text)))
     try:
         _JsonScanner(text, positions).value(())
     except (IndexError, ValueError, RecursionError):  # pragma: no cover - text already parsed
@@ -140,6 +167,46 @@ def parse_json(text: str, file: str) -> tuple[Any, JsonPositions]:
             )
         )
     return data, positions
+
+
+# What opens and closes a level of nesting, and what to pass over whole: strings (and in TOML
+# comments, where a bracket means nothing).
+_JSON_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
+_TOML_NESTING = re.compile(
+    r'"""(?:[^\\]|\\.)*?"""|\'\'\'.*?\'\'\'|"(?:[^"\\\r\n]|\\.)*"|\'[^\'\r\n]*\'|#[^\r\n]*|[\[\]{}]',
+    re.DOTALL,
+)
+
+
+def _too_deep(text: str, tokens: re.Pattern) -> int | None:
+    """The offset of the bracket that opens level MAX_NESTING + 1, if one does (one pass, no recursion).
+
+    On text that is valid (up to that bracket), strings are passed over exactly.
+    """
+    depth = 0
+    for match in tokens.finditer(text):
+        mark = match.group()
+        if mark in ("[", "{"):
+            depth += 1
+            if depth > MAX_NESTING:
+                return match.start()
+        elif mark in ("]", "}"):
+            depth -= 1
+    return None
+
+
+def _nested_too_deep(code: str, form: str, text: str, offset: int | None, file: str) -> Diagnostic:
+    span = None
+    if offset is not None:
+        line, column = position(text, offset)
+        span = Span(line, column, line, column + 1)
+    return Diagnostic(
+        code,
+        f"invalid {form}: nested more than {MAX_NESTING} deep",
+        file=file,
+        span=span,
+        hint="a spec nests four levels at most",
+    )
 
 
 class _NonJsonConstant(str):
@@ -258,11 +325,15 @@ _TOML_WHERE = re.compile(r"\(at line (\d+), column (\d+)\)")
 
 
 def parse_toml(text: str, file: str) -> dict:
-    """Parse TOML text; errors carry the line and column tomllib reports."""
+    """Parse TOML text; errors carry the line and column tomllib reports.
+
+    A lone ``\\r`` ends a line here as in a .trace file (TOML itself allows only ``\\n`` and
+    ``\\r\\n``), so every line end is made ``\\n`` first: lines and columns stay the same.
+    """
     if not text.strip():
         raise DiagnosticError(Diagnostic(E_EMPTY, "empty file: expected a TOML spec", file=file))
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(normalise_newlines(text))
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         where = _TOML_WHERE.search(message)
@@ -272,9 +343,12 @@ def parse_toml(text: str, file: str) -> dict:
             Diagnostic(E_BAD_TOML, f"invalid TOML: {message}", file=file, span=span)
         ) from None
     except RecursionError:
-        raise DiagnosticError(
-            Diagnostic(E_BAD_TOML, "invalid TOML: nested too deeply", file=file)
-        ) from None
+        deep = _too_deep(text, _TOML_NESTING)
+        raise DiagnosticError(_nested_too_deep(E_BAD_TOML, "TOML", text, deep, file)) from None
+    deep = _too_deep(text, _TOML_NESTING)
+    if deep is not None:
+        raise DiagnosticError(_nested_too_deep(E_BAD_TOML, "TOML", text, deep, file))
+    return data
 
 
 # ---------------------------------------------------------------------------------------------
