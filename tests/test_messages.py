@@ -242,3 +242,23 @@ def test_toml_nested_too_deep_is_located(tmp_path):
     for result in (checked, ran):
         assert result.exit_code in (FAILED, INPUT)
         assert f"deep.toml:2:{5 + MAX_NESTING}: error[E204]: invalid TOML: nested more than" in result.stderr
+
+
+def test_run_warnings_are_deduplicated_then_capped(capsys):
+    from tracedsl.cli.printing import show_compactly
+
+    warning = diagnostics.Severity.WARNING
+    found = [Diagnostic("W101", f"w{i}", warning, file="f", span=Span(i + 1, 1)) for i in range(30)]
+    show_compactly(found + found)
+    err = capsys.readouterr().err.splitlines()
+    assert err[:20] == [f"f:{i + 1}:1: warning[W101]: w{i}" for i in range(20)]
+    assert err[20:] == ["… and 10 more warnings (the first 20 diagnostics are shown)"]
+
+
+def test_validate_lists_its_own_max_errors_not_the_cap(tmp_path):
+    path = tmp_path / "trace.jsonl"
+    path.write_text("not json\n" * 30)
+    result = invoke(tmp_path, "validate", str(path))
+    assert result.exit_code == FAILED
+    assert result.stdout.count("error[bad-json]") == 30, result.stdout
+    assert "diagnostics are shown" not in result.stdout
