@@ -179,6 +179,17 @@ def test_json_and_toml_positions_count_every_line_end(tmp_path, end):
 # 3. Lines as the parser counts them
 
 
+def test_comments_are_located_in_one_pass():
+    from tracedsl.language.parser import parse
+
+    text = "# a comment line\r\n" * 50_000 + "context 100k # last\r"
+    started = time.monotonic()
+    comments = parse(text).comments
+    assert time.monotonic() - started < 5  # counting lines afresh for each comment took 14 s
+    assert [(c.line, c.column) for c in comments[-2:]] == [(50_000, 1), (50_001, 14)]
+    assert comments[-1].text == "# last"
+
+
 @pytest.mark.parametrize("odd", ["\x0c", "\x0b", "\u2028", "\u2029", "\x85", "\x1c"])
 def test_the_excerpt_counts_lines_as_the_parser_does(tmp_path, odd):
     text = f'# a{odd}comment\nworkload "a"\ncontext 5s\n'

@@ -10,7 +10,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import LarkError, UnexpectedInput
 
 from tracedsl import resources
-from tracedsl.diagnostics import DiagnosticError, Span, normalise_newlines
+from tracedsl.diagnostics import DiagnosticError, Span, normalise_newlines, position
 from tracedsl.language import ast
 from tracedsl.language.errors import syntax_diagnostic
 
@@ -63,8 +63,7 @@ def _comments(text: str) -> list[ast.Comment]:
     found = []
     for match in _COMMENTS.finditer(text):
         if match.group().startswith("#"):
-            line = text.count("\n", 0, match.start()) + 1
-            column = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
+            line, column = position(text, match.start())
             found.append(ast.Comment(match.group().rstrip(), line, column))
     return found
 
