@@ -111,6 +111,11 @@ def test_a_short_line_is_not_cut_and_a_caret_past_its_end_still_shows():
     assert text.endswith("aaa") and caret.endswith("^") and len(caret) == len(text) + 1
 
 
+def test_a_column_past_the_end_of_its_line_puts_the_caret_just_after_it():
+    diag = Diagnostic("E001", "m", file="f", span=Span(1, 10**9))
+    assert render(diag, "ab").splitlines()[2] == "     |   ^"
+
+
 def test_a_huge_message_is_cut_in_the_middle():
     diag = Diagnostic("E001", "unexpected '" + "a" * 100_000 + "'", file="f")
     assert len(render(diag)) < 2 * diagnostics.MAX_MESSAGE

@@ -177,7 +177,7 @@ def _excerpt(source: str, span: Span) -> list[str]:
     text = text.expandtabs(1)  # the parser counts a tab as one column
     number = str(span.line)
     gutter = " " * len(number)
-    start = max(span.column, 1)
+    start = min(max(span.column, 1), len(text) + 1)  # at most just past the line's end
     if span.end_line == span.line and span.end_column and span.end_column > start:
         width = span.end_column - start
     else:
