@@ -27,40 +27,63 @@ class TokenLaw:
 
 
 def fit_chance(turns: int, room: int, layer2: TokenLaw, new_tokens: TokenLaw, output: TokenLaw) -> float:
-    """An upper bound on P(an attempt with a target of ``turns`` turns stays below the context).
+    """An upper bound on P(an attempt with a target of ``turns`` turns stays below the context)."""
+    return FitChance(room, layer2, new_tokens, output)(turns)
+
+
+class FitChance:
+    """Upper bounds on the chance that an attempt at a number of turns fits ``room`` tokens.
 
     The last turn's input is the prefix plus L2 plus ``turns - 1`` new-token and output draws;
     it fits when that sum, less the prefix, is below ``room``. Chernoff: for any t > 0,
     P(S <= a) <= e^(t a) * prod E[e^(-t X_i)], each factor bounded from above through the CDF.
     """
-    if turns <= 1:
-        return 1.0
-    limit = room - 1  # the sum must be at most this
-    parts = [(layer2, 1), (new_tokens, turns - 1), (output, turns - 1)]
-    smallest = sum(part.floor * count for part, count in parts)
-    if smallest > limit:
-        return 0.0
-    tables = [(_cdf_table(part, limit), count) for part, count in parts]
 
-    def log_bound(log_t: float) -> float:
-        t = math.exp(log_t)
-        total = t * limit
-        for (edges, above), count in tables:
-            # E[e^(-tX)] = ∫ t e^(-tx) F(x) dx <= sum over cells of F(right edge) * mass of the cell,
-            # plus e^(-t x_last) for F <= 1 beyond the grid.
-            decay = np.exp(-t * edges)
-            moment = float(np.sum(above * (decay[:-1] - decay[1:])) + decay[-1])
-            total += count * math.log(max(moment, 1e-300))
-        return total
+    def __init__(self, room: int, layer2: TokenLaw, new_tokens: TokenLaw, output: TokenLaw):
+        self.limit = room - 1  # the sum must be at most this
+        self.parts = (layer2, new_tokens, output)
+        self.tables = [_cdf_table(part, self.limit) for part in self.parts]
 
-    low, high = math.log(1e-6 / max(limit, 1)), math.log(50.0)
-    for _ in range(_SEARCH):
-        a, b = low + (high - low) / 3, high - (high - low) / 3
-        if log_bound(a) < log_bound(b):
-            high = b
-        else:
-            low = a
-    return min(1.0, math.exp(min(0.0, log_bound((low + high) / 2))))
+    def __call__(self, turns: int) -> float:
+        if turns <= 1:
+            return 1.0
+        limit = self.limit
+        counts = (1, turns - 1, turns - 1)
+        if sum(part.floor * count for part, count in zip(self.parts, counts, strict=True)) > limit:
+            return 0.0
+
+        def log_bound(log_t: float) -> float:
+            t = math.exp(log_t)
+            total = t * limit
+            for (edges, above), count in zip(self.tables, counts, strict=True):
+                # E[e^(-tX)] = ∫ t e^(-tx) F(x) dx <= sum over cells of F(right edge) * the
+                # cell's mass, plus e^(-t x_last) for F <= 1 beyond the grid.
+                decay = np.exp(-t * edges)
+                moment = float(np.sum(above * (decay[:-1] - decay[1:])) + decay[-1])
+                total += count * math.log(max(moment, 1e-300))
+            return total
+
+        low, high = math.log(1e-6 / max(limit, 1)), math.log(50.0)
+        for _ in range(_SEARCH):
+            a, b = low + (high - low) / 3, high - (high - low) / 3
+            if log_bound(a) < log_bound(b):
+                high = b
+            else:
+                low = a
+        return min(1.0, math.exp(min(0.0, log_bound((low + high) / 2))))
+
+    def first_hopeless(self, low: int, high: int, attempts: int, share: float) -> int | None:
+        """The smallest target in [low, high] whose ``attempts`` attempts fit with a chance under
+        ``share`` (the bound falls as the target grows), or None."""
+        if attempts * self(high) >= share:
+            return None
+        while low < high:
+            middle = (low + high) // 2
+            if attempts * self(middle) < share:
+                high = middle
+            else:
+                low = middle + 1
+        return low
 
 
 def _cdf_table(part: TokenLaw, limit: int) -> tuple[np.ndarray, np.ndarray]:

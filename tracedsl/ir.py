@@ -21,7 +21,7 @@ from tracedsl.families.base import IRModel as _Model
 from tracedsl.families.base import fmt
 from tracedsl.families.base import Issue, ParamsError
 from tracedsl.families.lognormal import Lognormal, lognormal_mu_sigma
-from tracedsl.feasibility import TokenLaw, expected_turns, fit_chance
+from tracedsl.feasibility import FitChance, TokenLaw, expected_turns
 from tracedsl.limits import (
     MAX_GROUPS,
     MAX_SESSION_ATTEMPTS,
@@ -323,17 +323,17 @@ def _token_bound_issues(params: GenerationParams) -> list[Issue]:
     for path, dist, _scale in distribution_slots(params):
         if path not in TOKEN_SLOTS:
             continue
-        for side in ("min", "max"):
-            bound = getattr(dist, side, None)
-            if bound is not None and bound < 1:
-                issues.append(
-                    Issue(
-                        f"{path}.{side} is {fmt(bound)}: a token count is at least 1, so a bound "
-                        "below one token leaves no draw",
-                        (f"{path}.{side}",),
-                        hint=f"give {side} 1 or more, or leave it out",
-                    )
+        # A min below one token is harmless (draws are floored at 1); a max there leaves none.
+        bound = getattr(dist, "max", None)
+        if bound is not None and bound < 1:
+            issues.append(
+                Issue(
+                    f"{path}.max is {fmt(bound)}: a token count is at least 1, so a max below "
+                    "one token leaves no draw",
+                    (f"{path}.max",),
+                    hint="give max 1 or more, or leave it out",
                 )
+            )
     return issues
 
 
@@ -413,7 +413,8 @@ def _length_issues(params: GenerationParams) -> list[Issue]:
     if min(expected_turns(room, smallest_growth, reset), longest) <= MAX_SESSION_TURNS:
         return []  # cheap: even the smallest turns end a session soon enough
     _, new_tokens, output = _token_laws(params)
-    growth = new_tokens.law.mean + output.law.mean
+    # E[max(int(X), floor)] >= max(E[X] - 1, floor)
+    growth = max(new_tokens.law.mean - 1, new_tokens.floor) + max(output.law.mean - 1, output.floor)
     expected = min(expected_turns(room, growth, reset), longest)
     if expected <= MAX_SESSION_TURNS:
         return []
@@ -433,13 +434,17 @@ def _length_issues(params: GenerationParams) -> list[Issue]:
 HOPELESS = 1e-3
 
 
+def fit_chances(params: GenerationParams) -> FitChance:
+    """Upper bounds on the chance that one attempt at a number of turns fits the context."""
+    return FitChance(params.max_prompt_tokens - params.fixed_prefix_tokens, *_token_laws(params))
+
+
 def _hopeless_issues(params: GenerationParams) -> list[Issue]:
     turns = params.turns
     if turns is None or turns.allow_truncation:
         return []
     attempts = int(turns.max_session_attempts or 100)
-    room = params.max_prompt_tokens - params.fixed_prefix_tokens
-    chance = fit_chance(turns.min, room, *_token_laws(params))
+    chance = fit_chances(params)(turns.min)
     if attempts * chance >= HOPELESS:
         return []
     return [
