@@ -18,8 +18,7 @@ from pydantic import Discriminator, Field, Tag, create_model, model_validator
 
 from tracedsl import families
 from tracedsl.families.base import IRModel as _Model
-from tracedsl.families.base import fmt
-from tracedsl.families.base import Issue, ParamsError
+from tracedsl.families.base import Issue, ParamsError, fmt
 from tracedsl.families.lognormal import Lognormal, lognormal_mu_sigma
 from tracedsl.feasibility import FitChance, TokenLaw, expected_turns
 from tracedsl.limits import (

@@ -14,7 +14,15 @@ from pydantic import BaseModel, ValidationError
 
 from tracedsl import families
 from tracedsl.codes import W_BOUNDS, W_CONSTANT, W_DELAY_MAX, W_UNFIT_TARGETS
-from tracedsl.ir import HOPELESS, GenerationParams, Issue, Lognormal, ParamsError, fit_chances, params_warnings
+from tracedsl.ir import (
+    HOPELESS,
+    GenerationParams,
+    Issue,
+    Lognormal,
+    ParamsError,
+    fit_chances,
+    params_warnings,
+)
 
 # Union tags pydantic puts into error locations (the families' names); they are not field names.
 _UNION_TAGS = frozenset(families.names())
