@@ -198,3 +198,17 @@ def test_a_token_max_below_one_token_is_refused_from_json(tmp_path):
     _refused(_cli("check", spec), "error[E106]: generation_length.max is 0.5")
     # A min below one token is harmless: draws are floored at one.
     GenerationParams.model_validate({"generation_length": {"mean": 1.5, "median": 1, "min": 0.5}})
+
+
+def test_a_dataset_that_reads_back_wrong_is_named_without_its_hidden_directory(tmp_path, monkeypatch):
+    from tracedsl.output.jsonl import ReadBack, WrittenFileDiffers
+
+    def wrong(self, rows):
+        raise WrittenFileDiffers(f"{self.path} holds {rows - 1} lines, but {rows} rows were written")
+
+    monkeypatch.setattr(ReadBack, "finish", wrong)
+    result = _cli("run", "default", "-n", "3", "--no-reports", "-o", tmp_path)
+    assert result.exit_code == exitcodes.FAILED, result.output
+    assert "default: error[E502]: the written dataset holds " in result.stderr
+    assert ".tmp-" not in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -8,6 +8,7 @@ writing nothing. Every failure is a :class:`PipelineError`.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -317,10 +318,21 @@ def execute_run(
         # name the dataset by what it was, keeping each row's line.
         found = [replace(diag, file=WRITTEN_DATASET)
                  for diag in (error.validation.errors if error.validation is not None else [])]
-        raise PipelineError([*found, Diagnostic(E_RUN_CHECK, str(error), file=plan.shown_as)],
+        raise PipelineError([*found, Diagnostic(E_RUN_CHECK, _unhidden(str(error)), file=plan.shown_as)],
                             Category.FAILED) from error
     except OSError as error:
         raise io_failure(error, str(options.output), writing=True, what="cannot write the run") from error
+
+
+# A path inside the hidden directory a run writes in (output/rundir.py: ``.<name>.tmp-XXXX``).
+_HIDDEN_PATH = re.compile(r"\S*\.tmp-[^/\s]+/(\S+)")
+
+
+def _unhidden(message: str) -> str:
+    """A failed run's message without the hidden directory, which is removed by now."""
+    return _HIDDEN_PATH.sub(
+        lambda found: WRITTEN_DATASET if found.group(1) == "dataset.jsonl" else f"the run's {found.group(1)}",
+        message)
 
 
 @contextlib.contextmanager
