@@ -212,3 +212,19 @@ def test_a_dataset_that_reads_back_wrong_is_named_without_its_hidden_directory(t
     assert "default: error[E502]: the written dataset holds " in result.stderr
     assert ".tmp-" not in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_large_sessions_get_smaller_chunks():
+    from tracedsl.engine import RunRequest
+    from tracedsl.engine.fast import CHUNK_SESSIONS, plan
+    from tracedsl.engine.model import CHUNK_IDS
+
+    default = load_spec("default").params
+    assert {task.stop - task.first for task in plan(RunRequest(default, 5000, 1))[:1]} == {CHUNK_SESSIONS}
+    # A 2M-block prefix in every session: a chunk of 4096 would hold 8G hash ids.
+    large = GenerationParams.model_validate({
+        "max_prompt_tokens": 4_000_000, "block_size": 1,
+        "cache": {"layer1_tokens": 2_000_000, "layer1_5_tokens": 0}})
+    tasks = plan(RunRequest(large, 40, 1))
+    size = tasks[0].stop - tasks[0].first
+    assert size * 2_000_000 <= CHUNK_IDS and len(tasks) == -(-40 // size)
