@@ -420,8 +420,9 @@ def _length_issues(params: GenerationParams) -> list[Issue]:
     ends = "no reset ends it sooner" if reset == 0 else f"a reset ends it after ~{fmt(round(1 / reset))}"
     return [
         Issue(
-            f"a session would last about {expected:.3g} turns (room for {room} tokens at about "
-            f"{growth:.3g} a turn, and {ends}); tracedsl holds at most {MAX_SESSION_TURNS} turns a session",
+            f"a session would last about {round(expected):,} turns (room for {room:,} tokens at "
+            f"about {round(growth):,} a turn, and {ends}); tracedsl holds at most "
+            f"{MAX_SESSION_TURNS} turns a session",
             ("max_prompt_tokens", "reset", "new_tokens_per_turn"),
             hint="lower max_prompt_tokens, raise the new tokens a turn, or end sessions with reset",
         )
