@@ -385,9 +385,12 @@ def _size_issues(params: GenerationParams) -> list[Issue]:
                 "or lower max_prompt_tokens",
             )
         ]
-    issues = _length_issues(params)
-    if not issues:
-        issues = _hopeless_issues(params)
+    try:
+        issues = _length_issues(params)
+        if not issues:
+            issues = _hopeless_issues(params)
+    except (ArithmeticError, NotImplementedError, ValueError):  # a law without the figures: no estimate
+        return []
     return issues
 
 

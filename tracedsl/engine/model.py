@@ -111,7 +111,11 @@ class SessionModel:
         """Sessions a chunk may hold, at most ``most``: fewer when a session is expected to hold
         so many hash ids that ``most`` of them would not fit in CHUNK_IDS (output does not
         depend on the chunk size)."""
-        return max(1, min(most, CHUNK_IDS // max(1, self.expected_ids())))
+        try:
+            expected = self.expected_ids()
+        except (ArithmeticError, NotImplementedError, ValueError):  # no figures: the usual size
+            return most
+        return max(1, min(most, CHUNK_IDS // max(1, expected)))
 
     def expected_ids(self) -> int:
         """About how many hash ids a session holds, its rows counted at _ROW_COST each."""

@@ -431,7 +431,7 @@ def unfit_target_warnings(params: GenerationParams) -> list[FieldProblem]:
         if first is None:
             return []
         share = 1.0 - families.law(turns.as_lognormal(), "fast").cdf(first - 0.5)
-    except (OverflowError, ValueError, ZeroDivisionError):
+    except (ArithmeticError, NotImplementedError, ValueError):
         return []
     if share < _UNFIT_SHARE:
         return []
