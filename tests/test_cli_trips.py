@@ -240,7 +240,9 @@ def test_a_run_that_fails_its_own_checks_says_why_and_publishes_nothing(tmp_path
     monkeypatch.setattr(ChunkChecker, "finish", broken)
     result = _cli("run", "default", "-n", "3", "--no-reports", "-o", tmp_path)
     assert result.exit_code == exitcodes.FAILED
-    assert "dataset.jsonl:1:1: error[block-count]: row 1 has too few hash ids" in result.stderr
+    # The run's hidden directory is gone: the finding names the dataset, not its path there.
+    assert "the written dataset:1:1: error[block-count]: row 1 has too few hash ids" in result.stderr
+    assert ".tmp-" not in result.stderr
     assert "default: error[E502]: the written dataset failed validation; no run directory was " \
            "published" in result.stderr
     assert list(tmp_path.iterdir()) == []

@@ -202,7 +202,7 @@ _positive = st.floats(min_value=1e-6, max_value=1e9, allow_nan=False, allow_infi
 
 
 @st.composite
-def _lognormal(draw, *, bounded: bool = True) -> dict:
+def _lognormal(draw, *, bounded: bool = True, tokens: bool = False) -> dict:
     if draw(st.booleans()):
         median = draw(_positive)
         mean = median * draw(st.floats(min_value=1.0, max_value=50.0))
@@ -213,7 +213,8 @@ def _lognormal(draw, *, bounded: bool = True) -> dict:
             "sigma": draw(st.floats(min_value=0, max_value=2)),
         }
     if bounded and draw(st.booleans()):
-        dist["max"] = draw(_positive)
+        # a token count's max is at least one token (the IR refuses less)
+        dist["max"] = draw(st.floats(min_value=1.0, max_value=1e9) if tokens else _positive)
     if bounded and draw(st.booleans()):
         dist["min"] = draw(st.floats(min_value=1e-6, max_value=dist.get("max", 1e9)))
     return dist
@@ -223,17 +224,19 @@ def _lognormal(draw, *, bounded: bool = True) -> dict:
 def _params(draw) -> GenerationParams:
     data = {
         "new_tokens_per_turn": {
-            **draw(_lognormal()),
+            **draw(_lognormal(tokens=True)),
             "bias": draw(st.floats(min_value=0.01, max_value=10)),
         },
-        "generation_length": draw(_lognormal()),
+        "generation_length": draw(_lognormal(tokens=True)),
         "inter_turn_delay": {
             "agentic_fraction": draw(st.floats(min_value=0, max_value=1)),
             "agentic_delay": draw(_lognormal()),
             "human_delay": draw(_lognormal()),
             "max": draw(st.none() | st.floats(min_value=0, max_value=1e9)),
         },
-        "max_prompt_tokens": draw(st.integers(min_value=300_000, max_value=10**9)),
+        # At most 8M: with no reset, a session of 2-token turns would outlast the IR's
+        # MAX_SESSION_TURNS on a larger context (tracedsl.limits).
+        "max_prompt_tokens": draw(st.integers(min_value=300_000, max_value=8_000_000)),
         "block_size": draw(st.integers(min_value=1, max_value=4096)),
         "cache": {
             "layer1_tokens": draw(st.integers(min_value=0, max_value=100_000)),

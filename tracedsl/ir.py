@@ -11,15 +11,25 @@ the registry.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Union
 
 from pydantic import Discriminator, Field, Tag, create_model, model_validator
 
 from tracedsl import families
 from tracedsl.families.base import IRModel as _Model
-from tracedsl.families.base import Issue, ParamsError
+from tracedsl.families.base import Issue, ParamsError, fmt
 from tracedsl.families.lognormal import Lognormal, lognormal_mu_sigma
-from tracedsl.limits import MAX_GROUPS, MAX_TOKENS, MAX_TURNS, MAX_VALUE
+from tracedsl.feasibility import FitChance, TokenLaw, expected_turns
+from tracedsl.limits import (
+    MAX_GROUPS,
+    MAX_SESSION_ATTEMPTS,
+    MAX_SESSION_BLOCKS,
+    MAX_SESSION_TURNS,
+    MAX_TOKENS,
+    MAX_TURNS,
+    MAX_VALUE,
+)
 
 __all__ = [
     "Distribution",
@@ -132,7 +142,8 @@ class Turns(_Model):
         default=False, description="end a session early at the context limit instead of retrying"
     )
     max_session_attempts: int | None = Field(
-        default=None, ge=1, le=MAX_TURNS, description="whole-session retries before giving up (default 100)"
+        default=None, ge=1, le=MAX_SESSION_ATTEMPTS,
+        description="whole-session retries before giving up (default 100)"
     )
 
     @model_validator(mode="after")
@@ -259,6 +270,15 @@ def cross_field_issues(params: GenerationParams) -> list[Issue]:
     """Rules that involve several fields; each issue names every path it involves."""
     issues: list[Issue] = []
     lo, hi = params.restart_turn_range
+    if max(lo, hi - 1) > MAX_TURNS:
+        issues.append(
+            Issue(
+                f"restart_turn_range [{lo}, {hi}) goes past turn {MAX_TURNS}, the largest turn "
+                "index a session can have",
+                ("restart_turn_range",),
+                hint=f"a restart turn range lies within [1, {MAX_TURNS + 1})",
+            )
+        )
     if lo < 1:
         issues.append(Issue(f"restart_turn_range starts at {lo}; it must start at 1 or later", ("restart_turn_range",)))
     if hi <= lo:
@@ -284,7 +304,35 @@ def cross_field_issues(params: GenerationParams) -> list[Issue]:
                     ("turns", "restart_initial_probability"),
                 )
             )
-    issues.extend(_feasibility_issues(params))
+    token_bounds = _token_bound_issues(params)
+    issues.extend(token_bounds)
+    if not token_bounds:
+        issues.extend(_feasibility_issues(params))
+    if not issues:
+        issues.extend(_size_issues(params))
+    return issues
+
+
+# The distributions whose draws are token counts: their bounds must allow at least one token.
+TOKEN_SLOTS = ("new_tokens_per_turn", "generation_length", "cache.layer2")
+
+
+def _token_bound_issues(params: GenerationParams) -> list[Issue]:
+    issues = []
+    for path, dist, _scale in distribution_slots(params):
+        if path not in TOKEN_SLOTS:
+            continue
+        # A min below one token is harmless (draws are floored at 1); a max there leaves none.
+        bound = getattr(dist, "max", None)
+        if bound is not None and bound < 1:
+            issues.append(
+                Issue(
+                    f"{path}.max is {fmt(bound)}: a token count is at least 1, so a max below "
+                    "one token leaves no draw",
+                    (f"{path}.max",),
+                    hint="give max 1 or more, or leave it out",
+                )
+            )
     return issues
 
 
@@ -321,6 +369,96 @@ def _feasibility_issues(params: GenerationParams) -> list[Issue]:
             )
         ]
     return []
+
+
+def _size_issues(params: GenerationParams) -> list[Issue]:
+    """What one session needs, held to the limits that keep a run in memory and in time."""
+    blocks = -(-params.max_prompt_tokens // params.block_size)
+    if blocks > MAX_SESSION_BLOCKS:
+        return [
+            Issue(
+                f"a session can reach {blocks} blocks (max_prompt_tokens {params.max_prompt_tokens} "
+                f"/ block_size {params.block_size}); tracedsl holds at most {MAX_SESSION_BLOCKS} "
+                "blocks a session",
+                ("max_prompt_tokens", "block_size"),
+                hint=f"raise block_size to at least {-(-params.max_prompt_tokens // MAX_SESSION_BLOCKS)}, "
+                "or lower max_prompt_tokens",
+            )
+        ]
+    try:
+        issues = _length_issues(params)
+        if not issues:
+            issues = _hopeless_issues(params)
+    except (ArithmeticError, NotImplementedError, ValueError):  # a law without the figures: no estimate
+        return []
+    return issues
+
+
+def _token_laws(params: GenerationParams) -> tuple[TokenLaw, TokenLaw, TokenLaw]:
+    """(L2, new tokens, output) as the fast engine draws them, with their floors."""
+    new = params.new_tokens_per_turn
+    return (
+        TokenLaw(families.law(params.cache.layer2, "fast"), 1),
+        TokenLaw(families.law(new, "fast", new.bias), 1),
+        TokenLaw(families.law(params.generation_length, "fast"), params.output_floor),
+    )
+
+
+def _length_issues(params: GenerationParams) -> list[Issue]:
+    """A session expected to last more than MAX_SESSION_TURNS turns (its rows are held together)."""
+    room = params.max_prompt_tokens - params.fixed_prefix_tokens
+    turns = params.turns
+    reset = params.reset.base_probability if params.reset is not None else 0.0
+    longest = turns.mean if turns is not None else math.inf
+    new_min = params.new_tokens_per_turn.min
+    smallest_growth = (int(new_min) if new_min is not None else 1) + params.output_floor
+    if min(expected_turns(room, smallest_growth, reset), longest) <= MAX_SESSION_TURNS:
+        return []  # cheap: even the smallest turns end a session soon enough
+    _, new_tokens, output = _token_laws(params)
+    # E[max(int(X), floor)] >= max(E[X] - 1, floor)
+    growth = max(new_tokens.law.mean - 1, new_tokens.floor) + max(output.law.mean - 1, output.floor)
+    expected = min(expected_turns(room, growth, reset), longest)
+    if expected <= MAX_SESSION_TURNS:
+        return []
+    ends = "no reset ends it sooner" if reset == 0 else f"a reset ends it after ~{fmt(round(1 / reset))}"
+    return [
+        Issue(
+            f"a session would last about {round(expected):,} turns (room for {room:,} tokens at "
+            f"about {round(growth):,} a turn, and {ends}); tracedsl holds at most "
+            f"{MAX_SESSION_TURNS} turns a session",
+            ("max_prompt_tokens", "reset", "new_tokens_per_turn"),
+            hint="lower max_prompt_tokens, raise the new tokens a turn, or end sessions with reset",
+        )
+    ]
+
+
+# A turn-count spec is refused when even its smallest target fits in fewer than this share of
+# the sessions, given every attempt they may make.
+HOPELESS = 1e-3
+
+
+def fit_chances(params: GenerationParams) -> FitChance:
+    """Upper bounds on the chance that one attempt at a number of turns fits the context."""
+    return FitChance(params.max_prompt_tokens - params.fixed_prefix_tokens, *_token_laws(params))
+
+
+def _hopeless_issues(params: GenerationParams) -> list[Issue]:
+    turns = params.turns
+    if turns is None or turns.allow_truncation:
+        return []
+    attempts = int(turns.max_session_attempts or 100)
+    chance = fit_chances(params)(turns.min)
+    if attempts * chance >= HOPELESS:
+        return []
+    return [
+        Issue(
+            f"turns.min ({turns.min}) almost never fits: an attempt at {turns.min} turns stays below "
+            f"max_prompt_tokens ({params.max_prompt_tokens}) with a chance under {chance:.2g}, so "
+            f"{attempts} attempts a session all fail",
+            ("turns.min", "max_prompt_tokens", "new_tokens_per_turn"),
+            hint="lower the turn targets or the new tokens a turn, raise the context, or allow truncation",
+        )
+    ]
 
 
 def params_warnings(params: GenerationParams) -> list[Issue]:

@@ -16,6 +16,7 @@ from tracedsl.engine.endings import NO_PLANNED_STOP
 from tracedsl.engine.model import CONTINUATION_MIN_GAP, SessionModel
 from tracedsl.engine.samplers import session_keys, session_numbers, stream, uniforms
 from tracedsl.engine.sessions import assemble, groups, grow, initial_context, outputs
+from tracedsl.limits import RETRY_BUDGET
 from tracedsl.trace import EndReason
 
 # Where a restart continuation is written, drawn from its parent's streams.
@@ -171,7 +172,11 @@ def _explicit_turn_sessions(model: SessionModel, index: np.ndarray) -> SessionCo
     number = session_numbers(2 * index, model.id_key)
     pending = np.arange(index.shape[0], dtype=np.int64)
     finished: list[tuple[np.ndarray, SessionColumns]] = []
+    budget, tried = RETRY_BUDGET * index.shape[0], 0
     for attempt in range(spec.max_attempts):
+        tried += pending.size
+        if tried > budget:
+            raise _over_budget(model, index, pending, attempt, budget)
         keys = session_keys(model.run_key, 2 * index[pending], attempt)
         group = groups(model, keys)
         input0 = initial_context(model, keys)
@@ -196,3 +201,17 @@ def _explicit_turn_sessions(model: SessionModel, index: np.ndarray) -> SessionCo
         )
     order = np.argsort(np.concatenate([local for local, _ in finished]), kind="stable")
     return SessionColumns.concat([cols for _, cols in finished]).take(order)
+
+
+def _over_budget(model: SessionModel, index: np.ndarray, pending: np.ndarray, attempts: int,
+                 budget: int) -> EngineError:
+    """Turn-count mode: the chunk's sessions used up the retry budget; how many still do not fit."""
+    return EngineError(
+        f"{pending.size} of the {index.shape[0]} sessions {int(index[0])}..{int(index[-1])} still did "
+        f"not fit the context "
+        f"limit ({model.context_limit} tokens) after {attempts} attempts each; the fast engine "
+        f"draws at most {RETRY_BUDGET} attempts a session on average ({budget} for these), so the turn targets almost never fit",
+        path="turns",
+        hint="lower the turn targets or the new tokens a turn, raise max_prompt_tokens, "
+        "or set allow_truncation",
+    )

@@ -31,6 +31,7 @@ def plan(request: RunRequest, chunk_sessions: int = CHUNK_SESSIONS) -> list[Chun
     if chunk_sessions < 1:
         raise ValueError("chunk_sessions must be at least 1")
     model = SessionModel.build(request.params, request.num_sessions, request.seed)
+    chunk_sessions = model.chunk_sessions(chunk_sessions)  # fewer when sessions are large
     return [
         ChunkTask(model, first, min(first + chunk_sessions, request.num_sessions))
         for first in range(0, request.num_sessions, chunk_sessions)

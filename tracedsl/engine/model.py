@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from tracedsl import families
 from tracedsl.engine.samplers import run_keys
 from tracedsl.families import Law
+from tracedsl.feasibility import expected_turns
 from tracedsl.ir import GenerationParams
+
+# About how many hash ids (a row counting as a few) one chunk of sessions is planned to hold:
+# each is 8 bytes in several columns at once, so this keeps a chunk within a few GB.
+CHUNK_IDS = 2**25
+_ROW_COST = 4  # a row's columns, counted in hash ids
 
 # Sessions start being split by restarts only in the first 75% of primaries (the reference's
 # rule); a continuation lands at least a quarter of the run after its parent.
@@ -100,6 +106,26 @@ class SessionModel:
     @property
     def fixed_prefix_tokens(self) -> int:
         return (self.layer1_blocks + self.layer1_5_blocks) * self.block_size
+
+    def chunk_sessions(self, most: int) -> int:
+        """Sessions a chunk may hold, at most ``most``: fewer when a session is expected to hold
+        so many hash ids that ``most`` of them would not fit in CHUNK_IDS (output does not
+        depend on the chunk size)."""
+        try:
+            expected = self.expected_ids()
+        except (ArithmeticError, NotImplementedError, ValueError):  # no figures: the usual size
+            return most
+        return max(1, min(most, CHUNK_IDS // max(1, expected)))
+
+    def expected_ids(self) -> int:
+        """About how many hash ids a session holds, its rows counted at _ROW_COST each."""
+        growth = max(self.new_tokens.mean - 1, 1.0) + max(self.output.mean - 1, float(self.output_floor))
+        room = self.context_limit - self.fixed_prefix_tokens
+        turns = expected_turns(room, growth, self.reset_base or 0.0)
+        if self.turns is not None:
+            turns = min(turns, float(self.turns.max))
+        context = min(float(self.context_limit), self.fixed_prefix_tokens + self.layer2.mean + turns * growth)
+        return int(min(context / self.block_size + (1 + _ROW_COST) * turns, 2.0**62))
 
     @property
     def prefix_blocks(self) -> int:

@@ -13,8 +13,16 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from tracedsl import families
-from tracedsl.codes import W_BOUNDS, W_CONSTANT, W_DELAY_MAX
-from tracedsl.ir import GenerationParams, Issue, Lognormal, ParamsError, params_warnings
+from tracedsl.codes import W_BOUNDS, W_CONSTANT, W_DELAY_MAX, W_UNFIT_TARGETS
+from tracedsl.ir import (
+    HOPELESS,
+    GenerationParams,
+    Issue,
+    Lognormal,
+    ParamsError,
+    fit_chances,
+    params_warnings,
+)
 
 # Union tags pydantic puts into error locations (the families' names); they are not field names.
 _UNION_TAGS = frozenset(families.names())
@@ -50,7 +58,7 @@ def validate_params(data: Any) -> tuple[GenerationParams | None, list[FieldProbl
 def warnings_for(params: GenerationParams) -> list[FieldProblem]:
     """What a valid spec probably did not mean, each with its effect and its code."""
     constant = [replace(_from_issue((), issue), code=W_CONSTANT) for issue in params_warnings(params)]
-    return constant + bounds_warnings(params) + delay_max_warnings(params)
+    return constant + bounds_warnings(params) + delay_max_warnings(params) + unfit_target_warnings(params)
 
 
 def problems_from(error: ValidationError) -> list[FieldProblem]:
@@ -402,3 +410,36 @@ def _percent(share: float) -> str:
     if share < 0.001:
         return "less than 0.1%"
     return f"{_about(share * 100, 2)}%"
+
+
+# W104 speaks when at least this share of sessions draw a target that almost never fits.
+_UNFIT_SHARE = 1e-6
+
+
+def unfit_target_warnings(params: GenerationParams) -> list[FieldProblem]:
+    """W104: turn targets from some count up that almost never fit in the attempts a session has.
+
+    The IR refuses a spec whose smallest target is such; here the share of sessions drawing a
+    larger one says how long a run can be before one of them stops it.
+    """
+    turns = params.turns
+    if turns is None or turns.allow_truncation or turns.max <= turns.min:
+        return []
+    attempts = int(turns.max_session_attempts or 100)
+    try:
+        first = fit_chances(params).first_hopeless(turns.min + 1, turns.max, attempts, HOPELESS)
+        if first is None:
+            return []
+        share = 1.0 - families.law(turns.as_lognormal(), "fast").cdf(first - 0.5)
+    except (ArithmeticError, NotImplementedError, ValueError):
+        return []
+    if share < _UNFIT_SHARE:
+        return []
+    return [FieldProblem(
+        ("turns.max",),
+        f"turns: {_percent(share)} of sessions draw a target of {first} turns or more, which almost "
+        f"never fits max_prompt_tokens ({params.max_prompt_tokens}): all {attempts} attempts fail "
+        f"for all but {_percent(HOPELESS)} of those sessions, and the run fails on the first",
+        f"lower turns.max below {first}, lower the new tokens a turn, raise the context, or allow truncation",
+        code=W_UNFIT_TARGETS,
+    )]

@@ -8,9 +8,10 @@ writing nothing. Every failure is a :class:`PipelineError`.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -107,6 +108,10 @@ class RunResult:
             file=str(self.run_dir / "dataset.jsonl"),
             hint="the default fast engine writes none",
         )]
+
+
+# What a failed run's findings name as their file: the run's directory was never published.
+WRITTEN_DATASET = "the written dataset"
 
 
 class RunFailed(Exception):
@@ -309,11 +314,25 @@ def execute_run(
     except ExecutorError as error:
         raise fail(E_EXECUTOR, str(error), Category.IO, file="--executor") from error
     except RunFailed as error:
-        found = list(error.validation.errors) if error.validation is not None else []
-        raise PipelineError([*found, Diagnostic(E_RUN_CHECK, str(error), file=plan.shown_as)],
+        # The findings point into the hidden directory the run wrote in, which is gone now:
+        # name the dataset by what it was, keeping each row's line.
+        found = [replace(diag, file=WRITTEN_DATASET)
+                 for diag in (error.validation.errors if error.validation is not None else [])]
+        raise PipelineError([*found, Diagnostic(E_RUN_CHECK, _unhidden(str(error)), file=plan.shown_as)],
                             Category.FAILED) from error
     except OSError as error:
         raise io_failure(error, str(options.output), writing=True, what="cannot write the run") from error
+
+
+# A path inside the hidden directory a run writes in (output/rundir.py: ``.<name>.tmp-XXXX``).
+_HIDDEN_PATH = re.compile(r"\S*\.tmp-[^/\s]+/(\S+)")
+
+
+def _unhidden(message: str) -> str:
+    """A failed run's message without the hidden directory, which is removed by now."""
+    return _HIDDEN_PATH.sub(
+        lambda found: WRITTEN_DATASET if found.group(1) == "dataset.jsonl" else f"the run's {found.group(1)}",
+        message)
 
 
 @contextlib.contextmanager
@@ -326,6 +345,11 @@ def _engine_limits(plan: RunPlan) -> Iterator[None]:
     except EngineError as error:
         raise fail(E_ENGINE_LIMIT, f"the {plan.engine} engine cannot run this spec: {error}",
                    Category.LIMIT, file=plan.shown_as, path=error.path, hint=error.hint) from error
+    except MemoryError as error:
+        raise fail(E_ENGINE_LIMIT, f"the {plan.engine} engine ran out of memory drawing this spec's "
+                   f"sessions ({error or 'no detail'}); nothing was published", Category.LIMIT,
+                   file=plan.shown_as, hint="lower max_prompt_tokens or raise block_size (fewer "
+                   "blocks a session), or give the run more memory") from error
 
 
 def _execute(plan: RunPlan, options: RunOptions, progress) -> RunResult:
