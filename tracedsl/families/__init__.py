@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracedsl.families import lognormal
+from tracedsl.families import constant, exponential, lognormal, normal, pareto, uniform, weibull
 from tracedsl.families.base import ENGINES, PLAIN, SLOT, Family, IRModel, Issue, Law, ParamsError
 
 __all__ = [
@@ -31,7 +31,18 @@ __all__ = [
     "register",
 ]
 
-_TABLE: dict[str, Family] = {family.name: family for family in (lognormal.FAMILY,)}
+_TABLE: dict[str, Family] = {
+    family.name: family
+    for family in (
+        lognormal.FAMILY,
+        constant.FAMILY,
+        uniform.FAMILY,
+        normal.FAMILY,
+        exponential.FAMILY,
+        pareto.FAMILY,
+        weibull.FAMILY,
+    )
+}
 
 # The family of a distribution that names no kind: the reference's only one, so reference
 # configs validate unchanged.

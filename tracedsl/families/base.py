@@ -106,6 +106,8 @@ class Family:
     name: ClassVar[str]
     model: ClassVar[type[IRModel]]
     parameters: ClassVar[dict[str, str]]
+    # The keyword a bare value stands for (``constant(1k)``), or None when every one is named.
+    positional: ClassVar[str | None] = None
 
     def exact(self, dist: Any, scale: float = 1.0) -> Law:
         raise NotImplementedError

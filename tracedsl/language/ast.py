@@ -22,7 +22,7 @@ class Number:
 
 @dataclass(frozen=True)
 class Argument:
-    """``name=value`` inside a distribution's parentheses."""
+    """``name=value`` inside a distribution's parentheses (``name`` is "" for a bare value)."""
 
     name: str
     value: Number

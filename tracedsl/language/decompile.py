@@ -133,7 +133,10 @@ def _distribution(dist, units: dict) -> ast.Distribution:
     """A distribution as its family prints it; keywords in the slot's unit get the best unit."""
     family = families.family_of(dist)
     arguments = tuple(
-        ast.Argument(name, _number(value, units if family.parameters[name] == SLOT else None))
+        ast.Argument(
+            "" if name == family.positional else name,
+            _number(value, units if family.parameters[name] == SLOT else None),
+        )
         for name, value in family.arguments(dist)
     )
     return ast.Distribution(family.name, arguments)

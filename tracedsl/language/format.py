@@ -94,7 +94,7 @@ def statement_text(node: ast.Statement | ast.Component) -> str:
 
 
 def distribution_text(dist: ast.Distribution) -> str:
-    arguments = ", ".join(f"{a.name}={a.value.text}" for a in dist.arguments)
+    arguments = ", ".join(f"{a.name}={a.value.text}" if a.name else a.value.text for a in dist.arguments)
     return f"{dist.name}({arguments})"
 
 

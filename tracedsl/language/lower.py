@@ -278,7 +278,18 @@ class _Lowering:
     def arguments(self, dist: ast.Distribution, allowed: tuple[str, ...], value) -> dict[str, Any]:
         """``value(keyword, number)`` of each argument given once by a keyword ``allowed``."""
         values: dict[str, Any] = {}
-        for argument in self._unique(dist.arguments, key=lambda a: a.name):
+        positional = getattr(families.get(dist.name), "positional", None)
+        for argument in self._unique(dist.arguments, key=lambda a: a.name or positional or ""):
+            if not argument.name:
+                if positional is None or positional not in allowed:
+                    self.error(
+                        E_ARGUMENT,
+                        f"{dist.name} takes named arguments only ({', '.join(allowed)})",
+                        argument.span,
+                        hint=f"write {allowed[0]}={argument.value.text}" if allowed else None,
+                    )
+                    continue
+                argument = ast.Argument(positional, argument.value, argument.span)
             if argument.name not in allowed:
                 self.error(
                     E_ARGUMENT,

@@ -192,8 +192,8 @@ class _ToAst(Transformer):
 
     @_rule
     def argument(self, meta, children):
-        name, value = children
-        return ast.Argument(str(name), value, _span(meta))
+        *name, value = children  # no name: a positional value (``constant(1k)``)
+        return ast.Argument(str(name[0]) if name else "", value, _span(meta))
 
 
 # ``global`` is a Python keyword; lark looks the callback up by the rule's name.
