@@ -20,6 +20,8 @@ LAWS = [
     "exponential(mean=500, min=100, max=1k)",
     "pareto(alpha=1.3, min=2k)",
     "pareto(alpha=1.3, min=2k, max=1M)",
+    "gamma(shape=0.8, mean=2k)",
+    "gamma(shape=2, scale=300, max=10k)",
     "weibull(shape=1.5, scale=3k)",
     "weibull(shape=0.7, scale=3k, min=10, max=90k)",
 ]
@@ -86,6 +88,9 @@ def _error(law: str):
         ("normal(mean=1k, sd=10, max=0)", "the bounds [0, 0] leave no mass of this normal", "0"),
         ("exponential(mean=1, min=1M)", "the bound min=1000000 leaves no mass", "1M"),
         ("weibull(shape=1.5)", "generation_length.scale is required", "weibull"),
+        ("gamma(shape=2, mean=1k, scale=500)", "a gamma takes its shape and one of mean or scale, not both", "1k"),
+        ("gamma(shape=2)", "a gamma takes its shape and one of mean or scale", "2"),
+        ("gamma(shape=2, scale=1, min=1M)", "the bound min=1000000 leaves no mass of this gamma", "1M"),
         ("exponential(1k)", "exponential takes named arguments only", "1k"),
         ("weibull(shape=1, scale=2, mean=3)", "weibull here takes shape, scale, min, max; not 'mean'", "mean=3"),
     ],

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracedsl.families import constant, exponential, lognormal, normal, pareto, uniform, weibull
+from tracedsl.families import (
+    constant,
+    exponential,
+    gamma,
+    lognormal,
+    normal,
+    pareto,
+    uniform,
+    weibull,
+)
 from tracedsl.families.base import ENGINES, PLAIN, SLOT, Family, IRModel, Issue, Law, ParamsError
 
 __all__ = [
@@ -38,6 +47,7 @@ _TABLE: dict[str, Family] = {
         constant.FAMILY,
         uniform.FAMILY,
         normal.FAMILY,
+        gamma.FAMILY,
         exponential.FAMILY,
         pareto.FAMILY,
         weibull.FAMILY,
