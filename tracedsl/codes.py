@@ -64,9 +64,12 @@ E_NUMBER = _define(
 E_INVALID = _define(
     "E106", "E_INVALID", "a value, or a combination of values, that a workload cannot have"
 )
-E_MIXTURE = _define("E107", "E_MIXTURE", "the delay mixture's fractions do not add up to 100%")
+E_MIXTURE = _define("E107", "E_MIXTURE", "a mixture's fractions or an empirical table's weights do not add up to 100%")
 E_UNPRINTABLE = _define(
     "E108", "E_UNPRINTABLE", "a spec value that cannot be written in a .trace file"
+)
+E_EMPIRICAL_FILE = _define(
+    "E109", "E_EMPIRICAL_FILE", "an empirical file that cannot be read, holds no values, or has a line that is not one"
 )
 
 # The form of a spec file

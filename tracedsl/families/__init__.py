@@ -12,6 +12,7 @@ from typing import Any
 
 from tracedsl.families import (
     constant,
+    empirical,
     exponential,
     gamma,
     lognormal,
@@ -51,6 +52,7 @@ _TABLE: dict[str, Family] = {
         exponential.FAMILY,
         pareto.FAMILY,
         weibull.FAMILY,
+        empirical.FAMILY,
     )
 }
 

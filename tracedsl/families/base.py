@@ -108,6 +108,9 @@ class Family:
     parameters: ClassVar[dict[str, str]]
     # The keyword a bare value stands for (``constant(1k)``), or None when every one is named.
     positional: ClassVar[str | None] = None
+    # A family written as a table in braces: "values" (``value: weight`` lines, or a file of
+    # values) or "laws" (``[name] weight: law`` lines); None for keyword arguments only.
+    table: ClassVar[str | None] = None
 
     def exact(self, dist: Any, scale: float = 1.0) -> Law:
         raise NotImplementedError
@@ -123,6 +126,10 @@ class Family:
 
     def arguments(self, dist: Any) -> list[tuple[str, float]]:
         """(keyword, value) pairs that compile back to ``dist``, in the order they are printed."""
+        raise NotImplementedError
+
+    def entries(self, dist: Any) -> list[tuple[str, Any, Any]]:
+        """A table family's lines, as decompile prints them: (name, before the colon, after it)."""
         raise NotImplementedError
 
     def warnings(self, dist: Any, scale: float = 1.0) -> list[Issue]:

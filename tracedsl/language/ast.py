@@ -30,13 +30,31 @@ class Argument:
 
 
 @dataclass(frozen=True)
+class Entry:
+    """One line of a table: ``1k: 50%`` (empirical) or ``tool 80%: pareto(...)`` (mix).
+
+    ``name`` is "" when none is given; ``key`` is the number before the colon, ``value`` what follows it.
+    """
+
+    name: str
+    key: Number | None
+    value: Number | Distribution
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True)
 class Distribution:
-    """A distribution by name with keyword arguments: ``lognormal(mean=6k, median=4k)``."""
+    """A distribution by name: with keyword arguments (``lognormal(mean=6k, median=4k)``), a file
+    (``empirical("sizes.csv")``, ``source``) or a table in braces (``entries``, with ``arguments``
+    such as ``max=`` among them)."""
 
     name: str
     arguments: tuple[Argument, ...]
     span: Span = NO_SPAN
     name_span: Span = NO_SPAN
+    entries: tuple[Entry, ...] | None = None
+    source: str | None = None
+    source_span: Span = NO_SPAN
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,17 @@ def _turn(params: GenerationParams) -> ast.Statement:
 def _distribution(dist, units: dict) -> ast.Distribution:
     """A distribution as its family prints it; keywords in the slot's unit get the best unit."""
     family = families.family_of(dist)
+    entries = None
+    if family.table == "values":
+        entries = tuple(
+            ast.Entry(name, _number(value, units), _probability(weight))
+            for name, value, weight in family.entries(dist)
+        )
+    elif family.table == "laws":
+        entries = tuple(
+            ast.Entry(name, _probability(weight), _distribution(law, units))
+            for name, weight, law in family.entries(dist)
+        )
     arguments = tuple(
         ast.Argument(
             "" if name == family.positional else name,
@@ -139,7 +150,7 @@ def _distribution(dist, units: dict) -> ast.Distribution:
         )
         for name, value in family.arguments(dist)
     )
-    return ast.Distribution(family.name, arguments)
+    return ast.Distribution(family.name, arguments, entries=entries)
 
 
 # ---------------------------------------------------------------------------------------------

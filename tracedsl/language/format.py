@@ -94,8 +94,19 @@ def statement_text(node: ast.Statement | ast.Component) -> str:
 
 
 def distribution_text(dist: ast.Distribution) -> str:
-    arguments = ", ".join(f"{a.name}={a.value.text}" if a.name else a.value.text for a in dist.arguments)
-    return f"{dist.name}({arguments})"
+    arguments = [f"{a.name}={a.value.text}" if a.name else a.value.text for a in dist.arguments]
+    if dist.source is not None:
+        return f"{dist.name}({quote(dist.source)})"
+    if dist.entries is not None:
+        lines = [_entry_text(entry) for entry in dist.entries]
+        return f"{dist.name} {{ {', '.join(lines + arguments)} }}"
+    return f"{dist.name}({', '.join(arguments)})"
+
+
+def _entry_text(entry: ast.Entry) -> str:
+    head = " ".join(part for part in (entry.name, entry.key.text if entry.key else "") if part)
+    value = entry.value.text if isinstance(entry.value, ast.Number) else distribution_text(entry.value)
+    return f"{head}: {value}"
 
 
 def quote(name: str) -> str:

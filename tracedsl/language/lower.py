@@ -22,6 +22,7 @@ from tracedsl.families import SLOT
 from tracedsl.ir import Lognormal, Workload
 from tracedsl.language import ast
 from tracedsl.language.parser import parse
+from tracedsl.language.tables import TableLowering
 from tracedsl.language.validate import FieldProblem, did_you_mean, validate_params, warnings_for
 
 # Units each kind of value takes, and what one unit is worth in the IR's unit.
@@ -60,7 +61,7 @@ def lower(spec: ast.Spec, file: str = "<input>") -> tuple[Workload, list[Diagnos
     return Workload(name=name or default_name, params=params), warnings
 
 
-class _Lowering:
+class _Lowering(TableLowering):
     """Walks the statements, building the reference-shaped dict and a map from field path to span."""
 
     def __init__(self, file: str):
@@ -147,6 +148,10 @@ class _Lowering:
         mixture: dict[str, Any] = {}
         fractions: dict[str, tuple[Decimal, ast.Number]] = {}
         for component in self._unique(statement.items or (), key=lambda c: c.role):
+            if component.role not in ("agentic", "human"):
+                self.error(E_ARGUMENT, f"a delay mix's components are agentic and human, not '{component.role}'",
+                           component.span)
+                continue
             path = f"inter_turn_delay.{component.role}_delay"
             mixture[f"{component.role}_delay"] = self.distribution(
                 component.distribution, path, TIME_UNITS
@@ -233,12 +238,20 @@ class _Lowering:
         family = self.family(dist, path)
         if family is None:
             return {}
+        tabled = dist.entries is not None or dist.source is not None
+        if tabled != (family.table is not None) or (dist.source is not None and family.table != "values"):
+            form = f"{family.name}(...)" if family.table is None else f"{family.name} {{ ... }}"
+            self.error(E_ARGUMENT, f"{family.name} is written {form}", dist.span)
+            return {}
 
         def value(name: str, number: ast.Number) -> float | None:
             unit = units if family.parameters[name] == SLOT else PLAIN
             return self.number(number, f"{path}.{name}", unit)
 
-        return {"kind": family.name, **self.arguments(dist, tuple(family.parameters), value)}
+        data = {"kind": family.name, **self.arguments(dist, tuple(family.parameters), value)}
+        if family.table == "values":
+            data.update(self.value_table(dist, path, units))
+        return data
 
     def distribution_arguments(
         self,
