@@ -108,6 +108,9 @@ def test_a_scale_multiplies_the_variable_but_not_the_bounds(case):
     loc, spread = frozen.kwds.get("loc", 0.0), frozen.kwds.get("scale", 1.0)
     moved = frozen.dist(*frozen.args, loc=loc * scale, scale=spread * scale)
     cdf = _truncated_cdf(moved, low, high)
+    if case == "uniform":  # its bounds are its parameters, which the scale moves
+        low, high = low * scale, high * scale
+    cdf = _truncated_cdf(moved, low, high)
     assert values.min() >= low and values.max() <= high
     assert stats.kstest(values, cdf).pvalue > ALPHA
 

@@ -71,6 +71,8 @@ def _union(models: list[type[_Model]]) -> Any:
 
 FAMILIES = families.freeze()
 Distribution = _union([family.model for family in FAMILIES])
+for _family in FAMILIES:
+    _family.bind(Distribution)  # a mix's components hold any family's law
 _NEW_TOKENS_MODELS = {family.name: _with_bias(family.model) for family in FAMILIES}
 NewTokensDistribution = _union(list(_NEW_TOKENS_MODELS.values()))
 NewTokens = _NEW_TOKENS_MODELS[families.REFERENCE_KIND]  # the reference's: a lognormal with a bias

@@ -16,6 +16,7 @@ from tracedsl.families import (
     exponential,
     gamma,
     lognormal,
+    mix,
     normal,
     pareto,
     uniform,
@@ -53,6 +54,7 @@ _TABLE: dict[str, Family] = {
         pareto.FAMILY,
         weibull.FAMILY,
         empirical.FAMILY,
+        mix.FAMILY,
     )
 }
 

@@ -81,6 +81,14 @@ class Law:
     def quantile(self, q: float) -> float:
         return float(self.sample(np.array([q], dtype=np.float64))[0])
 
+    def quantiles(self, u: np.ndarray) -> np.ndarray:
+        """The quantile function, vectorized (``sample`` itself, where that increases in ``u``)."""
+        return self.sample(u)
+
+    def cdf_before(self, x: float) -> float:
+        """P(X < x): the CDF's left limit, which differs from :meth:`cdf` at an atom."""
+        return self.cdf(x)
+
     def expect(self, transform: Callable[[np.ndarray], np.ndarray]) -> float:
         """E[transform(X)] for one draw X (transform works on arrays)."""
         u = (np.arange(self._NODES, dtype=np.float64) + 0.5) / self._NODES
@@ -111,6 +119,9 @@ class Family:
     # A family written as a table in braces: "values" (``value: weight`` lines, or a file of
     # values) or "laws" (``[name] weight: law`` lines); None for keyword arguments only.
     table: ClassVar[str | None] = None
+
+    def bind(self, distribution: Any) -> None:
+        """Called once with the registry's union of models, for a family whose model holds laws."""
 
     def exact(self, dist: Any, scale: float = 1.0) -> Law:
         raise NotImplementedError

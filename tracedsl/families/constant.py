@@ -52,6 +52,9 @@ class ConstantLaw(Law):
     def cdf(self, x: float) -> float:
         return 1.0 if x >= self.value else 0.0
 
+    def cdf_before(self, x: float) -> float:
+        return 1.0 if x > self.value else 0.0
+
     def expect(self, transform: Callable[[np.ndarray], np.ndarray]) -> float:
         return float(transform(np.array([self.value]))[0])
 

@@ -73,6 +73,10 @@ class EmpiricalLaw(Law):
         index = int(np.searchsorted(self.values, x, side="right"))
         return 0.0 if index == 0 else float(self.cumulative[index - 1])
 
+    def cdf_before(self, x: float) -> float:
+        index = int(np.searchsorted(self.values, x, side="left"))
+        return 0.0 if index == 0 else float(self.cumulative[index - 1])
+
     def expect(self, transform: Callable[[np.ndarray], np.ndarray]) -> float:
         weights = np.diff(self.cumulative, prepend=0.0)
         return float(np.sum(transform(self.values) * weights))

@@ -153,9 +153,67 @@ class Scaled(Law):
     def quantile(self, q: float) -> float:
         return self.scale * self.inner.quantile(q)
 
+    def quantiles(self, u: np.ndarray) -> np.ndarray:
+        return self.scale * self.inner.quantiles(u)
+
+    def cdf_before(self, x: float) -> float:
+        return self.inner.cdf_before(x / self.scale)
+
+    def restrict(self, low: float, high: float) -> Law:
+        return Scaled(restrict(self.inner, low / self.scale, high / self.scale), self.scale)
+
     @property
     def mass(self) -> float:
         return self.inner.mass
+
+
+@dataclass(frozen=True, eq=False)
+class Restricted(Law):
+    """Any law restricted to [low, high] by its quantile function: u runs over P(X < low) to P(X <= high)."""
+
+    inner: Law
+    low: float
+    high: float
+
+    @property
+    def _window(self) -> tuple[float, float]:
+        start = self.inner.cdf_before(self.low)
+        return start, max(self.inner.cdf(self.high) - start, 0.0)
+
+    @property
+    def mass(self) -> float:
+        return self._window[1] * self.inner.mass
+
+    def sample(self, u: np.ndarray) -> np.ndarray:
+        start, width = self._window
+        value = self.inner.quantiles(start + np.asarray(u, dtype=np.float64) * width)
+        return np.clip(value, self.low, self.high)
+
+    def cdf(self, x: float) -> float:
+        start, width = self._window
+        if x < self.low:
+            return 0.0
+        if x >= self.high or width <= 0.0:
+            return 1.0
+        return min(max((self.inner.cdf(x) - start) / width, 0.0), 1.0)
+
+    def cdf_before(self, x: float) -> float:
+        start, width = self._window
+        if x <= self.low:
+            return 0.0
+        if x > self.high or width <= 0.0:
+            return 1.0
+        return min(max((self.inner.cdf_before(x) - start) / width, 0.0), 1.0)
+
+    def expect(self, transform: Callable[[np.ndarray], np.ndarray]) -> float:
+        return tail_expect(self.sample, transform)
+
+
+def restrict(law: Law, low: float, high: float) -> Law:
+    """``law`` restricted to [low, high]: by its own ``restrict`` where it has one (a mix
+    restricts each component), else through its quantile function."""
+    own = getattr(law, "restrict", None)
+    return own(low, high) if own is not None else Restricted(law, low, high)
 
 
 def scaled(law: Law, scale: float) -> Law:

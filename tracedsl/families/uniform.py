@@ -9,7 +9,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from tracedsl.families.base import SLOT, Family, IRModel, Issue, ParamsError, fmt
-from tracedsl.families.truncated import Truncated, finite_issues, present, scaled
+from tracedsl.families.truncated import Truncated, finite_issues, present
 from tracedsl.limits import MAX_VALUE
 
 
@@ -56,13 +56,9 @@ class UniformFamily(Family):
     model = Uniform
     parameters = {"min": SLOT, "max": SLOT}
 
-    def exact(self, dist: Uniform, scale: float = 1.0):
-        # Scaling a uniform scales its ends; the ends are also its bounds, which do not scale.
-        if scale == 1.0:
-            return UniformLaw(dist.min, dist.max)
-        low, high = dist.min * scale, dist.max * scale
-        low, high = max(low, dist.min), min(high, dist.max)
-        return scaled(UniformLaw(low / scale, max(high, low) / scale), scale)
+    def exact(self, dist: Uniform, scale: float = 1.0) -> UniformLaw:
+        # min and max are the law's own parameters here, so a scale (bias) moves both.
+        return UniformLaw(dist.min * scale, dist.max * scale)
 
     def arguments(self, dist: Uniform) -> list[tuple[str, float]]:
         return present({"min": dist.min, "max": dist.max})

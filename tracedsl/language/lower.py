@@ -251,6 +251,8 @@ class _Lowering(TableLowering):
         data = {"kind": family.name, **self.arguments(dist, tuple(family.parameters), value)}
         if family.table == "values":
             data.update(self.value_table(dist, path, units))
+        elif family.table == "laws":
+            data.update(self.law_table(dist, path, units))
         return data
 
     def distribution_arguments(

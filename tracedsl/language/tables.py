@@ -7,7 +7,7 @@ from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
 
-from tracedsl.codes import E_ARGUMENT, E_EMPIRICAL_FILE, E_MIXTURE
+from tracedsl.codes import E_ARGUMENT, E_DUPLICATE, E_EMPIRICAL_FILE, E_MIXTURE
 from tracedsl.diagnostics import Diagnostic, Span
 from tracedsl.families.empirical import WEIGHT_TOLERANCE
 from tracedsl.language import ast
@@ -53,6 +53,38 @@ class TableLowering:
             self.error(E_ARGUMENT, f"{dist.name} needs at least one 'value: weight' line", dist.span)
         self.check_weights(weights, numbers, "the weights")
         return {"values": values, "weights": [float(w) for w in weights]}
+
+    def law_table(self, dist: ast.Distribution, path: str, units: dict) -> dict[str, Any]:
+        """``components`` from ``{ [name] weight: law, ... }``; each law takes the slot's unit."""
+        components: list[dict[str, Any]] = []
+        weights: list[Decimal] = []
+        numbers: list[ast.Number] = []
+        self.spans[f"{path}.components"] = dist.span
+        names: dict[str, ast.Entry] = {}
+        for index, entry in enumerate(dist.entries or ()):
+            where = f"{path}.components.{index}"
+            if entry.key is None or not isinstance(entry.value, ast.Distribution):
+                self.error(E_ARGUMENT, f"{dist.name} lines are '[name] weight: law' (e.g. 30%: pareto(...))",
+                           entry.span)
+                continue
+            if entry.name and entry.name in names:
+                self.error(E_DUPLICATE, f"'{entry.name}' is given twice", entry.span,
+                           related=[names[entry.name].span], hint="name each component once")
+            names[entry.name] = entry
+            self.spans[where] = entry.span
+            weight = self.exact(entry.key, f"{where}.weight", _PROBABILITY)
+            component: dict[str, Any] = {"weight": float(weight) if weight is not None else None,
+                                         "law": self.distribution(entry.value, f"{where}.law", units)}
+            if entry.name:
+                component = {"name": entry.name, **component}
+            components.append(component)
+            if weight is not None:
+                weights.append(weight)
+                numbers.append(entry.key)
+        if not dist.entries:
+            self.error(E_ARGUMENT, f"{dist.name} needs at least one 'weight: law' line", dist.span)
+        self.check_weights(weights, numbers, "the components' weights")
+        return {"components": components}
 
     def check_weights(self, weights: list[Decimal], numbers: list[ast.Number], what: str) -> None:
         if not weights or len(weights) != len(numbers):
