@@ -22,6 +22,8 @@ from tracedsl.families.lognormal import Lognormal, lognormal_mu_sigma
 from tracedsl.limits import MAX_GROUPS, MAX_TOKENS, MAX_TURNS, MAX_VALUE
 
 __all__ = [
+    "Delay",
+    "DelayMixture",
     "Distribution",
     "GenerationParams",
     "Issue",
@@ -116,6 +118,59 @@ class DelayMixture(_Model):
     )
 
 
+class Delay(_Model):
+    """Inter-turn delay (ms) as one law of any family (``delay pareto(...)``, or a mix of named
+    components ``delay mix { tool 80%: ... }``), clipped to ``max`` and context-scaled as the
+    mixture is. The engines and reports see it as a mixture whose one component always wins."""
+
+    law: Distribution
+    max: float | None = Field(
+        default=None, ge=0.0, le=MAX_VALUE, description="clip on the sampled delay, ms"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Delay:
+        names = {c.name for c in getattr(self.law, "components", None) or ()}
+        if names and names <= REFERENCE_COMPONENTS:
+            # Written in .trace, this is the reference's mixture; keep one spelling of it.
+            raise ParamsError([Issue(
+                "a delay mix of agentic and human components is the reference's mixture: "
+                "give agentic_fraction, agentic_delay and human_delay instead", ("law",))])
+        return self
+
+    @property
+    def agentic_fraction(self) -> float:
+        return 1.0
+
+    @property
+    def agentic_delay(self) -> Any:
+        return self.law
+
+    @property
+    def human_delay(self) -> Any:
+        return self.law
+
+
+# The components of the reference's delay mixture, by the names .trace gives them.
+REFERENCE_COMPONENTS = frozenset({"agentic", "human"})
+
+
+# The delay union's tags, which error locations carry (not field names, so never mistaken for one).
+DELAY_TAGS = ("delay-mixture", "delay-law")
+
+
+def _delay_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return DELAY_TAGS[1] if "law" in value else DELAY_TAGS[0]
+    return DELAY_TAGS[1] if isinstance(value, Delay) else DELAY_TAGS[0]
+
+
+InterTurnDelay = Annotated[
+    Union[Annotated[DelayMixture, Tag(DELAY_TAGS[0])], Annotated[Delay, Tag(DELAY_TAGS[1])]],  # noqa: UP007
+    Discriminator(_delay_kind),
+]
+
+
 class Reset(_Model):
     """Per-turn reset probability p = base * (1 + (scaling - 1) * input / max_prompt_tokens)."""
 
@@ -195,7 +250,7 @@ class GenerationParams(_Model):
 
     new_tokens_per_turn: NewTokensDistribution = Field(default_factory=_default_new_tokens)
     generation_length: Distribution = Field(default_factory=_default_generation_length)
-    inter_turn_delay: DelayMixture = Field(default_factory=DelayMixture)
+    inter_turn_delay: InterTurnDelay = Field(default_factory=DelayMixture)
     reset: Reset | None = Field(default_factory=Reset)
     turns: Turns | None = None
     max_prompt_tokens: int = Field(
@@ -339,11 +394,18 @@ def params_warnings(params: GenerationParams) -> list[Issue]:
 def distribution_slots(params: GenerationParams) -> list[tuple[str, Any, float]]:
     """Every distribution of a workload: (field path, distribution, the scale applied to it)."""
     delay = params.inter_turn_delay
+    delays = (
+        [("inter_turn_delay.law", delay.law, 1.0)]
+        if isinstance(delay, Delay)
+        else [
+            ("inter_turn_delay.agentic_delay", delay.agentic_delay, 1.0),
+            ("inter_turn_delay.human_delay", delay.human_delay, 1.0),
+        ]
+    )
     return [
         ("new_tokens_per_turn", params.new_tokens_per_turn, params.new_tokens_per_turn.bias),
         ("generation_length", params.generation_length, 1.0),
-        ("inter_turn_delay.agentic_delay", delay.agentic_delay, 1.0),
-        ("inter_turn_delay.human_delay", delay.human_delay, 1.0),
+        *delays,
         ("cache.layer2", params.cache.layer2, 1.0),
     ]
 

@@ -80,9 +80,9 @@ class Option:
 
 @dataclass(frozen=True)
 class Component:
-    """One side of the delay mixture: ``agentic 70%: lognormal(...)``."""
+    """One component of a delay mix: ``agentic 70%: lognormal(...)``, ``tool 80%: pareto(...)``."""
 
-    role: str  # "agentic" or "human"
+    role: str  # its name: "agentic" or "human" (the reference's mixture), any other, or ""
     fraction: Number | None
     distribution: Distribution
     span: Span = NO_SPAN

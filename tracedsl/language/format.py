@@ -76,11 +76,11 @@ def _align_comments(lines: list) -> list[str]:
 def statement_text(node: ast.Statement | ast.Component) -> str:
     """One node's first line, without comments: ``new_tokens lognormal(...) bias 1.1``."""
     if isinstance(node, ast.Component):
-        fraction = f" {node.fraction.text}" if node.fraction is not None else ""
-        return f"{node.role}{fraction}: {distribution_text(node.distribution)}"
+        head = " ".join(part for part in (node.role, node.fraction.text if node.fraction else "") if part)
+        return f"{head}: {distribution_text(node.distribution)}"
     if node.keyword == "workload":
         return f"workload {quote(node.value)}"
-    if node.keyword == "delay":
+    if node.keyword == "delay" and node.items is not None:
         return "delay mix"
     parts = [node.keyword]
     if isinstance(node.value, ast.Distribution):
@@ -144,7 +144,9 @@ def _emit(node: ast.Statement | ast.Component, indent: str, notes: _Notes, out: 
         out.append(_with_comment(indent + statement_text(node), notes.trailing.get(id(node))))
         return
     header = indent + statement_text(node) + " {"
-    items = _ordered(node.items, ITEM_ORDER[node.keyword], _item_key)
+    items = node.items
+    if node.keyword != "delay" or all(_item_key(item) in ITEM_ORDER["delay"] for item in items):
+        items = _ordered(items, ITEM_ORDER[node.keyword], _item_key)  # a mix's order is its own
     closing = "}" + "".join(
         " " + _option_text(o) for o in _options(node) if node.keyword == "delay"
     )

@@ -19,7 +19,7 @@ from tracedsl.codes import (
 )
 from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity, Span
 from tracedsl.families import SLOT
-from tracedsl.ir import Lognormal, Workload
+from tracedsl.ir import REFERENCE_COMPONENTS, Lognormal, Workload
 from tracedsl.language import ast
 from tracedsl.language.parser import parse
 from tracedsl.language.tables import TableLowering
@@ -145,13 +145,14 @@ class _Lowering(TableLowering):
                 data["inter_turn_delay"] = self.delay(item)
 
     def delay(self, statement: ast.Statement) -> dict[str, Any]:
+        components = statement.items or ()
+        if isinstance(statement.value, ast.Distribution) or not all(
+            c.role in REFERENCE_COMPONENTS for c in components
+        ):
+            return self.delay_law(statement)
         mixture: dict[str, Any] = {}
         fractions: dict[str, tuple[Decimal, ast.Number]] = {}
-        for component in self._unique(statement.items or (), key=lambda c: c.role):
-            if component.role not in ("agentic", "human"):
-                self.error(E_ARGUMENT, f"a delay mix's components are agentic and human, not '{component.role}'",
-                           component.span)
-                continue
+        for component in self._unique(components, key=lambda c: c.role):
             path = f"inter_turn_delay.{component.role}_delay"
             mixture[f"{component.role}_delay"] = self.distribution(
                 component.distribution, path, TIME_UNITS
@@ -182,6 +183,18 @@ class _Lowering(TableLowering):
         for option in statement.options:  # only ``max``
             mixture["max"] = self.number(option.value, "inter_turn_delay.max", TIME_UNITS)
         return mixture
+
+    def delay_law(self, statement: ast.Statement) -> dict[str, Any]:
+        """``delay LAW``, or a ``delay mix`` whose components are not the reference's two: one law."""
+        dist = statement.value
+        if not isinstance(dist, ast.Distribution):
+            entries = tuple(ast.Entry(c.role, c.fraction, c.distribution, c.span) for c in statement.items)
+            mix = next(f for f in map(families.get, families.names()) if f.table == "laws")
+            dist = ast.Distribution(mix.name, (), statement.span, statement.span, entries=entries)
+        delay = {"law": self.distribution(dist, "inter_turn_delay.law", TIME_UNITS)}
+        for option in statement.options:  # only ``max``
+            delay["max"] = self.number(option.value, "inter_turn_delay.max", TIME_UNITS)
+        return delay
 
     def turns(self, statement: ast.Statement) -> dict[str, Any]:
         turns = self.distribution_arguments(statement.value, "turns", TURNS_ARGUMENTS, whole=True)

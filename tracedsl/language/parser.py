@@ -142,10 +142,16 @@ class _ToAst(Transformer):
         return ast.Statement("delay", None, options, components, _span(meta))
 
     @_rule
+    def delay_law(self, meta, children):
+        dist, *options = children
+        return ast.Statement("delay", dist, tuple(options), span=_span(meta))
+
+    @_rule
     def component(self, meta, children):
-        role, *rest = children
-        fraction = rest[0] if len(rest) == 2 else None
-        return ast.Component(str(role), fraction, rest[-1], _span(meta))
+        *head, dist = children
+        role = next((str(c) for c in head if isinstance(c, Token)), "")
+        fraction = next((c for c in head if isinstance(c, ast.Number)), None)
+        return ast.Component(role, fraction, dist, _span(meta))
 
     @_rule
     def delay_max(self, meta, children):

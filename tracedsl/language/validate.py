@@ -14,10 +14,10 @@ from pydantic import BaseModel, ValidationError
 
 from tracedsl import families
 from tracedsl.codes import W_BOUNDS, W_CONSTANT, W_DELAY_MAX
-from tracedsl.ir import GenerationParams, Issue, Lognormal, ParamsError, params_warnings
+from tracedsl.ir import DELAY_TAGS, GenerationParams, Issue, Lognormal, ParamsError, params_warnings
 
 # Union tags pydantic puts into error locations (the families' names); they are not field names.
-_UNION_TAGS = frozenset(families.names())
+_UNION_TAGS = frozenset(families.names()) | frozenset(DELAY_TAGS)
 
 
 @dataclass(frozen=True)
