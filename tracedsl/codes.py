@@ -133,6 +133,9 @@ W_BOUNDS = _define("W102", "W_BOUNDS", "a distribution's bounds keep less than h
 W_DELAY_MAX = _define(
     "W103", "W_DELAY_MAX", "the inter-turn delay's max clips most delays (at 0ms, every one)"
 )
+W_NOT_AIPERF = _define(
+    "W104", "W_NOT_AIPERF", "a construct AIPerf 0.13.0 cannot express: --engine aiperf refuses the spec"
+)
 W_LEGACY = _define("W201", "W_LEGACY", "a legacy spelling of a key, accepted and rewritten")
 
 

@@ -410,6 +410,28 @@ def distribution_slots(params: GenerationParams) -> list[tuple[str, Any, float]]
     ]
 
 
+def aiperf_inexpressible(params: GenerationParams) -> list[Issue]:
+    """Each construct AIPerf 0.13.0's config cannot hold, at its field path; none means the
+    spec's generation_params load in AIPerf and the aiperf engine can run it."""
+    found: list[Issue] = []
+    delay = params.inter_turn_delay
+    if isinstance(delay, Delay):
+        kind = families.family_of(delay.law).name
+        named = [c.name for c in getattr(delay.law, "components", None) or () if c.name]
+        what = f"a delay mix of {', '.join(named)}" if named else f"a delay of one {kind} law"
+        found.append(Issue(f"inter_turn_delay: AIPerf 0.13.0 has only the agentic/human delay mixture, not {what}",
+                           ("inter_turn_delay.law",)))
+    for path, dist, scale in distribution_slots(params):
+        if path == "inter_turn_delay.law":
+            continue
+        family = families.family_of(dist)
+        try:
+            family.reference(dist, scale)
+        except ValueError:
+            found.append(Issue(f"{path}: AIPerf 0.13.0 has no {family.name} distribution", (path,)))
+    return found
+
+
 # --------------------------------------------------------------------------------------------
 # The workload: the reference config plus tracedsl's own metadata
 

@@ -16,10 +16,11 @@ from tracedsl.codes import (
     E_UNIT,
     E_UNKNOWN_DISTRIBUTION,
     W_CONSTANT,
+    W_NOT_AIPERF,
 )
 from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity, Span
 from tracedsl.families import SLOT
-from tracedsl.ir import REFERENCE_COMPONENTS, Lognormal, Workload
+from tracedsl.ir import REFERENCE_COMPONENTS, Lognormal, Workload, aiperf_inexpressible
 from tracedsl.language import ast
 from tracedsl.language.parser import parse
 from tracedsl.language.tables import TableLowering
@@ -40,6 +41,7 @@ DISTRIBUTIONS = families.names()  # the registry's; kept under this name for imp
 # ``turns`` draws its target from the reference's lognormal, given by whole numbers only.
 TURNS_FAMILY = families.family_of(Lognormal).name
 TURNS_ARGUMENTS = ("mean", "median", "min", "max")
+_AIPERF_HINT = "spec.json's generation_params will not load in AIPerf, and --engine aiperf refuses it"
 _MAX_EXPONENT = 30  # beyond 1e30 a number is a typo, and huge exponents are slow to expand
 
 
@@ -57,6 +59,10 @@ def lower(spec: ast.Spec, file: str = "<input>") -> tuple[Workload, list[Diagnos
     if problems:
         raise DiagnosticError([lowering.problem(p, Severity.ERROR, E_INVALID) for p in problems])
     warnings = [lowering.problem(p, Severity.WARNING, p.code or W_CONSTANT) for p in warnings_for(params)]
+    warnings += [
+        lowering.problem(FieldProblem(issue.paths, issue.message, _AIPERF_HINT), Severity.WARNING, W_NOT_AIPERF)
+        for issue in aiperf_inexpressible(params)
+    ]
     default_name = Path(file).stem if file.endswith(".trace") else "default"
     return Workload(name=name or default_name, params=params), warnings
 

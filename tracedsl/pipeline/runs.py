@@ -324,8 +324,14 @@ def _engine_limits(plan: RunPlan) -> Iterator[None]:
     try:
         yield
     except EngineError as error:
-        raise fail(E_ENGINE_LIMIT, f"the {plan.engine} engine cannot run this spec: {error}",
-                   Category.LIMIT, file=plan.shown_as, path=error.path, hint=error.hint) from error
+        # A construct the compiler warned about (W104) has its place: point the refusal there.
+        at = next((w for w in plan.warnings if error.path and w.path == error.path and w.span), None)
+        if at is None:
+            raise fail(E_ENGINE_LIMIT, f"the {plan.engine} engine cannot run this spec: {error}",
+                       Category.LIMIT, file=plan.shown_as, path=error.path, hint=error.hint) from error
+        raise PipelineError(Diagnostic(E_ENGINE_LIMIT, f"the {plan.engine} engine cannot run this spec: {error}",
+                                       file=at.file, span=at.span, hint=error.hint, path=error.path,
+                                       source=at.source), Category.LIMIT) from error
 
 
 def _execute(plan: RunPlan, options: RunOptions, progress) -> RunResult:
