@@ -15,7 +15,12 @@ A family (one module in this package) gives:
   engine's targets follow it); other families raise ``ValueError`` and the aiperf engine
   refuses them;
 - ``arguments(dist)``: the keywords decompile prints, which compile back to ``dist`` exactly;
-- ``warnings(dist, scale)``: valid but probably unmeant parameters.
+- ``warnings(dist, scale)``: valid but probably unmeant parameters;
+- optionally ``positional`` (the keyword a bare value stands for, ``constant(1k)``), ``table``
+  with ``entries(dist)`` (a family written in braces: ``empirical { 1k: 50% }``, ``mix { … }``)
+  and ``bind(union)`` (a model holding laws of any family gets the registry's union once built).
+
+The laws of tracedsl.families.truncated restrict a continuous law to [min, max] by inverse CDF.
 
 ``scale`` multiplies the variable before the bounds apply (new tokens' ``bias``).
 """
