@@ -31,7 +31,8 @@ ALPHA = 1e-3
 
 
 def test_the_registry_lists_lognormal_and_is_frozen_once_the_ir_is_built():
-    assert families.names() == ("lognormal",)
+    assert families.names()[0] == "lognormal"  # the reference's family, first
+    assert len(set(families.names())) == len(families.names())
     assert families.family_of(Lognormal) is families.get("lognormal")
     assert families.family_of(NewTokens(mean=2, median=1)).name == "lognormal"
     with pytest.raises(RuntimeError, match="register families before importing"):
@@ -95,7 +96,7 @@ def test_a_family_added_from_outside_is_accepted_everywhere_without_editing_anot
         try:
             list(get_engine("aiperf").generate(RunRequest(params, 5, 7)))
         except EngineError as exc:
-            assert "AIPerf has no flat distribution" in str(exc), exc
+            assert "AIPerf 0.13.0 has no flat distribution" in str(exc), exc
         else:
             raise AssertionError("the aiperf engine ran a family AIPerf does not have")
         print("ok", expected)

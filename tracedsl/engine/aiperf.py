@@ -17,7 +17,7 @@ from pathlib import Path
 from tracedsl.engine import EngineError, RunRequest
 from tracedsl.engine.aiperf_layout import count_hash_conflicts, layout_chunks
 from tracedsl.engine.aiperf_sampler import MAX_GROUP_BLOCKS, MAX_GROUPS, AiperfSampler
-from tracedsl.ir import GenerationParams
+from tracedsl.ir import GenerationParams, aiperf_inexpressible
 from tracedsl.trace import TraceChunk
 
 __all__ = ["AiperfEngine", "count_hash_conflicts", "check_reference_limits"]
@@ -25,6 +25,9 @@ __all__ = ["AiperfEngine", "count_hash_conflicts", "check_reference_limits"]
 
 def check_reference_limits(params: GenerationParams) -> None:
     """Raise EngineError for configs the reference refuses before drawing anything."""
+    for issue in aiperf_inexpressible(params):  # a family or a delay AIPerf does not have
+        raise EngineError(issue.message, path=issue.paths[0],
+                          hint="the fast engine draws it; AIPerf 0.13.0 cannot")
     groups = params.cache.layer1_5_groups.num_groups
     if groups > MAX_GROUPS:
         raise EngineError(

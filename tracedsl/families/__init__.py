@@ -10,7 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracedsl.families import lognormal
+from tracedsl.families import (
+    constant,
+    empirical,
+    exponential,
+    gamma,
+    lognormal,
+    mix,
+    normal,
+    pareto,
+    uniform,
+    weibull,
+)
 from tracedsl.families.base import ENGINES, PLAIN, SLOT, Family, IRModel, Issue, Law, ParamsError
 
 __all__ = [
@@ -31,7 +42,21 @@ __all__ = [
     "register",
 ]
 
-_TABLE: dict[str, Family] = {family.name: family for family in (lognormal.FAMILY,)}
+_TABLE: dict[str, Family] = {
+    family.name: family
+    for family in (
+        lognormal.FAMILY,
+        constant.FAMILY,
+        uniform.FAMILY,
+        normal.FAMILY,
+        gamma.FAMILY,
+        exponential.FAMILY,
+        pareto.FAMILY,
+        weibull.FAMILY,
+        empirical.FAMILY,
+        mix.FAMILY,
+    )
+}
 
 # The family of a distribution that names no kind: the reference's only one, so reference
 # configs validate unchanged.

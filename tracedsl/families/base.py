@@ -15,7 +15,12 @@ A family (one module in this package) gives:
   engine's targets follow it); other families raise ``ValueError`` and the aiperf engine
   refuses them;
 - ``arguments(dist)``: the keywords decompile prints, which compile back to ``dist`` exactly;
-- ``warnings(dist, scale)``: valid but probably unmeant parameters.
+- ``warnings(dist, scale)``: valid but probably unmeant parameters;
+- optionally ``positional`` (the keyword a bare value stands for, ``constant(1k)``), ``table``
+  with ``entries(dist)`` (a family written in braces: ``empirical { 1k: 50% }``, ``mix { … }``)
+  and ``bind(union)`` (a model holding laws of any family gets the registry's union once built).
+
+The laws of tracedsl.families.truncated restrict a continuous law to [min, max] by inverse CDF.
 
 ``scale`` multiplies the variable before the bounds apply (new tokens' ``bias``).
 """
@@ -81,6 +86,14 @@ class Law:
     def quantile(self, q: float) -> float:
         return float(self.sample(np.array([q], dtype=np.float64))[0])
 
+    def quantiles(self, u: np.ndarray) -> np.ndarray:
+        """The quantile function, vectorized (``sample`` itself, where that increases in ``u``)."""
+        return self.sample(u)
+
+    def cdf_before(self, x: float) -> float:
+        """P(X < x): the CDF's left limit, which differs from :meth:`cdf` at an atom."""
+        return self.cdf(x)
+
     def expect(self, transform: Callable[[np.ndarray], np.ndarray]) -> float:
         """E[transform(X)] for one draw X (transform works on arrays)."""
         u = (np.arange(self._NODES, dtype=np.float64) + 0.5) / self._NODES
@@ -106,6 +119,14 @@ class Family:
     name: ClassVar[str]
     model: ClassVar[type[IRModel]]
     parameters: ClassVar[dict[str, str]]
+    # The keyword a bare value stands for (``constant(1k)``), or None when every one is named.
+    positional: ClassVar[str | None] = None
+    # A family written as a table in braces: "values" (``value: weight`` lines, or a file of
+    # values) or "laws" (``[name] weight: law`` lines); None for keyword arguments only.
+    table: ClassVar[str | None] = None
+
+    def bind(self, distribution: Any) -> None:
+        """Called once with the registry's union of models, for a family whose model holds laws."""
 
     def exact(self, dist: Any, scale: float = 1.0) -> Law:
         raise NotImplementedError
@@ -121,6 +142,10 @@ class Family:
 
     def arguments(self, dist: Any) -> list[tuple[str, float]]:
         """(keyword, value) pairs that compile back to ``dist``, in the order they are printed."""
+        raise NotImplementedError
+
+    def entries(self, dist: Any) -> list[tuple[str, Any, Any]]:
+        """A table family's lines, as decompile prints them: (name, before the colon, after it)."""
         raise NotImplementedError
 
     def warnings(self, dist: Any, scale: float = 1.0) -> list[Issue]:

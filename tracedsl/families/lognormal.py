@@ -244,6 +244,9 @@ class TruncatedLognormal(Law):
     def quantile(self, q: float) -> float:
         return float(self.increasing(np.array([q]))[0])
 
+    def quantiles(self, u: np.ndarray) -> np.ndarray:
+        return self.increasing(u)
+
     @property
     def mass(self) -> float:
         return self.p_width

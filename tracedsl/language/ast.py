@@ -22,7 +22,7 @@ class Number:
 
 @dataclass(frozen=True)
 class Argument:
-    """``name=value`` inside a distribution's parentheses."""
+    """``name=value`` inside a distribution's parentheses (``name`` is "" for a bare value)."""
 
     name: str
     value: Number
@@ -30,13 +30,31 @@ class Argument:
 
 
 @dataclass(frozen=True)
+class Entry:
+    """One line of a table: ``1k: 50%`` (empirical) or ``tool 80%: pareto(...)`` (mix).
+
+    ``name`` is "" when none is given; ``key`` is the number before the colon, ``value`` what follows it.
+    """
+
+    name: str
+    key: Number | None
+    value: Number | Distribution
+    span: Span = NO_SPAN
+
+
+@dataclass(frozen=True)
 class Distribution:
-    """A distribution by name with keyword arguments: ``lognormal(mean=6k, median=4k)``."""
+    """A distribution by name: with keyword arguments (``lognormal(mean=6k, median=4k)``), a file
+    (``empirical("sizes.csv")``, ``source``) or a table in braces (``entries``, with ``arguments``
+    such as ``max=`` among them)."""
 
     name: str
     arguments: tuple[Argument, ...]
     span: Span = NO_SPAN
     name_span: Span = NO_SPAN
+    entries: tuple[Entry, ...] | None = None
+    source: str | None = None
+    source_span: Span = NO_SPAN
 
 
 @dataclass(frozen=True)
@@ -62,9 +80,9 @@ class Option:
 
 @dataclass(frozen=True)
 class Component:
-    """One side of the delay mixture: ``agentic 70%: lognormal(...)``."""
+    """One component of a delay mix: ``agentic 70%: lognormal(...)``, ``tool 80%: pareto(...)``."""
 
-    role: str  # "agentic" or "human"
+    role: str  # its name: "agentic" or "human" (the reference's mixture), any other, or ""
     fraction: Number | None
     distribution: Distribution
     span: Span = NO_SPAN

@@ -9,7 +9,7 @@ from tracedsl import families
 from tracedsl.codes import E_UNPRINTABLE
 from tracedsl.diagnostics import Diagnostic, DiagnosticError
 from tracedsl.families import SLOT
-from tracedsl.ir import GenerationParams, Lognormal, NewTokens, Workload
+from tracedsl.ir import Delay, DelayMixture, GenerationParams, Lognormal, NewTokens, Workload
 from tracedsl.language import ast
 from tracedsl.language.format import format_spec
 from tracedsl.language.lower import PROBABILITY_UNITS, TIME_UNITS, TOKEN_UNITS
@@ -95,26 +95,7 @@ def _prefix(params: GenerationParams) -> ast.Statement:
 
 def _turn(params: GenerationParams) -> ast.Statement:
     new_tokens: NewTokens = params.new_tokens_per_turn
-    delay = params.inter_turn_delay
-    with localcontext() as context:
-        context.prec = 100
-        human_fraction = 1 - _decimal(delay.agentic_fraction)
-    mixture = ast.Statement(
-        "delay",
-        items=(
-            ast.Component(
-                "agentic",
-                _probability(delay.agentic_fraction),
-                _distribution(delay.agentic_delay, TIME_UNITS),
-            ),
-            ast.Component(
-                "human", _percent(human_fraction), _distribution(delay.human_delay, TIME_UNITS)
-            ),
-        ),
-        options=(ast.Option("max", _number(delay.max, TIME_UNITS)),)
-        if delay.max is not None
-        else (),
-    )
+    mixture = _delay(params.inter_turn_delay)
     return ast.Statement(
         "turn",
         items=(
@@ -129,14 +110,49 @@ def _turn(params: GenerationParams) -> ast.Statement:
     )
 
 
+def _delay(delay: DelayMixture | Delay) -> ast.Statement:
+    """The reference's mixture, a mix of named components, or one law."""
+    options = (ast.Option("max", _number(delay.max, TIME_UNITS)),) if delay.max is not None else ()
+    if isinstance(delay, Delay):
+        law = _distribution(delay.law, TIME_UNITS)
+        if law.entries is not None and families.get(law.name).table == "laws":
+            components = tuple(ast.Component(e.name, e.key, e.value) for e in law.entries)
+            return ast.Statement("delay", options=options, items=components)
+        return ast.Statement("delay", law, options)
+    with localcontext() as context:
+        context.prec = 100
+        human_fraction = 1 - _decimal(delay.agentic_fraction)
+    components = (
+        ast.Component(
+            "agentic", _probability(delay.agentic_fraction), _distribution(delay.agentic_delay, TIME_UNITS)
+        ),
+        ast.Component("human", _percent(human_fraction), _distribution(delay.human_delay, TIME_UNITS)),
+    )
+    return ast.Statement("delay", options=options, items=components)
+
+
 def _distribution(dist, units: dict) -> ast.Distribution:
     """A distribution as its family prints it; keywords in the slot's unit get the best unit."""
     family = families.family_of(dist)
+    entries = None
+    if family.table == "values":
+        entries = tuple(
+            ast.Entry(name, _number(value, units), _probability(weight))
+            for name, value, weight in family.entries(dist)
+        )
+    elif family.table == "laws":
+        entries = tuple(
+            ast.Entry(name, _probability(weight), _distribution(law, units))
+            for name, weight, law in family.entries(dist)
+        )
     arguments = tuple(
-        ast.Argument(name, _number(value, units if family.parameters[name] == SLOT else None))
+        ast.Argument(
+            "" if name == family.positional else name,
+            _number(value, units if family.parameters[name] == SLOT else None),
+        )
         for name, value in family.arguments(dist)
     )
-    return ast.Distribution(family.name, arguments)
+    return ast.Distribution(family.name, arguments, entries=entries)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -77,11 +77,11 @@ def _align_comments(lines: list) -> list[str]:
 def statement_text(node: ast.Statement | ast.Component) -> str:
     """One node's first line, without comments: ``new_tokens lognormal(...) bias 1.1``."""
     if isinstance(node, ast.Component):
-        fraction = f" {node.fraction.text}" if node.fraction is not None else ""
-        return f"{node.role}{fraction}: {distribution_text(node.distribution)}"
+        head = " ".join(part for part in (node.role, node.fraction.text if node.fraction else "") if part)
+        return f"{head}: {distribution_text(node.distribution)}"
     if node.keyword == "workload":
         return f"workload {quote(node.value)}"
-    if node.keyword == "delay":
+    if node.keyword == "delay" and node.items is not None:
         return "delay mix"
     parts = [node.keyword]
     if isinstance(node.value, ast.Distribution):
@@ -95,8 +95,19 @@ def statement_text(node: ast.Statement | ast.Component) -> str:
 
 
 def distribution_text(dist: ast.Distribution) -> str:
-    arguments = ", ".join(f"{a.name}={a.value.text}" for a in dist.arguments)
-    return f"{dist.name}({arguments})"
+    arguments = [f"{a.name}={a.value.text}" if a.name else a.value.text for a in dist.arguments]
+    if dist.source is not None:
+        return f"{dist.name}({quote(dist.source)})"
+    if dist.entries is not None:
+        lines = [_entry_text(entry) for entry in dist.entries]
+        return f"{dist.name} {{ {', '.join(lines + arguments)} }}"
+    return f"{dist.name}({', '.join(arguments)})"
+
+
+def _entry_text(entry: ast.Entry) -> str:
+    head = " ".join(part for part in (entry.name, entry.key.text if entry.key else "") if part)
+    value = entry.value.text if isinstance(entry.value, ast.Number) else distribution_text(entry.value)
+    return f"{head}: {value}"
 
 
 def quote(name: str) -> str:
@@ -135,7 +146,9 @@ def _emit(node: ast.Statement | ast.Component, indent: str, notes: _Notes, out: 
         out.append(_with_comment(indent + statement_text(node), notes.trailing.get(id(node))))
         return
     header = indent + statement_text(node) + " {"
-    items = _ordered(node.items, ITEM_ORDER[node.keyword], _item_key)
+    items = node.items
+    if node.keyword != "delay" or all(_item_key(item) in ITEM_ORDER["delay"] for item in items):
+        items = _ordered(items, ITEM_ORDER[node.keyword], _item_key)  # a mix's order is its own
     closing = "}" + "".join(
         " " + _option_text(o) for o in _options(node) if node.keyword == "delay"
     )

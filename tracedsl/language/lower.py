@@ -16,12 +16,14 @@ from tracedsl.codes import (
     E_UNIT,
     E_UNKNOWN_DISTRIBUTION,
     W_CONSTANT,
+    W_NOT_AIPERF,
 )
 from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity, Span
 from tracedsl.families import SLOT
-from tracedsl.ir import Lognormal, Workload
+from tracedsl.ir import REFERENCE_COMPONENTS, Lognormal, Workload, aiperf_inexpressible
 from tracedsl.language import ast
 from tracedsl.language.parser import parse
+from tracedsl.language.tables import TableLowering
 from tracedsl.language.validate import FieldProblem, did_you_mean, validate_params, warnings_for
 
 # Units each kind of value takes, and what one unit is worth in the IR's unit.
@@ -39,6 +41,7 @@ DISTRIBUTIONS = families.names()  # the registry's; kept under this name for imp
 # ``turns`` draws its target from the reference's lognormal, given by whole numbers only.
 TURNS_FAMILY = families.family_of(Lognormal).name
 TURNS_ARGUMENTS = ("mean", "median", "min", "max")
+_AIPERF_HINT = "spec.json's generation_params will not load in AIPerf, and --engine aiperf refuses it"
 _MAX_EXPONENT = 30  # beyond 1e30 a number is a typo, and huge exponents are slow to expand
 
 
@@ -56,11 +59,15 @@ def lower(spec: ast.Spec, file: str = "<input>") -> tuple[Workload, list[Diagnos
     if problems:
         raise DiagnosticError([lowering.problem(p, Severity.ERROR, E_INVALID) for p in problems])
     warnings = [lowering.problem(p, Severity.WARNING, p.code or W_CONSTANT) for p in warnings_for(params)]
+    warnings += [
+        lowering.problem(FieldProblem(issue.paths, issue.message, _AIPERF_HINT), Severity.WARNING, W_NOT_AIPERF)
+        for issue in aiperf_inexpressible(params)
+    ]
     default_name = Path(file).stem if file.endswith(".trace") else "default"
     return Workload(name=name or default_name, params=params), warnings
 
 
-class _Lowering:
+class _Lowering(TableLowering):
     """Walks the statements, building the reference-shaped dict and a map from field path to span."""
 
     def __init__(self, file: str):
@@ -144,9 +151,14 @@ class _Lowering:
                 data["inter_turn_delay"] = self.delay(item)
 
     def delay(self, statement: ast.Statement) -> dict[str, Any]:
+        components = statement.items or ()
+        if isinstance(statement.value, ast.Distribution) or not all(
+            c.role in REFERENCE_COMPONENTS for c in components
+        ):
+            return self.delay_law(statement)
         mixture: dict[str, Any] = {}
         fractions: dict[str, tuple[Decimal, ast.Number]] = {}
-        for component in self._unique(statement.items or (), key=lambda c: c.role):
+        for component in self._unique(components, key=lambda c: c.role):
             path = f"inter_turn_delay.{component.role}_delay"
             mixture[f"{component.role}_delay"] = self.distribution(
                 component.distribution, path, TIME_UNITS
@@ -177,6 +189,18 @@ class _Lowering:
         for option in statement.options:  # only ``max``
             mixture["max"] = self.number(option.value, "inter_turn_delay.max", TIME_UNITS)
         return mixture
+
+    def delay_law(self, statement: ast.Statement) -> dict[str, Any]:
+        """``delay LAW``, or a ``delay mix`` whose components are not the reference's two: one law."""
+        dist = statement.value
+        if not isinstance(dist, ast.Distribution):
+            entries = tuple(ast.Entry(c.role, c.fraction, c.distribution, c.span) for c in statement.items)
+            mix = next(f for f in map(families.get, families.names()) if f.table == "laws")
+            dist = ast.Distribution(mix.name, (), statement.span, statement.span, entries=entries)
+        delay = {"law": self.distribution(dist, "inter_turn_delay.law", TIME_UNITS)}
+        for option in statement.options:  # only ``max``
+            delay["max"] = self.number(option.value, "inter_turn_delay.max", TIME_UNITS)
+        return delay
 
     def turns(self, statement: ast.Statement) -> dict[str, Any]:
         turns = self.distribution_arguments(statement.value, "turns", TURNS_ARGUMENTS, whole=True)
@@ -233,12 +257,22 @@ class _Lowering:
         family = self.family(dist, path)
         if family is None:
             return {}
+        tabled = dist.entries is not None or dist.source is not None
+        if tabled != (family.table is not None) or (dist.source is not None and family.table != "values"):
+            form = f"{family.name}(...)" if family.table is None else f"{family.name} {{ ... }}"
+            self.error(E_ARGUMENT, f"{family.name} is written {form}", dist.span)
+            return {}
 
         def value(name: str, number: ast.Number) -> float | None:
             unit = units if family.parameters[name] == SLOT else PLAIN
             return self.number(number, f"{path}.{name}", unit)
 
-        return {"kind": family.name, **self.arguments(dist, tuple(family.parameters), value)}
+        data = {"kind": family.name, **self.arguments(dist, tuple(family.parameters), value)}
+        if family.table == "values":
+            data.update(self.value_table(dist, path, units))
+        elif family.table == "laws":
+            data.update(self.law_table(dist, path, units))
+        return data
 
     def distribution_arguments(
         self,
@@ -278,7 +312,18 @@ class _Lowering:
     def arguments(self, dist: ast.Distribution, allowed: tuple[str, ...], value) -> dict[str, Any]:
         """``value(keyword, number)`` of each argument given once by a keyword ``allowed``."""
         values: dict[str, Any] = {}
-        for argument in self._unique(dist.arguments, key=lambda a: a.name):
+        positional = getattr(families.get(dist.name), "positional", None)
+        for argument in self._unique(dist.arguments, key=lambda a: a.name or positional or ""):
+            if not argument.name:
+                if positional is None or positional not in allowed:
+                    self.error(
+                        E_ARGUMENT,
+                        f"{dist.name} takes named arguments only ({', '.join(allowed)})",
+                        argument.span,
+                        hint=f"write {allowed[0]}={argument.value.text}" if allowed else None,
+                    )
+                    continue
+                argument = ast.Argument(positional, argument.value, argument.span)
             if argument.name not in allowed:
                 self.error(
                     E_ARGUMENT,

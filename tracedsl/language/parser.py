@@ -147,10 +147,16 @@ class _ToAst(Transformer):
         return ast.Statement("delay", None, options, components, _span(meta))
 
     @_rule
+    def delay_law(self, meta, children):
+        dist, *options = children
+        return ast.Statement("delay", dist, tuple(options), span=_span(meta))
+
+    @_rule
     def component(self, meta, children):
-        role, *rest = children
-        fraction = rest[0] if len(rest) == 2 else None
-        return ast.Component(str(role), fraction, rest[-1], _span(meta))
+        *head, dist = children
+        role = next((str(c) for c in head if isinstance(c, Token)), "")
+        fraction = next((c for c in head if isinstance(c, ast.Number)), None)
+        return ast.Component(role, fraction, dist, _span(meta))
 
     @_rule
     def delay_max(self, meta, children):
@@ -196,9 +202,31 @@ class _ToAst(Transformer):
         return ast.Distribution(str(name), tuple(arguments), _span(meta), _token_span(name))
 
     @_rule
+    def distribution_file(self, meta, children):
+        name, path = children
+        return ast.Distribution(
+            str(name), (), _span(meta), _token_span(name),
+            source=_unquote(str(path)), source_span=_token_span(path),
+        )
+
+    @_rule
+    def distribution_table(self, meta, children):
+        name, *items = children
+        entries = tuple(item for item in items if isinstance(item, ast.Entry))
+        arguments = tuple(item for item in items if isinstance(item, ast.Argument))
+        return ast.Distribution(str(name), arguments, _span(meta), _token_span(name), entries=entries)
+
+    @_rule
+    def entry(self, meta, children):
+        *head, value = children
+        name = next((str(c) for c in head if isinstance(c, Token)), "")
+        key = next((c for c in head if isinstance(c, ast.Number)), None)
+        return ast.Entry(name, key, value, _span(meta))
+
+    @_rule
     def argument(self, meta, children):
-        name, value = children
-        return ast.Argument(str(name), value, _span(meta))
+        *name, value = children  # no name: a positional value (``constant(1k)``)
+        return ast.Argument(str(name[0]) if name else "", value, _span(meta))
 
 
 # ``global`` is a Python keyword; lark looks the callback up by the rule's name.

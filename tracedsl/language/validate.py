@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from tracedsl import families
 from tracedsl.codes import W_BOUNDS, W_CONSTANT, W_DELAY_MAX, W_UNFIT_TARGETS
 from tracedsl.ir import (
+    DELAY_TAGS,
     HOPELESS,
     GenerationParams,
     Issue,
@@ -25,7 +26,7 @@ from tracedsl.ir import (
 )
 
 # Union tags pydantic puts into error locations (the families' names); they are not field names.
-_UNION_TAGS = frozenset(families.names())
+_UNION_TAGS = frozenset(families.names()) | frozenset(DELAY_TAGS)
 
 
 @dataclass(frozen=True)

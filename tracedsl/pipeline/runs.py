@@ -343,8 +343,14 @@ def _engine_limits(plan: RunPlan) -> Iterator[None]:
     try:
         yield
     except EngineError as error:
-        raise fail(E_ENGINE_LIMIT, f"the {plan.engine} engine cannot run this spec: {error}",
-                   Category.LIMIT, file=plan.shown_as, path=error.path, hint=error.hint) from error
+        # A construct the compiler warned about (W105) has its place: point the refusal there.
+        at = next((w for w in plan.warnings if error.path and w.path == error.path and w.span), None)
+        if at is None:
+            raise fail(E_ENGINE_LIMIT, f"the {plan.engine} engine cannot run this spec: {error}",
+                       Category.LIMIT, file=plan.shown_as, path=error.path, hint=error.hint) from error
+        raise PipelineError(Diagnostic(E_ENGINE_LIMIT, f"the {plan.engine} engine cannot run this spec: {error}",
+                                       file=at.file, span=at.span, hint=error.hint, path=error.path,
+                                       source=at.source), Category.LIMIT) from error
     except MemoryError as error:
         raise fail(E_ENGINE_LIMIT, f"the {plan.engine} engine ran out of memory drawing this spec's "
                    f"sessions ({error or 'no detail'}); nothing was published", Category.LIMIT,

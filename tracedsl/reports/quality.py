@@ -16,23 +16,23 @@ def config_summary(params: GenerationParams | None, block_size: int) -> dict:
         return {"block_size": block_size}
     cache, delay = params.cache, params.inter_turn_delay
     out: dict = {
-        "initial_context_mean": cache.layer1_tokens + cache.layer1_5_tokens + cache.layer2.mean,
-        "initial_context_median": cache.layer1_tokens + cache.layer1_5_tokens + cache.layer2.median,
+        "initial_context_mean": _plus(cache.layer1_tokens + cache.layer1_5_tokens, targets.stated(cache.layer2, "mean")),
+        "initial_context_median": _plus(cache.layer1_tokens + cache.layer1_5_tokens, targets.stated(cache.layer2, "median")),
         "layer1_tokens": cache.layer1_tokens,
         "layer1_5_tokens": cache.layer1_5_tokens,
-        "layer2_mean": cache.layer2.mean,
-        "layer2_median": cache.layer2.median,
+        "layer2_mean": targets.stated(cache.layer2, "mean"),
+        "layer2_median": targets.stated(cache.layer2, "median"),
         "num_groups": cache.layer1_5_groups.num_groups,
         "zipf_alpha": cache.layer1_5_groups.zipf_alpha,
-        "new_tokens_per_turn_mean": params.new_tokens_per_turn.mean,
-        "new_tokens_per_turn_median": params.new_tokens_per_turn.median,
-        "generation_length_mean": params.generation_length.mean,
-        "generation_length_median": params.generation_length.median,
+        "new_tokens_per_turn_mean": targets.stated(params.new_tokens_per_turn, "mean"),
+        "new_tokens_per_turn_median": targets.stated(params.new_tokens_per_turn, "median"),
+        "generation_length_mean": targets.stated(params.generation_length, "mean"),
+        "generation_length_median": targets.stated(params.generation_length, "median"),
         "max_prompt_tokens": params.max_prompt_tokens,
         "block_size": params.block_size,
         "inter_turn_delay_agentic_fraction": delay.agentic_fraction,
-        "inter_turn_delay_agentic_mean_ms": delay.agentic_delay.mean,
-        "inter_turn_delay_human_mean_ms": delay.human_delay.mean,
+        "inter_turn_delay_agentic_mean_ms": targets.stated(delay.agentic_delay, "mean"),
+        "inter_turn_delay_human_mean_ms": targets.stated(delay.human_delay, "mean"),
         "turn_mode_enabled": int(params.turns is not None),
     }
     if params.reset is not None:
@@ -52,14 +52,18 @@ def config_summary(params: GenerationParams | None, block_size: int) -> dict:
                        ("inter_turn_delay_human", delay.human_delay)):
         out[f"{name}_min"] = dist.min
         out[f"{name}_max"] = dist.max
-    out["inter_turn_delay_agentic_median_ms"] = delay.agentic_delay.median
-    out["inter_turn_delay_human_median_ms"] = delay.human_delay.median
+    out["inter_turn_delay_agentic_median_ms"] = targets.stated(delay.agentic_delay, "median")
+    out["inter_turn_delay_human_median_ms"] = targets.stated(delay.human_delay, "median")
     out["inter_turn_delay_max_ms"] = delay.max
     out["output_floor"] = params.output_floor
     out["fixed_prefix_tokens"] = params.fixed_prefix_tokens
     out["restart_initial_probability"] = params.restart_initial_probability
     out["restart_turn_range"] = list(params.restart_turn_range)
     return out
+
+
+def _plus(fixed: int, value: float | None) -> float | None:
+    return None if value is None else fixed + value
 
 
 def expectations(params: GenerationParams | None, engine: str = "fast") -> dict[str, Expected | None]:
@@ -84,9 +88,12 @@ def _reference_targets(params: GenerationParams | None) -> dict[str, tuple]:
     fixed = cache.layer1_tokens + cache.layer1_5_tokens
     turns = params.turns
     return {
-        "initial_context": (fixed + cache.layer2.mean, fixed + cache.layer2.median),
-        "generation_length": (params.generation_length.mean, params.generation_length.median),
-        "new_tokens_per_turn": (params.new_tokens_per_turn.mean, params.new_tokens_per_turn.median),
+        "initial_context": (_plus(fixed, targets.stated(cache.layer2, "mean")),
+                            _plus(fixed, targets.stated(cache.layer2, "median"))),
+        "generation_length": (targets.stated(params.generation_length, "mean"),
+                              targets.stated(params.generation_length, "median")),
+        "new_tokens_per_turn": (targets.stated(params.new_tokens_per_turn, "mean"),
+                                targets.stated(params.new_tokens_per_turn, "median")),
         "inter_turn_delay_ms": (None, None),
         "turns_per_session": (turns.mean, turns.median) if turns else (None, None),
     }

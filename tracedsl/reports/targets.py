@@ -33,6 +33,16 @@ def law(dist, engine: str = "fast", scale: float = 1.0) -> Law:
     return families.law(dist, engine, scale)
 
 
+def stated(dist, figure: str) -> float | None:
+    """A distribution's mean or median as a config summary states it: the configured value for
+    the reference's family (its summary's own), else the exact bounded law's (None if infinite)."""
+    if families.family_of(dist).name == families.REFERENCE_KIND:
+        return getattr(dist, figure)
+    exact = families.law(dist)
+    value = exact.mean if figure == "mean" else exact.median
+    return value if np.isfinite(value) else None
+
+
 @dataclass(frozen=True)
 class Expected:
     """A target that accounts for the generator's mechanics, and how it was derived."""
