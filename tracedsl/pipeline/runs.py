@@ -438,8 +438,8 @@ def _abort(executor) -> None:
 def abandon_runs() -> None:
     """What an interrupted command does last: stop every pool, remove every unpublished run.
 
-    Whatever point a signal reached, this leaves no worker running and no hidden run
-    directory of this process (with its part files and spill folders) behind. It only touches
+    Whatever point a signal reached, this leaves no worker running, no hidden run directory
+    of this process (with its part files and spill folders) and no other spill folder behind. It only touches
     what this process has loaded, so it costs nothing when no run started.
     """
     import sys
@@ -450,6 +450,9 @@ def abandon_runs() -> None:
     rundir = sys.modules.get("tracedsl.output.rundir")
     if rundir is not None:
         rundir.remove_own_unfinished()
+    spill = sys.modules.get("tracedsl.spill")
+    if spill is not None:  # those outside a run directory (validate's, in the system's temp)
+        spill.remove_all()
 
 
 def _with_rendering(map_fn, chunks, part_dir: Path):
