@@ -3,7 +3,8 @@
 Made on first use (nothing is created for runs that never spill), in the folder given (the
 run directory being built, so it sits on the same disk and goes with it if the run fails)
 or else the system's temporary directory. Removed by :meth:`SpillFolder.close`, or when the
-last object holding it is dropped, or at exit, whichever comes first.
+last object holding it is dropped, or at exit, whichever comes first. An interrupted command
+leaves with ``os._exit`` (no exit hooks), so it calls :func:`remove_all` first.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import shutil
 import tempfile
 import weakref
 from pathlib import Path
+
+_OPEN: weakref.WeakSet = weakref.WeakSet()
 
 
 class SpillFolder:
@@ -26,8 +29,15 @@ class SpillFolder:
         if self.path is None:
             self.path = Path(tempfile.mkdtemp(prefix=self.prefix, dir=self.parent))
             self._cleanup = weakref.finalize(self, shutil.rmtree, self.path, True)
+            _OPEN.add(self)
         return self.path / name
 
     def close(self) -> None:
         if self._cleanup is not None:
             self._cleanup()
+
+
+def remove_all() -> None:
+    """Remove every spill folder still open in this process (an interrupted command's last step)."""
+    for folder in list(_OPEN):
+        folder.close()

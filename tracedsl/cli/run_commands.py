@@ -104,7 +104,8 @@ def run_command(spec, num_sessions, seed, output, max_isl, max_osl, overrides, e
         bar = _ProgressBar(enabled=not quiet and sys.stderr.isatty())
         startup_done()
         try:
-            result = pipeline.execute_run(plan, options, progress=bar)
+            result = pipeline.execute_run(plan, options, progress=bar,
+                                          notice=lambda text: click.echo(f"note: {text}", err=True))
         finally:
             bar.close()
     if not quiet:

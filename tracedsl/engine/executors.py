@@ -21,7 +21,11 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
+import sys
 import threading
+import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
@@ -113,8 +117,85 @@ def _ordered_window(
             cancel(future)
 
 
+# The signals that stop a run. Pool workers ignore them: the parent alone decides what an
+# interrupted run does (it stops the workers, then removes what it wrote), so a Ctrl-C sent
+# to the whole process group prints no worker traceback and breaks no pool.
+STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)
+)
+
+# How long ``ProcessPool.abort`` waits for workers to finish the chunk they are on before it
+# kills them (a chunk takes well under a second).
+ABORT_WAIT_S = 3.0
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+_LIVE_POOLS: weakref.WeakSet = weakref.WeakSet()
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM on this thread for the block; one that arrives is taken after it.
+
+    For the moments a signal must not split in two: a worker being started (the child
+    inherits the mask, and its initializer ignores the signals before it lets them in) and a
+    thread being started (it inherits the mask too, so the signal goes to the main thread).
+    """
+    if not hasattr(signal, "pthread_sigmask") or not STOP_SIGNALS:
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _worker_start(parent: int | None) -> None:
+    """A pool worker's first act: ignore Ctrl-C and SIGTERM, and die with the parent.
+
+    It starts with the signals held (see ``signals_held``), so none can reach it before this.
+    On Linux the kernel SIGKILLs the worker when the process that started it ends, however it
+    ends (even by SIGKILL); a parent already gone by now is noticed here.
+    """
+    for number in STOP_SIGNALS:
+        signal.signal(number, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
+    if hasattr(signal, "pthread_sigmask") and STOP_SIGNALS:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+_STOPPED: Any = None  # in a worker: the pool's stop event (set by the parent on abort)
+
+
+def _worker_init(parent: int | None, stopped: Any) -> None:
+    global _STOPPED
+    _STOPPED = stopped
+    _worker_start(parent)
+
+
+def _unless_stopped(fn: Callable[[Task], Result], task: Task) -> Result | None:
+    """``fn(task)``, or nothing once the pool is being aborted (queued chunks end at once)."""
+    if _STOPPED is not None and _STOPPED.is_set():
+        return None
+    return fn(task)
+
+
 class ProcessPool:
-    """Run chunk bodies in ``workers`` local processes, results in task order."""
+    """Run chunk bodies in ``workers`` local processes, results in task order.
+
+    ``close`` waits for the work in flight; ``abort`` (an error or a signal stopped the run)
+    lets each worker finish only the chunk it is on, skips the rest and waits for the workers
+    to exit, killing them after ``ABORT_WAIT_S``. Workers ignore SIGINT and SIGTERM and, on
+    Linux, die with the process that made the pool.
+    """
 
     name = "processes"
 
@@ -127,24 +208,40 @@ class ProcessPool:
         # Two chunks per worker: one running, one ready to start the moment it finishes.
         self.window = window or 2 * workers
         context = multiprocessing.get_context(start_method or _start_method())
-        self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
-        if context.get_start_method() == "fork":
-            # Fork every worker now, while this is the only thread: the caller may start
-            # threads of its own (the dataset writer) before it submits the first chunk.
-            try:
-                self._pool.submit(os.getpid).result()
-            except BaseException:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                raise
+        method = context.get_start_method()
+        self._stopped = context.Event()
+        self._aborted = False
+        # forkserver's workers are the server's children, not this process's.
+        parent = None if method == "forkserver" else os.getpid()
+        with signals_held():
+            self._pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                             initializer=_worker_init,
+                                             initargs=(parent, self._stopped))
+            _LIVE_POOLS.add(self)
+            if method == "fork":
+                # Fork every worker now, while this is the only thread: the caller may start
+                # threads of its own (the dataset writer) before it submits the first chunk.
+                try:
+                    self._pool.submit(os.getpid).result()
+                except BaseException:
+                    self.abort()
+                    raise
 
     def __call__(self, fn: Callable[[Task], Result], tasks: Iterable[Task]) -> Iterator[Result]:
-        return _ordered_window(
-            lambda task: self._pool.submit(fn, task),
-            self._collect,
-            lambda future: future.cancel(),
-            tasks,
-            self.window,
-        )
+        return _ordered_window(self._submit(fn), self._collect, self._cancel, tasks, self.window)
+
+    def _submit(self, fn: Callable[[Task], Result]) -> Callable[[Task], Any]:
+        def submit(task: Task) -> Any:
+            # Held: a submit may start a worker or the pool's own threads.
+            with signals_held():
+                return self._pool.submit(_unless_stopped, fn, task)
+        return submit
+
+    def _cancel(self, future: Any) -> None:
+        # While aborting, the pool cancels what is queued itself; a future cancelled here
+        # too could meet the pool's own bookkeeping (InvalidStateError on its thread).
+        if not self._aborted:
+            future.cancel()
 
     @staticmethod
     def _collect(future: Any) -> Any:
@@ -158,14 +255,53 @@ class ProcessPool:
                 "rerun with fewer --workers"
             ) from exc
 
+    def worker_pids(self) -> list[int]:
+        """The pids of the worker processes alive now."""
+        processes = getattr(self._pool, "_processes", None) or {}
+        return [p.pid for p in list(processes.values()) if p.is_alive()]
+
     def close(self) -> None:
+        if self._aborted:
+            return
         self._pool.shutdown(wait=True, cancel_futures=True)
+        _LIVE_POOLS.discard(self)
+
+    def abort(self, wait: float = ABORT_WAIT_S) -> None:
+        """Stop now: queued chunks are skipped, workers exit (or are killed) before this returns.
+
+        Once it returns no worker of this pool runs, so none can still write a file.
+        """
+        if self._aborted:
+            return
+        self._aborted = True
+        self._stopped.set()
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        with signals_held():
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + wait
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+        for process in processes:
+            process.join(1.0)
+        _LIVE_POOLS.discard(self)
 
     def __enter__(self) -> ProcessPool:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc_info: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def abort_pools() -> None:
+    """Abort every local pool still open in this process (an interrupted run's last step)."""
+    for pool in list(_LIVE_POOLS):
+        pool.abort()
 
 
 def _start_method() -> str:

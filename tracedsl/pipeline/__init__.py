@@ -37,7 +37,7 @@ from tracedsl.pipeline.failures import Category, PipelineError, category_of
 # The names each command family's module gives the package, loaded on first use.
 _FAMILIES = {
     "runs": ("E_OPTION", "OPTION_FIELDS", "RunFailed", "RunOptions", "RunPlan", "RunResult",
-             "execute_run", "option_problem", "plan_run", "run", "run_rows"),
+             "abandon_runs", "execute_run", "option_problem", "plan_run", "run", "run_rows"),
     "specs": ("Checked", "Compiled", "Formatted", "check", "compile_document", "compile_file",
               "compile_text", "decompile_text", "format_file", "format_files", "schema_text",
               "write_text"),

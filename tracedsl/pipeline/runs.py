@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pydantic and numpy load when a run is planned, not when the
     from tracedsl.output.validate import ValidationReport
 
 __all__ = ["E_OPTION", "OPTION_FIELDS", "RunFailed", "RunOptions", "RunPlan", "RunResult",
-           "execute_run", "option_problem", "plan_run", "run", "run_rows"]
+           "abandon_runs", "execute_run", "option_problem", "plan_run", "run", "run_rows"]
 
 
 @dataclass(frozen=True)
@@ -298,17 +298,20 @@ def execute_run(
     plan: RunPlan,
     options: RunOptions,
     progress: Callable[[int, int], None] | None = None,
+    notice: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Generate, write, check and publish; PipelineError for whatever stops the run.
 
     An engine limit is LIMIT, bad executor options USAGE, a lost scheduler or an unwritable
     directory IO, a written file that fails its checks FAILED (nothing is published then).
+    ``notice`` is told, in one line each, what the run did to files it did not make (the
+    hidden directory of a killed run, removed from the output directory).
     """
     from tracedsl.engine.executors import ExecutorError, ExecutorMissing
 
     try:
         with _engine_limits(plan):
-            return _execute(plan, options, progress)
+            return _execute(plan, options, progress, notice)
     except ExecutorMissing as error:  # --executor dask without the extra installed
         raise fail(E_OPTIONS, str(error), Category.USAGE, file="--executor") from error
     except ExecutorError as error:
@@ -358,7 +361,7 @@ def _engine_limits(plan: RunPlan) -> Iterator[None]:
                    "blocks a session), or give the run more memory") from error
 
 
-def _execute(plan: RunPlan, options: RunOptions, progress) -> RunResult:
+def _execute(plan: RunPlan, options: RunOptions, progress, notice=None) -> RunResult:
     from tracedsl.engine import RunRequest
     from tracedsl.engine.executors import BackgroundThread, make_executor
     from tracedsl.output.chunkcheck import ChunkChecker
@@ -378,8 +381,11 @@ def _execute(plan: RunPlan, options: RunOptions, progress) -> RunResult:
     request = RunRequest(plan.params, plan.num_sessions, plan.seed)
     end_reasons: Counter = Counter()
     primaries = 0
-    with contextlib.closing(executor) as map_fn, RunDir(Path(options.output), plan.name) as run_dir, \
+    with _stopped(executor) as map_fn, RunDir(Path(options.output), plan.name) as run_dir, \
             _stopped_on_error(map_fn):
+        if notice is not None:
+            for stale in run_dir.stale:
+                notice(str(stale))
         dataset = run_dir.path / "dataset.jsonl"
         # The checker's spilled hash ids sit beside the dataset, on the same disk, and go
         # before the directory is published (or with it, if the run fails).
@@ -430,17 +436,53 @@ def _execute(plan: RunPlan, options: RunOptions, progress) -> RunResult:
 
 
 @contextlib.contextmanager
+def _stopped(executor):
+    """The executor, closed when the run ends, aborted (no waiting on queued work) when it fails."""
+    try:
+        yield executor
+    except BaseException:
+        _abort(executor)
+        raise
+    executor.close()
+
+
+@contextlib.contextmanager
 def _stopped_on_error(map_fn):
-    """On an error or Ctrl-C, stop the workers before the run directory is removed.
+    """On an error, Ctrl-C or SIGTERM, stop the workers before the run directory is removed.
 
     Pool workers print into the run directory; one still printing when it is removed
-    would leave a part file behind in a directory of its own making.
+    would leave a part file behind in a directory of its own making. A pool is aborted: each
+    worker finishes only the chunk it is on (or is killed), and nothing waits on its queues.
     """
     try:
         yield
     except BaseException:
-        map_fn.close()
+        _abort(map_fn)
         raise
+
+
+def _abort(executor) -> None:
+    getattr(executor, "abort", executor.close)()
+
+
+def abandon_runs() -> None:
+    """What an interrupted command does last: stop every pool, remove every unpublished run.
+
+    Whatever point a signal reached, this leaves no worker running, no hidden run directory
+    of this process (with its part files and spill folders) and no other spill folder behind. It only touches
+    what this process has loaded, so it costs nothing when no run started.
+    """
+    import sys
+
+    executors = sys.modules.get("tracedsl.engine.executors")
+    if executors is not None:
+        executors.abort_pools()
+    rundir = sys.modules.get("tracedsl.output.rundir")
+    if rundir is not None:
+        rundir.remove_own_unfinished()
+    spill = sys.modules.get("tracedsl.spill")
+    if spill is not None:  # those outside a run directory (validate's, in the system's temp)
+        spill.remove_all()
 
 
 def _with_rendering(map_fn, chunks, part_dir: Path):
