@@ -17,6 +17,7 @@ from tracedsl.codes import W_BOUNDS, W_CONSTANT, W_DELAY_MAX, W_UNFIT_TARGETS
 from tracedsl.ir import (
     DELAY_TAGS,
     HOPELESS,
+    TURNS_TAGS,
     GenerationParams,
     Issue,
     Lognormal,
@@ -26,7 +27,7 @@ from tracedsl.ir import (
 )
 
 # Union tags pydantic puts into error locations (the families' names); they are not field names.
-_UNION_TAGS = frozenset(families.names()) | frozenset(DELAY_TAGS)
+_UNION_TAGS = frozenset(families.names()) | frozenset(DELAY_TAGS) | frozenset(TURNS_TAGS)
 
 
 @dataclass(frozen=True)
@@ -291,7 +292,7 @@ def _bounded(params: GenerationParams):
         ("cache.layer2", params.cache.layer2, 0.0, "", 1),
     ]
     if params.turns is not None:
-        found.append(("turns", params.turns.as_lognormal(), 0.0, "", None))
+        found.append(("turns", params.turns.target, 0.0, "", None))
     return [entry for entry in found
             if isinstance(entry[1], Lognormal) and (entry[1].min is not None or entry[1].max is not None)]
 
@@ -431,13 +432,13 @@ def unfit_target_warnings(params: GenerationParams) -> list[FieldProblem]:
         first = fit_chances(params).first_hopeless(turns.min + 1, turns.max, attempts, HOPELESS)
         if first is None:
             return []
-        share = 1.0 - families.law(turns.as_lognormal(), "fast").cdf(first - 0.5)
+        share = 1.0 - families.law(turns.target, "fast").cdf_before(first - 0.5)
     except (ArithmeticError, NotImplementedError, ValueError):
         return []
     if share < _UNFIT_SHARE:
         return []
     return [FieldProblem(
-        ("turns.max",),
+        (turns.path("max"),),
         f"turns: {_percent(share)} of sessions draw a target of {first} turns or more, which almost "
         f"never fits max_prompt_tokens ({params.max_prompt_tokens}): all {attempts} attempts fail "
         f"for all but {_percent(HOPELESS)} of those sessions, and the run fails on the first",
