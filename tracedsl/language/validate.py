@@ -18,10 +18,12 @@ from tracedsl.ir import (
     DELAY_TAGS,
     HOPELESS,
     TURNS_TAGS,
+    Delay,
     GenerationParams,
     Issue,
     Lognormal,
     ParamsError,
+    distribution_slots,
     fit_chances,
     params_warnings,
 )
@@ -212,7 +214,7 @@ def _layer_default(name: str) -> int:
 # ---------------------------------------------------------------------------------------------
 # Bounds that cut away most of a distribution
 
-# A bounded lognormal warns (W102) when its bounds keep less than this share of its mass,
+# A bounded law warns (W102) when its bounds keep less than this share of its mass,
 # and the delay's max (W103) when it clips more than this share of delays.
 MOST = 0.5
 # The reference, and so the aiperf engine, redraws an out-of-bounds value this many times and
@@ -284,11 +286,18 @@ def _bounded(params: GenerationParams):
     """(path, lognormal, mu shift, unit, token-count floor or None) of each bounded lognormal."""
     bias = getattr(params.new_tokens_per_turn, "bias", 1.0)
     delay = params.inter_turn_delay
+    delays = (
+        [("inter_turn_delay.law", delay.law, 0.0, "ms", None)]
+        if isinstance(delay, Delay)
+        else [
+            ("inter_turn_delay.agentic_delay", delay.agentic_delay, 0.0, "ms", None),
+            ("inter_turn_delay.human_delay", delay.human_delay, 0.0, "ms", None),
+        ]
+    )
     found = [
         ("new_tokens_per_turn", params.new_tokens_per_turn, math.log(bias), "", 1),
         ("generation_length", params.generation_length, 0.0, "", params.output_floor),
-        ("inter_turn_delay.agentic_delay", delay.agentic_delay, 0.0, "ms", None),
-        ("inter_turn_delay.human_delay", delay.human_delay, 0.0, "ms", None),
+        *delays,
         ("cache.layer2", params.cache.layer2, 0.0, "", 1),
     ]
     if params.turns is not None:
@@ -298,7 +307,7 @@ def _bounded(params: GenerationParams):
 
 
 def bounds_warnings(params: GenerationParams) -> list[FieldProblem]:
-    """W102: bounds that keep less than half of a lognormal's mass, with what the draws become."""
+    """W102: bounds that keep less than half of a law's mass, with what the draws become."""
     found = []
     for path, dist, shift, unit, floor in _bounded(params):
         try:
@@ -307,7 +316,52 @@ def bounds_warnings(params: GenerationParams) -> list[FieldProblem]:
             continue
         if problem is not None:
             found.append(problem)
+    for path, dist, scale in distribution_slots(params):
+        if isinstance(dist, Lognormal) or (dist.min is None and dist.max is None):
+            continue
+        try:
+            problem = _family_bounds_problem(path, dist, scale, "ms" if path.startswith("inter_turn") else "")
+        except (ArithmeticError, NotImplementedError, ValueError):  # a law without the figures
+            continue
+        if problem is not None:
+            found.append(problem)
     return found
+
+
+def _unbounded(dist: Any) -> Any:
+    """The law without its bounds; without max only where min is a parameter (a pareto's)."""
+    for update in ({"min": None, "max": None}, {"max": None}):
+        try:
+            return type(dist).model_validate({**dist.model_dump(), **update})
+        except ValueError:
+            continue
+    raise ValueError("no unbounded form")
+
+
+def _family_bounds_problem(path: str, dist: Any, scale: float, unit: str) -> FieldProblem | None:
+    """W102 for any family but the lognormal: its law's ``mass`` inside the bounds, and how the
+    cut moves its mean and median."""
+    family = families.family_of(dist)
+    bounded = families.law(dist, "fast", scale)
+    kept = bounded.mass
+    if kept >= MOST:
+        return None
+    whole = families.law(_unbounded(dist), "fast", scale)
+    below = whole.cdf_before(float(dist.min)) if dist.min is not None else 0.0
+    above = 1.0 - whole.cdf(float(dist.max)) if dist.max is not None else 0.0
+    side = "min" if dist.min is not None and (dist.max is None or below >= above) else "max"
+    bounds = ", ".join(f"{name} {_about(value)}{unit}"
+                       for name, value in (("min", dist.min), ("max", dist.max)) if value is not None)
+    shown = f"{_about(whole.mean)}{unit}" if math.isfinite(whole.mean) else "infinite"
+    effect = (f"tracedsl draws from the {family.name} cut to them, so the mean moves from {shown} "
+              f"to ~{_about(bounded.mean)}{unit} and the median from {_about(whole.median)}{unit} to "
+              f"~{_about(bounded.median)}{unit}")
+    return FieldProblem(
+        (f"{path}.{side}",),
+        f"{path}: the bounds ({bounds}) keep {_percent(kept)} of the {family.name}'s mass; {effect}",
+        "widen the bounds, or move the law inside them",
+        code=W_BOUNDS,
+    )
 
 
 def _bounds_problem(path: str, dist: Lognormal, shift: float, unit: str,
