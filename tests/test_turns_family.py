@@ -234,3 +234,13 @@ def test_bounds_that_keep_most_of_the_mass_do_not_warn():
     _, warnings = _compile("prefix { session normal(mean=2k, sd=500, min=1k) }\n"
                            "turns pareto(alpha=1.5, min=2, max=40) truncate\n")
     assert not [w for w in warnings if w.code == W_BOUNDS]
+
+
+def test_a_hopeless_smallest_target_points_at_the_laws_min():
+    text = ("context 40k\nprefix { global 0  groups 1 of 0 }\nturn { new_tokens constant(2k) }\n"
+            "turns uniform(min=100, max=200)\n")
+    with pytest.raises(DiagnosticError) as error:
+        _compile(text)
+    (first, *_) = error.value.diagnostics
+    assert "turns.min (100) almost never fits" in first.message
+    assert (first.span.line, first.span.column) == (4, 19)

@@ -169,7 +169,7 @@ def _blame_default_layers(data: Any, problems: list[FieldProblem]) -> list[Field
     """Say so when a prefix does not fit only because of a default layer the spec left out."""
     prefix_problems = [
         p for p in problems
-        if "max_prompt_tokens" in p.paths and ("cache.layer1_5_tokens" in p.paths or "turns.min" in p.paths)
+        if "max_prompt_tokens" in p.paths and ("cache.layer1_5_tokens" in p.paths or {"turns.min", "turns.law.min"} & set(p.paths))
     ]
     cache = data.get("cache", {}) if isinstance(data, dict) else None
     if not prefix_problems or not isinstance(cache, dict):
