@@ -41,6 +41,8 @@ __all__ = [
     "NewTokens",
     "NewTokensDistribution",
     "ParamsError",
+    "TurnLaw",
+    "Turns",
     "Workload",
     "lognormal_mu_sigma",
 ]
@@ -188,6 +190,23 @@ class Reset(_Model):
     context_scaling: float = Field(default=2.0, ge=1.0)
 
 
+def _ending_issues(turns: Any) -> list[Issue]:
+    """What both spellings of ``turns`` check: truncation and retries exclude each other."""
+    if turns.allow_truncation and turns.max_session_attempts is not None:
+        return [
+            Issue(
+                "max_session_attempts cannot be set when allow_truncation is true",
+                ("max_session_attempts", "allow_truncation"),
+            )
+        ]
+    return []
+
+
+def _default_attempts(turns: Any) -> None:
+    if not turns.allow_truncation and turns.max_session_attempts is None:
+        object.__setattr__(turns, "max_session_attempts", 100)
+
+
 class Turns(_Model):
     """Explicit turn-count mode: each session aims at a sampled number of turns."""
 
@@ -218,17 +237,10 @@ class Turns(_Model):
             issues.append(Issue(f"mean ({self.mean}) must be <= max ({self.max})", ("mean", "max")))
         if self.min > self.max:
             issues.append(Issue(f"min ({self.min}) must be <= max ({self.max})", ("min", "max")))
-        if self.allow_truncation and self.max_session_attempts is not None:
-            issues.append(
-                Issue(
-                    "max_session_attempts cannot be set when allow_truncation is true",
-                    ("max_session_attempts", "allow_truncation"),
-                )
-            )
+        issues.extend(_ending_issues(self))
         if issues:
             raise ParamsError(issues)
-        if not self.allow_truncation and self.max_session_attempts is None:
-            object.__setattr__(self, "max_session_attempts", 100)
+        _default_attempts(self)
         return self
 
     def as_lognormal(self) -> Lognormal:
@@ -236,6 +248,89 @@ class Turns(_Model):
         return Lognormal(
             mean=float(self.mean), median=float(self.median), min=float(self.min), max=float(self.max)
         )
+
+    @property
+    def target(self) -> Any:
+        """The distribution the target is drawn from (before rounding)."""
+        return self.as_lognormal()
+
+    def path(self, name: str) -> str:
+        """The field path of the target's parameter ``name`` (``min``, ``max``...)."""
+        return f"turns.{name}"
+
+
+class TurnLaw(_Model):
+    """Explicit turn-count mode with the target drawn from a law of any other family
+    (``turns uniform(min=2, max=8)``): exactly within the law's bounds, then round-half-even and
+    clipped to [min, max], the law's bounds or 1 and MAX_TURNS where it has none. A lognormal
+    is the reference's :class:`Turns`, so each workload has one spelling."""
+
+    law: Distribution
+    allow_truncation: bool = Field(
+        default=False, description="end a session early at the context limit instead of retrying"
+    )
+    max_session_attempts: int | None = Field(
+        default=None, ge=1, le=MAX_SESSION_ATTEMPTS,
+        description="whole-session retries before giving up (default 100)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> TurnLaw:
+        issues: list[Issue] = []
+        if families.family_of(self.law).name == families.REFERENCE_KIND:
+            issues.append(Issue("a lognormal turn count is the reference's turns: give mean, median, "
+                                "min and max as whole numbers instead of a law", ("law",)))
+        for name in ("min", "max"):
+            bound = getattr(self.law, name, None)
+            if bound is not None and not (float(bound).is_integer() and 1 <= bound <= MAX_TURNS):
+                issues.append(Issue(f"{name} ({fmt(bound)}) must be a whole number of turns in "
+                                    f"[1, {MAX_TURNS}]", (f"law.{name}",)))
+        issues.extend(_ending_issues(self))
+        if issues:
+            raise ParamsError(issues)
+        _default_attempts(self)
+        return self
+
+    @property
+    def min(self) -> int:
+        bound = getattr(self.law, "min", None)
+        return int(bound) if bound is not None else 1
+
+    @property
+    def max(self) -> int:
+        bound = getattr(self.law, "max", None)
+        return int(bound) if bound is not None else MAX_TURNS
+
+    @property
+    def mean(self) -> float:
+        return families.law(self.law, "fast").mean
+
+    @property
+    def median(self) -> float:
+        return families.law(self.law, "fast").median
+
+    @property
+    def target(self) -> Any:
+        return self.law
+
+    def path(self, name: str) -> str:
+        return f"turns.law.{name}"
+
+
+# The turns union's tags, which error locations carry (as the delay's do).
+TURNS_TAGS = ("turns-lognormal", "turns-law")
+
+
+def _turns_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return TURNS_TAGS[1] if "law" in value else TURNS_TAGS[0]
+    return TURNS_TAGS[1] if isinstance(value, TurnLaw) else TURNS_TAGS[0]
+
+
+TurnCount = Annotated[
+    Union[Annotated[Turns, Tag(TURNS_TAGS[0])], Annotated[TurnLaw, Tag(TURNS_TAGS[1])]],  # noqa: UP007
+    Discriminator(_turns_kind),
+]
 
 
 class Groups(_Model):
@@ -263,7 +358,7 @@ class GenerationParams(_Model):
     generation_length: Distribution = Field(default_factory=_default_generation_length)
     inter_turn_delay: InterTurnDelay = Field(default_factory=DelayMixture)
     reset: Reset | None = Field(default_factory=Reset)
-    turns: Turns | None = None
+    turns: TurnCount | None = None
     max_prompt_tokens: int = Field(
         default=200000, ge=1, le=MAX_TOKENS, description="context limit, tokens"
     )
@@ -421,7 +516,7 @@ def _feasibility_issues(params: GenerationParams) -> list[Issue]:
             Issue(
                 f"turns.min ({turns.min}) cannot fit: even the smallest turns reach {shortest} "
                 f"tokens, not below max_prompt_tokens ({limit})",
-                ("turns.min", "max_prompt_tokens"),
+                (turns.path("min"), "max_prompt_tokens"),
                 hint="lower turns.min, raise the context, or allow truncation",
             )
         ]
@@ -512,7 +607,7 @@ def _hopeless_issues(params: GenerationParams) -> list[Issue]:
             f"turns.min ({turns.min}) almost never fits: an attempt at {turns.min} turns stays below "
             f"max_prompt_tokens ({params.max_prompt_tokens}) with a chance under {chance:.2g}, so "
             f"{attempts} attempts a session all fail",
-            ("turns.min", "max_prompt_tokens", "new_tokens_per_turn"),
+            (turns.path("min"), "max_prompt_tokens", "new_tokens_per_turn"),
             hint="lower the turn targets or the new tokens a turn, raise the context, or allow truncation",
         )
     ]
@@ -545,6 +640,7 @@ def distribution_slots(params: GenerationParams) -> list[tuple[str, Any, float]]
         ("generation_length", params.generation_length, 1.0),
         *delays,
         ("cache.layer2", params.cache.layer2, 1.0),
+        *([("turns.law", params.turns.law, 1.0)] if isinstance(params.turns, TurnLaw) else []),
     ]
 
 
@@ -559,8 +655,12 @@ def aiperf_inexpressible(params: GenerationParams) -> list[Issue]:
         what = f"a delay mix of {', '.join(named)}" if named else f"a delay of one {kind} law"
         found.append(Issue(f"inter_turn_delay: AIPerf 0.13.0 has only the agentic/human delay mixture, not {what}",
                            ("inter_turn_delay.law",)))
+    if isinstance(params.turns, TurnLaw):
+        kind = families.family_of(params.turns.law).name
+        found.append(Issue(f"turns: AIPerf 0.13.0 draws turn counts from a lognormal only, not a {kind} law",
+                           ("turns.law",)))
     for path, dist, scale in distribution_slots(params):
-        if path == "inter_turn_delay.law":
+        if path in ("inter_turn_delay.law", "turns.law"):
             continue
         family = families.family_of(dist)
         try:

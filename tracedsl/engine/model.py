@@ -71,7 +71,7 @@ class SessionModel:
         if params.turns is not None:
             spec = params.turns
             turns = TurnTarget(
-                _law(spec.as_lognormal()),
+                _law(spec.target),
                 spec.min,
                 spec.max,
                 spec.allow_truncation,

@@ -9,7 +9,16 @@ from tracedsl import families
 from tracedsl.codes import E_UNPRINTABLE
 from tracedsl.diagnostics import Diagnostic, DiagnosticError
 from tracedsl.families import SLOT
-from tracedsl.ir import Delay, DelayMixture, GenerationParams, Lognormal, NewTokens, Workload
+from tracedsl.ir import (
+    Delay,
+    DelayMixture,
+    GenerationParams,
+    Lognormal,
+    NewTokens,
+    TurnLaw,
+    Turns,
+    Workload,
+)
 from tracedsl.language import ast
 from tracedsl.language.format import format_spec
 from tracedsl.language.lower import PROBABILITY_UNITS, TIME_UNITS, TOKEN_UNITS
@@ -35,18 +44,7 @@ def workload_tree(workload: Workload) -> ast.Spec:
         _turn(params),
     ]
     if params.turns is not None:
-        turns = params.turns
-        counts = {"mean": turns.mean, "median": turns.median, "min": turns.min, "max": turns.max}
-        arguments = tuple(ast.Argument(k, _integer(v, {"": Decimal(1)})) for k, v in counts.items())
-        ending = (
-            ast.Option("truncate", None)
-            if turns.allow_truncation
-            else ast.Option("retry", _integer(turns.max_session_attempts, {"": Decimal(1)}))
-        )
-        turns_family = families.family_of(Lognormal).name
-        statements.append(
-            ast.Statement("turns", ast.Distribution(turns_family, arguments), (ending,))
-        )
+        statements.append(_turns(params.turns))
     if params.reset is not None:
         reset = params.reset
         scaling = ast.Option("scaling", _number(reset.context_scaling))
@@ -71,6 +69,21 @@ def workload_tree(workload: Workload) -> ast.Spec:
             )
         )
     return ast.Spec(tuple(statements))
+
+
+def _turns(turns: Turns | TurnLaw) -> ast.Statement:
+    """The reference's lognormal of whole numbers, or a law of any other family."""
+    ending = (
+        ast.Option("truncate", None)
+        if turns.allow_truncation
+        else ast.Option("retry", _integer(turns.max_session_attempts, {"": Decimal(1)}))
+    )
+    if isinstance(turns, TurnLaw):
+        return ast.Statement("turns", _distribution(turns.law, {"": Decimal(1)}), (ending,))
+    counts = {"mean": turns.mean, "median": turns.median, "min": turns.min, "max": turns.max}
+    arguments = tuple(ast.Argument(k, _integer(v, {"": Decimal(1)})) for k, v in counts.items())
+    turns_family = families.family_of(Lognormal).name
+    return ast.Statement("turns", ast.Distribution(turns_family, arguments), (ending,))
 
 
 def _prefix(params: GenerationParams) -> ast.Statement:

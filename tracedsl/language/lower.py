@@ -38,7 +38,8 @@ _KIND_WORDS = {
     id(PLAIN): "a plain number (no unit)",
 }
 DISTRIBUTIONS = families.names()  # the registry's; kept under this name for importers
-# ``turns`` draws its target from the reference's lognormal, given by whole numbers only.
+# ``turns lognormal(...)`` is the reference's, given by whole numbers only; any other family is
+# a law of plain numbers under ``turns.law``.
 TURNS_FAMILY = families.family_of(Lognormal).name
 TURNS_ARGUMENTS = ("mean", "median", "min", "max")
 _AIPERF_HINT = "spec.json's generation_params will not load in AIPerf, and --engine aiperf refuses it"
@@ -203,7 +204,11 @@ class _Lowering(TableLowering):
         return delay
 
     def turns(self, statement: ast.Statement) -> dict[str, Any]:
-        turns = self.distribution_arguments(statement.value, "turns", TURNS_ARGUMENTS, whole=True)
+        dist = statement.value
+        if dist.name == TURNS_FAMILY:
+            turns = self.distribution_arguments(dist, "turns", TURNS_ARGUMENTS, whole=True)
+        else:
+            turns = {"law": self.distribution(dist, "turns.law", PLAIN)}
         for option in statement.options:
             if option.keyword == "truncate":
                 self.spans["turns.allow_truncation"] = option.span

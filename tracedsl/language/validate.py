@@ -17,16 +17,19 @@ from tracedsl.codes import W_BOUNDS, W_CONSTANT, W_DELAY_MAX, W_UNFIT_TARGETS
 from tracedsl.ir import (
     DELAY_TAGS,
     HOPELESS,
+    TURNS_TAGS,
+    Delay,
     GenerationParams,
     Issue,
     Lognormal,
     ParamsError,
+    distribution_slots,
     fit_chances,
     params_warnings,
 )
 
 # Union tags pydantic puts into error locations (the families' names); they are not field names.
-_UNION_TAGS = frozenset(families.names()) | frozenset(DELAY_TAGS)
+_UNION_TAGS = frozenset(families.names()) | frozenset(DELAY_TAGS) | frozenset(TURNS_TAGS)
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,7 @@ def _blame_default_layers(data: Any, problems: list[FieldProblem]) -> list[Field
     """Say so when a prefix does not fit only because of a default layer the spec left out."""
     prefix_problems = [
         p for p in problems
-        if "max_prompt_tokens" in p.paths and ("cache.layer1_5_tokens" in p.paths or "turns.min" in p.paths)
+        if "max_prompt_tokens" in p.paths and ("cache.layer1_5_tokens" in p.paths or {"turns.min", "turns.law.min"} & set(p.paths))
     ]
     cache = data.get("cache", {}) if isinstance(data, dict) else None
     if not prefix_problems or not isinstance(cache, dict):
@@ -211,7 +214,7 @@ def _layer_default(name: str) -> int:
 # ---------------------------------------------------------------------------------------------
 # Bounds that cut away most of a distribution
 
-# A bounded lognormal warns (W102) when its bounds keep less than this share of its mass,
+# A bounded law warns (W102) when its bounds keep less than this share of its mass,
 # and the delay's max (W103) when it clips more than this share of delays.
 MOST = 0.5
 # The reference, and so the aiperf engine, redraws an out-of-bounds value this many times and
@@ -283,21 +286,28 @@ def _bounded(params: GenerationParams):
     """(path, lognormal, mu shift, unit, token-count floor or None) of each bounded lognormal."""
     bias = getattr(params.new_tokens_per_turn, "bias", 1.0)
     delay = params.inter_turn_delay
+    delays = (
+        [("inter_turn_delay.law", delay.law, 0.0, "ms", None)]
+        if isinstance(delay, Delay)
+        else [
+            ("inter_turn_delay.agentic_delay", delay.agentic_delay, 0.0, "ms", None),
+            ("inter_turn_delay.human_delay", delay.human_delay, 0.0, "ms", None),
+        ]
+    )
     found = [
         ("new_tokens_per_turn", params.new_tokens_per_turn, math.log(bias), "", 1),
         ("generation_length", params.generation_length, 0.0, "", params.output_floor),
-        ("inter_turn_delay.agentic_delay", delay.agentic_delay, 0.0, "ms", None),
-        ("inter_turn_delay.human_delay", delay.human_delay, 0.0, "ms", None),
+        *delays,
         ("cache.layer2", params.cache.layer2, 0.0, "", 1),
     ]
     if params.turns is not None:
-        found.append(("turns", params.turns.as_lognormal(), 0.0, "", None))
+        found.append(("turns", params.turns.target, 0.0, "", None))
     return [entry for entry in found
             if isinstance(entry[1], Lognormal) and (entry[1].min is not None or entry[1].max is not None)]
 
 
 def bounds_warnings(params: GenerationParams) -> list[FieldProblem]:
-    """W102: bounds that keep less than half of a lognormal's mass, with what the draws become."""
+    """W102: bounds that keep less than half of a law's mass, with what the draws become."""
     found = []
     for path, dist, shift, unit, floor in _bounded(params):
         try:
@@ -306,7 +316,52 @@ def bounds_warnings(params: GenerationParams) -> list[FieldProblem]:
             continue
         if problem is not None:
             found.append(problem)
+    for path, dist, scale in distribution_slots(params):
+        if isinstance(dist, Lognormal) or (dist.min is None and dist.max is None):
+            continue
+        try:
+            problem = _family_bounds_problem(path, dist, scale, "ms" if path.startswith("inter_turn") else "")
+        except (ArithmeticError, NotImplementedError, ValueError):  # a law without the figures
+            continue
+        if problem is not None:
+            found.append(problem)
     return found
+
+
+def _unbounded(dist: Any) -> Any:
+    """The law without its bounds; without max only where min is a parameter (a pareto's)."""
+    for update in ({"min": None, "max": None}, {"max": None}):
+        try:
+            return type(dist).model_validate({**dist.model_dump(), **update})
+        except ValueError:
+            continue
+    raise ValueError("no unbounded form")
+
+
+def _family_bounds_problem(path: str, dist: Any, scale: float, unit: str) -> FieldProblem | None:
+    """W102 for any family but the lognormal: its law's ``mass`` inside the bounds, and how the
+    cut moves its mean and median."""
+    family = families.family_of(dist)
+    bounded = families.law(dist, "fast", scale)
+    kept = bounded.mass
+    if kept >= MOST:
+        return None
+    whole = families.law(_unbounded(dist), "fast", scale)
+    below = whole.cdf_before(float(dist.min)) if dist.min is not None else 0.0
+    above = 1.0 - whole.cdf(float(dist.max)) if dist.max is not None else 0.0
+    side = "min" if dist.min is not None and (dist.max is None or below >= above) else "max"
+    bounds = ", ".join(f"{name} {_about(value)}{unit}"
+                       for name, value in (("min", dist.min), ("max", dist.max)) if value is not None)
+    shown = f"{_about(whole.mean)}{unit}" if math.isfinite(whole.mean) else "infinite"
+    effect = (f"tracedsl draws from the {family.name} cut to them, so the mean moves from {shown} "
+              f"to ~{_about(bounded.mean)}{unit} and the median from {_about(whole.median)}{unit} to "
+              f"~{_about(bounded.median)}{unit}")
+    return FieldProblem(
+        (f"{path}.{side}",),
+        f"{path}: the bounds ({bounds}) keep {_percent(kept)} of the {family.name}'s mass; {effect}",
+        "widen the bounds, or move the law inside them",
+        code=W_BOUNDS,
+    )
 
 
 def _bounds_problem(path: str, dist: Lognormal, shift: float, unit: str,
@@ -431,13 +486,13 @@ def unfit_target_warnings(params: GenerationParams) -> list[FieldProblem]:
         first = fit_chances(params).first_hopeless(turns.min + 1, turns.max, attempts, HOPELESS)
         if first is None:
             return []
-        share = 1.0 - families.law(turns.as_lognormal(), "fast").cdf(first - 0.5)
+        share = 1.0 - families.law(turns.target, "fast").cdf_before(first - 0.5)
     except (ArithmeticError, NotImplementedError, ValueError):
         return []
     if share < _UNFIT_SHARE:
         return []
     return [FieldProblem(
-        ("turns.max",),
+        (turns.path("max"),),
         f"turns: {_percent(share)} of sessions draw a target of {first} turns or more, which almost "
         f"never fits max_prompt_tokens ({params.max_prompt_tokens}): all {attempts} attempts fail "
         f"for all but {_percent(HOPELESS)} of those sessions, and the run fails on the first",

@@ -154,7 +154,7 @@ def turns(params: GenerationParams, engine: str = "fast") -> Expected | None:
     if params.turns is None:
         return None
     spec = params.turns
-    dist = law(spec.as_lognormal(), engine)
+    dist = law(spec.target, engine)
 
     def count(x: np.ndarray) -> np.ndarray:
         return np.clip(np.round(x), spec.min, spec.max)
