@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from tracedsl.output.names import SessionMemory
 from tracedsl.output.rundir import DATASET_NAME
 from tracedsl.trace import EndReason, TraceChunk
 
@@ -111,14 +112,9 @@ def index_beside(dataset: str | Path) -> Path | None:
 
 
 def read_index(path: str | Path) -> Iterator[tuple[int, dict | None]]:
-    """Each line of a sessions.jsonl: (line number, row), the row None when the line is not a JSON object."""
+    """Each non-blank line of a sessions.jsonl: (line number, row), None when not a JSON object."""
     with open(path, "rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                row = None
-            yield number, row if type(row) is dict else None
+        yield from _numbered_rows(handle)
 
 
 def row_problem(row: dict | None) -> str | None:
@@ -147,3 +143,131 @@ def link_counts(path: str | Path) -> dict[str, int]:
         if row is not None and row.get("link") in LINK_KINDS:
             counts[row["link"]] += 1
     return {kind: counts[kind] for kind in LINK_KINDS}
+
+
+# The findings of the cross-check (docs/validate.md, docs/sessions.md).
+INDEX_ROW = "sessions-index-row"
+INDEX_ORDER = "sessions-index-order"
+INDEX_COUNT = "sessions-index-count"
+INDEX_TURNS = "sessions-index-turns"
+INDEX_FIRST_ROW = "sessions-index-first-row"
+INDEX_LINK = "sessions-index-link"
+INDEX_PARENT = "sessions-index-parent"
+
+_PARENT_BATCH = 8192
+
+
+class IndexChecker:
+    """Checks a sessions.jsonl against its dataset's sessions as the validator meets them.
+
+    ``start`` is called at each session's first row (its 0-based row index, line, and whether
+    it is a restart continuation), ``finish`` with the dataset's row count. ``add(kind,
+    message, line)`` records a finding at a line of the index. The index rows' names are kept
+    as in the validator (8 bytes a session), for the parents' lookups.
+    """
+
+    def __init__(self, path: str | Path, add):
+        self.path = Path(path)
+        self.add = add
+        self._handle = open(self.path, "rb")  # noqa: SIM115 - closed in finish()
+        self._rows = _numbered_rows(self._handle)
+        self._pending: tuple[str, int, int, bool] | None = None
+        self._diverged = False
+        self._exhausted = False
+        self.sessions = 0
+        self.memory = SessionMemory()
+        self._batch_names: list[str] = []
+        self._batch_parents: list[tuple[int, str, int]] = []  # (position in batch, parent, line)
+
+    def start(self, name: str, row_index: int, line: int, is_restart: bool) -> None:
+        if self._pending is not None:
+            self._compare(*self._pending, turns=row_index - self._pending[1])
+        self._pending = (name, row_index, line, is_restart)
+
+    def finish(self, rows: int) -> None:
+        try:
+            if self._pending is not None:
+                self._compare(*self._pending, turns=rows - self._pending[1])
+                self._pending = None
+            self._flush_parents()
+            if not self._exhausted and not self._diverged:
+                extra = next(self._rows, None)
+                if extra is not None:
+                    more = 1 + sum(1 for _ in self._rows)
+                    self.add(INDEX_COUNT, f"sessions.jsonl lists {more} more session(s) than the "
+                             f"dataset's {self.sessions}", extra[0])
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def _compare(self, name: str, first_row: int, line: int, is_restart: bool, turns: int) -> None:
+        self.sessions += 1
+        if self._diverged or self._exhausted:
+            return
+        numbered = next(self._rows, None)
+        if numbered is None:
+            self._exhausted = True
+            self.add(INDEX_COUNT, f"sessions.jsonl ends after {self.sessions - 1} sessions; the "
+                     f"dataset's session {name!r} (line {line}) and any after it are not in it", None)
+            return
+        number, row = numbered
+        problem = row_problem(row)
+        if problem is not None:
+            self.add(INDEX_ROW, f"not a sessions.jsonl row: {problem}", number)
+            self._batch_names.append(name)
+            return
+        if row["session_id"] != name:
+            self._diverged = True
+            self.add(INDEX_ORDER, f"session {row['session_id']!r} here, but the dataset's session "
+                     f"{self.sessions} (line {line}) is {name!r}: the index is not in the dataset's "
+                     "order (or is another trace's); the rest is not compared", number)
+            return
+        if row["turns"] != turns:
+            self.add(INDEX_TURNS, f"session {name!r} has {row['turns']} turns here, {turns} rows in "
+                     "the dataset", number)
+        if row["first_row"] != first_row:
+            self.add(INDEX_FIRST_ROW, f"session {name!r} starts at row {row['first_row']} here, at "
+                     f"row {first_row} (0-based; line {line}) in the dataset", number)
+        linked = row["link"] == LINK_RESTART
+        if is_restart and not (linked and row["parent_session_id"] is not None):
+            self.add(INDEX_LINK, f"session {name!r} is a restart continuation (is_restart in the "
+                     "dataset) but has no restart link to a parent here", number)
+        elif linked and not is_restart:
+            self.add(INDEX_LINK, f"session {name!r} is linked as a restart here, but its first row "
+                     f"in the dataset (line {line}) has no is_restart", number)
+        if row["parent_session_id"] is not None:
+            self._batch_parents.append((len(self._batch_names), row["parent_session_id"], number))
+        self._batch_names.append(name)
+        if len(self._batch_names) >= _PARENT_BATCH:
+            self._flush_parents()
+
+    def _flush_parents(self) -> None:
+        """Each parent must be a session listed earlier: in an earlier batch, or earlier in this one."""
+        names, parents = self._batch_names, self._batch_parents
+        if parents:
+            earlier = self.memory.holds([parent for _, parent, _ in parents])
+            first_at: dict[str, int] = {}
+            for position, name in enumerate(names):
+                first_at.setdefault(name, position)
+            for (position, parent, number), held in zip(parents, earlier.tolist(), strict=True):
+                if held or first_at.get(parent, position) < position:
+                    continue
+                where = "later in the file" if parent in first_at else "nowhere in the file before it"
+                self.add(INDEX_PARENT, f"parent {parent!r} is {where}; a parent is written before "
+                         "its continuations", number)
+        if names:
+            self.memory.seen_before(names)
+        self._batch_names, self._batch_parents = [], []
+
+
+def _numbered_rows(handle) -> Iterator[tuple[int, dict | None]]:
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            row = None
+        yield number, row if type(row) is dict else None
