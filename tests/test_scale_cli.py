@@ -79,7 +79,8 @@ def test_a_pool_run_with_spilled_checks_publishes_only_its_files(tmp_path, one_w
     assert spilled  # the ledger did go to disk
     (run_dir,) = tmp_path.iterdir()
     assert sorted(p.name for p in run_dir.iterdir()) == [
-        "cache_structure.json", "comparison.txt", "dataset.jsonl", "manifest.json", "quality.json"]
+        "cache_structure.json", "comparison.txt", "dataset.jsonl", "manifest.json", "quality.json",
+        "sessions.jsonl"]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert json.dumps(manifest).count(one_worker_digest) == 1
 

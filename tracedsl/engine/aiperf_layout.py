@@ -68,12 +68,14 @@ def layout_chunks(
     )
 
     turns = np.diff(sampled.row_offsets)[order]
+    # A continuation is drawn right after its origin: its primary is the latest one before it.
+    primary_index = np.cumsum(~sampled.is_restart, dtype=np.int64) - 1
     try:
         for first in range(0, len(order), per_chunk):
             last = min(first + per_chunk, len(order))
             picked = order[first:last]
             yield _chunk(sampled, block, picked, turns[first:last], cursor_start[first:last],
-                         first_segments[first:last])
+                         first_segments[first:last], primary_index[picked])
     finally:
         sampled.rows.close()  # spilled rows: their files go as soon as the last chunk is out
 
@@ -105,6 +107,7 @@ def _chunk(
     turns: np.ndarray,
     cursor_start: np.ndarray,
     first_segments: np.ndarray,
+    primary_index: np.ndarray,
 ) -> TraceChunk:
     row_offsets = np.zeros(len(picked) + 1, dtype=np.int64)
     np.cumsum(turns, out=row_offsets[1:])
@@ -138,6 +141,9 @@ def _chunk(
         timestamp_ms=timestamps,
         hash_offsets=hash_offsets,
         hash_ids=_expand_runs(starts.ravel(), lengths.ravel()),
+        # which primary each session belongs to, as the fast engine's (pairs a continuation
+        # with its parent in sessions.jsonl)
+        extras={"primary_index": primary_index},
     )
 
 

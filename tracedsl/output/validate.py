@@ -6,7 +6,8 @@ the file (replay refuses it); files that are empty or not JSONL. Warnings (exit 
 under --strict): a session's later row without ``delay``, a first row without ``timestamp``,
 a session whose rows are not contiguous, a session that looks cumulative rather than
 incremental, blank lines, and a key given twice in a row. The block size, when not given,
-is the rule's (``blocksize.py``). One streaming pass; the per-id sizes live in numpy columns
+is the rule's (``blocksize.py``). A run's dataset.jsonl is cross-checked against the
+sessions.jsonl beside it (``sessions.py``). One streaming pass; the per-id sizes live in numpy columns
 (``blocks.py``).
 """
 
@@ -15,13 +16,14 @@ from __future__ import annotations
 import gc
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import orjson
 
 from tracedsl.diagnostics import Diagnostic, Severity, Span
-from tracedsl.output.blocks import BlockLedger, KeySet
+from tracedsl.output.blocks import BlockLedger
 from tracedsl.output.blocksize import (
     BlockSizeEvidence,
     BlockSizeFinding,
@@ -29,6 +31,7 @@ from tracedsl.output.blocksize import (
     rows_fitting_in_file,
 )
 from tracedsl.output.lines import LineProblem, parse_line, parsed_lines, raw_line_batches
+from tracedsl.output.names import SessionMemory
 from tracedsl.output.rows import (
     MAX_COUNT,
     check_row,
@@ -37,6 +40,7 @@ from tracedsl.output.rows import (
     ids_array,
     plain_row_ok,
 )
+from tracedsl.output.sessions import IndexChecker, index_beside
 
 DEFAULT_MAX_ERRORS = 50
 _BATCH_ROWS = 8192
@@ -54,6 +58,7 @@ class ValidationReport:
     block_size_note: str = ""
     block_size_finding: BlockSizeFinding | None = None  # None when the size was given
     hash_conflicts: int = 0
+    sessions_index: str | None = None  # the sessions.jsonl cross-checked, if any
     error_counts: Counter = field(default_factory=Counter)
     warning_counts: Counter = field(default_factory=Counter)
     errors: list[Diagnostic] = field(default_factory=list)
@@ -68,8 +73,11 @@ class ValidationReport:
         return self.ok and not (strict and self.warning_counts)
 
     def add(self, kind: str, message: str, line: int | None, column: int | None = None,
-            field_path: str | None = None, warning: bool = False) -> None:
-        """Count a finding; list it if it is among the ``max_errors`` earliest lines of its severity."""
+            field_path: str | None = None, warning: bool = False, file: str | None = None) -> None:
+        """Count a finding; list it if it is among the ``max_errors`` earliest lines of its severity.
+
+        ``file``: a finding in another file than the trace (its sessions.jsonl).
+        """
         counts, listed = (
             (self.warning_counts, self.warnings) if warning else (self.error_counts, self.errors)
         )
@@ -86,7 +94,7 @@ class ValidationReport:
                 code=kind,
                 message=message,
                 severity=Severity.WARNING if warning else Severity.ERROR,
-                file=self.file,
+                file=self.file if file is None else file,
                 span=Span(line, column or 1) if line is not None else None,
                 path=field_path,
             )
@@ -117,72 +125,12 @@ class ValidationReport:
             "block_size_note": self.block_size_note,
             "block_size_range": _range_of(self.block_size_finding),
             "hash_id_size_conflicts": self.hash_conflicts,
+            "sessions_index": self.sessions_index,
             "error_counts": dict(sorted(self.error_counts.items())),
             "warning_counts": dict(sorted(self.warning_counts.items())),
             "errors": [d.to_dict() for d in self.errors],
             "warnings": [d.to_dict() for d in self.warnings],
         }
-
-
-class SessionMemory:
-    """The session ids seen so far, kept compact: which names in a batch were seen before.
-
-    The engines' and the reference's names (``sess-`` and 12 hex digits) are kept exactly as
-    48-bit integers in sorted arrays (8 bytes a session); any other name is kept as itself in a set, as foreign traces rarely name
-    sessions at all.
-    """
-
-    def __init__(self) -> None:
-        self.keys = KeySet()
-        self.other_names: set[str] = set()
-        self.distinct = 0
-
-    def seen_before(self, names: list[str]) -> np.ndarray:
-        """For each name: was it seen earlier (before this call or earlier in ``names``)? Then remember them."""
-        seen = np.zeros(len(names), dtype=bool)
-        keys, ours = _engine_keys(names)
-        if keys.shape[0]:
-            order = np.argsort(keys, kind="stable")
-            ordered = keys[order]
-            again = np.zeros(ordered.shape[0], dtype=bool)
-            again[1:] = ordered[1:] == ordered[:-1]
-            again |= self.keys.contains(ordered)
-            mine = np.flatnonzero(ours)
-            seen[mine[order[again]]] = True
-            self.keys.add(ordered[~again])
-        if not ours.all():
-            for index in np.flatnonzero(~ours).tolist():
-                name = names[index]
-                seen[index] = name in self.other_names
-                self.other_names.add(name)
-        self.distinct += int(np.count_nonzero(~seen))
-        return seen
-
-
-_HEX_VALUE = np.full(256, -1, dtype=np.int64)
-_HEX_VALUE[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
-_HEX_VALUE[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
-_HEX_WEIGHTS = 16 ** np.arange(11, -1, -1, dtype=np.int64)
-_ENGINE_NAME_LENGTH = 17  # "sess-" and 12 lowercase hex digits
-
-
-def _engine_keys(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The 48-bit numbers of the names shaped ``sess-`` + 12 lowercase hex digits, and which those are."""
-    count = len(names)
-    lengths = np.fromiter(map(len, names), dtype=np.int64, count=count)
-    ours = lengths == _ENGINE_NAME_LENGTH
-    if not ours.any():
-        return np.zeros(0, dtype=np.int64), ours
-    candidates = names if ours.all() else [names[i] for i in np.flatnonzero(ours).tolist()]
-    text = "".join(candidates).encode("utf-8", "replace")
-    if len(text) != _ENGINE_NAME_LENGTH * len(candidates):  # some name is not plain ASCII
-        ours[:] = False
-        return np.zeros(0, dtype=np.int64), ours
-    table = np.frombuffer(text, dtype=np.uint8).reshape(-1, _ENGINE_NAME_LENGTH)
-    digits = _HEX_VALUE[table[:, 5:]]
-    valid = (table[:, :5] == np.frombuffer(b"sess-", np.uint8)).all(axis=1) & (digits >= 0).all(axis=1)
-    ours[np.flatnonzero(ours)[~valid]] = False
-    return digits[valid] @ _HEX_WEIGHTS, ours
 
 
 def _line_of(diagnostic: Diagnostic) -> int:
@@ -199,7 +147,7 @@ def validate_file(path: str | Path, block_size: int | None = None,
     """Validate a Mooncake JSONL file. Raises OSError only when it cannot be opened or read."""
     path = Path(path)
     report = ValidationReport(file=str(path), max_errors=max_errors)
-    checker = _Checker(report, block_size)
+    checker = _Checker(report, block_size, index_beside(path))
     try:
         with open(path, "rb") as handle:
             next_line = 1  # the line after the last non-blank one: a gap before the next is blank lines
@@ -332,8 +280,12 @@ def _trailing_blank_lines(handle, after_a_row: bool) -> int:
 class _Checker:
     """The streaming state: row rules now; hash ids and session starts in batches."""
 
-    def __init__(self, report: ValidationReport, block_size: int | None):
+    def __init__(self, report: ValidationReport, block_size: int | None, index: Path | None = None):
         self.report = report
+        self.index: IndexChecker | None = None
+        if index is not None:
+            report.sessions_index = str(index)
+            self.index = IndexChecker(index, partial(report.add, column=None, file=str(index)))
         self.given_block_size = block_size
         self.evidence = BlockSizeEvidence()
         # Without --block-size, the ledger starts at the size the first batch suggests; if the
@@ -402,6 +354,8 @@ class _Checker:
             # whether it is the session's first row is known once the batch's names are looked up
             self.starts.append((session_id, number, row.get("timestamp") is not None,
                                 row.get("delay") is not None))
+            if self.index is not None:
+                self.index.start(session_id, self.report.rows - 1, number, row.get("is_restart") is True)
             self.current = session_id
             self.previous = None
             self.cumulative_pairs = 0
@@ -496,13 +450,17 @@ class _Checker:
         self.ledger.add_rows(lines, inputs, offsets, ids)
 
     def close(self) -> None:
-        """Remove the ledger's spilled segments (its findings stay)."""
+        """Remove the ledger's spilled segments (its findings stay); close the index."""
         if self.ledger is not None:
             self.ledger.close()
+        if self.index is not None:
+            self.index.close()
 
     def finish(self, path: Path) -> None:
         self._flush()
         self._resolve_starts()
+        if self.index is not None:
+            self.index.finish(self.report.rows)
         report = self.report
         report.sessions = self.sessions.distinct + self.anonymous_sessions
         if report.rows == 0 and not report.error_counts:

@@ -368,6 +368,7 @@ def _execute(plan: RunPlan, options: RunOptions, progress, notice=None) -> RunRe
     from tracedsl.output.jsonl import JsonlWriter, ReadBack, WrittenFileDiffers
     from tracedsl.output.manifest import RunRecord, write_manifest
     from tracedsl.output.rundir import RunDir, run_dir_name
+    from tracedsl.output.sessions import SESSIONS_NAME, SessionIndexWriter
     from tracedsl.trace import EndReason
 
     # The executor first: its options are checked (and a Dask scheduler reached) before the
@@ -396,9 +397,10 @@ def _execute(plan: RunPlan, options: RunOptions, progress, notice=None) -> RunRe
         # and writes it, one runs the checks, one reads each piece back as soon as it is in
         # the file (CRC-32 and SHA-256). numpy, zlib, hashlib and file I/O release the GIL.
         try:
-            with JsonlWriter(dataset) as writer, ReadBack(dataset) as reread:
+            with JsonlWriter(dataset) as writer, ReadBack(dataset) as reread, \
+                    SessionIndexWriter(run_dir.path / SESSIONS_NAME) as index:
                 with BackgroundThread(reread.check, name="dataset-reader") as reading, \
-                        BackgroundThread(partial(_write, writer, reading), name="dataset-writer") as writing, \
+                        BackgroundThread(partial(_write, writer, reading, index), name="dataset-writer") as writing, \
                         BackgroundThread(checker.add, name="dataset-checker") as checking:
                     for chunk, rendered in _with_rendering(map_fn, chunks, run_dir.path):
                         writing.put(chunk, rendered)
@@ -410,6 +412,7 @@ def _execute(plan: RunPlan, options: RunOptions, progress, notice=None) -> RunRe
                         if progress is not None:
                             progress(primaries, plan.num_sessions)
                 writer.close()
+                index.close()
                 digest = reread.finish(writer.rows)
         except WrittenFileDiffers as error:
             raise RunFailed(f"{error}; no run directory was published") from error
@@ -418,9 +421,9 @@ def _execute(plan: RunPlan, options: RunOptions, progress, notice=None) -> RunRe
         if set(validation.error_counts) - tolerated:
             raise RunFailed("the written dataset failed validation; no run directory was published",
                             validation)
-        files = [dataset]
+        files = [dataset, index.path]
         if reports is not None:
-            files.extend(reports.write(run_dir.path, html=options.reports))
+            files.extend(reports.write(run_dir.path, html=options.reports, sessions_index=index.path))
         record = RunRecord(
             seed=plan.seed, config_name=plan.name, params=plan.params, engine=plan.engine,
             requested_sessions=plan.num_sessions, written_sessions=writer.sessions,
@@ -527,9 +530,10 @@ def _open_reports(plan: RunPlan):
     return ReportSet(plan.params, plan.name, plan.params.block_size, plan.engine)
 
 
-def _write(writer, reading, chunk, rendered) -> None:
-    """Write a chunk, then hand its piece to the reader thread."""
+def _write(writer, reading, index, chunk, rendered) -> None:
+    """Write a chunk, hand its piece to the reader thread, then add its sessions to sessions.jsonl."""
     reading.put(*writer.write(chunk, rendered))
+    index.write(chunk)
 
 
 # --------------------------------------------------------------------------------------------

@@ -79,6 +79,12 @@ def comparison_text(quality: dict, name: str, sessions: int, rows: int, block_si
             label, target = f"{label} (expected at most)", targets[at_most]
         lines.append(_row(label, None, target, ends[reason.count_key], 0))
     lines.append("")
+    links = quality.get("session_links")
+    if links is not None:
+        lines.append("Session links (sessions.jsonl: continuations by link kind)")
+        for kind, count in links.items():
+            lines.append(_row(kind, None, None, count, 0))
+        lines.append("")
 
     reuse = quality["kv_reuse"]
     sample = reuse["sample"]

@@ -10,6 +10,7 @@ from tracedsl.ir import GenerationParams
 from tracedsl.output.blocksize import file_block_size
 from tracedsl.output.reader import read_trace
 from tracedsl.output.rundir import locate_run
+from tracedsl.output.sessions import index_beside
 from tracedsl.reports.reportset import ReportSet
 
 
@@ -54,4 +55,4 @@ def regenerate(job: ReportJob, params: GenerationParams | None, name: str, block
     if reports.collector.rows == 0:
         raise ValueError(f"{job.dataset}: the trace has no rows")
     job.output.mkdir(parents=True, exist_ok=True)
-    return reports.write(job.output, html=html), reports
+    return reports.write(job.output, html=html, sessions_index=index_beside(job.dataset)), reports

@@ -8,6 +8,7 @@ from pathlib import Path
 import orjson
 
 from tracedsl.ir import GenerationParams
+from tracedsl.output.sessions import link_counts
 from tracedsl.reports.collect import Collector
 from tracedsl.reports.comparison import comparison_text
 from tracedsl.reports.quality import quality
@@ -32,8 +33,12 @@ class ReportSet:
         if self._simulation is not None:
             self._simulation.add(chunk)
 
-    def quality(self) -> dict:
-        return quality(self.collector, self.name, self.engine)
+    def quality(self, sessions_index: Path | None = None) -> dict:
+        """quality.json; with a sessions.jsonl, its ``session_links`` count the links by kind."""
+        report = quality(self.collector, self.name, self.engine)
+        if sessions_index is not None and Path(sessions_index).is_file():
+            report["session_links"] = link_counts(sessions_index)
+        return report
 
     def cache_structure(self) -> dict:
         collector = self.collector
@@ -55,10 +60,13 @@ class ReportSet:
             "sessions": sessions,
         }
 
-    def write(self, run_dir: Path, html: bool = True) -> list[Path]:
-        """Write every report file into run_dir; each appears whole or not at all."""
+    def write(self, run_dir: Path, html: bool = True, sessions_index: Path | None = None) -> list[Path]:
+        """Write every report file into run_dir; each appears whole or not at all.
+
+        ``sessions_index``: the trace's sessions.jsonl, when it has one (links by kind).
+        """
         run_dir = Path(run_dir)
-        report = self.quality()
+        report = self.quality(sessions_index)
         structure = self.cache_structure()
         written = [
             _write(run_dir / "quality.json", orjson.dumps(report, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)),

@@ -1,0 +1,273 @@
+"""sessions.jsonl: one row per file session, linking the logical sessions that Mooncake rows cannot.
+
+Each row, in the dataset's session order (see docs/sessions.md)::
+
+    {"session_id":"sess-…","class":null,"group_id":3,"parent_session_id":null,"link":null,
+     "end_reason":"forced_retire","turns":12,"first_row":0}
+
+``class`` is null until a trace has session classes; ``group_id`` null when the session has
+no L1.5 group; ``parent_session_id`` and ``link`` are set on a continuation (``"restart"``
+today; ``"compaction"`` and ``"subagent"`` later); ``first_row`` is the 0-based line index of
+the session's turn 0 in dataset.jsonl. The writer streams: one append per chunk, and it holds
+only the split sessions whose continuation is not written yet.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from tracedsl.output.names import SessionMemory
+from tracedsl.output.rundir import DATASET_NAME
+from tracedsl.trace import EndReason, TraceChunk
+
+SESSIONS_NAME = "sessions.jsonl"
+LINK_RESTART = "restart"
+LINK_KINDS = (LINK_RESTART, "compaction", "subagent")
+FIELDS = ("session_id", "class", "group_id", "parent_session_id", "link", "end_reason", "turns",
+          "first_row")
+
+# Endings whose context goes on in a continuation: the next continuation of the same primary
+# is that session's child.
+_SPLIT_CODES = np.array([int(EndReason.RESTART_SPLIT)], dtype=np.int8)
+_REASON_NAMES = {int(reason): reason.reference_name for reason in EndReason}
+
+
+class SessionIndexWriter:
+    """Appends each chunk's sessions to ``path``; ``close`` when the dataset is written.
+
+    A continuation's parent comes from the chunk's ``primary_index`` extra (docs/architecture.md):
+    the latest split session of the same primary. A chunk without it writes null parents.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._file = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+        self.rows = 0  # dataset rows before the next chunk
+        self.sessions = 0
+        self._awaiting: dict[int, str] = {}  # primary index -> its split session, not yet continued
+
+    def write(self, chunk: TraceChunk) -> None:
+        self._file.write(index_lines(chunk, self.rows, self._awaiting))
+        self.rows += chunk.num_rows
+        self.sessions += chunk.num_sessions
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> SessionIndexWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def index_lines(chunk: TraceChunk, first_row: int, awaiting: dict[int, str]) -> bytes:
+    """The chunk's rows of sessions.jsonl; ``awaiting`` carries split sessions across chunks."""
+    count = chunk.num_sessions
+    if count == 0:
+        return b""
+    ids = chunk.session_ids
+    parents: list[str | None] = [None] * count
+    primary = chunk.extras.get("primary_index")
+    restart = np.asarray(chunk.is_restart, dtype=bool)
+    if primary is not None:
+        split = np.isin(chunk.end_reasons, _SPLIT_CODES)
+        primary_of = np.asarray(primary).tolist()
+        # Only the few sessions that split or continue are looked at one by one, in file order
+        # (a parent is always written before its continuation).
+        for s in np.flatnonzero(split | restart).tolist():
+            if restart[s]:
+                parents[s] = awaiting.pop(primary_of[s], None)
+            if split[s]:
+                awaiting[primary_of[s]] = ids[s]
+    groups = chunk.group_ids.tolist()
+    reasons = [_REASON_NAMES.get(code, "unknown") for code in chunk.end_reasons.tolist()]
+    turns = chunk.turns_per_session.tolist()
+    firsts = (chunk.row_offsets[:-1] + first_row).tolist()
+    restarts = restart.tolist()
+    dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+    return b"".join([
+        dumps({"session_id": sid, "class": None, "group_id": g if g >= 0 else None,
+               "parent_session_id": p, "link": LINK_RESTART if r else None, "end_reason": e,
+               "turns": t, "first_row": f}, option=newline)
+        for sid, g, p, r, e, t, f in zip(ids, groups, parents, restarts, reasons, turns, firsts, strict=True)
+    ])
+
+
+def index_beside(dataset: str | Path) -> Path | None:
+    """The sessions.jsonl of a run's dataset.jsonl, when there is one beside it.
+
+    Only a file named dataset.jsonl has one: another trace in the same folder is not the
+    run's, and the index beside it says nothing about it.
+    """
+    dataset = Path(dataset)
+    index = dataset.parent / SESSIONS_NAME
+    return index if dataset.name == DATASET_NAME and index.is_file() else None
+
+
+def read_index(path: str | Path) -> Iterator[tuple[int, dict | None]]:
+    """Each non-blank line of a sessions.jsonl: (line number, row), None when not a JSON object."""
+    with open(path, "rb") as handle:
+        yield from _numbered_rows(handle)
+
+
+def row_problem(row: dict | None) -> str | None:
+    """What is wrong with one index row's shape, or None."""
+    if row is None:
+        return "not a JSON object"
+    missing = [name for name in FIELDS if name not in row]
+    if missing:
+        return f"missing {', '.join(missing)}"
+    if type(row["session_id"]) is not str:
+        return "session_id must be a string"
+    for name in ("turns", "first_row"):
+        if type(row[name]) is not int or row[name] < 0:
+            return f"{name} must be a non-negative integer"
+    if row["link"] is not None and row["link"] not in LINK_KINDS:
+        return f"link must be null or one of {', '.join(LINK_KINDS)}, got {row['link']!r}"
+    if row["parent_session_id"] is not None and (type(row["parent_session_id"]) is not str or row["link"] is None):
+        return "parent_session_id must be a string, and a session with a parent needs a link kind"
+    return None
+
+
+def link_counts(path: str | Path) -> dict[str, int]:
+    """How many sessions of the index are linked to a parent, by link kind (every kind listed)."""
+    counts: Counter = Counter()
+    for _, row in read_index(path):
+        if row is not None and row.get("link") in LINK_KINDS:
+            counts[row["link"]] += 1
+    return {kind: counts[kind] for kind in LINK_KINDS}
+
+
+# The findings of the cross-check (docs/validate.md, docs/sessions.md).
+INDEX_ROW = "sessions-index-row"
+INDEX_ORDER = "sessions-index-order"
+INDEX_COUNT = "sessions-index-count"
+INDEX_TURNS = "sessions-index-turns"
+INDEX_FIRST_ROW = "sessions-index-first-row"
+INDEX_LINK = "sessions-index-link"
+INDEX_PARENT = "sessions-index-parent"
+
+_PARENT_BATCH = 8192
+
+
+class IndexChecker:
+    """Checks a sessions.jsonl against its dataset's sessions as the validator meets them.
+
+    ``start`` is called at each session's first row (its 0-based row index, line, and whether
+    it is a restart continuation), ``finish`` with the dataset's row count. ``add(kind,
+    message, line)`` records a finding at a line of the index. The index rows' names are kept
+    as in the validator (8 bytes a session), for the parents' lookups.
+    """
+
+    def __init__(self, path: str | Path, add):
+        self.path = Path(path)
+        self.add = add
+        self._handle = open(self.path, "rb")  # noqa: SIM115 - closed in finish()
+        self._rows = _numbered_rows(self._handle)
+        self._pending: tuple[str, int, int, bool] | None = None
+        self._diverged = False
+        self._exhausted = False
+        self.sessions = 0
+        self.memory = SessionMemory()
+        self._batch_names: list[str] = []
+        self._batch_parents: list[tuple[int, str, int]] = []  # (position in batch, parent, line)
+
+    def start(self, name: str, row_index: int, line: int, is_restart: bool) -> None:
+        if self._pending is not None:
+            self._compare(*self._pending, turns=row_index - self._pending[1])
+        self._pending = (name, row_index, line, is_restart)
+
+    def finish(self, rows: int) -> None:
+        try:
+            if self._pending is not None:
+                self._compare(*self._pending, turns=rows - self._pending[1])
+                self._pending = None
+            self._flush_parents()
+            if not self._exhausted and not self._diverged:
+                extra = next(self._rows, None)
+                if extra is not None:
+                    more = 1 + sum(1 for _ in self._rows)
+                    self.add(INDEX_COUNT, f"sessions.jsonl lists {more} more session(s) than the "
+                             f"dataset's {self.sessions}", extra[0])
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def _compare(self, name: str, first_row: int, line: int, is_restart: bool, turns: int) -> None:
+        self.sessions += 1
+        if self._diverged or self._exhausted:
+            return
+        numbered = next(self._rows, None)
+        if numbered is None:
+            self._exhausted = True
+            self.add(INDEX_COUNT, f"sessions.jsonl ends after {self.sessions - 1} sessions; the "
+                     f"dataset's session {name!r} (line {line}) and any after it are not in it", None)
+            return
+        number, row = numbered
+        problem = row_problem(row)
+        if problem is not None:
+            self.add(INDEX_ROW, f"not a sessions.jsonl row: {problem}", number)
+            self._batch_names.append(name)
+            return
+        if row["session_id"] != name:
+            self._diverged = True
+            self.add(INDEX_ORDER, f"session {row['session_id']!r} here, but the dataset's session "
+                     f"{self.sessions} (line {line}) is {name!r}: the index is not in the dataset's "
+                     "order (or is another trace's); the rest is not compared", number)
+            return
+        if row["turns"] != turns:
+            self.add(INDEX_TURNS, f"session {name!r} has {row['turns']} turns here, {turns} rows in "
+                     "the dataset", number)
+        if row["first_row"] != first_row:
+            self.add(INDEX_FIRST_ROW, f"session {name!r} starts at row {row['first_row']} here, at "
+                     f"row {first_row} (0-based; line {line}) in the dataset", number)
+        linked = row["link"] == LINK_RESTART
+        if is_restart and not (linked and row["parent_session_id"] is not None):
+            self.add(INDEX_LINK, f"session {name!r} is a restart continuation (is_restart in the "
+                     "dataset) but has no restart link to a parent here", number)
+        elif linked and not is_restart:
+            self.add(INDEX_LINK, f"session {name!r} is linked as a restart here, but its first row "
+                     f"in the dataset (line {line}) has no is_restart", number)
+        if row["parent_session_id"] is not None:
+            self._batch_parents.append((len(self._batch_names), row["parent_session_id"], number))
+        self._batch_names.append(name)
+        if len(self._batch_names) >= _PARENT_BATCH:
+            self._flush_parents()
+
+    def _flush_parents(self) -> None:
+        """Each parent must be a session listed earlier: in an earlier batch, or earlier in this one."""
+        names, parents = self._batch_names, self._batch_parents
+        if parents:
+            earlier = self.memory.holds([parent for _, parent, _ in parents])
+            first_at: dict[str, int] = {}
+            for position, name in enumerate(names):
+                first_at.setdefault(name, position)
+            for (position, parent, number), held in zip(parents, earlier.tolist(), strict=True):
+                if held or first_at.get(parent, position) < position:
+                    continue
+                where = "later in the file" if parent in first_at else "nowhere in the file before it"
+                self.add(INDEX_PARENT, f"parent {parent!r} is {where}; a parent is written before "
+                         "its continuations", number)
+        if names:
+            self.memory.seen_before(names)
+        self._batch_names, self._batch_parents = [], []
+
+
+def _numbered_rows(handle) -> Iterator[tuple[int, dict | None]]:
+    for number, line in enumerate(handle, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            row = None
+        yield number, row if type(row) is dict else None
