@@ -72,6 +72,10 @@ E_EMPIRICAL_FILE = _define(
     "E109", "E_EMPIRICAL_FILE", "an empirical file that cannot be read, holds no values, or has a line that is not one"
 )
 
+E_ARRIVALS_FILE = _define(
+    "E110", "E_ARRIVALS_FILE", "an arrivals file that cannot be read, holds no times, or has a line that is not one"
+)
+
 # The form of a spec file
 E_NOT_TEXT = _define("E201", "E_NOT_TEXT", "the file is not UTF-8 text")
 E_EMPTY = _define("E202", "E_EMPTY", "a JSON or TOML file with nothing in it")
