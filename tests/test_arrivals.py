@@ -124,3 +124,13 @@ def test_arrivals_warn_w105_and_stay_out_of_default_generation_params():
     assert [w.code for w in warnings] == ["W105"]
     assert "arrivals" not in GenerationParams().generation_params()
     assert "latency" not in GenerationParams().generation_params()
+
+
+def test_a_run_asking_more_sessions_than_the_stages_hold_warns_w106(tmp_path):
+    from tracedsl.pipeline.runs import RunOptions, plan_run
+
+    spec = tmp_path / "s.trace"
+    spec.write_text("arrivals stages { 1min at 1/s  1min ramp to 2/s }\n")  # holds 60 + 90 sessions
+    codes = [w.code for w in plan_run(RunOptions(spec=str(spec), num_sessions=200)).warnings]
+    assert codes == ["W105", "W106"]
+    assert [w.code for w in plan_run(RunOptions(spec=str(spec), num_sessions=150)).warnings] == ["W105"]

@@ -143,6 +143,9 @@ W_UNFIT_TARGETS = _define(
 W_NOT_AIPERF = _define(
     "W105", "W_NOT_AIPERF", "a construct AIPerf 0.13.0 cannot express: --engine aiperf refuses the spec"
 )
+W_ARRIVALS_SHORT = _define(
+    "W106", "W_ARRIVALS_SHORT", "arrival stages or an arrivals file that hold fewer sessions than the run asks for"
+)
 W_LEGACY = _define("W201", "W_LEGACY", "a legacy spelling of a key, accepted and rewritten")
 
 

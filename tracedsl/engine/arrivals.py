@@ -108,6 +108,21 @@ def expected_sessions(arrivals: Arrivals) -> float | None:
     return None
 
 
+def shortfall(arrivals: Arrivals, num_sessions: int) -> str | None:
+    """What a run of ``num_sessions`` gets when the stages or the file hold fewer; None if they hold enough."""
+    held = expected_sessions(arrivals)
+    if held is None or held >= num_sessions:
+        return None
+    if arrivals.kind == "file":
+        return (f"arrivals: the file holds {int(held)} start times and the run asks for {num_sessions} "
+                f"sessions; the other {num_sessions - int(held)} start after its last, at its mean gap")
+    span = sum(s.duration_ms for s in arrivals.stages or ()) / 60_000.0
+    last = (arrivals.stages or [None])[-1]
+    after = f"at {last.end_rate:g}/s" if last is not None and last.end_rate > 0 else "at the stages' mean rate"
+    return (f"arrivals: the stages' {span:g} min hold about {held:.0f} sessions and the run asks for "
+            f"{num_sessions}; about {num_sessions - held:.0f} start after the last stage ends, {after}")
+
+
 def target_rate_cv(arrivals: Arrivals) -> tuple[float | None, float | None]:
     """The process's mean rate (sessions/s) and its gaps' coefficient of variation, where defined."""
     if arrivals.kind == "poisson":
