@@ -134,3 +134,33 @@ def test_a_run_asking_more_sessions_than_the_stages_hold_warns_w106(tmp_path):
     codes = [w.code for w in plan_run(RunOptions(spec=str(spec), num_sessions=200)).warnings]
     assert codes == ["W105", "W106"]
     assert [w.code for w in plan_run(RunOptions(spec=str(spec), num_sessions=150)).warnings] == ["W105"]
+
+
+def test_the_aiperf_engine_refuses_arrivals_at_the_statement(tmp_path):
+    from click.testing import CliRunner
+
+    from tracedsl.cli import cli
+
+    spec = tmp_path / "s.trace"
+    spec.write_text("context 100k\narrivals poisson(rate=2/s)\n")
+    result = CliRunner().invoke(cli, ["run", str(spec), "-n", "5", "--engine", "aiperf", "-o", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "s.trace:2:1: error[E501]" in result.output and "arrival process" in result.output
+
+
+def test_quality_json_reports_the_arrival_rate_and_cv(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from tracedsl.cli import cli
+
+    spec = tmp_path / "s.trace"
+    spec.write_text("arrivals gamma(rate=4/s, cv=2)\n")
+    result = CliRunner().invoke(cli, ["run", str(spec), "-n", "4000", "--seed", "3", "-o", str(tmp_path), "-q"])
+    assert result.exit_code == 0, result.output
+    (quality,) = tmp_path.glob("*/quality.json")
+    figures = json.loads(quality.read_text())["arrivals"]
+    assert figures["rate_per_s"]["target"] == 4.0 and figures["interarrival_cv"]["target"] == 2.0
+    assert figures["rate_per_s"]["observed"] == pytest.approx(4.0, rel=0.15)
+    assert figures["interarrival_cv"]["observed"] == pytest.approx(2.0, rel=0.15)
