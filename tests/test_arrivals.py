@@ -77,7 +77,7 @@ def test_start_times_do_not_depend_on_the_chunking():
 
 
 def test_a_continuation_starts_after_its_parent_by_the_latency_model():
-    params, chunks = _run("arrivals poisson(rate=2/s)\nrestart 50%\nlatency { prefill 10k/s  decode 50/s }", n=2000)
+    params, chunks = _run("arrivals poisson(rate=2/s)\nrestart 50%\nlatency { prefill 10k/s  decode 50/s }", n=2000, chunk=128)
     assert params.latency == Latency(prefill_tokens_per_s=10_000.0, decode_tokens_per_s=50.0)
     starts = _primary_starts(chunks)
     restarts = [c.timestamp_ms[c.row_offsets[:-1]][c.is_restart.astype(bool)] for c in chunks]
