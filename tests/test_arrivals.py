@@ -84,6 +84,15 @@ def test_a_continuation_starts_after_its_parent_by_the_latency_model():
     parents = [c.extras["primary_index"][c.is_restart.astype(bool)] for c in chunks]
     after = np.concatenate(restarts) - starts[np.concatenate(parents)]
     assert after.size > 100 and np.all(after > 0)
+    # exactly the parent's requests at 10k/50 tokens a second plus its delays, from the rows written
+    duration = {}
+    for c in chunks:
+        spent = (c.request_input_length / 10_000.0 + c.output_length / 50.0) * 1000.0 + np.nan_to_num(c.delay_ms)
+        per_session = np.add.reduceat(spent, c.row_offsets[:-1])
+        primary = ~c.is_restart.astype(bool)
+        duration.update(zip(c.extras["primary_index"][primary].tolist(), per_session[primary].tolist(), strict=True))
+    expected = np.array([duration[p] for p in np.concatenate(parents).tolist()])
+    assert np.allclose(after, expected, rtol=1e-9, atol=1e-6)
 
 
 def test_session_durations_sum_latency_and_delays():
