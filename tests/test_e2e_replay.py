@@ -43,8 +43,11 @@ def _write_run(tmp_path: Path, spec: str, *options: str) -> Path:
     return run_dir / "dataset.jsonl"
 
 
-def _replay(dataset: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "REPLAY_WHOLE": "1", "AIPERF_VENV": AIPERF_VENV or ""}
+def _replay(dataset: Path, mode: str = "concurrency") -> subprocess.CompletedProcess:
+    # --fixed-schedule sends every session the file holds (--num-sessions does not bound it),
+    # so that replay gets the trimmed trace only
+    whole = "1" if mode == "concurrency" else "0"
+    env = {**os.environ, "REPLAY_WHOLE": whole, "AIPERF_VENV": AIPERF_VENV or "", "REPLAY_MODE": mode}
     return subprocess.run(["bash", str(REPLAY), str(dataset), SENT_SESSIONS], env=env,
                           capture_output=True, text=True, timeout=600)
 
@@ -80,6 +83,22 @@ def test_default_engine_datasets_replay_in_aiperf(spec, options, tmp_path):
     expected = _first_sessions_rows(dataset, int(SENT_SESSIONS))
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"replayed {expected} requests, 0 errors" in done.stdout, done.stdout
+
+
+def test_arrival_timestamps_replay_with_fixed_schedule(tmp_path):
+    # AIPerf's --fixed-schedule sends each session at its turn-0 timestamp (2 sessions/s here,
+    # so the first few are sent over about 3 s), every row exactly once.
+    dataset = _write_run(tmp_path, str(ROOT / "examples" / "arrivals.trace"))
+    starts = [float(m) for m in re.findall(r'"timestamp":([0-9.]+)', dataset.read_text())]
+    assert starts[0] == 0.0 and starts == sorted(starts) and starts[-1] > 10_000
+    done = _replay(dataset, "fixed")
+    expected = _first_sessions_rows(dataset, int(SENT_SESSIONS))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"replayed {expected} requests, 0 errors" in done.stdout, done.stdout
+    # the schedule was kept: the benchmark lasted at least until the last session's start
+    firsts = [float(m) for m in re.findall(r'"timestamp":([0-9.]+)', dataset.read_text())]
+    benchmark = float(re.search(r"benchmark ([0-9.]+) s", done.stdout).group(1))
+    assert benchmark >= firsts[int(SENT_SESSIONS) - 1] / 1000.0, done.stdout
 
 
 def test_aiperf_engine_layout_is_refused_by_aiperf_and_the_fast_engine_is_not(tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from tracedsl.engine import chunk, endings, sessions
+from tracedsl.engine import arrivals, chunk, endings, sessions
 from tracedsl.engine.samplers import (
     STREAMS,
     BoundedLognormal,
@@ -43,6 +43,7 @@ ENGINE_STREAMS = {
         (sessions, ("GROUP", "SESSION_PREFIX", "NEW_TOKENS", "OUTPUT", "DELAY_PICK", "DELAY_AGENTIC", "DELAY_HUMAN")),
         (endings, ("RESET", "RESTART_SPLIT", "RESTART_TURN", "TARGET_TURNS")),
         (chunk, ("PLACEMENT",)),
+        (arrivals, ("ARRIVAL",)),
     )
     for name in names
 }

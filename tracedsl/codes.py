@@ -72,6 +72,10 @@ E_EMPIRICAL_FILE = _define(
     "E109", "E_EMPIRICAL_FILE", "an empirical file that cannot be read, holds no values, or has a line that is not one"
 )
 
+E_ARRIVALS_FILE = _define(
+    "E110", "E_ARRIVALS_FILE", "an arrivals file that cannot be read, holds no times, or has a line that is not one"
+)
+
 # The form of a spec file
 E_NOT_TEXT = _define("E201", "E_NOT_TEXT", "the file is not UTF-8 text")
 E_EMPTY = _define("E202", "E_EMPTY", "a JSON or TOML file with nothing in it")
@@ -138,6 +142,9 @@ W_UNFIT_TARGETS = _define(
 )
 W_NOT_AIPERF = _define(
     "W105", "W_NOT_AIPERF", "a construct AIPerf 0.13.0 cannot express: --engine aiperf refuses the spec"
+)
+W_ARRIVALS_SHORT = _define(
+    "W106", "W_ARRIVALS_SHORT", "arrival stages or an arrivals file that hold fewer sessions than the run asks for"
 )
 W_LEGACY = _define("W201", "W_LEGACY", "a legacy spelling of a key, accepted and rewritten")
 

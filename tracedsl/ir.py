@@ -32,7 +32,10 @@ from tracedsl.limits import (
 )
 
 __all__ = [
+    "Arrivals",
+    "ArrivalStage",
     "Delay",
+    "Latency",
     "DelayMixture",
     "Distribution",
     "GenerationParams",
@@ -351,6 +354,73 @@ class Cache(_Model):
     layer1_5_groups: Groups = Field(default_factory=Groups)
 
 
+# --------------------------------------------------------------------------------------------
+# When sessions start, and how long a request is estimated to take (not in the reference)
+
+ARRIVAL_KINDS = ("poisson", "gamma", "constant", "stages", "file")
+
+
+class ArrivalStage(_Model):
+    """A span of the arrival process: ``rate`` sessions/s at its start, ``end_rate`` at its end
+    (the same for ``5min at 1/s``, linear in between for ``10min ramp to 8/s``)."""
+
+    duration_ms: float = Field(gt=0.0, le=MAX_VALUE)
+    rate: float = Field(ge=0.0, le=1e9, description="sessions per second at the stage's start")
+    end_rate: float = Field(ge=0.0, le=1e9, description="sessions per second at the stage's end")
+
+
+class Arrivals(_Model):
+    """When each primary session's turn 0 is sent (its ``timestamp``), from time 0.
+
+    ``poisson``: exponential gaps at ``rate``/s; ``gamma``: gamma gaps of mean 1/rate and
+    coefficient of variation ``cv``; ``constant``: gaps of exactly 1/rate; ``stages``: a Poisson
+    process whose rate is piecewise linear; ``file``: the times given (ms, one a line, sorted).
+    """
+
+    kind: str = Field(description="poisson, gamma, constant, stages or file")
+    rate: float | None = Field(default=None, gt=0.0, le=1e9, description="sessions per second")
+    cv: float | None = Field(default=None, gt=0.0, le=1e3, description="gamma: the gaps' sd / mean")
+    stages: list[ArrivalStage] | None = None
+    source: str | None = Field(default=None, description="file: the path as written")
+    times_ms: list[float] | None = Field(default=None, description="file: the start times, ms")
+
+    @model_validator(mode="after")
+    def _check(self) -> Arrivals:
+        wanted = {"poisson": ("rate",), "gamma": ("rate", "cv"), "constant": ("rate",),
+                  "stages": ("stages",), "file": ("times_ms",)}
+        if self.kind not in wanted:
+            raise ParamsError([Issue(f"unknown arrival process '{self.kind}' (one of {', '.join(ARRIVAL_KINDS)})",
+                                     ("kind",))])
+        issues = []
+        for name in ("rate", "cv", "stages", "times_ms"):
+            given = getattr(self, name) is not None
+            if given != (name in wanted[self.kind]):
+                issues.append(Issue(f"{self.kind} arrivals {'take' if not given else 'do not take'} {name}",
+                                    (name,)))
+        if self.stages is not None and not any(s.rate or s.end_rate for s in self.stages):
+            issues.append(Issue("the stages' rates are all 0: no session would arrive", ("stages",)))
+        if self.times_ms is not None:
+            if not self.times_ms:
+                issues.append(Issue("the arrivals file holds no times", ("times_ms",)))
+            elif any(b < a for a, b in zip(self.times_ms, self.times_ms[1:], strict=False)):
+                issues.append(Issue("the arrival times are not sorted", ("times_ms",)))
+        if issues:
+            raise ParamsError(issues)
+        return self
+
+
+class Latency(_Model):
+    """The one latency model: a request takes input/prefill + output/decode seconds. The
+    reports' estimated latencies and the continuations' start times both use it."""
+
+    prefill_tokens_per_s: float = Field(default=20_000.0, gt=0.0, le=1e12)
+    decode_tokens_per_s: float = Field(default=60.0, gt=0.0, le=1e12)
+
+    def request_ms(self, input_tokens, output_tokens):
+        """Estimated latency of requests, ms (numbers or numpy arrays)."""
+        return (input_tokens / self.prefill_tokens_per_s + output_tokens / self.decode_tokens_per_s) * 1000.0
+
+
 class GenerationParams(_Model):
     """A whole workload, field for field the reference's config (its ``generation_params``)."""
 
@@ -368,6 +438,9 @@ class GenerationParams(_Model):
     restart_turn_range: tuple[int, int] = Field(
         default=(5, 15), description="[first, last) turn index at which a restart may split"
     )
+    # Not the reference's: left out of generation_params while unset, so those stay its bytes.
+    arrivals: Arrivals | None = None
+    latency: Latency = Field(default_factory=Latency)
 
     @model_validator(mode="before")
     @classmethod
@@ -415,6 +488,10 @@ class GenerationParams(_Model):
         """The reference-shaped config: every field, reference key order, JSON types."""
         data = self.model_dump(mode="json")
         data["restart_turn_range"] = list(self.restart_turn_range)
+        if self.arrivals is None:
+            del data["arrivals"]
+        if self.latency == Latency():
+            del data["latency"]
         return data
 
 
@@ -667,6 +744,11 @@ def aiperf_inexpressible(params: GenerationParams) -> list[Issue]:
             family.reference(dist, scale)
         except ValueError:
             found.append(Issue(f"{path}: AIPerf 0.13.0 has no {family.name} distribution", (path,)))
+    if params.arrivals is not None:
+        found.append(Issue(f"arrivals: AIPerf 0.13.0 starts every session at time 0, it has no "
+                           f"{params.arrivals.kind} arrival process", ("arrivals",)))
+    if params.latency != Latency():
+        found.append(Issue("latency: AIPerf 0.13.0's config has no latency model", ("latency",)))
     return found
 
 

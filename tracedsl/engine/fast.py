@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from tracedsl.engine import RunRequest
+from tracedsl.engine.arrivals import start_times
 from tracedsl.engine.chunk import ChunkBody, ChunkTask, run_chunk
 from tracedsl.engine.model import SessionModel
 from tracedsl.engine.order import Stitcher
@@ -23,7 +24,7 @@ CHUNK_SESSIONS = 4096
 
 MapFn = Callable[[Callable[[ChunkTask], ChunkBody], Iterable[ChunkTask]], Iterable[ChunkBody]]
 
-__all__ = ["CHUNK_SESSIONS", "ChunkTask", "FastEngine", "Stitcher", "plan", "run_chunk"]
+__all__ = ["CHUNK_SESSIONS", "ChunkTask", "FastEngine", "Stitcher", "plan", "run_chunk", "stitcher_for"]
 
 
 def plan(request: RunRequest, chunk_sessions: int = CHUNK_SESSIONS) -> list[ChunkTask]:
@@ -36,6 +37,16 @@ def plan(request: RunRequest, chunk_sessions: int = CHUNK_SESSIONS) -> list[Chun
         ChunkTask(model, first, min(first + chunk_sessions, request.num_sessions))
         for first in range(0, request.num_sessions, chunk_sessions)
     ]
+
+
+def stitcher_for(request: RunRequest, model: SessionModel) -> Stitcher:
+    """The run's stitching pass, with every primary's start time when the spec has arrivals
+    (computed once here, for all N, so no chunking or worker moves them)."""
+    arrivals = request.params.arrivals
+    if arrivals is None:
+        return Stitcher(model)
+    starts = start_times(arrivals, request.num_sessions, model.run_key)
+    return Stitcher(model, starts, request.params.latency)
 
 
 class FastEngine:
@@ -51,6 +62,6 @@ class FastEngine:
         tasks = plan(request, self.chunk_sessions)
         if not tasks:
             return
-        stitcher = Stitcher(tasks[0].model)
+        stitcher = stitcher_for(request, tasks[0].model)
         for body in self.map_fn(run_chunk, tasks):
             yield stitcher.add(body)

@@ -12,21 +12,30 @@ from dataclasses import replace
 
 import numpy as np
 
+from tracedsl.engine.arrivals import session_durations_ms
 from tracedsl.engine.chunk import ChunkBody, Continuations
 from tracedsl.engine.columns import SessionColumns, ragged_gather
 from tracedsl.engine.model import SessionModel
 from tracedsl.engine.prefix import fresh_blocks, hash_ids, session_fresh_bases
 from tracedsl.engine.samplers import format_session_ids
+from tracedsl.ir import Latency
 from tracedsl.trace import TraceChunk
 
 
 class Stitcher:
     """Feed chunk bodies in task order; each ``add`` returns that chunk's sessions in file order."""
 
-    def __init__(self, model: SessionModel):
+    def __init__(self, model: SessionModel, start_ms: np.ndarray | None = None,
+                 latency: Latency | None = None):
         self.model = model
         self.next_id = model.first_session_id
         self.pending: Continuations | None = None  # waiting; reused runs already absolute
+        # Each primary's start (ms; None: every session starts at 0, as in the reference) and,
+        # by its parent's primary index, each continuation's: its parent's start plus the
+        # parent's estimated duration under ``latency`` (engine/arrivals.py).
+        self.start_ms = start_ms
+        self.latency = latency or Latency()
+        self.continuation_ms = np.zeros(model.num_sessions) if start_ms is not None else None
 
     def add(self, body: ChunkBody) -> TraceChunk:
         model = self.model
@@ -47,6 +56,10 @@ class Stitcher:
         fresh = fresh_blocks(model, sessions, reused_blocks)
         bases = session_fresh_bases(fresh, sessions.row_offsets, self.next_id)
 
+        if new is not None and self.continuation_ms is not None and self.start_ms is not None:
+            parents = body.primaries.take(new.parent)
+            self.continuation_ms[parents.index] = (
+                self.start_ms[parents.index] + session_durations_ms(self.latency, parents))
         if new is not None:
             # The parents are primaries of this chunk: their first fresh id is now known.
             position = np.empty(order.shape[0], dtype=np.int64)
@@ -60,7 +73,13 @@ class Stitcher:
         offsets, starts, lengths = _runs_in_order(body.primaries.num_sessions, written, order)
         hash_offsets, ids, runs = hash_ids(model, sessions, fresh, self.next_id, offsets, starts, lengths)
         self.next_id = int(bases[-1])
-        return _trace_chunk(sessions, hash_offsets, ids, runs)
+        return _trace_chunk(sessions, hash_offsets, ids, runs, self._starts(sessions))
+
+    def _starts(self, sessions: SessionColumns) -> np.ndarray | float:
+        if self.start_ms is None or self.continuation_ms is None:
+            return 0.0  # every session starts at 0, as in the reference
+        restart = sessions.is_restart.astype(bool)
+        return np.where(restart, self.continuation_ms[sessions.index], self.start_ms[sessions.index])
 
 
 def _due(group: Continuations | None, written_before: int | None) -> np.ndarray:
@@ -114,10 +133,11 @@ def _runs_in_order(primaries: int, written: list[Continuations], order: np.ndarr
 
 
 def _trace_chunk(
-    sessions: SessionColumns, hash_offsets: np.ndarray, ids: np.ndarray, runs: tuple
+    sessions: SessionColumns, hash_offsets: np.ndarray, ids: np.ndarray, runs: tuple,
+    starts: np.ndarray | float = 0.0,
 ) -> TraceChunk:
     timestamp = np.full(sessions.input_length.shape[0], np.nan)
-    timestamp[sessions.row_offsets[:-1]] = 0.0  # every session starts at 0, as in the reference
+    timestamp[sessions.row_offsets[:-1]] = starts
     return TraceChunk(
         session_ids=format_session_ids(sessions.number),
         group_ids=sessions.group,

@@ -13,6 +13,7 @@ from tracedsl.ir import (
     Delay,
     DelayMixture,
     GenerationParams,
+    Latency,
     Lognormal,
     NewTokens,
     TurnLaw,
@@ -20,6 +21,7 @@ from tracedsl.ir import (
     Workload,
 )
 from tracedsl.language import ast
+from tracedsl.language.arrivals import DURATION_UNITS, RATE_UNITS, TOKEN_RATE_UNITS
 from tracedsl.language.format import format_spec
 from tracedsl.language.lower import PROBABILITY_UNITS, TIME_UNITS, TOKEN_UNITS
 
@@ -68,6 +70,7 @@ def workload_tree(workload: Workload) -> ast.Spec:
                 (ast.Option("at turn", span),),
             )
         )
+    statements.extend(_arrivals_and_latency(params))
     return ast.Spec(tuple(statements))
 
 
@@ -84,6 +87,39 @@ def _turns(turns: Turns | TurnLaw) -> ast.Statement:
     arguments = tuple(ast.Argument(k, _integer(v, {"": Decimal(1)})) for k, v in counts.items())
     turns_family = families.family_of(Lognormal).name
     return ast.Statement("turns", ast.Distribution(turns_family, arguments), (ending,))
+
+
+def _arrivals_and_latency(params: GenerationParams) -> list[ast.Statement]:
+    found = []
+    arrivals = params.arrivals
+    if arrivals is not None and arrivals.kind == "stages":
+        stages = []
+        for index, stage in enumerate(arrivals.stages or ()):
+            before = arrivals.stages[index - 1].end_rate if index else 0.0
+            duration = _number(stage.duration_ms, DURATION_UNITS)
+            if stage.rate == stage.end_rate:  # a hold (a ramp from the same rate would read back as one)
+                stages.append(ast.Statement("hold", duration, (ast.Option("at", _number(stage.rate, RATE_UNITS)),)))
+                continue
+            if stage.rate != before:  # a ramp starts where the stage before ended: a jump is a 0-length hold
+                raise DiagnosticError(Diagnostic(
+                    E_UNPRINTABLE, f"arrival stage {index} ramps from {stage.rate}/s, not from where the stage "
+                    f"before it ended ({before}/s): a .trace file cannot write that"))
+            stages.append(ast.Statement("ramp", duration, (ast.Option("ramp to", _number(stage.end_rate, RATE_UNITS)),)))
+        found.append(ast.Statement("arrivals", "stages", items=tuple(stages)))
+    elif arrivals is not None and arrivals.kind == "file":
+        found.append(ast.Statement("arrivals", ast.Distribution("file", (), source=arrivals.source or "")))
+    elif arrivals is not None:
+        arguments = [ast.Argument("rate", _number(arrivals.rate, RATE_UNITS))]
+        if arrivals.cv is not None:
+            arguments.append(ast.Argument("cv", _number(arrivals.cv)))
+        found.append(ast.Statement("arrivals", ast.Distribution(arrivals.kind, tuple(arguments))))
+    if params.latency != Latency():
+        latency = params.latency
+        found.append(ast.Statement("latency", items=(
+            ast.Statement("prefill", _number(latency.prefill_tokens_per_s, TOKEN_RATE_UNITS)),
+            ast.Statement("decode", _number(latency.decode_tokens_per_s, TOKEN_RATE_UNITS)),
+        )))
+    return found
 
 
 def _prefix(params: GenerationParams) -> ast.Statement:

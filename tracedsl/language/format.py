@@ -10,7 +10,7 @@ from tracedsl.language.parser import parse
 
 INDENT = "  "
 # Canonical order of statements in each block, and which top-level ones share a paragraph.
-TOP_ORDER = ("workload", "context", "block", "prefix", "turn", "turns", "reset", "restart")
+TOP_ORDER = ("workload", "context", "block", "prefix", "turn", "turns", "reset", "restart", "arrivals", "latency")
 PARAGRAPH = {
     "workload": 0,
     "context": 1,
@@ -20,7 +20,11 @@ PARAGRAPH = {
     "turns": 4,
     "reset": 4,
     "restart": 4,
+    "arrivals": 5,
+    "latency": 5,
 }
+# Blocks outside ITEM_ORDER: a latency's items go in this order; arrival stages keep theirs.
+LATENCY_ORDER = ("prefill", "decode")
 ITEM_ORDER = {
     "prefix": ("global", "groups", "session"),
     "turn": ("new_tokens", "output", "delay"),
@@ -83,7 +87,11 @@ def statement_text(node: ast.Statement | ast.Component) -> str:
         return f"workload {quote(node.value)}"
     if node.keyword == "delay" and node.items is not None:
         return "delay mix"
+    if node.keyword in ("hold", "ramp"):  # an arrival stage: 5min at 1/s, 10min ramp to 8/s
+        return " ".join([node.value.text, *(_option_text(o) for o in node.options)])
     parts = [node.keyword]
+    if node.value == "stages":
+        parts.append("stages")
     if isinstance(node.value, ast.Distribution):
         parts.append(distribution_text(node.value))
     elif isinstance(node.value, ast.Number):
@@ -147,7 +155,11 @@ def _emit(node: ast.Statement | ast.Component, indent: str, notes: _Notes, out: 
         return
     header = indent + statement_text(node) + " {"
     items = node.items
-    if node.keyword != "delay" or all(_item_key(item) in ITEM_ORDER["delay"] for item in items):
+    if node.keyword == "latency":
+        items = _ordered(items, LATENCY_ORDER, _item_key)
+    elif node.keyword == "arrivals":
+        pass  # stages happen in the order written
+    elif node.keyword != "delay" or all(_item_key(item) in ITEM_ORDER["delay"] for item in items):
         items = _ordered(items, ITEM_ORDER[node.keyword], _item_key)  # a mix's order is its own
     closing = "}" + "".join(
         " " + _option_text(o) for o in _options(node) if node.keyword == "delay"

@@ -22,6 +22,7 @@ from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity, Span
 from tracedsl.families import SLOT
 from tracedsl.ir import REFERENCE_COMPONENTS, Lognormal, Workload, aiperf_inexpressible
 from tracedsl.language import ast
+from tracedsl.language.arrivals import DURATION_UNITS, RATE_UNITS, TOKEN_RATE_UNITS, ArrivalLowering
 from tracedsl.language.parser import parse
 from tracedsl.language.tables import TableLowering
 from tracedsl.language.validate import FieldProblem, did_you_mean, validate_params, warnings_for
@@ -36,6 +37,9 @@ _KIND_WORDS = {
     id(TIME_UNITS): "a time (units: ms, s, min)",
     id(PROBABILITY_UNITS): "a probability (a fraction, or a percentage with %)",
     id(PLAIN): "a plain number (no unit)",
+    id(RATE_UNITS): "a rate (a number per unit of time: 2/s, 30/min)",
+    id(TOKEN_RATE_UNITS): "tokens per second (20k/s, 60/s)",
+    id(DURATION_UNITS): "a duration (units: ms, s, min, h)",
 }
 DISTRIBUTIONS = families.names()  # the registry's; kept under this name for importers
 # ``turns lognormal(...)`` is the reference's, given by whole numbers only; any other family is
@@ -68,7 +72,7 @@ def lower(spec: ast.Spec, file: str = "<input>") -> tuple[Workload, list[Diagnos
     return Workload(name=name or default_name, params=params), warnings
 
 
-class _Lowering(TableLowering):
+class _Lowering(TableLowering, ArrivalLowering):
     """Walks the statements, building the reference-shaped dict and a map from field path to span."""
 
     def __init__(self, file: str):
@@ -106,6 +110,10 @@ class _Lowering(TableLowering):
                 data["reset"] = self.reset(statement)
             elif word == "restart":
                 self.restart(statement, data)
+            elif word == "arrivals":
+                data["arrivals"] = self.arrivals(statement)
+            elif word == "latency":
+                data["latency"] = self.latency(statement)
         return data, name
 
     def prefix(self, items) -> dict[str, Any]:

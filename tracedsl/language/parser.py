@@ -197,6 +197,33 @@ class _ToAst(Transformer):
         return ast.Option("at turn", found, _span(meta))
 
     @_rule
+    def arrivals(self, meta, children):
+        return ast.Statement("arrivals", children[0], span=_span(meta))
+
+    @_rule
+    def arrival_stages(self, meta, children):
+        return ast.Statement("arrivals", "stages", items=tuple(children), span=_span(meta))
+
+    @_rule
+    def stage_hold(self, meta, children):
+        duration, rate = children
+        return ast.Statement("hold", duration, (ast.Option("at", rate, rate.span),), span=_span(meta))
+
+    @_rule
+    def stage_ramp(self, meta, children):
+        duration, rate = children
+        return ast.Statement("ramp", duration, (ast.Option("ramp to", rate, rate.span),), span=_span(meta))
+
+    @_rule
+    def latency(self, meta, children):
+        return ast.Statement("latency", items=tuple(children), span=_span(meta))
+
+    @_rule
+    def latency_item(self, meta, children):
+        name, value = children
+        return ast.Statement(str(name), value, span=_span(meta))
+
+    @_rule
     def distribution(self, meta, children):
         name, *arguments = children
         return ast.Distribution(str(name), tuple(arguments), _span(meta), _token_span(name))

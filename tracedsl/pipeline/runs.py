@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tracedsl.codes import W_CONSTANT
+from tracedsl.codes import W_ARRIVALS_SHORT, W_CONSTANT
 from tracedsl.diagnostics import Diagnostic
 from tracedsl.output.rundir import locate_run
 from tracedsl.pipeline.defaults import DEFAULT_SEED, DEFAULT_SESSIONS, DEFAULT_SPEC, ENGINES
@@ -145,6 +145,8 @@ def plan_run(options: RunOptions) -> RunPlan:
         params = _with_limits(loaded.params, options.max_isl, options.max_osl)
         params = apply_overrides(params, list(options.overrides))
         warnings = _warnings_from_options(loaded.params, params, options)
+        warnings += _arrival_warnings(params, DEFAULT_SESSIONS if num_sessions is None else num_sessions,
+                                      loaded.warnings)
     return RunPlan(
         name=loaded.name,
         params=params,
@@ -201,6 +203,21 @@ def _recorded_settings(loaded, seed, num_sessions, engine, notes: list[str]):
             "describes (pass --num-sessions to choose)"
         )
     return seed, num_sessions, engine
+
+
+def _arrival_warnings(params: GenerationParams, num_sessions: int, located: list[Diagnostic]) -> list[Diagnostic]:
+    """W106 when the arrival stages or file hold fewer sessions than the run asks for, at the
+    ``arrivals`` statement (where the compile's W105 points)."""
+    from tracedsl.diagnostics import Severity
+    from tracedsl.engine.arrivals import shortfall
+
+    message = shortfall(params.arrivals, num_sessions) if params.arrivals is not None else None
+    if message is None:
+        return []
+    at = next((w for w in located if w.path == "arrivals" and w.span), None)
+    return [Diagnostic(W_ARRIVALS_SHORT, message, Severity.WARNING, file=at.file if at else None,
+                       span=at.span if at else None, path="arrivals", source=at.source if at else None,
+                       hint="lengthen the stages or the file, or run fewer sessions (-n)")]
 
 
 def _warnings_from_options(before: GenerationParams, after: GenerationParams,

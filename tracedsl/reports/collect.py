@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from tracedsl.ir import GenerationParams
+from tracedsl.ir import GenerationParams, Latency
 from tracedsl.reports import targets
 from tracedsl.reports.reuse import LAYERS, STATUS, ReuseAnalysis
 from tracedsl.reports.sketch import Sketch
 from tracedsl.trace import EndReason, TraceChunk
 
-PREFILL_TPS = 20_000.0  # the reference's latency estimate: prefill and decode tokens per second
-DECODE_TPS = 60.0
+# The latency model's defaults (the reference's estimate), for importers; a run reads its spec's.
+PREFILL_TPS = Latency().prefill_tokens_per_s
+DECODE_TPS = Latency().decode_tokens_per_s
 PER_REASON_SAMPLE = 64  # explorer sessions kept per (end reason, continuation) stratum, bottom-k by id hash
 ISL_EDGES = np.logspace(2, 7, 41)  # request input length bins for the hit-rate heatmap
 RATE_EDGES = np.linspace(0.0, 1.0, 21)
@@ -30,6 +31,7 @@ class Collector:
     def __init__(self, params: GenerationParams | None, block_size: int) -> None:
         self.params = params
         self.block_size = block_size
+        self.latency = params.latency if params is not None else Latency()  # the one latency model
         self.sketch = {name: Sketch() for name in METRICS}
         self.end_reasons: dict[EndReason, int] = dict.fromkeys(EndReason, 0)
         self.sessions = 0
@@ -39,6 +41,19 @@ class Collector:
         self.heatmap = np.zeros((RATE_EDGES.size - 1, ISL_EDGES.size - 1), dtype=np.int64)
         self.sample: dict[str, list[tuple[int, int, dict]]] = {}  # (id hash, session number, record)
         self._labelled: tuple[int, list[dict]] | None = None
+        # Primary sessions' starts in file order: first, last, and the gaps' count, sum, sum of squares.
+        self.arrival_first: float | None = None
+        self.arrival_last: float | None = None
+        self.arrival_gaps = np.zeros(3)
+
+    def _add_arrivals(self, starts: np.ndarray) -> None:
+        if not starts.size:
+            return
+        if self.arrival_first is None:
+            self.arrival_first = float(starts[0])
+        gaps = np.diff(starts if self.arrival_last is None else np.concatenate([[self.arrival_last], starts]))
+        self.arrival_gaps += (gaps.size, gaps.sum(), (gaps * gaps).sum())
+        self.arrival_last = float(starts[-1])
 
     def add(self, chunk: TraceChunk) -> None:
         if chunk.num_sessions == 0:
@@ -65,10 +80,11 @@ class Collector:
             previous = isl[np.flatnonzero(later) - 1]
             sk["delay_unscaled_ms"].add(delay / targets.delay_scale(previous, limit))
             sk["final_utilization"].add(isl[lasts] / limit)
-        latency_ms = (isl / PREFILL_TPS + out / DECODE_TPS) * 1000.0
+        latency_ms = self.latency.request_ms(isl, out)
         sk["latency_s"].add(latency_ms / 1000.0)
         spent = latency_ms + np.where(later, np.nan_to_num(chunk.delay_ms), 0.0)
         sk["session_minutes"].add(np.add.reduceat(spent, firsts) / 60_000.0)
+        self._add_arrivals(chunk.timestamp_ms[firsts][~chunk.is_restart.astype(bool)])
         reason_counts = np.bincount(chunk.end_reasons.astype(np.int64) + 1)  # UNKNOWN (-1) first
         for code in np.flatnonzero(reason_counts).tolist():
             self.end_reasons[EndReason.of(code - 1)] += int(reason_counts[code])

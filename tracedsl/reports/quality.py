@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
+from tracedsl.engine.arrivals import target_rate_cv
 from tracedsl.ir import GenerationParams
 from tracedsl.reports import targets
-from tracedsl.reports.collect import DECODE_TPS, PREFILL_TPS, Collector
+from tracedsl.reports.collect import Collector
 from tracedsl.reports.sketch import Sketch
 from tracedsl.reports.targets import Expected
 from tracedsl.trace import EndReason
@@ -193,6 +196,26 @@ def end_reason_targets(params: GenerationParams | None, primaries: int) -> dict:
     }
 
 
+def arrival_figures(collector: Collector) -> dict:
+    """The arrival process: rate (primary sessions a second) and the gaps' coefficient of
+    variation, target (where the process defines one) against observed."""
+    assert collector.params is not None and collector.params.arrivals is not None
+    rate, cv = target_rate_cv(collector.params.arrivals)
+    count, total, squares = collector.arrival_gaps.tolist()
+    observed_rate = observed_cv = None
+    if count and total > 0:
+        mean = total / count
+        observed_rate = 1000.0 / mean
+        observed_cv = math.sqrt(max(squares / count - mean * mean, 0.0)) / mean
+    return {
+        "process": collector.params.arrivals.kind,
+        "rate_per_s": {"target": rate, "observed": observed_rate, "pct_error": _pct_error(observed_rate, rate)
+                       if observed_rate is not None else None},
+        "interarrival_cv": {"target": cv, "observed": observed_cv},
+        "span_s": ((collector.arrival_last or 0.0) - (collector.arrival_first or 0.0)) / 1000.0,
+    }
+
+
 def quality(collector: Collector, name: str, engine: str = "fast") -> dict:
     """The whole quality.json: the reference's four keys first, then tracedsl's additions."""
     turns_stats = collector.sketch["turns"].stats() if collector.sessions else Sketch().stats()
@@ -206,9 +229,11 @@ def quality(collector: Collector, name: str, engine: str = "fast") -> dict:
         "kv_reuse": collector.reuse.summary(),
         "request_input_length": collector.sketch["request_isl"].stats(),
         "estimates": {
-            "prefill_tps": PREFILL_TPS, "decode_tps": DECODE_TPS,
+            "prefill_tps": collector.latency.prefill_tokens_per_s,
+            "decode_tps": collector.latency.decode_tokens_per_s,
             "session_duration_min": collector.sketch["session_minutes"].stats(),
         },
+        **({"arrivals": arrival_figures(collector)} if collector.params and collector.params.arrivals else {}),
         "percentile_method": "numpy linear interpolation; exact while a quantity has at most 4096 "
         "distinct values, else from log-linear buckets under 0.1% wide (each bucket's mean value)",
     }
