@@ -23,6 +23,7 @@ from tracedsl.families import SLOT
 from tracedsl.ir import REFERENCE_COMPONENTS, Lognormal, Workload, aiperf_inexpressible
 from tracedsl.language import ast
 from tracedsl.language.parser import parse
+from tracedsl.language.reuse import attach_sources, resolve
 from tracedsl.language.tables import TableLowering
 from tracedsl.language.validate import FieldProblem, did_you_mean, validate_params, warnings_for
 
@@ -46,8 +47,22 @@ _MAX_EXPONENT = 30  # beyond 1e30 a number is a typo, and huge exponents are slo
 
 
 def compile_text(text: str, file: str = "<input>") -> tuple[Workload, list[Diagnostic]]:
-    """Compile .trace text to a Workload and its warnings; errors raise DiagnosticError."""
-    return lower(parse(text, file), file)
+    """Compile .trace text to a Workload and its warnings; errors raise DiagnosticError.
+
+    Includes and lets are resolved first (language/reuse.py); a diagnostic pointing into an
+    included file carries that file's text.
+    """
+    spec = parse(text, file)
+    try:
+        resolved = resolve(spec, file)
+    except DiagnosticError as error:
+        raise DiagnosticError(attach_sources(error.diagnostics, {file: text})) from None
+    sources = {file: text, **resolved.sources}
+    try:
+        workload, warnings = lower(resolved.spec, file)
+    except DiagnosticError as error:
+        raise DiagnosticError(attach_sources(error.diagnostics, sources)) from None
+    return workload, attach_sources(warnings, sources)
 
 
 def lower(spec: ast.Spec, file: str = "<input>") -> tuple[Workload, list[Diagnostic]]:
@@ -72,8 +87,9 @@ class _Lowering(TableLowering):
 
     def __init__(self, file: str):
         self.file = file
+        self.at = file  # the file the statement being lowered came from (an include's, or file)
         self.errors: list[Diagnostic] = []
-        self.spans: dict[str, Span] = {}
+        self.spans = _Spans(self)
 
     # Statements -------------------------------------------------------------------------
 
@@ -81,6 +97,7 @@ class _Lowering(TableLowering):
         data: dict[str, Any] = {}
         name = None
         for statement in self._unique(spec.statements):
+            self.at = statement.file or self.file
             word = statement.keyword
             if word == "workload":
                 name = statement.value
@@ -110,6 +127,7 @@ class _Lowering(TableLowering):
     def prefix(self, items) -> dict[str, Any]:
         cache: dict[str, Any] = {}
         for item in self._unique(items):
+            self.at = item.file or self.file
             if item.keyword == "global":
                 cache["layer1_tokens"] = self.integer(
                     item.value, "cache.layer1_tokens", TOKEN_UNITS
@@ -137,6 +155,7 @@ class _Lowering(TableLowering):
 
     def turn(self, items, data: dict[str, Any]) -> None:
         for item in self._unique(items):
+            self.at = item.file or self.file
             if item.keyword == "new_tokens":
                 tokens = self.distribution(item.value, "new_tokens_per_turn", TOKEN_UNITS)
                 for option in item.options:  # only ``bias``
@@ -372,34 +391,40 @@ class _Lowering(TableLowering):
     def error(
         self, code: str, message: str, span: Span, *, related=(), hint: str | None = None
     ) -> None:
-        others = tuple(Diagnostic(code, "(and here)", file=self.file, span=s) for s in related)
+        others = tuple(Diagnostic(code, "(and here)", file=self.at, span=s) for s in related)
         self.errors.append(
-            Diagnostic(code, message, file=self.file, span=span, hint=hint, related=others)
+            Diagnostic(code, message, file=self.at, span=span, hint=hint, related=others)
         )
 
     def problem(self, problem: FieldProblem, severity: Severity, code: str) -> Diagnostic:
         """An IR problem, pointing at the source of each field path it involves."""
-        spans: list[Span] = []
+        places: list[tuple[str, Span]] = []
         for path in problem.paths:
-            span = self.span_of(path)
-            if span is not None and span not in spans:
-                spans.append(span)
-        main = spans[0] if spans else None
+            place = self.place_of(path)
+            if place is not None and place not in places:
+                places.append(place)
+        file, main = places[0] if places else (self.file, None)
         if severity is Severity.WARNING:
-            spans = spans[:1]  # a warning needs one place to look, not every field it involves
+            places = places[:1]  # a warning needs one place to look, not every field it involves
         related = tuple(
-            Diagnostic(code, "(and here)", severity, file=self.file, span=s) for s in spans[1:]
+            Diagnostic(code, "(and here)", severity, file=f, span=s) for f, s in places[1:]
         )
         return Diagnostic(
-            code, problem.message, severity, self.file, main, problem.hint, problem.path, related
+            code, problem.message, severity, file, main, problem.hint, problem.path, related
         )
 
     def span_of(self, path: str) -> Span | None:
+        place = self.place_of(path)
+        return place[1] if place else None
+
+    def place_of(self, path: str) -> tuple[str, Span] | None:
+        """The file and span a field path was written at (its nearest written ancestor's)."""
         parts = path.split(".")
         while parts:
-            span = self.spans.get(".".join(parts))
+            key = ".".join(parts)
+            span = self.spans.get(key)
             if span is not None:
-                return span
+                return self.spans.files.get(key, self.file), span
             parts.pop()
         return None
 
@@ -419,6 +444,19 @@ class _Lowering(TableLowering):
                 continue
             seen[name] = node
             yield node
+
+
+class _Spans(dict):
+    """Field path to the span it was written at, remembering the file of each (an include's)."""
+
+    def __init__(self, lowering: _Lowering):
+        super().__init__()
+        self.lowering = lowering
+        self.files: dict[str, str] = {}
+
+    def __setitem__(self, path: str, span: Span) -> None:
+        super().__setitem__(path, span)
+        self.files[path] = self.lowering.at
 
 
 def _percent(value: Decimal) -> str:

@@ -229,6 +229,24 @@ class _ToAst(Transformer):
         return ast.Argument(str(name[0]) if name else "", value, _span(meta))
 
 
+    # Reuse ----------------------------------------------------------------------------
+
+    @_rule
+    def reference(self, meta, children):
+        (name,) = children
+        return ast.Reference(str(name), _token_span(name))
+
+    @_rule
+    def let(self, meta, children):
+        name, value = children
+        return ast.Statement("let", value, span=_span(meta), name=str(name))
+
+    @_rule
+    def include(self, meta, children):
+        (path,) = children
+        return ast.Statement("include", _unquote(str(path)), span=_span(meta))
+
+
 # ``global`` is a Python keyword; lark looks the callback up by the rule's name.
 def _global(self, meta, children):
     return ast.Statement("global", children[0], span=_span(meta))
