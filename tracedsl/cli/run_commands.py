@@ -18,8 +18,9 @@ from tracedsl.cli.printing import show, show_compactly
 
 # More worker processes than any machine has cores is a typo, not a plan.
 MAX_WORKERS = 1024
-SET_HELP = ("Override one spec field by its spec.json path, e.g. --set new_tokens_per_turn.mean=8k "
-            "or --set cache.layer2.mean=20000 (numbers take k and M; none clears a field). "
+SET_HELP = ("Override one value by its path in the language (--set turn.output.mean=2k, "
+            "--set turn.delay.agentic.mean=3s, --set context=128k; units as in a .trace file) or in "
+            "spec.json (--set cache.layer2.mean=20000; numbers take k and M; none clears a field). "
             "Repeatable.")
 
 

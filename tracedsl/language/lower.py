@@ -22,7 +22,7 @@ from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity, Span
 from tracedsl.families import SLOT
 from tracedsl.ir import REFERENCE_COMPONENTS, Lognormal, Workload, aiperf_inexpressible
 from tracedsl.language import ast
-from tracedsl.language.parser import parse
+from tracedsl.language.parser import NUMBER_TEXT, parse, parse_number
 from tracedsl.language.reuse import attach_sources, resolve
 from tracedsl.language.tables import TableLowering
 from tracedsl.language.validate import FieldProblem, did_you_mean, validate_params, warnings_for
@@ -80,6 +80,18 @@ def lower(spec: ast.Spec, file: str = "<input>") -> tuple[Workload, list[Diagnos
     ]
     default_name = Path(file).stem if file.endswith(".trace") else "default"
     return Workload(name=name or default_name, params=params), warnings
+
+
+def convert(text: str, units: dict, whole: bool = False) -> tuple[int | float | None, Diagnostic | None]:
+    """A number written as in a .trace file (``2k``, ``1.5s``, ``70%``), in the IR's unit, by
+    the rules of a field taking ``units``: the value, or None and the problem."""
+    lowering = _Lowering("--set")
+    if not NUMBER_TEXT.fullmatch(text):
+        hint = f"a value such as 2k, 1.5s or 70% ({_KIND_WORDS[id(units)]})"
+        return None, Diagnostic(E_NUMBER, f"'{text}' is not a number", file="--set", hint=hint)
+    number = parse_number(text)
+    value = lowering.integer(number, "", units) if whole else lowering.number(number, "", units)
+    return value, (lowering.errors[0] if lowering.errors else None)
 
 
 class _Lowering(TableLowering):

@@ -17,6 +17,8 @@ from tracedsl.language.errors import syntax_diagnostic
 _NUMBER_PARTS = re.compile(
     r"([+-]?[0-9][0-9_]*(?:\.[0-9][0-9_]*)?(?:[eE][+-]?[0-9]+)?)(.*)", re.DOTALL
 )
+# The grammar's NUMBER token, for a number written outside a file (``--set turn.output.mean=2k``).
+NUMBER_TEXT = re.compile(r"[+-]?[0-9][0-9_]*(\.[0-9][0-9_]*)?([eE][+-]?[0-9]+)?[A-Za-z%]*")
 # Only real comments: skip string literals so a '#' inside a workload name is not one.
 _COMMENTS = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
 
