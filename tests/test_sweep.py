@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tracedsl.diagnostics import DiagnosticError
@@ -82,3 +84,95 @@ def test_a_family_keyword_takes_the_slot_unit_and_a_shape_keyword_none():
     assert changed == spec("turn { delay pareto(alpha=2, min=1s) }")
     with pytest.raises(DiagnosticError):
         apply_overrides(pareto, ["turn.delay.alpha=2s"])
+
+
+# --sweep ----------------------------------------------------------------------------------
+
+
+def _run(*args: str):
+    from click.testing import CliRunner
+
+    from tracedsl.cli import cli
+
+    return CliRunner().invoke(cli, ["run", *args])
+
+
+def _mean_prompt(rows) -> float:
+    """The mean prompt a request sends when replayed: its session's earlier inputs and outputs, and its own input."""
+    sent: dict[str, int] = {}
+    prompts = []
+    for row in rows:
+        prompt = sent.get(row["session_id"], 0) + row["input_length"]
+        prompts.append(prompt)
+        sent[row["session_id"]] = prompt + row["output_length"]
+    return sum(prompts) / len(prompts)
+
+
+def _rows(path):
+    return path.read_bytes().splitlines()
+
+
+def test_a_sweep_runs_the_cross_product_and_summarises_each_point(tmp_path):
+    result = _run("default", "-n", "12", "--seed", "3", "-o", str(tmp_path), "-q", "--no-reports",
+                  "--set", "reset=3%", "--sweep", "turn.output.mean=1.5k,2k", "--sweep", "context=100k,167k")
+    assert result.exit_code == 0, result.output
+    (directory,) = tmp_path.iterdir()
+    document = json.loads((directory / "sweep.json").read_text())
+    assert [p["values"] for p in document["points"]] == [
+        {"turn.output.mean": a, "context": b} for a in ("1.5k", "2k") for b in ("100k", "167k")]
+    assert len({p["run_dir"] for p in document["points"]}) == 4
+    for point in document["points"]:
+        run_dir = directory / point["run_dir"]
+        rows = [json.loads(line) for line in _rows(run_dir / "dataset.jsonl")]
+        assert point["requests"] == len(rows)
+        assert point["sessions"] == len({row["session_id"] for row in rows})
+        assert point["mean_input"] == pytest.approx(_mean_prompt(rows), abs=0.01)
+        assert 0 < point["hit_rate"] < 1
+        assert sum(point["end_reasons"].values()) == point["sessions"]
+        # the same bytes as one run with the point's values given by --set
+        alone = tmp_path.parent / f"alone-{point['run_dir']}"
+        sets = [arg for path, value in point["values"].items() for arg in ("--set", f"{path}={value}")]
+        single = _run("default", "-n", "12", "--seed", "3", "-o", str(alone), "-q", "--no-reports",
+                      "--set", "reset=3%", *sets)
+        assert single.exit_code == 0, single.output
+        (alone_dir,) = alone.iterdir()
+        assert (alone_dir / "dataset.jsonl").read_bytes() == (run_dir / "dataset.jsonl").read_bytes()
+    # the points differ where their values do
+    requests = [p["requests"] for p in document["points"]]
+    assert requests[0] != requests[1]
+    table = (directory / "sweep.md").read_text()
+    assert table.count("\n| 1.5k | 100k |") == 1 and table.count("\n| 2k | 167k |") == 1
+    assert "| `turn.output.mean` | `context` | sessions | requests | mean input | hit rate |" in table
+
+
+@pytest.mark.parametrize(("sweep", "code", "message"), [
+    ("turn.output.mean", 2, "'turn.output.mean' is not PATH=V1,V2,…"),
+    ("turn.output.mean=1k,,2k", 2, "is not PATH=V1,V2,…"),
+    ("turn.output.mean=2s,3k", 3, "'2s' is not a token count (units: k, M)"),
+    ("turn.output.mean=200", 3, "mean (200) must be >= median"),
+])
+def test_a_bad_sweep_is_refused_before_anything_is_written(tmp_path, sweep, code, message):
+    result = _run("default", "-n", "5", "-o", str(tmp_path / "out"), "-q", "--no-reports",
+                  "--sweep", "context=100k,120k", "--sweep", sweep)
+    assert result.exit_code == code, result.output
+    assert message in result.output
+    assert "E2" in result.output or "E1" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_swept_value_error_is_named_for_the_sweep(tmp_path):
+    result = _run("default", "-n", "5", "-o", str(tmp_path), "-q", "--sweep", "turn.output.mean=2s")
+    assert "--sweep: turn.output.mean: error[E211]: '2s' is not a token count" in result.output
+    assert "(in the sweep's point turn.output.mean=2s)" in result.output
+
+
+def test_a_path_swept_twice_or_too_many_points_is_a_usage_error(tmp_path):
+    from tracedsl.pipeline.sweeps import MAX_POINTS
+
+    twice = _run("default", "-o", str(tmp_path), "--sweep", "context=1k", "--sweep", "context=2k")
+    assert twice.exit_code == 2 and "context is swept twice" in twice.output
+    values = ",".join(str(n) for n in range(1, 40))
+    many = _run("default", "-o", str(tmp_path), "--sweep", f"prefix.groups={values}",
+                "--sweep", f"turns.retry={values}")
+    assert many.exit_code == 2 and f"more than {MAX_POINTS}" in many.output
+    assert not any(tmp_path.iterdir())
