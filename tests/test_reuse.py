@@ -190,6 +190,24 @@ def test_errors_in_an_included_file_point_into_it(tmp_path):
     found = sorted(caught.value.diagnostics, key=lambda d: d.file)
     assert [(d.code, d.file, d.span.line) for d in found] == [("E104", base, 2), ("E104", top, 2)]
     assert found[0].source == (tmp_path / "base.trace").read_text()
+    (note,) = found[0].related
+    assert (note.message, note.file, note.span.line) == ("(included here)", top, 1)
+    assert not found[1].related  # the including file's own error needs no note
+
+
+def test_each_include_of_the_chain_is_noted_and_shown_with_its_own_text(tmp_path):
+    from tracedsl.diagnostics import render
+
+    write(tmp_path, "c.trace", "\n\ncontext undefined_name\n")
+    write(tmp_path, "b.trace", 'include "c.trace"\n')
+    top = write(tmp_path, "a.trace", '# a\ninclude "b.trace"\n')
+    with pytest.raises(DiagnosticError) as caught:
+        load_spec(top)
+    (diag,) = caught.value.diagnostics
+    assert (diag.code, diag.span.line) == ("E116", 3)
+    assert [(n.file, n.span.line) for n in diag.related] == [(str(tmp_path / "b.trace"), 1), (top, 2)]
+    shown = render(diag)
+    assert '   2 | include "b.trace"' in shown and '   1 | include "c.trace"' in shown
 
 
 def test_a_syntax_error_in_an_included_file_notes_the_include(tmp_path):

@@ -61,8 +61,8 @@ def compile_text(text: str, file: str = "<input>") -> tuple[Workload, list[Diagn
     try:
         workload, warnings = lower(resolved.spec, file)
     except DiagnosticError as error:
-        raise DiagnosticError(attach_sources(error.diagnostics, sources)) from None
-    return workload, attach_sources(warnings, sources)
+        raise DiagnosticError(attach_sources(resolved.noted(error.diagnostics), sources)) from None
+    return workload, attach_sources(resolved.noted(warnings), sources)
 
 
 def lower(spec: ast.Spec, file: str = "<input>") -> tuple[Workload, list[Diagnostic]]:

@@ -25,6 +25,11 @@ class Resolved:
 
     spec: ast.Spec
     sources: dict[str, str] = field(default_factory=dict)  # an included file's text, by its name
+    included_at: dict[str, tuple[str, Span]] = field(default_factory=dict)  # file → its include
+
+    def noted(self, diagnostics) -> list[Diagnostic]:
+        """The diagnostics, each in an included file noting where it was included."""
+        return [_note_include(d, self.included_at) for d in diagnostics]
 
 
 @dataclass(frozen=True)
@@ -44,8 +49,9 @@ def resolve(spec: ast.Spec, file: str = "<input>") -> Resolved:
     resolver = _Resolver()
     statements, _ = resolver.file_statements(spec, file, (file,))
     if resolver.errors:
-        raise DiagnosticError(attach_sources(resolver.errors, resolver.sources))
-    return Resolved(ast.Spec(tuple(statements), spec.comments), resolver.sources)
+        noted = [_note_include(d, resolver.included_at) for d in resolver.errors]
+        raise DiagnosticError(attach_sources(noted, resolver.sources))
+    return Resolved(ast.Spec(tuple(statements), spec.comments), resolver.sources, resolver.included_at)
 
 
 def attach_sources(diagnostics, sources: dict[str, str]) -> list[Diagnostic]:
@@ -57,6 +63,14 @@ def _attach(diag: Diagnostic, sources: dict[str, str]) -> Diagnostic:
     related = tuple(_attach(other, sources) for other in diag.related)
     source = diag.source if diag.source is not None else sources.get(diag.file or "")
     return replace(diag, related=related, source=source)
+
+
+def _note_include(diag: Diagnostic, included_at: dict[str, tuple[str, Span]]) -> Diagnostic:
+    notes, file = [], diag.file
+    while file in included_at and len(notes) < len(included_at):
+        file, span = included_at[file]
+        notes.append(Diagnostic(diag.code, "(included here)", diag.severity, file, span))
+    return replace(diag, related=(*diag.related, *notes)) if notes else diag
 
 
 def _uses_reuse(statement: ast.Statement) -> bool:
@@ -77,6 +91,7 @@ class _Resolver:
     def __init__(self):
         self.errors: list[Diagnostic] = []
         self.sources: dict[str, str] = {}
+        self.included_at: dict[str, tuple[str, Span]] = {}
 
     def file_statements(
         self, spec: ast.Spec, file: str, chain: tuple[str, ...]
@@ -134,17 +149,14 @@ class _Resolver:
                        hint="the path is relative to the including file")
             return None
         self.sources[shown] = text
+        self.included_at.setdefault(shown, (file, statement.span))
         try:
             spec = parse(text, shown)
         except DiagnosticError as error:
-            self.errors.extend(self.included_from(d, statement, file) for d in error.diagnostics)
+            self.errors.extend(error.diagnostics)  # resolve() notes where the file was included
             return None
         statements, lets = self.file_statements(spec, shown, (*chain, shown))
         return [_from_file(s, shown) for s in statements], lets
-
-    def included_from(self, diag: Diagnostic, statement: ast.Statement, file: str) -> Diagnostic:
-        note = Diagnostic(diag.code, "(included here)", diag.severity, file, statement.span)
-        return replace(diag, related=(*diag.related, note))
 
     def statement(self, statement: ast.Statement, lets: _Scope, file: str) -> ast.Statement:
         expects = "law" if statement.keyword in LAW_STATEMENTS else "value"
