@@ -176,3 +176,10 @@ def test_a_path_swept_twice_or_too_many_points_is_a_usage_error(tmp_path):
                 "--sweep", f"turns.retry={values}")
     assert many.exit_code == 2 and f"more than {MAX_POINTS}" in many.output
     assert not any(tmp_path.iterdir())
+
+
+def test_a_sweep_shows_each_warning_once(tmp_path):
+    result = _run("default", "-n", "3", "-o", str(tmp_path), "--no-reports",
+                  "--sweep", "prefix.session.median=15k", "--sweep", "context=100k,120k")
+    assert result.exit_code == 0, result.output
+    assert result.output.count("W101") == 1  # mean = median: a constant, at both points

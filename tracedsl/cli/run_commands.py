@@ -130,6 +130,8 @@ def _sweep(options, sweeps, strict: bool, quiet: bool) -> None:
 
     result = pipeline.run_sweep(options, sweeps, progress=announce)
     if not quiet:
+        # each point's spec warnings, once each (most points share them)
+        show_compactly(list(dict.fromkeys(w for point in result.points for w in point.result.plan.warnings)))
         click.echo(f"wrote {result.directory}")
         for path in result.files:
             click.echo(f"  {path.relative_to(result.directory.parent)}")
