@@ -36,17 +36,22 @@ def test_help_lists_every_command_with_its_whole_summary():
 
 def test_set_help_shows_the_path_syntax_with_examples_that_work():
     help_text = " ".join(_cli("run", "--help").output.split())
-    assert "--set PATH=VALUE" in help_text and "e.g. --set new_tokens_per_turn.mean=8k" in help_text
-    examples = re.findall(r"--set (\S+=\S+?)(?=[ ,)]|$)", SET_HELP)
-    assert len(examples) == 2
-    base = pipeline.plan_run(pipeline.RunOptions()).params.generation_params()
+    assert "--set PATH=VALUE" in help_text and "--set turn.output.mean=2k" in help_text
+    examples = re.findall(r"--set (\S+=\S+?)(?=[ ,;)]|$)", SET_HELP)
+    assert len(examples) == 4
+    base = pipeline.plan_run(pipeline.RunOptions()).params
+    # each language path's spec field, and the value its unit gives
+    fields = {"turn.output.mean": ("generation_length.mean", 2000), "context": ("max_prompt_tokens", 128_000),
+              "turn.delay.agentic.mean": ("inter_turn_delay.agentic_delay.mean", 3000),
+              "cache.layer2.mean": ("cache.layer2.mean", 20000)}
     for example in examples:
-        path, value = example.split("=")
+        path, _ = example.split("=")
         params = pipeline.plan_run(pipeline.RunOptions(overrides=(example,))).params.generation_params()
-        node, before = params, base
-        for part in path.split("."):
+        node, before = params, base.generation_params()
+        field, value = fields[path]
+        for part in field.split("."):
             node, before = node[part], before[part]
-        assert node == float(value.replace("k", "000")) and node != before
+        assert node == value and node != before
 
 
 def test_run_help_says_spec_defaults_to_default():

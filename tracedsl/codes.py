@@ -71,6 +71,12 @@ E_UNPRINTABLE = _define(
 E_EMPIRICAL_FILE = _define(
     "E109", "E_EMPIRICAL_FILE", "an empirical file that cannot be read, holds no values, or has a line that is not one"
 )
+E_LET = _define(
+    "E116", "E_LET", "a name no let defines, or a let's value where its kind (number or distribution) does not go"
+)
+E_INCLUDE = _define(
+    "E117", "E_INCLUDE", "an include that cannot be read, or that includes itself through its chain"
+)
 
 E_ARRIVALS_FILE = _define(
     "E110", "E_ARRIVALS_FILE", "an arrivals file that cannot be read, holds no times, or has a line that is not one"

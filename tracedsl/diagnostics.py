@@ -157,7 +157,9 @@ def render(diag: Diagnostic, source: str | None = None) -> str:
     if source is not None and diag.span is not None:
         lines.extend(_excerpt(source, diag.span))
     for other in diag.related:
-        lines.append(render(other, source))
+        # a note in another file (an include) shows its own text, never this one's lines
+        own = other.source if other.source is not None or other.file != diag.file else source
+        lines.append(render(other, own))
     if diag.hint:
         lines.append(f"   = help: {_clip(diag.hint)}")
     return "\n".join(lines)

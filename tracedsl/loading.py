@@ -34,6 +34,7 @@ from tracedsl.io import (
     read_source,
 )
 from tracedsl.ir import SPEC_FORMAT_VERSION, GenerationParams
+from tracedsl.language.paths import PathProblem, is_language_path, translate
 from tracedsl.language.validate import (
     FieldProblem,
     did_you_mean,
@@ -397,7 +398,12 @@ _SUFFIXED = re.compile(r"^([0-9][0-9_]*(?:\.[0-9_]+)?)([kM])$")
 
 
 def apply_overrides(params: GenerationParams, overrides: list[str]) -> GenerationParams:
-    """Apply ``path=value`` overrides (``--set``) and validate the result like a spec."""
+    """Apply ``path=value`` overrides (``--set``) and validate the result like a spec.
+
+    A path is the language's (``turn.output.mean=2k``, ``turn.delay.agentic.mean=3s``,
+    ``context=128k``: language/paths.py, values by the language's unit rules) or spec.json's
+    (``generation_length.mean=2000``; numbers take k and M).
+    """
     if not overrides:
         return params
     data = params.generation_params()
@@ -416,8 +422,20 @@ def apply_overrides(params: GenerationParams, overrides: list[str]) -> Generatio
                 )
             )
             continue
+        language = is_language_path(path)
+        if language:  # turn.output.mean=2k: the language's words and units
+            try:
+                path, value = translate(path, value_text.strip(), params)
+            except PathProblem as problem:
+                errors.append(Diagnostic(E_OVERRIDE, str(problem), file="--set",
+                                         path=".".join(path), hint=problem.hint))
+                continue
+        else:
+            value = _parse_value(value_text.strip())
         explicit.add(path)
-        problem = _set_path(data, path, _parse_value(value_text.strip()), explicit)
+        # translate() checked a language path against the spec's own families (a delay's law
+        # too, which the field table cannot see); a spec.json path is checked here
+        problem = _set_path(data, path, value, explicit, checked=language)
         if problem:
             errors.append(
                 Diagnostic(
@@ -438,12 +456,12 @@ def apply_overrides(params: GenerationParams, overrides: list[str]) -> Generatio
 
 
 def _set_path(
-    data: dict, path: tuple[str, ...], value: Any, explicit: set[tuple[str, ...]]
+    data: dict, path: tuple[str, ...], value: Any, explicit: set[tuple[str, ...]], checked: bool = False
 ) -> tuple[str, str | None] | None:
     node = data
     for depth, part in enumerate(path):
-        known = field_names(path[:depth])
-        if known is None or part not in known:
+        known = None if checked else field_names(path[:depth])
+        if not checked and (known is None or part not in known):
             where = ".".join(path[:depth]) or "the top level"
             return f"no field '{part}' in {where}", did_you_mean(part, known or [])
         if depth == len(path) - 1:

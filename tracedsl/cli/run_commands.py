@@ -18,8 +18,9 @@ from tracedsl.cli.printing import show, show_compactly
 
 # More worker processes than any machine has cores is a typo, not a plan.
 MAX_WORKERS = 1024
-SET_HELP = ("Override one spec field by its spec.json path, e.g. --set new_tokens_per_turn.mean=8k "
-            "or --set cache.layer2.mean=20000 (numbers take k and M; none clears a field). "
+SET_HELP = ("Override one value by its path in the language (--set turn.output.mean=2k, "
+            "--set turn.delay.agentic.mean=3s, --set context=128k; units as in a .trace file) or in "
+            "spec.json (--set cache.layer2.mean=20000; numbers take k and M; none clears a field). "
             "Repeatable.")
 
 
@@ -69,6 +70,9 @@ class _ProgressBar:
 @click.option("--max-osl", type=IrFieldType("--max-osl"), default=None,
               help="Output maximum (generation_length.max).")
 @click.option("--set", "overrides", multiple=True, metavar="PATH=VALUE", help=SET_HELP)
+@click.option("--sweep", "sweeps", multiple=True, metavar="PATH=V1,V2,...",
+              help="Run once per value (repeatable: every combination), each into its own run "
+                   "directory inside one sweep directory with sweep.json and sweep.md. Paths as --set.")
 @click.option("--engine", type=click.Choice(pipeline.ENGINES), default=None,
               help="fast (default) or aiperf (the reference's exact bytes, flaws included).")
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS), default=None,
@@ -82,7 +86,7 @@ class _ProgressBar:
                    "refuses (the aiperf engine reproduces them on restart specs); the run is kept.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
 @click.option("--no-reports", is_flag=True, help="Skip the HTML reports.")
-def run_command(spec, num_sessions, seed, output, max_isl, max_osl, overrides, engine, workers,
+def run_command(spec, num_sessions, seed, output, max_isl, max_osl, overrides, sweeps, engine, workers,
                 executor, scheduler, strict, quiet, no_reports) -> None:
     """Run SPEC into a new run directory: dataset.jsonl, manifest.json and the reports.
 
@@ -95,6 +99,9 @@ def run_command(spec, num_sessions, seed, output, max_isl, max_osl, overrides, e
         max_osl=max_osl, overrides=tuple(overrides), engine=engine, workers=workers,
         executor=executor, scheduler=scheduler, reports=not no_reports,
     )
+    if sweeps:
+        _sweep(options, sweeps, strict, quiet)
+        return
     with _startup_kept_from_the_collector() as startup_done:
         plan = pipeline.plan_run(options)
         if not quiet:
@@ -111,6 +118,25 @@ def run_command(spec, num_sessions, seed, output, max_isl, max_osl, overrides, e
     if not quiet:
         _print_summary(result)
     problems = result.problems(strict)
+    if problems:
+        show(problems)
+        sys.exit(exitcodes.FAILED)
+
+
+def _sweep(options, sweeps, strict: bool, quiet: bool) -> None:
+    def announce(done: int, total: int, values: dict) -> None:
+        if not quiet:
+            said = ", ".join(f"{path}={value}" for path, value in values.items())
+            click.echo(f"[{done + 1}/{total}] {said}", err=True)
+
+    result = pipeline.run_sweep(options, sweeps, progress=announce)
+    if not quiet:
+        # each point's spec warnings, once each (most points share them)
+        show_compactly(list(dict.fromkeys(w for point in result.points for w in point.result.plan.warnings)))
+        click.echo(f"wrote {result.directory}")
+        for path in result.files:
+            click.echo(f"  {path.relative_to(result.directory.parent)}")
+    problems = [p for point in result.points for p in point.result.problems(strict)]
     if problems:
         show(problems)
         sys.exit(exitcodes.FAILED)

@@ -89,11 +89,25 @@ class Component:
 
 
 @dataclass(frozen=True)
+class Reference:
+    """A name standing for the value a ``let`` gave it: ``context ctx``, ``output chat_output``."""
+
+    name: str
+    span: Span = NO_SPAN
+
+    @property
+    def text(self) -> str:  # printed where a number's text would be
+        return self.name
+
+
+@dataclass(frozen=True)
 class Statement:
     """``keyword value options...`` or ``keyword { items }``.
 
-    ``value`` is a Number, a Distribution, a string (the workload name), ``"none"`` (for
-    ``reset none``) or None; ``items`` holds a block's statements or the mixture's components.
+    ``value`` is a Number, a Distribution, a Reference (a ``let``'s name), a string (the
+    workload name, an include's path), ``"none"`` (for ``reset none``) or None; ``items`` holds
+    a block's statements or the mixture's components. ``name`` is a ``let``'s name; ``file``
+    is the file an included statement came from (None: the file being compiled).
     """
 
     keyword: str
@@ -101,6 +115,8 @@ class Statement:
     options: tuple[Option, ...] = ()
     items: tuple[Statement | Component, ...] | None = None
     span: Span = NO_SPAN
+    name: str = ""
+    file: str | None = None
 
 
 @dataclass(frozen=True)

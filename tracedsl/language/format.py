@@ -10,18 +10,21 @@ from tracedsl.language.parser import parse
 
 INDENT = "  "
 # Canonical order of statements in each block, and which top-level ones share a paragraph.
-TOP_ORDER = ("workload", "context", "block", "prefix", "turn", "turns", "reset", "restart", "arrivals", "latency")
+TOP_ORDER = ("include", "let", "workload", "context", "block", "prefix", "turn", "turns", "reset", "restart",
+             "arrivals", "latency")
 PARAGRAPH = {
-    "workload": 0,
-    "context": 1,
-    "block": 1,
-    "prefix": 2,
-    "turn": 3,
-    "turns": 4,
-    "reset": 4,
-    "restart": 4,
-    "arrivals": 5,
-    "latency": 5,
+    "include": 0,
+    "let": 0,
+    "workload": 1,
+    "context": 2,
+    "block": 2,
+    "prefix": 3,
+    "turn": 4,
+    "turns": 5,
+    "reset": 5,
+    "restart": 5,
+    "arrivals": 6,
+    "latency": 6,
 }
 # Blocks outside ITEM_ORDER: a latency's items go in this order; arrival stages keep theirs.
 LATENCY_ORDER = ("prefill", "decode")
@@ -41,7 +44,11 @@ def format_text(text: str, file: str = "<input>") -> str:
 def format_spec(spec: ast.Spec, text: str = "") -> str:
     """Canonical text of a tree; ``text`` is the source the comments came from, if any."""
     notes = _attach(spec, text)
-    statements = _ordered(spec.statements, TOP_ORDER, lambda s: s.keyword)
+    # lets in name order (a let's place means nothing); includes as written (a later one wins)
+    statements = _ordered(
+        sorted(spec.statements, key=lambda s: s.name if s.keyword == "let" else ""),
+        TOP_ORDER, lambda s: s.keyword,
+    )
     out: list = list(notes.header)
     # A header that touched the first statement keeps touching it while it stays first.
     touching = notes.header_touches and statements and statements[0] is spec.statements[0]
@@ -85,6 +92,11 @@ def statement_text(node: ast.Statement | ast.Component) -> str:
         return f"{head}: {distribution_text(node.distribution)}"
     if node.keyword == "workload":
         return f"workload {quote(node.value)}"
+    if node.keyword == "include":
+        return f"include {quote(node.value)}"
+    if node.keyword == "let":
+        value = node.value.text if isinstance(node.value, ast.Number) else distribution_text(node.value)
+        return f"let {node.name} = {value}"
     if node.keyword == "delay" and node.items is not None:
         return "delay mix"
     if node.keyword in ("hold", "ramp"):  # an arrival stage: 5min at 1/s, 10min ramp to 8/s
@@ -94,7 +106,7 @@ def statement_text(node: ast.Statement | ast.Component) -> str:
         parts.append("stages")
     if isinstance(node.value, ast.Distribution):
         parts.append(distribution_text(node.value))
-    elif isinstance(node.value, ast.Number):
+    elif isinstance(node.value, (ast.Number, ast.Reference)):
         parts.append(node.value.text)
     elif node.value == "none":
         parts.append("none")
@@ -102,7 +114,9 @@ def statement_text(node: ast.Statement | ast.Component) -> str:
     return " ".join(parts)
 
 
-def distribution_text(dist: ast.Distribution) -> str:
+def distribution_text(dist: ast.Distribution | ast.Reference) -> str:
+    if isinstance(dist, ast.Reference):
+        return dist.name
     arguments = [f"{a.name}={a.value.text}" if a.name else a.value.text for a in dist.arguments]
     if dist.source is not None:
         return f"{dist.name}({quote(dist.source)})"

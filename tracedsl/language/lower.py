@@ -23,7 +23,8 @@ from tracedsl.families import SLOT
 from tracedsl.ir import REFERENCE_COMPONENTS, Lognormal, Workload, aiperf_inexpressible
 from tracedsl.language import ast
 from tracedsl.language.arrivals import DURATION_UNITS, RATE_UNITS, TOKEN_RATE_UNITS, ArrivalLowering
-from tracedsl.language.parser import parse
+from tracedsl.language.parser import NUMBER_TEXT, parse, parse_number
+from tracedsl.language.reuse import attach_sources, resolve
 from tracedsl.language.tables import TableLowering
 from tracedsl.language.validate import FieldProblem, did_you_mean, validate_params, warnings_for
 
@@ -51,8 +52,22 @@ _MAX_EXPONENT = 30  # beyond 1e30 a number is a typo, and huge exponents are slo
 
 
 def compile_text(text: str, file: str = "<input>") -> tuple[Workload, list[Diagnostic]]:
-    """Compile .trace text to a Workload and its warnings; errors raise DiagnosticError."""
-    return lower(parse(text, file), file)
+    """Compile .trace text to a Workload and its warnings; errors raise DiagnosticError.
+
+    Includes and lets are resolved first (language/reuse.py); a diagnostic pointing into an
+    included file carries that file's text.
+    """
+    spec = parse(text, file)
+    try:
+        resolved = resolve(spec, file)
+    except DiagnosticError as error:
+        raise DiagnosticError(attach_sources(error.diagnostics, {file: text})) from None
+    sources = {file: text, **resolved.sources}
+    try:
+        workload, warnings = lower(resolved.spec, file)
+    except DiagnosticError as error:
+        raise DiagnosticError(attach_sources(resolved.noted(error.diagnostics), sources)) from None
+    return workload, attach_sources(resolved.noted(warnings), sources)
 
 
 def lower(spec: ast.Spec, file: str = "<input>") -> tuple[Workload, list[Diagnostic]]:
@@ -72,13 +87,26 @@ def lower(spec: ast.Spec, file: str = "<input>") -> tuple[Workload, list[Diagnos
     return Workload(name=name or default_name, params=params), warnings
 
 
+def convert(text: str, units: dict, whole: bool = False) -> tuple[int | float | None, Diagnostic | None]:
+    """A number written as in a .trace file (``2k``, ``1.5s``, ``70%``), in the IR's unit, by
+    the rules of a field taking ``units``: the value, or None and the problem."""
+    lowering = _Lowering("--set")
+    if not NUMBER_TEXT.fullmatch(text):
+        hint = f"a value such as 2k, 1.5s or 70% ({_KIND_WORDS[id(units)]})"
+        return None, Diagnostic(E_NUMBER, f"'{text}' is not a number", file="--set", hint=hint)
+    number = parse_number(text)
+    value = lowering.integer(number, "", units) if whole else lowering.number(number, "", units)
+    return value, (lowering.errors[0] if lowering.errors else None)
+
+
 class _Lowering(TableLowering, ArrivalLowering):
     """Walks the statements, building the reference-shaped dict and a map from field path to span."""
 
     def __init__(self, file: str):
         self.file = file
+        self.at = file  # the file the statement being lowered came from (an include's, or file)
         self.errors: list[Diagnostic] = []
-        self.spans: dict[str, Span] = {}
+        self.spans = _Spans(self)
 
     # Statements -------------------------------------------------------------------------
 
@@ -86,6 +114,7 @@ class _Lowering(TableLowering, ArrivalLowering):
         data: dict[str, Any] = {}
         name = None
         for statement in self._unique(spec.statements):
+            self.at = statement.file or self.file
             word = statement.keyword
             if word == "workload":
                 name = statement.value
@@ -119,6 +148,7 @@ class _Lowering(TableLowering, ArrivalLowering):
     def prefix(self, items) -> dict[str, Any]:
         cache: dict[str, Any] = {}
         for item in self._unique(items):
+            self.at = item.file or self.file
             if item.keyword == "global":
                 cache["layer1_tokens"] = self.integer(
                     item.value, "cache.layer1_tokens", TOKEN_UNITS
@@ -146,6 +176,7 @@ class _Lowering(TableLowering, ArrivalLowering):
 
     def turn(self, items, data: dict[str, Any]) -> None:
         for item in self._unique(items):
+            self.at = item.file or self.file
             if item.keyword == "new_tokens":
                 tokens = self.distribution(item.value, "new_tokens_per_turn", TOKEN_UNITS)
                 for option in item.options:  # only ``bias``
@@ -385,34 +416,40 @@ class _Lowering(TableLowering, ArrivalLowering):
     def error(
         self, code: str, message: str, span: Span, *, related=(), hint: str | None = None
     ) -> None:
-        others = tuple(Diagnostic(code, "(and here)", file=self.file, span=s) for s in related)
+        others = tuple(Diagnostic(code, "(and here)", file=self.at, span=s) for s in related)
         self.errors.append(
-            Diagnostic(code, message, file=self.file, span=span, hint=hint, related=others)
+            Diagnostic(code, message, file=self.at, span=span, hint=hint, related=others)
         )
 
     def problem(self, problem: FieldProblem, severity: Severity, code: str) -> Diagnostic:
         """An IR problem, pointing at the source of each field path it involves."""
-        spans: list[Span] = []
+        places: list[tuple[str, Span]] = []
         for path in problem.paths:
-            span = self.span_of(path)
-            if span is not None and span not in spans:
-                spans.append(span)
-        main = spans[0] if spans else None
+            place = self.place_of(path)
+            if place is not None and place not in places:
+                places.append(place)
+        file, main = places[0] if places else (self.file, None)
         if severity is Severity.WARNING:
-            spans = spans[:1]  # a warning needs one place to look, not every field it involves
+            places = places[:1]  # a warning needs one place to look, not every field it involves
         related = tuple(
-            Diagnostic(code, "(and here)", severity, file=self.file, span=s) for s in spans[1:]
+            Diagnostic(code, "(and here)", severity, file=f, span=s) for f, s in places[1:]
         )
         return Diagnostic(
-            code, problem.message, severity, self.file, main, problem.hint, problem.path, related
+            code, problem.message, severity, file, main, problem.hint, problem.path, related
         )
 
     def span_of(self, path: str) -> Span | None:
+        place = self.place_of(path)
+        return place[1] if place else None
+
+    def place_of(self, path: str) -> tuple[str, Span] | None:
+        """The file and span a field path was written at (its nearest written ancestor's)."""
         parts = path.split(".")
         while parts:
-            span = self.spans.get(".".join(parts))
+            key = ".".join(parts)
+            span = self.spans.get(key)
             if span is not None:
-                return span
+                return self.spans.files.get(key, self.file), span
             parts.pop()
         return None
 
@@ -432,6 +469,19 @@ class _Lowering(TableLowering, ArrivalLowering):
                 continue
             seen[name] = node
             yield node
+
+
+class _Spans(dict):
+    """Field path to the span it was written at, remembering the file of each (an include's)."""
+
+    def __init__(self, lowering: _Lowering):
+        super().__init__()
+        self.lowering = lowering
+        self.files: dict[str, str] = {}
+
+    def __setitem__(self, path: str, span: Span) -> None:
+        super().__setitem__(path, span)
+        self.files[path] = self.lowering.at
 
 
 def _percent(value: Decimal) -> str:

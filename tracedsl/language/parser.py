@@ -17,6 +17,8 @@ from tracedsl.language.errors import syntax_diagnostic
 _NUMBER_PARTS = re.compile(
     r"([+-]?[0-9][0-9_]*(?:\.[0-9][0-9_]*)?(?:[eE][+-]?[0-9]+)?)(.*)", re.DOTALL
 )
+# The grammar's NUMBER token, for a number written outside a file (``--set turn.output.mean=2k``).
+NUMBER_TEXT = re.compile(r"[+-]?[0-9][0-9_]*(\.[0-9][0-9_]*)?([eE][+-]?[0-9]+)?[A-Za-z%]*")
 # Only real comments: skip string literals so a '#' inside a workload name is not one.
 _COMMENTS = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
 
@@ -254,6 +256,24 @@ class _ToAst(Transformer):
     def argument(self, meta, children):
         *name, value = children  # no name: a positional value (``constant(1k)``)
         return ast.Argument(str(name[0]) if name else "", value, _span(meta))
+
+
+    # Reuse ----------------------------------------------------------------------------
+
+    @_rule
+    def reference(self, meta, children):
+        (name,) = children
+        return ast.Reference(str(name), _token_span(name))
+
+    @_rule
+    def let(self, meta, children):
+        name, value = children
+        return ast.Statement("let", value, span=_span(meta), name=str(name))
+
+    @_rule
+    def include(self, meta, children):
+        (path,) = children
+        return ast.Statement("include", _unquote(str(path)), span=_span(meta))
 
 
 # ``global`` is a Python keyword; lark looks the callback up by the rule's name.

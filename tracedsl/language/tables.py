@@ -104,10 +104,10 @@ class TableLowering:
         """One value a line, in the slot's unit (a bare number is tokens, or ms); blank lines and
         ``#`` comments are skipped. The path is relative to the .trace file."""
         self.spans[f"{path}.values"] = self.spans[f"{path}.weights"] = dist.source_span
-        base = Path(self.file).parent if self.file.endswith(".trace") else Path.cwd()
+        base = Path(self.at).parent if self.at.endswith(".trace") else Path.cwd()
         where = base / dist.source
-        shown = str(where) if Path(dist.source).is_absolute() or self.file.startswith("<") else str(
-            Path(self.file).parent / dist.source
+        shown = str(where) if Path(dist.source).is_absolute() or self.at.startswith("<") else str(
+            Path(self.at).parent / dist.source
         )
         try:
             text = where.read_bytes().decode("utf-8")
@@ -129,7 +129,7 @@ class TableLowering:
             if isinstance(value, str):
                 self.errors.append(
                     Diagnostic(E_EMPIRICAL_FILE, value, file=shown, span=span, source=text,
-                               hint=f"{shown} holds one value a line, e.g. 4k (read by {self.file})")
+                               hint=f"{shown} holds one value a line, e.g. 4k (read by {self.at})")
                 )
                 return {}
             counts[value] = counts.get(value, 0) + 1

@@ -1,7 +1,7 @@
 """The front door: every command calls these functions, and so can any Python program.
 
 One module per command family: :mod:`~tracedsl.pipeline.specs` (compile, check, decompile,
-fmt, schema), :mod:`~tracedsl.pipeline.runs` (run) and :mod:`~tracedsl.pipeline.traces`
+fmt, schema), :mod:`~tracedsl.pipeline.runs` (run), :mod:`~tracedsl.pipeline.sweeps` (run --sweep) and :mod:`~tracedsl.pipeline.traces`
 (validate, report, simulate). Each function returns data (a workload, a report, paths and
 counts) and never prints or exits; bad input raises :class:`PipelineError`, a
 :class:`~tracedsl.diagnostics.DiagnosticError` whose ``category`` says what kind of failure it
@@ -41,6 +41,7 @@ _FAMILIES = {
     "specs": ("Checked", "Compiled", "Formatted", "check", "compile_document", "compile_file",
               "compile_text", "decompile_text", "format_file", "format_files", "schema_text",
               "write_text"),
+    "sweeps": ("SweepResult", "parse_sweeps", "run_sweep"),
     "traces": ("ReportResult", "SimulationRun", "TraceInput", "open_trace", "report", "simulate",
                "validate"),
 }

@@ -1,0 +1,115 @@
+"""The language's own paths (``turn.output.mean``) as spec field paths, their values read by the language's unit rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from tracedsl import families
+from tracedsl.families import SLOT
+from tracedsl.language.lower import PLAIN, PROBABILITY_UNITS, TIME_UNITS, TOKEN_UNITS, convert
+from tracedsl.language.validate import did_you_mean
+
+
+@dataclass(frozen=True)
+class Field:
+    path: tuple[str, ...]  # the spec field
+    units: dict
+    whole: bool = False
+
+
+# A statement's value or option: the language's path → the spec field it writes.
+VALUES: dict[tuple[str, ...], Field] = {
+    ("context",): Field(("max_prompt_tokens",), TOKEN_UNITS, whole=True),
+    ("block",): Field(("block_size",), TOKEN_UNITS, whole=True),
+    ("prefix", "global"): Field(("cache", "layer1_tokens"), TOKEN_UNITS, whole=True),
+    ("prefix", "groups"): Field(("cache", "layer1_5_groups", "num_groups"), PLAIN, whole=True),
+    ("prefix", "groups", "of"): Field(("cache", "layer1_5_tokens"), TOKEN_UNITS, whole=True),
+    ("prefix", "groups", "zipf"): Field(("cache", "layer1_5_groups", "zipf_alpha"), PLAIN),
+    ("turn", "new_tokens", "bias"): Field(("new_tokens_per_turn", "bias"), PLAIN),
+    ("turn", "delay", "max"): Field(("inter_turn_delay", "max"), TIME_UNITS),
+    ("turn", "delay", "agentic", "fraction"): Field(("inter_turn_delay", "agentic_fraction"), PROBABILITY_UNITS),
+    ("turns", "retry"): Field(("turns", "max_session_attempts"), PLAIN, whole=True),
+    ("reset",): Field(("reset", "base_probability"), PROBABILITY_UNITS),
+    ("reset", "scaling"): Field(("reset", "context_scaling"), PLAIN),
+    ("restart",): Field(("restart_initial_probability",), PROBABILITY_UNITS),
+}
+# A distribution slot: ``SLOT.KEYWORD`` sets one of its keywords (``turn.output.mean``).
+LAWS: dict[tuple[str, ...], Field] = {
+    ("prefix", "session"): Field(("cache", "layer2"), TOKEN_UNITS),
+    ("turn", "new_tokens"): Field(("new_tokens_per_turn",), TOKEN_UNITS),
+    ("turn", "output"): Field(("generation_length",), TOKEN_UNITS),
+    ("turn", "delay", "agentic"): Field(("inter_turn_delay", "agentic_delay"), TIME_UNITS),
+    ("turn", "delay", "human"): Field(("inter_turn_delay", "human_delay"), TIME_UNITS),
+    ("turn", "delay"): Field(("inter_turn_delay", "law"), TIME_UNITS),  # a delay of one law
+    ("turns",): Field(("turns",), PLAIN, whole=True),
+}
+TURNS_KEYWORDS = ("mean", "median", "min", "max")
+STATEMENT_WORDS = frozenset(path[0] for path in (*VALUES, *LAWS))
+
+
+class PathProblem(ValueError):
+    """A language path that names nothing, or a value its field does not take: message and hint."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.hint = hint
+
+
+def is_language_path(path: tuple[str, ...]) -> bool:
+    """Whether ``path`` is written in the language's words (else it is a spec.json path).
+
+    ``turns`` and ``reset`` are both: ``turns.mean`` means the same either way, and
+    ``reset.base_probability`` is the spec's word, ``reset.scaling`` the language's.
+    """
+    if path in VALUES:
+        return True
+    if path[0] in ("turns", "reset"):
+        return path[:-1] in LAWS and path[-1] in TURNS_KEYWORDS
+    return path[0] in STATEMENT_WORDS
+
+
+def translate(path: tuple[str, ...], text: str, current: Any) -> tuple[tuple[str, ...], Any]:
+    """The spec field a language path writes and its value; ``current`` is the spec's params
+    (a distribution keyword takes its unit from the family the slot holds). Raises PathProblem."""
+    if text.lower() == "none" and path in (("reset",), ("turns",)):
+        return (path[0],), None
+    field = VALUES.get(path)
+    if field is not None:
+        return field.path, _value(text, field.units, field.whole, path)
+    slot, keyword = path[:-1], path[-1]
+    law = LAWS.get(slot)
+    if law is None:
+        known = [".".join(p) for p in (*VALUES, *(s + ("…",) for s in LAWS))]
+        raise PathProblem(f"no such path '{'.'.join(path)}'", did_you_mean(".".join(path), known)
+                          or "e.g. context, turn.output.mean, prefix.session.median, turns.max, reset")
+    if slot == ("turns",):
+        if keyword not in TURNS_KEYWORDS:
+            raise PathProblem(f"turns takes {', '.join(TURNS_KEYWORDS)}; not '{keyword}'",
+                              did_you_mean(keyword, TURNS_KEYWORDS))
+        return (*law.path, keyword), _value(text, PLAIN, True, path)
+    dist = _held(current, law.path)
+    if dist is None:
+        raise PathProblem(f"the spec has no {'.'.join(slot)} to set '{keyword}' of")
+    family = families.family_of(dist)
+    if keyword not in family.parameters:
+        raise PathProblem(f"{'.'.join(slot)} is {family.name}: it takes {', '.join(family.parameters)}; not '{keyword}'",
+                          did_you_mean(keyword, tuple(family.parameters)))
+    units = law.units if family.parameters[keyword] == SLOT else PLAIN
+    return (*law.path, keyword), _value(text, units, False, path)
+
+
+def _value(text: str, units: dict, whole: bool, path: tuple[str, ...]) -> int | float:
+    value, problem = convert(text, units, whole)
+    if problem is not None:
+        raise PathProblem(problem.message, problem.hint)
+    return value
+
+
+def _held(params: Any, path: tuple[str, ...]) -> Any:
+    node = params
+    for part in path:
+        node = getattr(node, part, None)
+        if node is None:
+            return None
+    return node if hasattr(node, "kind") else None
