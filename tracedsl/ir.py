@@ -170,20 +170,26 @@ class Delay(_Model):
 REFERENCE_COMPONENTS = frozenset({"agentic", "human"})
 
 
+def reference_or_law(reference: type, law: type, tags: tuple[str, str]) -> Any:
+    """A slot holding either the reference's own model or a ``law`` of any family.
+
+    Told apart by the data: a dict with a ``law`` key (or an instance of ``law``) is the law.
+    ``tags`` are the two members' names in pydantic's error locations (not field names).
+    """
+
+    def kind(value: Any) -> str:
+        is_law = "law" in value if isinstance(value, dict) else isinstance(value, law)
+        return tags[1] if is_law else tags[0]
+
+    return Annotated[
+        Union[Annotated[reference, Tag(tags[0])], Annotated[law, Tag(tags[1])]],  # noqa: UP007
+        Discriminator(kind),
+    ]
+
+
 # The delay union's tags, which error locations carry (not field names, so never mistaken for one).
 DELAY_TAGS = ("delay-mixture", "delay-law")
-
-
-def _delay_kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return DELAY_TAGS[1] if "law" in value else DELAY_TAGS[0]
-    return DELAY_TAGS[1] if isinstance(value, Delay) else DELAY_TAGS[0]
-
-
-InterTurnDelay = Annotated[
-    Union[Annotated[DelayMixture, Tag(DELAY_TAGS[0])], Annotated[Delay, Tag(DELAY_TAGS[1])]],  # noqa: UP007
-    Discriminator(_delay_kind),
-]
+InterTurnDelay = reference_or_law(DelayMixture, Delay, DELAY_TAGS)
 
 
 class Reset(_Model):
@@ -322,18 +328,7 @@ class TurnLaw(_Model):
 
 # The turns union's tags, which error locations carry (as the delay's do).
 TURNS_TAGS = ("turns-lognormal", "turns-law")
-
-
-def _turns_kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return TURNS_TAGS[1] if "law" in value else TURNS_TAGS[0]
-    return TURNS_TAGS[1] if isinstance(value, TurnLaw) else TURNS_TAGS[0]
-
-
-TurnCount = Annotated[
-    Union[Annotated[Turns, Tag(TURNS_TAGS[0])], Annotated[TurnLaw, Tag(TURNS_TAGS[1])]],  # noqa: UP007
-    Discriminator(_turns_kind),
-]
+TurnCount = reference_or_law(Turns, TurnLaw, TURNS_TAGS)
 
 
 class Groups(_Model):
