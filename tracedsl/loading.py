@@ -460,10 +460,15 @@ def _set_path(
 ) -> tuple[str, str | None] | None:
     node = data
     for depth, part in enumerate(path):
-        known = None if checked else field_names(path[:depth])
+        known = None if checked else field_names(path[:depth], data)
         if not checked and (known is None or part not in known):
             where = ".".join(path[:depth]) or "the top level"
-            return f"no field '{part}' in {where}", did_you_mean(part, known or [])
+            message = f"no field '{part}' in {where}"
+            model = model_at(path[:depth], data)
+            family = model.model_fields["kind"].default if model and "kind" in model.model_fields else None
+            if isinstance(family, str) and known:  # a family's law: say which, and its keywords
+                message += f": a {family} has no '{part}' (its keywords: {', '.join(known)})"
+            return message, did_you_mean(part, known or [])
         if depth == len(path) - 1:
             node[part] = value
             # Drop values derived from the one just set (mu/sigma from mean/median…), unless

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from statistics import NormalDist
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Discriminator, Tag, ValidationError
 
 from tracedsl import families
 from tracedsl.codes import W_BOUNDS, W_CONSTANT, W_DELAY_MAX, W_UNFIT_TARGETS
@@ -30,6 +30,7 @@ from tracedsl.ir import (
 
 # Union tags pydantic puts into error locations (the families' names); they are not field names.
 _UNION_TAGS = frozenset(families.names()) | frozenset(DELAY_TAGS) | frozenset(TURNS_TAGS)
+_UNKNOWN: Any = object()  # no data known at a path: a union's first member stands for it
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def validate_params(data: Any) -> tuple[GenerationParams | None, list[FieldProbl
     try:
         return GenerationParams.model_validate(data), []
     except ValidationError as exc:
-        return None, _blame_default_layers(data, problems_from(exc))
+        return None, _blame_default_layers(data, problems_from(exc, data))
     except ParamsError as exc:  # pragma: no cover - pydantic wraps it, but be safe
         return None, [_from_issue((), issue) for issue in exc.issues]
     except (RecursionError, OverflowError) as exc:
@@ -65,7 +66,9 @@ def warnings_for(params: GenerationParams) -> list[FieldProblem]:
     return constant + bounds_warnings(params) + delay_max_warnings(params) + unfit_target_warnings(params)
 
 
-def problems_from(error: ValidationError) -> list[FieldProblem]:
+def problems_from(error: ValidationError, data: Any = _UNKNOWN) -> list[FieldProblem]:
+    """Every problem in ``error``; with ``data`` (what was validated), unknown-key hints name the
+    keys of the union member the value is."""
     problems: list[FieldProblem] = []
     for err in error.errors():
         loc = tuple(str(part) for part in err["loc"] if part not in _UNION_TAGS)
@@ -73,7 +76,7 @@ def problems_from(error: ValidationError) -> list[FieldProblem]:
         if isinstance(cause, ParamsError):
             problems.extend(_from_issue(loc, issue) for issue in cause.issues)
         elif err["type"] == "extra_forbidden":
-            problems.append(_unknown_key(loc))
+            problems.append(_unknown_key(loc, data))
         elif err["type"] == "union_tag_invalid":
             ctx = err.get("ctx") or {}
             tag, expected = ctx.get("tag"), str(ctx.get("expected_tags", "")).replace("'", "")
@@ -106,13 +109,14 @@ def _from_issue(loc: tuple[str, ...], issue: Issue) -> FieldProblem:
     return FieldProblem(paths, message, issue.hint)
 
 
-def _unknown_key(loc: tuple[str, ...]) -> FieldProblem:
+def _unknown_key(loc: tuple[str, ...], data: Any = _UNKNOWN) -> FieldProblem:
     *parent, key = loc
-    known = field_names(tuple(parent)) or []
+    known = field_names(tuple(parent), data) or []
     where = f" in {'.'.join(parent)}" if parent else ""
-    return FieldProblem(
-        (".".join(loc),), f"unknown key '{key}'{where}", did_you_mean(key, known), kind="unknown"
-    )
+    hint = did_you_mean(key, known)
+    if hint is None and "law" in known and key in (field_names((*parent, "law"), data) or []):
+        hint = f"the law's own bound: {'.'.join((*parent, 'law', key))}"  # turns.max on a law
+    return FieldProblem((".".join(loc),), f"unknown key '{key}'{where}", hint, kind="unknown")
 
 
 def did_you_mean(word: str, choices: typing.Iterable[str]) -> str | None:
@@ -122,32 +126,65 @@ def did_you_mean(word: str, choices: typing.Iterable[str]) -> str | None:
     return f"did you mean '{close[0]}'?" if close else None
 
 
-def field_names(path: tuple[str, ...]) -> list[str] | None:
-    """The keys the IR accepts at ``path`` (e.g. ``("cache", "layer2")``), or None if not an object."""
-    model = model_at(path)
+def field_names(path: tuple[str, ...], data: Any = _UNKNOWN) -> list[str] | None:
+    """The keys the IR accepts at ``path`` (e.g. ``("cache", "layer2")``), or None if not an object.
+
+    With ``data`` (the whole spec's dict), a union follows the member the value there is (a
+    normal's ``sd``, a delay law's ``law``), not the union's first member.
+    """
+    model = model_at(path, data)
     return None if model is None else [name for name in model.model_fields if name != "kind"]
 
 
-def model_at(path: tuple[str, ...]) -> type[BaseModel] | None:
+def model_at(path: tuple[str, ...], data: Any = _UNKNOWN) -> type[BaseModel] | None:
+    """The model at ``path``; in a tagged union, the member ``data``'s value there is, if known."""
     model: type[BaseModel] | None = GenerationParams
+    node = data
     for part in path:
         if model is None or part not in model.model_fields:
             return None
-        model = _model_in(model.model_fields[part].annotation)
+        info = model.model_fields[part]
+        node = node.get(part, _UNKNOWN) if isinstance(node, dict) else _UNKNOWN
+        model = _model_in(info.annotation, node, tuple(info.metadata))
     return model
 
 
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The pydantic model inside an annotation such as ``Reset | None`` or a tagged union."""
+def _model_in(annotation: Any, value: Any = _UNKNOWN, metadata: tuple = ()) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as ``Reset | None`` or a tagged union.
+
+    A tagged union gives the member its discriminator picks for ``value`` (a dict), else its
+    first member.
+    """
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        base, *extra = typing.get_args(annotation)
+        return _model_in(base, value, (*extra, *metadata))
     if origin is None and not isinstance(annotation, types.UnionType):
         return None
-    for arg in typing.get_args(annotation):
-        found = _model_in(arg)
+    args = typing.get_args(annotation)
+    tag = _tag_of(value, metadata) if origin is typing.Union or isinstance(annotation, types.UnionType) else None
+    if tag is not None:
+        for arg in args:
+            if any(isinstance(m, Tag) and m.tag == tag for m in typing.get_args(arg)[1:]):
+                return _model_in(arg, value)
+    for arg in args:
+        found = _model_in(arg, value)
         if found is not None:
             return found
+    return None
+
+
+def _tag_of(value: Any, metadata: tuple) -> str | None:
+    """The tag a union's discriminator gives ``value``, or None if it cannot tell."""
+    if not isinstance(value, dict):
+        return None
+    for meta in metadata:
+        if isinstance(meta, Discriminator):
+            pick = meta.discriminator
+            tag = value.get(pick) if isinstance(pick, str) else pick(value)
+            return tag if isinstance(tag, str) else None
     return None
 
 
@@ -184,7 +221,7 @@ def _blame_default_layers(data: Any, problems: list[FieldProblem]) -> list[Field
             GenerationParams.model_validate(trial)
             remaining: set[tuple[str, ...]] = set()
         except ValidationError as exc:
-            remaining = {p.paths for p in problems_from(exc)}
+            remaining = {p.paths for p in problems_from(exc, trial)}
         for problem in prefix_problems:
             if problem.paths not in remaining and problem.paths not in blamed:
                 blamed[problem.paths] = layers
