@@ -1,4 +1,4 @@
-"""Each engine's quality targets follow the law that engine draws (issue: one law for each thing).
+"""Each engine's quality targets follow the law that engine draws, and the reports state the spec's own latency model.
 
 The fast engine draws a bounded lognormal's exact truncated law; the aiperf engine draws the
 reference's reject-100-then-clip law, which piles the mass it gives up on onto the bound. An
@@ -54,3 +54,16 @@ def test_each_engines_output_meets_its_own_target(figures, engine):
     # ~15k draws with sd ~5.5k: the mean's standard error is ~0.5%
     assert observed["mean"] == pytest.approx(expected["mean"], rel=0.02)
     assert observed["p05"] == pytest.approx(expected["quantiles"]["p05"], rel=0.01)
+
+
+def test_comparison_states_the_specs_own_latency_model(tmp_path):
+    spec = tmp_path / "slow.trace"
+    spec.write_text('workload "slow"\nlatency {\n  prefill 5k/s\n  decode 25/s\n}\n')
+    out = tmp_path / "runs"
+    result = CliRunner().invoke(cli, ["run", str(spec), "-n", "30", "-o", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = out.iterdir()
+    text = (run_dir / "comparison.txt").read_text()
+    assert "estimated @ 5,000 prefill tok/s, 25 decode tok/s" in text
+    estimates = json.loads((run_dir / "quality.json").read_text())["estimates"]
+    assert (estimates["prefill_tps"], estimates["decode_tps"]) == (5000, 25)
