@@ -374,7 +374,8 @@ def spec_schema() -> dict[str, Any]:
 
     params = GenerationParams.model_json_schema(ref_template="#/$defs/{model}")
     definitions = params.pop("$defs", {})
-    definitions["GenerationParams"] = params
+    if "GenerationParams" not in definitions:  # a recursive model is already a definition
+        definitions["GenerationParams"] = params
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://github.com/tracedsl/tracedsl/specs/spec.schema.json",

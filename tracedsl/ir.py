@@ -42,6 +42,7 @@ __all__ = [
     "Issue",
     "Lognormal",
     "NewTokens",
+    "SessionClass",
     "NewTokensDistribution",
     "ParamsError",
     "TurnLaw",
@@ -436,6 +437,11 @@ class GenerationParams(_Model):
     # Not the reference's: left out of generation_params while unset, so those stay its bytes.
     arrivals: Arrivals | None = None
     latency: Latency = Field(default_factory=Latency)
+    classes: list[SessionClass] | None = Field(
+        default=None,
+        description="session classes: each session draws one by its fraction and runs its body "
+        "(the top-level fields are the defaults the language's classes inherit)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -487,12 +493,92 @@ class GenerationParams(_Model):
             del data["arrivals"]
         if self.latency == Latency():
             del data["latency"]
+        if self.classes is None:
+            del data["classes"]
+        else:
+            for item, session_class in zip(data["classes"], self.classes, strict=True):
+                item["params"] = session_class.params.generation_params()
         return data
+
+    def bodies(self) -> list[tuple[str | None, float, GenerationParams]]:
+        """(class name, fraction, body) of each population: the classes, or (None, 1, self)."""
+        if self.classes is None:
+            return [(None, 1.0, self)]
+        return [(c.name, c.fraction, c.params) for c in self.classes]
+
+
+class SessionClass(_Model):
+    """One population of sessions: a share of the primaries, each running ``params``.
+
+    ``params`` is the class's whole body, with what it inherits written out. A body that shares
+    the top-level global prefix or groups (``shares_global``, ``shares_groups``) has the very
+    same blocks as every other class that shares them, so it must give them the same sizes; a
+    class that declares its own gets blocks of its own. ``block_size`` is one for the trace.
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)
+    fraction: float = Field(gt=0.0, le=1.0, description="share of the primary sessions")
+    shares_global: bool = Field(default=True, description="the top-level L1 blocks, not its own")
+    shares_groups: bool = Field(default=True, description="the top-level L1.5 groups, not its own")
+    params: GenerationParams
+
+
+GenerationParams.model_rebuild()
+
+# How far the class fractions may be from adding up to 1 (they are written as percentages).
+FRACTION_TOLERANCE = 1e-9
+
+
+def class_issues(params: GenerationParams) -> list[Issue]:
+    """What a workload's classes must hold together: names, fractions, the one block size, and
+    the shared layers' sizes (a shared block is one block)."""
+    classes = params.classes
+    if classes is None:
+        return []
+    if not classes:
+        return [Issue("classes is empty: give at least one class, or leave it out", ("classes",))]
+    issues: list[Issue] = []
+    seen: set[str] = set()
+    for i, session_class in enumerate(classes):
+        at = f"classes.{i}"
+        body = session_class.params
+        if session_class.name in seen:
+            issues.append(Issue(f"class '{session_class.name}' is defined twice", (f"{at}.name",)))
+        seen.add(session_class.name)
+        if body.classes is not None:
+            issues.append(Issue("a class cannot hold classes", (f"{at}.params.classes",)))
+        if body.arrivals is not None:
+            issues.append(Issue("arrivals are one process for the whole trace, not a class's",
+                                (f"{at}.params.arrivals",)))
+        if body.latency != params.latency:
+            issues.append(Issue("the latency model is one for the whole trace, not a class's",
+                                (f"{at}.params.latency",)))
+        if body.block_size != params.block_size:
+            issues.append(Issue(f"block_size is one for the whole trace ({params.block_size}); "
+                                f"class '{session_class.name}' gives {body.block_size}",
+                                (f"{at}.params.block_size",)))
+        if session_class.shares_global and body.cache.layer1_tokens != params.cache.layer1_tokens:
+            issues.append(Issue(f"class '{session_class.name}' shares the top-level global prefix "
+                                f"({params.cache.layer1_tokens} tokens) but gives "
+                                f"{body.cache.layer1_tokens}", (f"{at}.params.cache.layer1_tokens",),
+                                hint="set shares_global to false to give the class its own blocks"))
+        if session_class.shares_groups and (
+            body.cache.layer1_5_tokens != params.cache.layer1_5_tokens
+            or body.cache.layer1_5_groups != params.cache.layer1_5_groups
+        ):
+            issues.append(Issue(f"class '{session_class.name}' shares the top-level groups but gives "
+                                "them another size, count or skew", (f"{at}.params.cache",),
+                                hint="set shares_groups to false to give the class its own blocks"))
+    total = math.fsum(c.fraction for c in classes)
+    if abs(total - 1.0) > FRACTION_TOLERANCE:
+        issues.append(Issue(f"the class fractions add up to {fmt(round(total * 100, 9))}%, not 100%",
+                            tuple(f"classes.{i}.fraction" for i in range(len(classes)))))
+    return issues
 
 
 def cross_field_issues(params: GenerationParams) -> list[Issue]:
     """Rules that involve several fields; each issue names every path it involves."""
-    issues: list[Issue] = []
+    issues: list[Issue] = class_issues(params)
     lo, hi = params.restart_turn_range
     if max(lo, hi - 1) > MAX_TURNS:
         issues.append(
@@ -686,7 +772,17 @@ def _hopeless_issues(params: GenerationParams) -> list[Issue]:
 
 
 def params_warnings(params: GenerationParams) -> list[Issue]:
-    """Things that are valid but probably not meant (each family says what it warns about)."""
+    """Things that are valid but probably not meant (each family says what it warns about).
+
+    With classes, the bodies that run are the classes', so those are checked (paths under
+    ``classes.N.params``), not the top-level defaults.
+    """
+    if params.classes is not None:
+        return [
+            Issue(issue.message, tuple(f"classes.{i}.params.{p}" for p in issue.paths), issue.hint)
+            for i, session_class in enumerate(params.classes)
+            for issue in params_warnings(session_class.params)
+        ]
     warnings: list[Issue] = []
     for path, dist, scale in distribution_slots(params):
         for issue in families.family_of(dist).warnings(dist, scale):
@@ -744,6 +840,9 @@ def aiperf_inexpressible(params: GenerationParams) -> list[Issue]:
                            f"{params.arrivals.kind} arrival process", ("arrivals",)))
     if params.latency != Latency():
         found.append(Issue("latency: AIPerf 0.13.0's config has no latency model", ("latency",)))
+    if params.classes is not None:
+        found.append(Issue("classes: AIPerf 0.13.0 has one population of sessions, not session classes",
+                           ("classes",)))
     return found
 
 
