@@ -124,7 +124,12 @@ def _classed(model: SessionModel, index: np.ndarray) -> tuple[SessionColumns, Co
         members = np.flatnonzero(which == number)
         if not members.size:
             continue
-        own, continued = _population(class_model, index[members])
+        try:
+            own, continued = _population(class_model, index[members])
+        except EngineError as error:  # name the class's field, and the class
+            raise EngineError(f"class '{model.class_names[number]}': {error}",
+                              path=f"classes.{number}.params.{error.path}" if error.path else "classes",
+                              hint=error.hint) from error
         primaries.append(replace(own, class_index=which[members]))
         if continued is not None:
             sessions = replace(continued.sessions, class_index=np.full(continued.count, number, np.int8))
