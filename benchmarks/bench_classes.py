@@ -1,6 +1,6 @@
 """Session classes, arrivals and non-lognormal families against `default`: time per row and memory.
 
-    python benchmarks/bench_classes.py [--sizes 100k,1M] [--repeat 3]
+    python benchmarks/bench_classes.py [--sizes 100k,1M] [--repeat 3] [--new-tokens gamma]
 
 For each size it runs the CLI end to end (every report, --quiet) on the bundled `default`
 and on the `mixed` workload (benchmarks/mixed_spec.py), alternating, and keeps each one's
@@ -55,9 +55,11 @@ def main() -> int:
     parser.add_argument("--sizes", default="100k,1M")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--new-tokens", choices=("weibull", "gamma"), default="weibull",
+                        help="the coding class's new-tokens law (mixed_spec.py)")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="tracedsl-classes-"))
-    mixed = str(write_spec(scratch / "mixed.spec.json"))
+    mixed = str(write_spec(scratch / "mixed.spec.json", args.new_tokens))
     results = []
     print(f"load average at start {os.getloadavg()[0]:.2f}; median of {args.repeat} by wall time")
     print(f"{'sessions':>10}  {'spec':>8}  {'wall':>8}  {'CPU':>8}  {'peak':>8}  {'rows':>11}  "

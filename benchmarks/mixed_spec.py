@@ -12,6 +12,8 @@ Built on the bundled `default` (its context, block and global prefix), with:
   (mean=300, median=200), delay pareto(alpha=1.4, min=2s, max=5min), no resets.
 
 Written as a spec.json (``write_spec``), which `tracedsl run` takes like a .trace file.
+``new_tokens="gamma"`` gives coding's new tokens gamma(shape=0.8, mean=4k, max=10k) instead:
+a gamma law in a per-turn slot, whose inverse CDF (scipy) costs several times a closed form's.
 """
 
 from __future__ import annotations
@@ -31,7 +33,13 @@ DELAY_MIX = {"law": {"kind": "mix", "components": [
 ]}, "max": 900_000.0}
 
 
-def mixed_params():
+NEW_TOKENS = {
+    "weibull": {"kind": "weibull", "shape": 0.9, "scale": 3500.0, "max": 10_000.0, "bias": 1.1},
+    "gamma": {"kind": "gamma", "shape": 0.8, "mean": 4000.0, "max": 10_000.0, "bias": 1.1},
+}
+
+
+def mixed_params(new_tokens: str = "weibull"):
     """The workload as the IR (what `class NAME P% {…}` and `arrivals …` lower to)."""
     from tracedsl.ir import GenerationParams
     from tracedsl.loading import load_spec
@@ -40,7 +48,7 @@ def mixed_params():
     coding = {
         **top,
         "cache": {**top["cache"], "layer2": {"kind": "gamma", "shape": 1.2, "mean": 12_000.0, "max": 30_000.0}},
-        "new_tokens_per_turn": {"kind": "weibull", "shape": 0.9, "scale": 3500.0, "max": 10_000.0, "bias": 1.1},
+        "new_tokens_per_turn": NEW_TOKENS[new_tokens],
         "generation_length": {"kind": "normal", "mean": 900.0, "sd": 300.0, "min": 30.0, "max": 1500.0},
         "inter_turn_delay": DELAY_MIX,
         "restart_initial_probability": 0.05,
@@ -65,9 +73,10 @@ def mixed_params():
     return GenerationParams.model_validate({**top, "arrivals": ARRIVALS, "classes": classes})
 
 
-def write_spec(path: Path) -> Path:
+def write_spec(path: Path, new_tokens: str = "weibull") -> Path:
     """The workload as a spec.json at ``path``."""
-    path.write_text(json.dumps({"name": NAME, "generation_params": mixed_params().generation_params()}))
+    params = mixed_params(new_tokens).generation_params()
+    path.write_text(json.dumps({"name": NAME, "generation_params": params}))
     return path
 
 
