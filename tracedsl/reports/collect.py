@@ -8,6 +8,7 @@ from tracedsl.ir import GenerationParams, Latency
 from tracedsl.reports import targets
 from tracedsl.reports.reuse import LAYERS, STATUS, ReuseAnalysis
 from tracedsl.reports.sketch import Sketch
+from tracedsl.reports.timeline import Timeline
 from tracedsl.trace import EndReason, TraceChunk
 
 # The latency model's defaults (the reference's estimate), for importers; a run reads its spec's.
@@ -45,6 +46,7 @@ class Collector:
         self.arrival_first: float | None = None
         self.arrival_last: float | None = None
         self.arrival_gaps = np.zeros(3)
+        self.timeline = Timeline()  # primary sessions started per time bin
 
     def _add_arrivals(self, starts: np.ndarray) -> None:
         if not starts.size:
@@ -84,7 +86,9 @@ class Collector:
         sk["latency_s"].add(latency_ms / 1000.0)
         spent = latency_ms + np.where(later, np.nan_to_num(chunk.delay_ms), 0.0)
         sk["session_minutes"].add(np.add.reduceat(spent, firsts) / 60_000.0)
-        self._add_arrivals(chunk.timestamp_ms[firsts][~chunk.is_restart.astype(bool)])
+        starts = chunk.timestamp_ms[firsts][~chunk.is_restart.astype(bool)]
+        self._add_arrivals(starts)
+        self.timeline.add(starts)
         reason_counts = np.bincount(chunk.end_reasons.astype(np.int64) + 1)  # UNKNOWN (-1) first
         for code in np.flatnonzero(reason_counts).tolist():
             self.end_reasons[EndReason.of(code - 1)] += int(reason_counts[code])

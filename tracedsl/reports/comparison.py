@@ -86,6 +86,15 @@ def comparison_text(quality: dict, name: str, sessions: int, rows: int, block_si
             lines.append(_row(kind, None, None, count, 0))
         lines.append("")
 
+    arrivals = quality.get("arrivals")
+    if arrivals is not None:
+        rate, cv = arrivals["rate_per_s"], arrivals["interarrival_cv"]
+        lines.append(f"Arrivals ({arrivals['process']}; primary sessions' starts over "
+                     f"{arrivals['span_s']:,.1f} s)")
+        lines.append(_row("rate, sessions/s", None, rate["target"], rate["observed"], 3))
+        lines.append(_row("inter-arrival CV (sd / mean gap)", None, cv["target"], cv["observed"], 3))
+        lines.append("")
+
     reuse = quality["kv_reuse"]
     sample = reuse["sample"]
     lines.append("KV-cache reuse when replayed (serial, file order; see docs/reports.md)")

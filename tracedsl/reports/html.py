@@ -11,6 +11,7 @@ from markupsafe import Markup
 from tracedsl.reports import charts
 from tracedsl.reports.collect import ISL_EDGES, RATE_EDGES, Collector
 from tracedsl.reports.sketch import Sketch
+from tracedsl.reports.timeline import target_rate
 from tracedsl.trace import EndReason
 
 GROWTH_SESSIONS = 16  # sample sessions drawn in the line charts
@@ -123,12 +124,40 @@ def cards(collector: Collector, report: dict) -> list[dict]:
         out.append({"title": "Prompt tokens by layer", "wide": False,
                     "svg": charts.bars(shares, charts.SHARE, "layer shares"),
                     "note": "L1 global, L1.5 shared, L2 first turn, L3 later turns, outputs"})
+    arrivals = _arrivals_card(collector, report)
+    if arrivals is not None:
+        out.append(arrivals)
     ends = report["session_end_stats"]
     endings = [(reason.label, ends[reason.count_key]) for reason in EndReason if ends.get(reason.count_key)]
     if endings:
         out.append({"title": "Session endings", "wide": False,
                     "svg": charts.bars(endings, charts.SESSIONS, "session endings"), "note": ""})
     return [card for card in out if card is not None]
+
+
+def _arrivals_card(collector: Collector, report: dict) -> dict | None:
+    """Primary sessions started per second over the run, the spec's target rate drawn over them;
+    only for a trace whose starts are spread over time."""
+    if not collector.timeline.spread:
+        return None
+    edges, counts = collector.timeline.shown()
+    process = collector.params.arrivals if collector.params is not None else None
+    target = target_rate(process, edges) if process is not None else None
+    width = charts.duration_unit(float(edges[1] - edges[0]))
+    note = f"{int(counts.sum()):,} primary sessions in bins of {width.figure(float(edges[1] - edges[0]))}"
+    figures = report.get("arrivals")
+    if figures is not None:
+        rate, cv = figures["rate_per_s"], figures["interarrival_cv"]
+        note += (f" · {figures['process']} · rate target {_figure(rate['target'])}/s, observed "
+                 f"{_figure(rate['observed'])}/s · gap CV target {_figure(cv['target'])}, observed "
+                 f"{_figure(cv['observed'])} · dashed line: the target rate")
+    note += " · the last bin ends after the last start"
+    return {"title": "Arrivals: sessions started per second", "wide": True,
+            "svg": charts.timeline(edges, counts, target, "arrivals timeline"), "note": note}
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
 
 
 def render_report(collector: Collector, report: dict, name: str) -> str:

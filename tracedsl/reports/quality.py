@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
-from tracedsl.engine.arrivals import target_rate_cv
+import numpy as np
+
+from tracedsl.engine.arrivals import stage_times, start_times, target_rate_cv
 from tracedsl.ir import GenerationParams
 from tracedsl.reports import targets
 from tracedsl.reports.collect import Collector
@@ -200,8 +202,9 @@ def arrival_figures(collector: Collector) -> dict:
     """The arrival process: rate (primary sessions a second) and the gaps' coefficient of
     variation, target (where the process defines one) against observed."""
     assert collector.params is not None and collector.params.arrivals is not None
-    rate, cv = target_rate_cv(collector.params.arrivals)
+    process = collector.params.arrivals
     count, total, squares = collector.arrival_gaps.tolist()
+    rate, cv = _run_target(process, int(count) + 1)
     observed_rate = observed_cv = None
     if count and total > 0:
         mean = total / count
@@ -214,6 +217,21 @@ def arrival_figures(collector: Collector) -> dict:
         "interarrival_cv": {"target": cv, "observed": observed_cv},
         "span_s": ((collector.arrival_last or 0.0) - (collector.arrival_first or 0.0)) / 1000.0,
     }
+
+
+def _run_target(process, starts: int) -> tuple[float | None, float | None]:
+    """The rate and gap CV the process gives a run of ``starts`` primary sessions: poisson,
+    gamma and constant their own; stages the mean rate up to the time their cumulative rate
+    reaches the run's last start (past the stages the engine goes on at the end rate), no CV;
+    file its own first times (extended past its end at its mean gap, as the engine does)."""
+    if process.kind == "stages" and starts > 1:
+        span_ms = float(stage_times(process.stages or [], np.array([starts - 1.0]))[0])
+        return ((starts - 1) / (span_ms / 1000.0) if span_ms > 0 else None), None
+    if process.kind == "file" and starts > 1:
+        gaps = np.diff(start_times(process, starts, 0))
+        mean = float(gaps.mean())
+        return (1000.0 / mean, float(gaps.std()) / mean) if mean > 0 else (None, None)
+    return target_rate_cv(process)
 
 
 def quality(collector: Collector, name: str, engine: str = "fast") -> dict:
