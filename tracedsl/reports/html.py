@@ -10,6 +10,7 @@ from markupsafe import Markup
 
 from tracedsl.reports import charts
 from tracedsl.reports.collect import ISL_EDGES, RATE_EDGES, Collector
+from tracedsl.reports.comparison import class_rows
 from tracedsl.reports.sketch import Sketch
 from tracedsl.reports.timeline import target_rate
 from tracedsl.trace import EndReason
@@ -124,6 +125,7 @@ def cards(collector: Collector, report: dict) -> list[dict]:
         out.append({"title": "Prompt tokens by layer", "wide": False,
                     "svg": charts.bars(shares, charts.SHARE, "layer shares"),
                     "note": "L1 global, L1.5 shared, L2 first turn, L3 later turns, outputs"})
+    out.extend(_class_cards(collector))
     arrivals = _arrivals_card(collector, report)
     if arrivals is not None:
         out.append(arrivals)
@@ -133,6 +135,34 @@ def cards(collector: Collector, report: dict) -> list[dict]:
         out.append({"title": "Session endings", "wide": False,
                     "svg": charts.bars(endings, charts.SESSIONS, "session endings"), "note": ""})
     return [card for card in out if card is not None]
+
+
+def _class_cards(collector: Collector) -> list[dict]:
+    """Per class, the share of its requests in each bin of input length and of output length
+    (the whole trace's bins, so the classes read against each other)."""
+    if collector.classes is None:
+        return []
+    out = []
+    for key, title, unit in (("request_isl", "Request input length by class", charts.TOKENS),
+                             ("generation_length", "Output length by class", charts.TOKENS)):
+        whole = collector.sketch[key]
+        if whole.count == 0 or whole.min == whole.max:
+            continue
+        lo, hi, note = _range(whole, unit)
+        series = []
+        for figures in collector.classes.figures:
+            sketch = figures.sketch[key]
+            if sketch.count == 0:
+                continue
+            edges, counts = sketch.histogram(40, lo, hi)
+            middles = ((edges[:-1] + edges[1:]) / 2).tolist()
+            series.append((figures.name, middles, (counts / sketch.count).tolist()))
+        if series:
+            out.append({"title": title, "wide": True,
+                        "svg": charts.lines(series, unit, charts.Unit("share of the class's requests", percent=True),
+                                            title.lower(), x_label=f"{unit.axis} (40 bins)"),
+                        "note": "each class's requests per bin over its own requests" + (f" · {note}" if note else "")})
+    return out
 
 
 def _arrivals_card(collector: Collector, report: dict) -> dict | None:
@@ -174,7 +204,26 @@ def render_report(collector: Collector, report: dict, name: str) -> str:
     ]
     params = [(key, "-" if value is None else value) for key, value in summary.items()]
     return _environment().get_template("report.html.j2").render(
-        name=name, headline=headline, params=params, cards=cards(collector, report))
+        name=name, headline=headline, params=params, cards=cards(collector, report),
+        classes=_class_table(report))
+
+
+def _class_table(report: dict) -> list[dict]:
+    """The per-class table's rows as shown (figures formatted), empty without classes."""
+    rows = []
+    for row in class_rows(report):
+        rows.append({
+            "name": row["class"],
+            "fraction": f"{row['fraction_target'] * 100:.1f}% / " + (
+                "-" if row["fraction_observed"] is None else f"{row['fraction_observed'] * 100:.1f}%"),
+            "sessions": f"{row['sessions']:,}",
+            "requests": f"{row['rows']:,}",
+            "mean_input": "-" if row["mean_input"] is None else f"{row['mean_input']:,.0f}",
+            "mean_output": "-" if row["mean_output"] is None else f"{row['mean_output']:,.1f}",
+            "hit_rate": "-" if row["hit_rate"] is None else f"{row['hit_rate'] * 100:.1f}%",
+            "endings": row["endings"],
+        })
+    return rows
 
 
 def render_cache_explorer(structure: dict, name: str) -> str:
