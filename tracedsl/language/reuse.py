@@ -15,8 +15,8 @@ from tracedsl.language.validate import did_you_mean
 # Statements whose value is a distribution (a law); every other statement's value is a number.
 LAW_STATEMENTS = frozenset({"session", "new_tokens", "output", "turns", "delay"})
 # Blocks an overriding file merges item by item: ``turn { output ... }`` keeps the included
-# file's new_tokens and delay.
-MERGED_BLOCKS = frozenset({"prefix", "turn"})
+# file's new_tokens and delay; a ``class`` of the same name merges its statements so.
+MERGED_BLOCKS = frozenset({"prefix", "turn", "class"})
 
 
 @dataclass
@@ -254,11 +254,24 @@ class _Scope:
         return self.values[name]
 
 
+def merge_statements(base, overriding) -> list[ast.Statement]:
+    """``base`` overridden by ``overriding``, as an include is by its including file (a class's
+    body is so merged into the top-level statements): blocks item by item, other statements
+    whole; a repeat within one of them stays a repeat (lowering reports it)."""
+    merged: list[tuple[ast.Statement, object]] = []
+    for statements, origin in ((base, object()), (overriding, None)):
+        for statement in statements:
+            _merge(merged, statement, origin)
+    return [statement for statement, _ in merged]
+
+
 def _merge(merged: list, statement: ast.Statement, origin: object) -> None:
-    """Add ``statement``: it overrides one of the same keyword from another origin; a repeat
-    from its own origin stays a repeat (lowering reports it)."""
+    """Add ``statement``: it overrides one of the same keyword (a class: of the same name) from
+    another origin; a repeat from its own origin stays a repeat (lowering reports it)."""
     for index, (earlier, earlier_origin) in enumerate(merged):
         if earlier.keyword != statement.keyword or earlier_origin is origin:
+            continue
+        if statement.keyword == "class" and earlier.name != statement.name:
             continue
         if statement.keyword in MERGED_BLOCKS:
             kept = object()  # the earlier block's items, each overridable
