@@ -34,7 +34,7 @@ from tracedsl.io import (
     read_source,
 )
 from tracedsl.ir import SPEC_FORMAT_VERSION, GenerationParams
-from tracedsl.language.paths import PathProblem, is_language_path, translate
+from tracedsl.language.paths import PathProblem, inherited_by, is_language_path, translate
 from tracedsl.language.validate import (
     FieldProblem,
     did_you_mean,
@@ -407,6 +407,7 @@ def apply_overrides(params: GenerationParams, overrides: list[str]) -> Generatio
     if not overrides:
         return params
     data = params.generation_params()
+    original = params.generation_params()  # what the classes inherit, before any override
     errors: list[Diagnostic] = []
     explicit: set[tuple[str, ...]] = set()
     for override in overrides:
@@ -433,9 +434,15 @@ def apply_overrides(params: GenerationParams, overrides: list[str]) -> Generatio
         else:
             value = _parse_value(value_text.strip())
         explicit.add(path)
+        # A top-level default is inherited: it sets each class that inherits it too (paths.py).
+        heirs = inherited_by(original, path) if path[0] != "classes" else []
+        for index in heirs:
+            explicit.add(("classes", str(index), "params", *path))
         # translate() checked a language path against the spec's own families (a delay's law
         # too, which the field table cannot see); a spec.json path is checked here
         problem = _set_path(data, path, value, explicit, checked=language)
+        for index in heirs if problem is None else ():
+            _set_path(data, ("classes", str(index), "params", *path), value, explicit, checked=True)
         if problem:
             errors.append(
                 Diagnostic(
@@ -458,8 +465,13 @@ def apply_overrides(params: GenerationParams, overrides: list[str]) -> Generatio
 def _set_path(
     data: dict, path: tuple[str, ...], value: Any, explicit: set[tuple[str, ...]], checked: bool = False
 ) -> tuple[str, str | None] | None:
-    node = data
+    node: Any = data
     for depth, part in enumerate(path):
+        if isinstance(node, list):  # classes.<i>: the class's own object
+            if not (part.isdigit() and int(part) < len(node)):
+                return f"no class {part} in {'.'.join(path[:depth])} (it holds {len(node)})", None
+            node = node[int(part)]
+            continue
         known = None if checked else field_names(path[:depth], data)
         if not checked and (known is None or part not in known):
             where = ".".join(path[:depth]) or "the top level"
@@ -477,6 +489,9 @@ def _set_path(
                 if (*path[:-1], derived) not in explicit:
                     node.pop(derived, None)
             return None
+        if isinstance(node.get(part), list):
+            node = node[part]
+            continue
         if not isinstance(node.get(part), dict):
             node[part] = {}  # e.g. turns.mean=12 when turns was none
         node = node[part]

@@ -483,7 +483,8 @@ class _Lowering(TableLowering, ArrivalLowering, ClassLowering):
         parts = path.split(".")
         while parts:
             key = ".".join(parts)
-            if key != path and class_of_path(key) == (int(parts[1]), ""):
+            body = class_of_path(key)
+            if key != path and body is not None and not body[1]:
                 return None  # a class's body field nobody wrote: not the class's header
             span = self.spans.get(key)
             if span is not None:

@@ -175,6 +175,9 @@ def model_at(path: tuple[str, ...], data: Any = _UNKNOWN) -> type[BaseModel] | N
     model: type[BaseModel] | None = GenerationParams
     node = data
     for part in path:
+        if isinstance(node, list) or (node is _UNKNOWN and part.isdigit()):  # an item of a list (classes.<i>)
+            node = node[int(part)] if isinstance(node, list) and part.isdigit() and int(part) < len(node) else _UNKNOWN
+            continue
         if model is None or part not in model.model_fields:
             return None
         info = model.model_fields[part]
