@@ -34,6 +34,7 @@ from tracedsl.io import (
     read_source,
 )
 from tracedsl.ir import SPEC_FORMAT_VERSION, GenerationParams
+from tracedsl.language.classes import class_of_path
 from tracedsl.language.paths import PathProblem, inherited_by, is_language_path, translate
 from tracedsl.language.validate import (
     FieldProblem,
@@ -278,12 +279,20 @@ def _validate(
         raise DiagnosticError(errors + warnings)
     warnings.extend(
         locate.at(
-            _split(p.path), p.code or W_CONSTANT, p.message, severity=Severity.WARNING,
+            _split(p.path), p.code or W_CONSTANT, _in_class_words(p.message, p.path, params), severity=Severity.WARNING,
             hint=p.hint, prefix=prefix,
         )
         for p in warnings_for(params)
     )
     return params, tuple(warnings)
+
+
+def _in_class_words(message: str, path: str, params: GenerationParams) -> str:
+    """A class body's warning, naming the class (its JSON path says where)."""
+    found = class_of_path(path)
+    if found is None or params.classes is None:
+        return message
+    return f"class '{params.classes[found[0]].name}': {message}"
 
 
 def normalise_legacy(
