@@ -34,7 +34,7 @@ from tracedsl.io import (
     read_source,
 )
 from tracedsl.ir import SPEC_FORMAT_VERSION, GenerationParams
-from tracedsl.language.classes import class_of_path
+from tracedsl.language.classes import body_message, class_of_path
 from tracedsl.language.paths import PathProblem, inherited_by, is_language_path, translate
 from tracedsl.language.validate import (
     FieldProblem,
@@ -274,7 +274,7 @@ def _validate(
     if toml:
         data = restore_none(data)
     params, problems = validate_params(data)
-    errors.extend(_problem_diagnostic(problem, locate, prefix) for problem in problems)
+    errors.extend(_problem_diagnostic(_named_for_class(problem, data), locate, prefix) for problem in problems)
     if errors:
         raise DiagnosticError(errors + warnings)
     warnings.extend(
@@ -285,6 +285,17 @@ def _validate(
         for p in warnings_for(params)
     )
     return params, tuple(warnings)
+
+
+def _named_for_class(problem: FieldProblem, data: dict) -> FieldProblem:
+    """A problem of a class's body, its message naming the class (its JSON path says where)."""
+    found = class_of_path(problem.path)
+    classes = data.get("classes")
+    if found is None or not isinstance(classes, list) or found[0] >= len(classes):
+        return problem
+    name = classes[found[0]].get("name") if isinstance(classes[found[0]], dict) else None
+    message = body_message(problem.message)
+    return dataclasses.replace(problem, message=f"class '{name}': {message}" if isinstance(name, str) else message)
 
 
 def _in_class_words(message: str, path: str, params: GenerationParams) -> str:
