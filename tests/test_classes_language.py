@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 from tracedsl import families
 from tracedsl.diagnostics import DiagnosticError
 from tracedsl.feasibility import turn_zero_share
-from tracedsl.io import dump_spec_json, spec_document
+from tracedsl.io import dump_spec_json, dump_spec_toml, spec_document
 from tracedsl.ir import Lognormal, Workload, _token_laws
 from tracedsl.language.decompile import decompile
 from tracedsl.language.format import format_text
@@ -454,3 +454,19 @@ def test_the_example_means_what_its_comments_say():
     assert chat.params.reset is None and chat.params.turns.allow_truncation
     assert families.family_of(chat.params.inter_turn_delay.law).name == "lognormal"
     assert review.params.generation_length.mean == 1500.0
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples").glob("*.trace")), ids=lambda p: p.stem)
+def test_a_spec_toml_loads_back_identically_its_nulls_restored_in_classes_and_in_any_family(path, tmp_path):
+    loaded = load_spec(path)
+    toml = tmp_path / "spec.toml"
+    toml.write_text(dump_spec_toml(spec_document(Workload(name=loaded.name, params=loaded.params), None, None)))
+    assert load_spec(toml).params == loaded.params
+
+
+def test_a_class_reset_none_survives_toml_which_has_no_null(tmp_path):
+    workload = compiled("class a 50% { reset none }\nclass b 50% { }\n")[0]
+    toml = tmp_path / "spec.toml"
+    toml.write_text(dump_spec_toml(spec_document(workload, None, None)))
+    assert "reset" not in toml.read_text().split("[generation_params.classes.params")[1].split("\n[")[0]
+    assert load_spec(toml).params.classes[0].params.reset is None

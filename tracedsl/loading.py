@@ -381,9 +381,14 @@ def normalise_legacy(
     return data, warnings, errors
 
 
-def restore_none(data: dict, path: tuple = ()) -> dict:
-    """Put back the nulls a TOML file cannot hold: a missing optional field is none."""
-    model = model_at(path)
+def restore_none(data: dict, path: tuple = (), root: dict | None = None) -> dict:
+    """Put back the nulls a TOML file cannot hold: a missing optional field is none.
+
+    A union (a distribution of any family) follows the member the value is, from ``root``,
+    the whole spec's dict.
+    """
+    root = data if root is None else root
+    model = model_at(path, root)
     if model is None:
         return data
     out = dict(data)
@@ -394,7 +399,10 @@ def restore_none(data: dict, path: tuple = ()) -> dict:
         if name not in out and _allows_none(info.annotation):
             out[name] = None
         elif isinstance(value, dict):
-            out[name] = restore_none(value, (*path, name))
+            out[name] = restore_none(value, (*path, name), root)
+        elif isinstance(value, list):  # a class's body (classes.<i>.params), a mix's components
+            out[name] = [restore_none(item, (*path, name, str(i)), root) if isinstance(item, dict) else item
+                         for i, item in enumerate(value)]
     return out
 
 
