@@ -470,3 +470,8 @@ def test_a_class_reset_none_survives_toml_which_has_no_null(tmp_path):
     toml.write_text(dump_spec_toml(spec_document(workload, None, None)))
     assert "reset" not in toml.read_text().split("[generation_params.classes.params")[1].split("\n[")[0]
     assert load_spec(toml).params.classes[0].params.reset is None
+
+
+def test_a_let_inside_a_class_is_refused_alone_though_the_class_uses_its_name():
+    (diag,) = errors("context 100k\nclass a 100% {\n  let big = 2k\n  turn { output lognormal(mean=big, median=1k) }\n}\n")
+    assert diag.code == "E118" and at(diag) == (3, 3)

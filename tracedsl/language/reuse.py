@@ -108,7 +108,10 @@ class _Resolver:
                     layers.append((included[0], object()))  # a later include overrides an earlier one
                     lets.update(included[1])
         scope = _Scope(self, lets, file)
-        for statement in spec.statements:
+        # A let inside a class is refused where it stands (lowering, E118); its name still
+        # resolves, so that error comes alone, not with one for each use.
+        in_classes = [item for s in spec.statements if s.keyword == "class" for item in s.items or ()]
+        for statement in (*spec.statements, *in_classes):
             if statement.keyword != "let":
                 continue
             if statement.name in scope.own:
