@@ -475,3 +475,10 @@ def test_a_class_reset_none_survives_toml_which_has_no_null(tmp_path):
 def test_a_let_inside_a_class_is_refused_alone_though_the_class_uses_its_name():
     (diag,) = errors("context 100k\nclass a 100% {\n  let big = 2k\n  turn { output lognormal(mean=big, median=1k) }\n}\n")
     assert diag.code == "E118" and at(diag) == (3, 3)
+
+
+@pytest.mark.parametrize(("fraction", "hint"), [("0%", "leave a class out"), ("70", "a number without % is a share of 1")])
+def test_a_fraction_outside_0_to_100_percent_is_an_error_at_it(fraction, hint):
+    (diag,) = errors(f"class a 30% {{ }}\nclass b {fraction} {{ }}\n")
+    assert diag.code == "E106" and f"class 'b' has a fraction of {fraction}" in diag.message
+    assert at(diag) == (2, 9) and hint in diag.hint

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from tracedsl.codes import E_CLASS_FRACTIONS, E_CLASS_STATEMENT, E_DUPLICATE
+from tracedsl.codes import E_CLASS_FRACTIONS, E_CLASS_STATEMENT, E_DUPLICATE, E_INVALID
 from tracedsl.diagnostics import Diagnostic, Span
 from tracedsl.language import ast
 from tracedsl.language.reuse import merge_statements
@@ -25,6 +25,7 @@ NOT_IN_A_CLASS = {
 # Top-level statements a class does not inherit: they are the trace's, not a body's.
 NOT_INHERITED = frozenset({"workload", "arrivals", "class", "let", "include"})
 _PERCENT = {"%": Decimal("0.01"), "": Decimal(1)}
+_PLAIN_SHARE = "a number without % is a share of 1 (0.3 is 30%): write 30%, or 0.3"
 # The class a field path of the IR belongs to, and that path inside the class's body.
 _CLASS_PATH = re.compile(r"^classes\.(\d+)\.params(?:\.(.*))?$")
 _CLASS_IN_MESSAGE = re.compile(r"\bclasses\.\d+\.params(?:\.|: )")
@@ -91,6 +92,11 @@ class ClassLowering:
             # a class defined twice still counts in the sum: its fraction was meant
             fraction = self.exact(statement.value, "classes.again.fraction" if twice else f"classes.{index}.fraction",
                                   _PERCENT)
+            if fraction is not None and not 0 < fraction <= 1:
+                self.error(E_INVALID, f"class '{statement.name}' has a fraction of {statement.value.text}: a "
+                           "class's share of the sessions lies above 0% and at most 100%", statement.value.span,
+                           hint="leave a class out rather than give it 0%" if fraction <= 0 else _PLAIN_SHARE)
+                fraction = None
             fractions.append((fraction, statement.value))
             if twice:
                 self.error(E_DUPLICATE, f"class '{statement.name}' is defined twice", statement.name_span,
