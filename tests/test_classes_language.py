@@ -482,3 +482,16 @@ def test_a_fraction_outside_0_to_100_percent_is_an_error_at_it(fraction, hint):
     (diag,) = errors(f"class a 30% {{ }}\nclass b {fraction} {{ }}\n")
     assert diag.code == "E106" and f"class 'b' has a fraction of {fraction}" in diag.message
     assert at(diag) == (2, 9) and hint in diag.hint
+
+
+def test_a_top_level_set_that_breaks_a_class_names_the_class():
+    with pytest.raises(DiagnosticError) as caught:
+        apply_overrides(params(CLASSES), ["context=14k"])
+    messages = [d.message for d in caught.value.diagnostics]
+    assert any(m.startswith("class 'coding': the shared prefix does not fit") for m in messages), messages
+    assert not any("classes.0.params" in m for m in messages)
+
+
+def test_a_top_level_arrivals_set_is_the_trace_s_not_the_classes():
+    changed = apply_overrides(params(CLASSES + "arrivals poisson(rate=2/s)\n"), ["arrivals.rate=5"])
+    assert changed.arrivals.rate == 5 and all(c.params.arrivals is None for c in changed.classes)

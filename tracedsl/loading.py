@@ -481,6 +481,7 @@ def apply_overrides(params: GenerationParams, overrides: list[str]) -> Generatio
         raise DiagnosticError(errors)
     new_params, problems = validate_params(data)
     if problems:
+        problems = [_named_for_class(p, data) for p in problems]
         raise DiagnosticError(
             [
                 Diagnostic(E_INVALID, p.message, file="--set", path=p.path, hint=p.hint)

@@ -143,6 +143,8 @@ def inherited_by(top: dict, field: tuple[str, ...]) -> list[int]:
     A compiled spec keeps no record of who wrote what, so a class that writes the very value it
     would inherit counts as inheriting it.
     """
+    if field[0] in ("arrivals", "classes"):
+        return []  # the trace's own, never a class's
     units = _statement_fields(field)
     return [index for index, session_class in enumerate(top.get("classes") or ())
             if all(_get(session_class.get("params", {}), unit) == _get(top, unit) for unit in units)]
