@@ -495,3 +495,9 @@ def test_a_top_level_set_that_breaks_a_class_names_the_class():
 def test_a_top_level_arrivals_set_is_the_trace_s_not_the_classes():
     changed = apply_overrides(params(CLASSES + "arrivals poisson(rate=2/s)\n"), ["arrivals.rate=5"])
     assert changed.arrivals.rate == 5 and all(c.params.arrivals is None for c in changed.classes)
+
+
+def test_a_related_place_that_only_encloses_another_is_left_out():
+    (diag,) = errors("context 40k\nprefix {\n  global 50k\n}\n")
+    assert at(diag) == (1, 9)
+    assert [at(r) for r in diag.related] == [(3, 10)]  # the global, not also the prefix block around it

@@ -464,6 +464,8 @@ class _Lowering(TableLowering, ArrivalLowering, ClassLowering):
             places.sort(key=lambda place: not source.holds(*place))  # stable: the IR's order otherwise
             if not places:
                 places = [(source.file, self.spans[f"classes.{in_class[0]}"])]
+        # a place that only encloses another (a prefix block around its global) adds nothing
+        places = places[:1] + [p for p in places[1:] if not any(q != p and _encloses(p, q) for q in places)]
         file, main = places[0] if places else (self.file, None)
         if severity is Severity.WARNING:
             places = places[:1]  # a warning needs one place to look, not every field it involves
@@ -522,6 +524,14 @@ class _Spans(dict):
         path = self.lowering.scope + path
         super().__setitem__(path, span)
         self.files[path] = self.lowering.at
+
+
+def _encloses(outer: tuple[str, Span], inner: tuple[str, Span]) -> bool:
+    """Whether the span of ``outer`` holds that of ``inner`` (both in one file, spans complete)."""
+    (outer_file, a), (inner_file, b) = outer, inner
+    if outer_file != inner_file or None in (a.end_line, a.end_column, b.end_line, b.end_column):
+        return False
+    return (a.line, a.column) <= (b.line, b.column) and (b.end_line, b.end_column) <= (a.end_line, a.end_column)
 
 
 def _percent(value: Decimal) -> str:
