@@ -501,3 +501,10 @@ def test_a_related_place_that_only_encloses_another_is_left_out():
     (diag,) = errors("context 40k\nprefix {\n  global 50k\n}\n")
     assert at(diag) == (1, 9)
     assert [at(r) for r in diag.related] == [(3, 10)]  # the global, not also the prefix block around it
+
+
+def test_w107_that_two_classes_inherit_is_said_once_naming_both():
+    text = SHORT + "class a 50% { reset 1% }\nclass b 50% { reset 3% }\n"
+    (warning,) = [w for w in compiled(text)[1] if w.code == "W107"]
+    assert warning.message.startswith("classes 'a' and 'b' (inherited from the top level): about 83%")
+    assert at(warning) == (1, 9)
