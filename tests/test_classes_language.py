@@ -508,3 +508,13 @@ def test_w107_that_two_classes_inherit_is_said_once_naming_both():
     (warning,) = [w for w in compiled(text)[1] if w.code == "W107"]
     assert warning.message.startswith("classes 'a' and 'b' (inherited from the top level): about 83%")
     assert at(warning) == (1, 9)
+
+
+def test_max_isl_and_max_osl_hold_for_every_class(tmp_path):
+    from tracedsl.pipeline.runs import RunOptions, plan_run
+
+    spec = tmp_path / "spec.trace"
+    spec.write_text(CLASSES)
+    plan = plan_run(RunOptions(spec=str(spec), max_isl=120_000, max_osl=900, output=str(tmp_path)))
+    assert [c.params.max_prompt_tokens for c in plan.params.classes] == [120_000] * 3
+    assert [c.params.generation_length.max for c in plan.params.classes] == [900.0] * 3
