@@ -800,7 +800,7 @@ def _feasibility_issues(params: GenerationParams) -> list[Issue]:
                 f"L1.5 ({params.layer1_5_blocks} blocks) of {params.block_size} tokens plus the "
                 f"smallest L2 ({smallest_l2}) is {smallest_first_turn} tokens, not below "
                 f"max_prompt_tokens ({limit})",
-                ("max_prompt_tokens", "block_size", "cache.layer1_tokens", "cache.layer1_5_tokens"),
+                ("max_prompt_tokens", "block_size", "cache.layer1_tokens", "cache.layer1_5_tokens", "cache.layer2"),
             )
         ]
     turns = params.turns

@@ -285,13 +285,15 @@ def _with_limits(params: GenerationParams, max_isl: int | None, max_osl: int | N
     from tracedsl.language.validate import validate_params
 
     data = params.generation_params()
-    if max_isl is not None:
-        data["max_prompt_tokens"] = max_isl
-    if max_osl is not None:
-        # A float, as the reference writes the bound; an integer too large for one stays an
-        # integer, so validation reports it against the field's bound.
-        osl = float(max_osl) if max_osl <= 2**1023 else max_osl
-        data["generation_length"] = {**data["generation_length"], "max": osl}
+    # the limits hold for every session: the top level's and each class's body
+    for body in (data, *(c["params"] for c in data.get("classes") or ())):
+        if max_isl is not None:
+            body["max_prompt_tokens"] = max_isl
+        if max_osl is not None:
+            # A float, as the reference writes the bound; an integer too large for one stays an
+            # integer, so validation reports it against the field's bound.
+            osl = float(max_osl) if max_osl <= 2**1023 else max_osl
+            body["generation_length"] = {**body["generation_length"], "max": osl}
     new_params, problems = validate_params(data)
     if problems:
         raise PipelineError([
