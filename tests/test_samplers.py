@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from tracedsl.engine import arrivals, chunk, endings, sessions
+from tracedsl.engine import arrivals, chunk, endings, requests, sessions
 from tracedsl.engine.samplers import (
     STREAMS,
     BoundedLognormal,
@@ -44,6 +44,7 @@ ENGINE_STREAMS = {
         (endings, ("RESET", "RESTART_SPLIT", "RESTART_TURN", "TARGET_TURNS")),
         (chunk, ("PLACEMENT",)),
         (arrivals, ("ARRIVAL",)),
+        (requests, ("CALLS", "MESSAGE", "THINK")),
     )
     for name in names
 }

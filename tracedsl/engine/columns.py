@@ -40,6 +40,8 @@ class SessionColumns:
     input_length: np.ndarray
     output_length: np.ndarray
     delay_ms: np.ndarray
+    # per row, with requests: whether the call opens a user request (turn 0 always does)
+    opens_request: np.ndarray | None = None
 
     _SESSION_FIELDS = ("index", "number", "group", "is_restart", "end_reason")
     _ROW_FIELDS = ("input_length", "output_length", "delay_ms")
@@ -58,7 +60,8 @@ class SessionColumns:
         row_offsets, rows = ragged_gather(self.row_offsets, picks)
         fields = {name: getattr(self, name)[picks] for name in self._SESSION_FIELDS}
         fields.update({name: getattr(self, name)[rows] for name in self._ROW_FIELDS})
-        return SessionColumns(row_offsets=row_offsets, **fields)
+        opens = self.opens_request[rows] if self.opens_request is not None else None
+        return SessionColumns(row_offsets=row_offsets, opens_request=opens, **fields)
 
     @staticmethod
     def concat(parts: list[SessionColumns]) -> SessionColumns:
@@ -71,4 +74,8 @@ class SessionColumns:
         turns = np.concatenate([p.turns for p in parts])
         row_offsets = np.zeros(len(turns) + 1, dtype=np.int64)
         np.cumsum(turns, out=row_offsets[1:])
-        return SessionColumns(row_offsets=row_offsets, **fields)
+        opens = None
+        if any(p.opens_request is not None for p in parts):
+            opens = np.concatenate([p.opens_request if p.opens_request is not None
+                                    else np.zeros(p.input_length.shape[0], dtype=bool) for p in parts])
+        return SessionColumns(row_offsets=row_offsets, opens_request=opens, **fields)

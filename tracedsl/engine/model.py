@@ -8,6 +8,7 @@ import math
 from dataclasses import dataclass
 
 from tracedsl import families
+from tracedsl.engine.requests import RequestModel
 from tracedsl.engine.samplers import run_keys
 from tracedsl.families import Law
 from tracedsl.feasibility import expected_turns
@@ -62,6 +63,7 @@ class SessionModel:
     restart_first: int
     restart_stop: int  # exclusive
     turns: TurnTarget | None
+    request: RequestModel | None = None  # rows are LLM calls of user requests (requests.py)
 
     @classmethod
     def build(cls, params: GenerationParams, num_sessions: int, seed: int) -> SessionModel:
@@ -101,6 +103,7 @@ class SessionModel:
             restart_first=params.restart_turn_range[0],
             restart_stop=params.restart_turn_range[1],
             turns=turns,
+            request=RequestModel.build(params.request, _law) if params.request is not None else None,
         )
 
     @property

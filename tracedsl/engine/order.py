@@ -157,5 +157,7 @@ def _trace_chunk(
             "hash_run_offsets": runs[0],
             "hash_run_start": runs[1],
             "hash_run_length": runs[2],
+            # with requests: per row, whether the call opens a user request (requests.py)
+            **({"opens_request": sessions.opens_request} if sessions.opens_request is not None else {}),
         },
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tracedsl.engine import endings
+from tracedsl.engine import endings, requests
 from tracedsl.engine.columns import SessionColumns
 from tracedsl.engine.endings import NO_PLANNED_STOP
 from tracedsl.engine.model import SessionModel
@@ -50,6 +50,7 @@ class Growth:
     new_tokens: np.ndarray
     output: np.ndarray
     delay_ms: np.ndarray
+    opens_request: np.ndarray | None = None  # per accepted later turn, with requests
 
 
 def outputs(model: SessionModel, keys: np.ndarray, turns: np.ndarray | int) -> np.ndarray:
@@ -68,8 +69,16 @@ def initial_context(model: SessionModel, keys: np.ndarray) -> np.ndarray:
     return np.minimum(model.fixed_prefix_tokens + layer2, model.context_limit - 1)
 
 
-def _delays(model: SessionModel, keys: np.ndarray, turns: np.ndarray, context: np.ndarray):
-    """The mixture delay, clipped to its max, scaled down as the previous context fills."""
+def _delays(model: SessionModel, keys: np.ndarray, turns: np.ndarray, context: np.ndarray,
+            opening: np.ndarray | None = None):
+    """The mixture delay, clipped to its max, scaled down as the previous context fills; with
+    requests, a request-opening call waits the human's think time instead (requests.py)."""
+    if opening is not None and model.request is not None:
+        delay = np.empty(keys.shape[0], dtype=np.float64)
+        delay[opening] = requests.thinks(model.request, keys[opening], turns[opening])
+        tool = ~opening
+        delay[tool] = _delays(model, keys[tool], turns[tool], context[tool])
+        return delay
     agentic = uniforms(keys, turns, DELAY_PICK) < model.agentic_fraction
     raw = np.empty(keys.shape[0], dtype=np.float64)
     raw[agentic] = model.agentic_delay.sample(uniforms(keys[agentic], turns[agentic], DELAY_AGENTIC))
@@ -100,11 +109,18 @@ def grow(
     active = np.arange(count, dtype=np.int64)
     first_turn, window = 1, _FIRST_WINDOW
     pieces: list[tuple[np.ndarray, ...]] = []
+    openings = requests.Openings(model.request, keys) if model.request is not None else None
+    opened: list[np.ndarray] = []
     while active.size:
         window = max(1, min(window, _MAX_CELLS // active.size))
         turns = np.arange(first_turn, first_turn + window, dtype=np.int64)
         session_keys = keys[active][:, None]
         new = token_counts(model.new_tokens.sample(uniforms(session_keys, turns, NEW_TOKENS)), 1)
+        opening = None
+        if openings is not None:
+            opening = openings.window(active, session_keys, first_turn, window)
+            at_s, at_t = np.nonzero(opening)
+            new[at_s, at_t] = requests.messages(model.request, keys[active[at_s]], turns[at_t])
         out = outputs(model, session_keys, turns)
         # candidate k's input = previous input + previous output + new tokens
         growth = new.copy()
@@ -120,15 +136,18 @@ def grow(
         at_session, at_turn = np.nonzero(cells)
         sessions = active[at_session]
         before = np.where(at_turn > 0, candidate[at_session, at_turn - 1], last_input[sessions])
+        kind = opening[at_session, at_turn] if opening is not None else None
         pieces.append(
             (
                 sessions,
                 turns[at_turn],
                 new[at_session, at_turn],
                 out[at_session, at_turn],
-                _delays(model, keys[sessions], turns[at_turn], before),
+                _delays(model, keys[sessions], turns[at_turn], before, kind),
             )
         )
+        if kind is not None:
+            opened.append(kind)
 
         later_turns[active] += accepted
         took = accepted > 0
@@ -145,7 +164,10 @@ def grow(
         window = min(window * 2, _MAX_WINDOW)
 
     columns = [np.concatenate(parts) for parts in zip(*pieces, strict=True)] if pieces else [np.zeros(0)] * 5
-    return Growth(end_reason, later_turns, last_input, last_output, *columns)
+    opens = None
+    if openings is not None:
+        opens = np.concatenate(opened) if opened else np.zeros(0, dtype=bool)
+    return Growth(end_reason, later_turns, last_input, last_output, *columns, opens_request=opens)
 
 
 def assemble(
@@ -172,6 +194,11 @@ def assemble(
     input_length[later] = growth.new_tokens
     output_length[later] = growth.output
     delay_ms[later] = growth.delay_ms
+    opens = None
+    if growth.opens_request is not None:
+        opens = np.zeros(rows, dtype=bool)
+        opens[first_rows] = True  # turn 0 opens the session's first request
+        opens[later] = growth.opens_request
     return SessionColumns(
         index=index.astype(np.int64),
         number=number,
@@ -182,4 +209,5 @@ def assemble(
         input_length=input_length,
         output_length=output_length,
         delay_ms=delay_ms,
+        opens_request=opens,
     )

@@ -92,12 +92,27 @@ def index_lines(chunk: TraceChunk, first_row: int, awaiting: dict[int, str]) -> 
     firsts = (chunk.row_offsets[:-1] + first_row).tolist()
     restarts = restart.tolist()
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
-    return b"".join([
-        dumps({"session_id": sid, "class": None, "group_id": g if g >= 0 else None,
-               "parent_session_id": p, "link": LINK_RESTART if r else None, "end_reason": e,
-               "turns": t, "first_row": f}, option=newline)
+    rows = [
+        {"session_id": sid, "class": None, "group_id": g if g >= 0 else None,
+         "parent_session_id": p, "link": LINK_RESTART if r else None, "end_reason": e,
+         "turns": t, "first_row": f}
         for sid, g, p, r, e, t, f in zip(ids, groups, parents, restarts, reasons, turns, firsts, strict=True)
-    ])
+    ]
+    opens = chunk.extras.get("opens_request")
+    if opens is not None:
+        for row, turns_opening in zip(rows, request_turns(chunk.row_offsets, opens), strict=True):
+            row["requests"] = turns_opening
+    return b"".join([dumps(row, option=newline) for row in rows])
+
+
+def request_turns(row_offsets: np.ndarray, opens: np.ndarray) -> list[list[int]]:
+    """Per session, the turn index of each call that opens a user request (turn 0 first)."""
+    at = np.flatnonzero(opens)
+    session = np.searchsorted(row_offsets, at, side="right") - 1
+    turn = at - row_offsets[session]
+    bounds = np.searchsorted(session, np.arange(row_offsets.shape[0]))
+    turns = turn.tolist()
+    return [turns[bounds[s]:bounds[s + 1]] for s in range(row_offsets.shape[0] - 1)]
 
 
 def index_beside(dataset: str | Path) -> Path | None:
