@@ -42,7 +42,7 @@ ENGINE_STREAMS = {
     for module, names in (
         (sessions, ("GROUP", "SESSION_PREFIX", "NEW_TOKENS", "OUTPUT", "DELAY_PICK", "DELAY_AGENTIC", "DELAY_HUMAN")),
         (endings, ("RESET", "RESTART_SPLIT", "RESTART_TURN", "TARGET_TURNS")),
-        (chunk, ("PLACEMENT",)),
+        (chunk, ("PLACEMENT", "CLASS")),
         (arrivals, ("ARRIVAL",)),
         (requests, ("CALLS", "MESSAGE", "THINK")),
     )

@@ -91,7 +91,8 @@ class TraceChunk:
     timestamp_ms: np.ndarray
     hash_offsets: np.ndarray
     hash_ids: np.ndarray
-    extras: dict = field(default_factory=dict)  # engine-specific per-session columns
+    # engine-specific columns (primary_index, class_index, hash runs; docs/architecture.md)
+    extras: dict = field(default_factory=dict)
 
     @property
     def num_sessions(self) -> int:

@@ -6,7 +6,7 @@ process or on any machine; the stitching pass (order.py) puts bodies together in
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -21,6 +21,8 @@ from tracedsl.trace import EndReason
 
 # Where a restart continuation is written, drawn from its parent's streams.
 PLACEMENT = stream("restart.placement")
+# Which class a primary runs (only drawn when the spec has classes).
+CLASS = stream("session.class")
 
 
 @dataclass(frozen=True)
@@ -99,8 +101,50 @@ def run_chunk(task: ChunkTask) -> ChunkBody:
     """Draw the chunk's sessions (the part of a run that may execute anywhere)."""
     model = task.model
     index = np.arange(task.first, task.stop, dtype=np.int64)
+    if model.classes:
+        return ChunkBody(task.first, task.stop, *_classed(model, index))
+    return ChunkBody(task.first, task.stop, *_population(model, index))
+
+
+def class_of(model: SessionModel, index: np.ndarray) -> np.ndarray:
+    """Each primary's class: the first whose cumulative fraction exceeds its draw."""
+    u = uniforms(session_keys(model.run_key, 2 * index), 0, CLASS)
+    drawn = np.searchsorted(np.asarray(model.class_cdf), u, side="right")
+    return np.minimum(drawn, len(model.classes) - 1).astype(np.int8)
+
+
+def _classed(model: SessionModel, index: np.ndarray) -> tuple[SessionColumns, Continuations | None]:
+    """Each class's primaries drawn with its own model, merged back in index order; a
+    continuation keeps its parent's class."""
+    which = class_of(model, index)
+    primaries: list[SessionColumns] = []
+    continuations: list[Continuations] = []
+    drawn = 0
+    for number, class_model in enumerate(model.classes):
+        members = np.flatnonzero(which == number)
+        if not members.size:
+            continue
+        own, continued = _population(class_model, index[members])
+        primaries.append(replace(own, class_index=which[members]))
+        if continued is not None:
+            sessions = replace(continued.sessions, class_index=np.full(continued.count, number, np.int8))
+            continuations.append(replace(continued, sessions=sessions, parent=continued.parent + drawn))
+        drawn += members.size
+    merged = SessionColumns.concat(primaries)
+    order = np.argsort(merged.index, kind="stable")
+    if not continuations:
+        return merged.take(order), None
+    position = np.empty(order.shape[0], dtype=np.int64)
+    position[order] = np.arange(order.shape[0])
+    joined = Continuations.concat(continuations)
+    joined = replace(joined, parent=position[joined.parent])
+    return merged.take(order), joined.take(np.argsort(joined.parent, kind="stable"))
+
+
+def _population(model: SessionModel, index: np.ndarray) -> tuple[SessionColumns, Continuations | None]:
+    """The primaries ``index`` of one population (the run, or one class) and their continuations."""
     if model.turns is not None:
-        return ChunkBody(task.first, task.stop, _explicit_turn_sessions(model, index), None)
+        return _explicit_turn_sessions(model, index), None
     keys = session_keys(model.run_key, 2 * index)
     group = groups(model, keys)
     input0 = initial_context(model, keys)
@@ -117,7 +161,7 @@ def run_chunk(task: ChunkTask) -> ChunkBody:
             growth.last_input[parents] + growth.last_output[parents], model.context_limit - 1
         )
         continuations = _continuations(model, primaries, parents, keys[parents], context)
-    return ChunkBody(task.first, task.stop, primaries, continuations)
+    return primaries, continuations
 
 
 def _continuations(

@@ -138,6 +138,18 @@ def _trace_chunk(
 ) -> TraceChunk:
     timestamp = np.full(sessions.input_length.shape[0], np.nan)
     timestamp[sessions.row_offsets[:-1]] = starts
+    extras = {
+        # which primary each session belongs to (a continuation names its parent's)
+        "primary_index": sessions.index,
+        # each row's ids as runs of consecutive ids (the writer sizes rows' text from them)
+        "hash_run_offsets": runs[0],
+        "hash_run_start": runs[1],
+        "hash_run_length": runs[2],
+    }
+    if sessions.class_index is not None:  # each session's class, in the spec's class order
+        extras["class_index"] = sessions.class_index
+    if sessions.opens_request is not None:  # with requests: per row, whether the call opens one
+        extras["opens_request"] = sessions.opens_request
     return TraceChunk(
         session_ids=format_session_ids(sessions.number),
         group_ids=sessions.group,
@@ -150,14 +162,5 @@ def _trace_chunk(
         timestamp_ms=timestamp,
         hash_offsets=hash_offsets,
         hash_ids=ids,
-        extras={
-            # which primary each session belongs to (a continuation names its parent's)
-            "primary_index": sessions.index,
-            # each row's ids as runs of consecutive ids (the writer sizes rows' text from them)
-            "hash_run_offsets": runs[0],
-            "hash_run_start": runs[1],
-            "hash_run_length": runs[2],
-            # with requests: per row, whether the call opens a user request (requests.py)
-            **({"opens_request": sessions.opens_request} if sessions.opens_request is not None else {}),
-        },
+        extras=extras,
     )

@@ -60,7 +60,9 @@ def outputs(model: SessionModel, keys: np.ndarray, turns: np.ndarray | int) -> n
 
 
 def groups(model: SessionModel, keys: np.ndarray) -> np.ndarray:
-    return zipf_groups(uniforms(keys, 0, GROUP), model.num_groups, model.zipf_alpha)
+    """Each session's group, as its global id (a class's own groups follow the earlier ones)."""
+    drawn = zipf_groups(uniforms(keys, 0, GROUP), model.num_groups, model.zipf_alpha)
+    return drawn + model.group_base if model.group_base else drawn
 
 
 def initial_context(model: SessionModel, keys: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ Each row, in the dataset's session order (see docs/sessions.md)::
     {"session_id":"sess-…","class":null,"group_id":3,"parent_session_id":null,"link":null,
      "end_reason":"forced_retire","turns":12,"first_row":0}
 
-``class`` is null until a trace has session classes; ``group_id`` null when the session has
+``class`` is the session's class name (null when the spec has no classes); ``group_id`` null when the session has
 no L1.5 group; ``parent_session_id`` and ``link`` are set on a continuation (``"restart"``
 today; ``"compaction"`` and ``"subagent"`` later); ``first_row`` is the 0-based line index of
 the session's turn 0 in dataset.jsonl. The writer streams: one append per chunk, and it holds
@@ -42,17 +42,19 @@ class SessionIndexWriter:
 
     A continuation's parent comes from the chunk's ``primary_index`` extra (docs/architecture.md):
     the latest split session of the same primary. A chunk without it writes null parents.
+    ``class_names``: the spec's classes in order, which the chunks' ``class_index`` extra names.
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, class_names: tuple[str, ...] | list[str] = ()):
         self.path = Path(path)
+        self.class_names = tuple(class_names)
         self._file = open(self.path, "wb")  # noqa: SIM115 - closed in close()
         self.rows = 0  # dataset rows before the next chunk
         self.sessions = 0
         self._awaiting: dict[int, str] = {}  # primary index -> its split session, not yet continued
 
     def write(self, chunk: TraceChunk) -> None:
-        self._file.write(index_lines(chunk, self.rows, self._awaiting))
+        self._file.write(index_lines(chunk, self.rows, self._awaiting, self.class_names))
         self.rows += chunk.num_rows
         self.sessions += chunk.num_sessions
 
@@ -67,7 +69,8 @@ class SessionIndexWriter:
         self.close()
 
 
-def index_lines(chunk: TraceChunk, first_row: int, awaiting: dict[int, str]) -> bytes:
+def index_lines(chunk: TraceChunk, first_row: int, awaiting: dict[int, str],
+                class_names: tuple[str, ...] = ()) -> bytes:
     """The chunk's rows of sessions.jsonl; ``awaiting`` carries split sessions across chunks."""
     count = chunk.num_sessions
     if count == 0:
@@ -91,12 +94,15 @@ def index_lines(chunk: TraceChunk, first_row: int, awaiting: dict[int, str]) -> 
     turns = chunk.turns_per_session.tolist()
     firsts = (chunk.row_offsets[:-1] + first_row).tolist()
     restarts = restart.tolist()
+    which = chunk.extras.get("class_index")
+    classes = [None] * count if which is None or not class_names else [class_names[c] for c in which.tolist()]
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
     rows = [
-        {"session_id": sid, "class": None, "group_id": g if g >= 0 else None,
+        {"session_id": sid, "class": c, "group_id": g if g >= 0 else None,
          "parent_session_id": p, "link": LINK_RESTART if r else None, "end_reason": e,
          "turns": t, "first_row": f}
-        for sid, g, p, r, e, t, f in zip(ids, groups, parents, restarts, reasons, turns, firsts, strict=True)
+        for sid, c, g, p, r, e, t, f in zip(ids, classes, groups, parents, restarts, reasons, turns, firsts,
+                                            strict=True)
     ]
     opens = chunk.extras.get("opens_request")
     if opens is not None:
@@ -141,6 +147,8 @@ def row_problem(row: dict | None) -> str | None:
         return f"missing {', '.join(missing)}"
     if type(row["session_id"]) is not str:
         return "session_id must be a string"
+    if row["class"] is not None and type(row["class"]) is not str:
+        return "class must be null or a class name (a string)"
     for name in ("turns", "first_row"):
         if type(row[name]) is not int or row[name] < 0:
             return f"{name} must be a non-negative integer"
