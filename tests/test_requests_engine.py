@@ -111,7 +111,7 @@ def test_without_requests_no_request_column_is_written(tmp_path):
     assert "opens_request" not in chunk.extras
 
 
-@pytest.mark.parametrize("name", ["compaction", "subagent"])
+@pytest.mark.parametrize("name", ["subagent"])
 def test_the_agent_constructs_not_drawn_yet_are_refused(name, tmp_path):
     extra = {
         "compaction": {"threshold": 0.8, "summary": {"mean": 3000.0, "median": 2000.0}},

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tracedsl.engine import endings, requests
+from tracedsl.engine import compaction, endings, requests
 from tracedsl.engine.columns import SessionColumns
 from tracedsl.engine.endings import NO_PLANNED_STOP
 from tracedsl.engine.model import SessionModel
@@ -98,12 +98,17 @@ def grow(
     planned_stop: np.ndarray,
     planned_reason: EndReason,
     resets: bool,
+    compacts: bool = False,
 ) -> Growth:
     """Later turns of sessions whose turn 0 is drawn; ``planned_stop`` is the turn that ends
     a session before it is drawn (a restart split, or the explicit target). Each candidate is
-    checked against the ending rules (endings.py)."""
-    checks = endings.rules(model, planned_reason, resets)
+    checked against the ending rules (endings.py). ``compacts``: the sessions may compact (the
+    spec has ``compact`` and their chain is under its bound); one that does ends with its
+    summarization call (compaction.py)."""
+    compacts = compacts and model.compaction is not None
+    checks = endings.rules(model, planned_reason, resets, compacts)
     count = keys.shape[0]
+    compactable = compaction.room_to_compact(model, input0, output0) if compacts else None
     end_reason = np.full(count, -1, dtype=np.int8)
     later_turns = np.zeros(count, dtype=np.int64)
     last_input = input0.astype(np.int64).copy()
@@ -129,8 +134,10 @@ def grow(
         growth[:, 0] += last_output[active]
         growth[:, 1:] += out[:, :-1]
         candidate = last_input[active][:, None] + np.cumsum(growth, axis=1)
+        window_compactable = compactable[active][:, None] if compactable is not None else None
         stops = endings.first_stops(
-            checks, endings.Candidates(session_keys, turns, candidate, planned_stop[active][:, None])
+            checks, endings.Candidates(session_keys, turns, candidate, planned_stop[active][:, None],
+                                       out, window_compactable)
         )
         accepted = stops.accepted
 
@@ -165,6 +172,18 @@ def grow(
         first_turn += window
         window = min(window * 2, _MAX_WINDOW)
 
+    if compacts:
+        summarized = np.flatnonzero(end_reason == EndReason.COMPACTED)
+        if summarized.size:
+            turn = later_turns[summarized] + 1
+            new, summary = compaction.summarization(model, keys[summarized], turn)
+            before = last_input[summarized]
+            pieces.append((summarized, turn, new, summary, _delays(model, keys[summarized], turn, before)))
+            if openings is not None:
+                opened.append(np.zeros(summarized.size, dtype=bool))  # a tool-side call
+            later_turns[summarized] = turn
+            last_input[summarized] = before + last_output[summarized] + new
+            last_output[summarized] = summary
     columns = [np.concatenate(parts) for parts in zip(*pieces, strict=True)] if pieces else [np.zeros(0)] * 5
     opens = None
     if openings is not None:
