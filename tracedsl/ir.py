@@ -463,7 +463,7 @@ class Compaction(_Model):
     threshold: float = Field(gt=0.0, le=1.0, description="share of max_prompt_tokens")
     summary: Distribution = Field(description="summary size, tokens")
     instruction_tokens: int = Field(
-        default=200, ge=0, le=MAX_TOKENS, description="the summarization call's instruction, tokens"
+        default=200, ge=1, le=MAX_TOKENS, description="the summarization call's instruction, tokens"
     )
     max_compactions: int | None = Field(
         default=None, ge=0, le=MAX_TURNS,
@@ -723,6 +723,13 @@ def _agent_issues(params: GenerationParams) -> list[Issue]:
     compaction = params.compaction
     if compaction is None:
         return issues
+    if compaction.max_compactions is None and params.turns is None and (
+            params.reset is None or params.reset.base_probability == 0):
+        issues.append(Issue(
+            "a session that compacts without a bound never ends: nothing resets it and no turn "
+            "count stops it, so it compacts and grows again forever",
+            ("compaction.max_compactions", "reset"),
+            hint="give the compaction a max, or end sessions with reset or turns"))
     threshold = compaction.threshold * params.max_prompt_tokens
     smallest = getattr(compaction.summary, "min", None)
     start = params.fixed_prefix_tokens + (int(smallest) if smallest is not None else 1)

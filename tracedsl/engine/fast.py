@@ -32,8 +32,8 @@ def plan(request: RunRequest, chunk_sessions: int = CHUNK_SESSIONS) -> list[Chun
     """The run as independent tasks, in file order."""
     if chunk_sessions < 1:
         raise ValueError("chunk_sessions must be at least 1")
-    for name in AGENT_FIELDS:  # the IR holds them; the engine does not draw them yet (issue #13)
-        if getattr(request.params, name) is not None:
+    for name in AGENT_FIELDS:  # the IR holds them; the engine does not draw them all yet (issue #13)
+        if name == "subagent" and getattr(request.params, name) is not None:
             raise EngineError(f"'{name}' is not drawn yet: this version of tracedsl reads it "
                               "but cannot run it", path=name)
     model = SessionModel.build(request.params, request.num_sessions, request.seed)

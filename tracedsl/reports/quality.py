@@ -164,6 +164,10 @@ def session_end_stats(collector: Collector) -> dict:
         out[reason.count_key] = counts[reason]
     for reason in EndReason.recorded():
         out[reason.fraction_key] = round(counts[reason] / max(total, 1), 4)
+    for reason in EndReason.extended():  # not the reference's: only when the trace has them
+        if counts[reason]:
+            out[reason.count_key] = counts[reason]
+            out[reason.fraction_key] = round(counts[reason] / max(total, 1), 4)
     out["final_context_utilization"] = collector.sketch["final_utilization"].stats()
     if counts[EndReason.UNKNOWN]:  # foreign traces do not say why a session ended
         out[EndReason.UNKNOWN.count_key] = counts[EndReason.UNKNOWN]
