@@ -55,6 +55,17 @@ def test_process_pools_write_the_same_bytes(in_process_digest, workers):
         assert _digest(pool, _request()) == in_process_digest
 
 
+def test_session_classes_write_the_same_bytes_in_a_pool_and_in_any_chunk_size():
+    # Each chunk's primaries are split by class and merged back: that must not move a byte.
+    from classes_spec import class_params
+
+    request = RunRequest(class_params(), SESSIONS, 7)
+    alone = hashlib.sha256(b"".join(render_chunk(c) for c in FastEngine(chunk_sessions=10**6).generate(request)))
+    assert _digest(map, request) == alone.hexdigest()
+    with ProcessPool(2) as pool:
+        assert _digest(pool, request) == alone.hexdigest()
+
+
 def test_a_window_of_one_writes_the_same_bytes(in_process_digest):
     # Results arriving one at a time, with workers always ahead of the writer.
     with ProcessPool(2, window=1) as pool:

@@ -28,7 +28,8 @@ class SessionColumns:
     """Whole sessions; per-session columns of length S, per-row columns of length R.
 
     ``index`` is the primary index (a continuation carries its parent's); ``number`` is
-    the session id before formatting; ``delay_ms`` is NaN on turn 0.
+    the session id before formatting; ``delay_ms`` is NaN on turn 0; ``class_index`` is
+    each session's class (None when the run has no classes, so that path carries nothing).
     """
 
     index: np.ndarray
@@ -40,6 +41,9 @@ class SessionColumns:
     input_length: np.ndarray
     output_length: np.ndarray
     delay_ms: np.ndarray
+    class_index: np.ndarray | None = None
+    # per row, with requests: whether the call opens a user request (turn 0 always does)
+    opens_request: np.ndarray | None = None
 
     _SESSION_FIELDS = ("index", "number", "group", "is_restart", "end_reason")
     _ROW_FIELDS = ("input_length", "output_length", "delay_ms")
@@ -58,7 +62,10 @@ class SessionColumns:
         row_offsets, rows = ragged_gather(self.row_offsets, picks)
         fields = {name: getattr(self, name)[picks] for name in self._SESSION_FIELDS}
         fields.update({name: getattr(self, name)[rows] for name in self._ROW_FIELDS})
-        return SessionColumns(row_offsets=row_offsets, **fields)
+        if self.class_index is not None:
+            fields["class_index"] = self.class_index[picks]
+        opens = self.opens_request[rows] if self.opens_request is not None else None
+        return SessionColumns(row_offsets=row_offsets, opens_request=opens, **fields)
 
     @staticmethod
     def concat(parts: list[SessionColumns]) -> SessionColumns:
@@ -71,4 +78,10 @@ class SessionColumns:
         turns = np.concatenate([p.turns for p in parts])
         row_offsets = np.zeros(len(turns) + 1, dtype=np.int64)
         np.cumsum(turns, out=row_offsets[1:])
-        return SessionColumns(row_offsets=row_offsets, **fields)
+        if parts[0].class_index is not None:
+            fields["class_index"] = np.concatenate([p.class_index for p in parts])
+        opens = None
+        if any(p.opens_request is not None for p in parts):
+            opens = np.concatenate([p.opens_request if p.opens_request is not None
+                                    else np.zeros(p.input_length.shape[0], dtype=bool) for p in parts])
+        return SessionColumns(row_offsets=row_offsets, opens_request=opens, **fields)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from tracedsl import families
+from tracedsl.engine.compaction import CompactionModel
+from tracedsl.engine.requests import RequestModel
 from tracedsl.engine.samplers import run_keys
 from tracedsl.families import Law
 from tracedsl.feasibility import expected_turns
-from tracedsl.ir import GenerationParams
+from tracedsl.ir import GenerationParams, Latency
 
 # About how many hash ids (a row counting as a few) one chunk of sessions is planned to hold:
 # each is 8 bytes in several columns at once, so this keeps a chunk within a few GB.
@@ -36,8 +40,23 @@ class TurnTarget:
 
 
 @dataclass(frozen=True)
+class PrefixRegions:
+    """Where a population's shared prefix ids lie: its L1 run, the start of its groups' L1.5
+    regions, and the global id of its first group (docs/architecture.md)."""
+
+    layer1_start: int
+    groups_start: int
+    group_base: int
+
+
+@dataclass(frozen=True)
 class SessionModel:
-    """Everything a chunk body needs, as plain numbers (no pydantic on the workers' hot path)."""
+    """Everything a chunk body needs, as plain numbers (no pydantic on the workers' hot path).
+
+    With session classes, ``classes`` holds one model per class (its body's laws, limits and
+    prefix regions; the run's keys), drawn by the cumulative fractions ``class_cdf``; the
+    top-level fields then only give the run's keys, size and id layout.
+    """
 
     num_sessions: int
     run_key: int
@@ -62,10 +81,35 @@ class SessionModel:
     restart_first: int
     restart_stop: int  # exclusive
     turns: TurnTarget | None
+    request: RequestModel | None = None  # rows are LLM calls of user requests (requests.py)
+    compaction: CompactionModel | None = None  # compact instead of retiring (compaction.py)
+    latency: Latency | None = None  # with arrivals: how continuations' start times are estimated
+    regions: PrefixRegions | None = None  # None: today's layout (L1 at 0, the groups after it)
+    first_unique_id: int | None = None  # None: right after this model's own groups
+    classes: tuple[SessionModel, ...] = ()
+    class_cdf: tuple[float, ...] = ()
+    class_names: tuple[str, ...] = ()
 
     @classmethod
     def build(cls, params: GenerationParams, num_sessions: int, seed: int) -> SessionModel:
         run_key, id_key = run_keys(seed, workload_digest(params))
+        # Start times are estimated only when sessions arrive over time (else all start at 0).
+        latency = params.latency if params.arrivals is not None else None
+        model = replace(cls._of(params, num_sessions, run_key, id_key), latency=latency)
+        if params.classes is None:
+            return model
+        layout, first_unique = class_regions(params)
+        classes = tuple(
+            replace(cls._of(c.params, num_sessions, run_key, id_key), regions=regions,
+                    first_unique_id=first_unique, latency=latency)
+            for c, regions in zip(params.classes, layout, strict=True)
+        )
+        cdf = np.cumsum([c.fraction for c in params.classes]).tolist()
+        return replace(model, first_unique_id=first_unique, classes=classes, class_cdf=tuple(cdf),
+                       class_names=tuple(c.name for c in params.classes))
+
+    @classmethod
+    def _of(cls, params: GenerationParams, num_sessions: int, run_key: int, id_key: int) -> SessionModel:
         delay = params.inter_turn_delay
         turns = None
         if params.turns is not None:
@@ -101,11 +145,18 @@ class SessionModel:
             restart_first=params.restart_turn_range[0],
             restart_stop=params.restart_turn_range[1],
             turns=turns,
+            request=RequestModel.build(params.request, _law) if params.request is not None else None,
+            compaction=(CompactionModel.build(params.compaction, params.max_prompt_tokens, _law)
+                        if params.compaction is not None else None),
         )
 
     @property
     def fixed_prefix_tokens(self) -> int:
         return (self.layer1_blocks + self.layer1_5_blocks) * self.block_size
+
+    @property
+    def group_base(self) -> int:
+        return self.regions.group_base if self.regions is not None else 0
 
     def chunk_sessions(self, most: int) -> int:
         """Sessions a chunk may hold, at most ``most``: fewer when a session is expected to hold
@@ -119,6 +170,8 @@ class SessionModel:
 
     def expected_ids(self) -> int:
         """About how many hash ids a session holds, its rows counted at _ROW_COST each."""
+        if self.classes:
+            return int(sum(f * c.expected_ids() for f, c in zip(self.class_fractions, self.classes, strict=True)))
         growth = max(self.new_tokens.mean - 1, 1.0) + max(self.output.mean - 1, float(self.output_floor))
         room = self.context_limit - self.fixed_prefix_tokens
         turns = expected_turns(room, growth, self.reset_base or 0.0)
@@ -132,9 +185,47 @@ class SessionModel:
         return self.layer1_blocks + self.layer1_5_blocks
 
     @property
+    def class_fractions(self) -> list[float]:
+        return np.diff([0.0, *self.class_cdf]).tolist()
+
+    @property
     def first_session_id(self) -> int:
-        """Session-unique hash ids start after L1 and every group's L1.5 region."""
+        """Session-unique hash ids start after L1 and every group's L1.5 region (with classes,
+        after every class's own regions)."""
+        if self.first_unique_id is not None:
+            return self.first_unique_id
         return self.layer1_blocks + self.num_groups * self.layer1_5_blocks
+
+
+def class_regions(params: GenerationParams) -> tuple[list[PrefixRegions], int]:
+    """Each class's prefix regions, and the first session-unique id.
+
+    In id order: the top-level L1 (when a class shares it), the top-level groups' L1.5
+    regions (when a class shares them), then each class's own L1 and own groups in class
+    order. Group ids follow the same order, so no two L1.5 regions share a group id.
+    """
+    classes = params.classes or []
+    cursor = group_cursor = 0
+    top_layer1 = top_groups = 0
+    if any(c.shares_global for c in classes):
+        top_layer1, cursor = 0, params.layer1_blocks
+    if any(c.shares_groups for c in classes):
+        top_groups = cursor
+        cursor += params.cache.layer1_5_groups.num_groups * params.layer1_5_blocks
+        group_cursor = params.cache.layer1_5_groups.num_groups
+    found = []
+    for session_class in classes:
+        body = session_class.params
+        layer1 = top_layer1
+        if not session_class.shares_global:
+            layer1, cursor = cursor, cursor + body.layer1_blocks
+        groups, base = top_groups, 0
+        if not session_class.shares_groups:
+            groups, base = cursor, group_cursor
+            cursor += body.cache.layer1_5_groups.num_groups * body.layer1_5_blocks
+            group_cursor += body.cache.layer1_5_groups.num_groups
+        found.append(PrefixRegions(layer1, groups, base))
+    return found, cursor
 
 
 def workload_digest(params: GenerationParams) -> int:

@@ -2,7 +2,8 @@
 
 Ids 0 .. L1-1 are the global prefix; group g's L1.5 blocks follow at L1 + g * L1.5; every
 id after all the groups' regions is unique to one session (or to a continuation and the
-parent whose whole turn-0 blocks it reuses). A row carries ceil(input_length / block_size) ids:
+parent whose whole turn-0 blocks it reuses). With session classes each session's L1 and
+L1.5 runs are its class's regions (model.py's ``class_regions``), looked up per session. A row carries ceil(input_length / block_size) ids:
 on turn 0 the L1 ids, the group's L1.5 ids, a continuation's reused runs, then fresh ids;
 on later rows only fresh ids. Fresh ids are consecutive in file order, so each row's ids
 are a few contiguous runs, expanded to a flat array only here.
@@ -19,8 +20,30 @@ from tracedsl.engine.model import SessionModel
 def fresh_blocks(model: SessionModel, sessions: SessionColumns, reused_blocks: np.ndarray) -> np.ndarray:
     """Per row: the ids this row takes from the session-unique pool (turn 0 less what it reuses)."""
     fresh = -(-sessions.input_length // model.block_size)
-    fresh[sessions.row_offsets[:-1]] -= model.prefix_blocks + reused_blocks
+    _, layer1_length, _, layer1_5_length = prefix_runs(model, sessions)
+    fresh[sessions.row_offsets[:-1]] -= layer1_length + layer1_5_length + reused_blocks
     return fresh
+
+
+def prefix_runs(model: SessionModel, sessions: SessionColumns):
+    """(L1 start, L1 length, L1.5 base, L1.5 length) of every session: the model's numbers, or
+    per session by its class. Group g's L1.5 run starts at ``base + g * length``."""
+    if not model.classes or sessions.class_index is None:
+        return 0, model.layer1_blocks, model.layer1_blocks, model.layer1_5_blocks
+    which = sessions.class_index.astype(np.intp)
+    regions = [c.regions for c in model.classes]
+    assert all(r is not None for r in regions)
+
+    def per_session(values) -> np.ndarray:
+        return np.asarray(values, dtype=np.int64)[which]
+
+    return (
+        per_session([r.layer1_start for r in regions]),
+        per_session([c.layer1_blocks for c in model.classes]),
+        per_session([r.groups_start - r.group_base * c.layer1_5_blocks
+                     for r, c in zip(regions, model.classes, strict=True)]),
+        per_session([c.layer1_5_blocks for c in model.classes]),
+    )
 
 
 def session_fresh_bases(fresh: np.ndarray, row_offsets: np.ndarray, first_id: int) -> np.ndarray:
@@ -66,10 +89,11 @@ def hash_ids(
     run_length[last_run] = fresh
 
     first_run = run_offsets[first_rows]
-    run_start[first_run] = 0
-    run_length[first_run] = model.layer1_blocks
-    run_start[first_run + 1] = model.layer1_blocks + sessions.group * model.layer1_5_blocks
-    run_length[first_run + 1] = model.layer1_5_blocks
+    layer1_start, layer1_length, layer1_5_base, layer1_5_length = prefix_runs(model, sessions)
+    run_start[first_run] = layer1_start
+    run_length[first_run] = layer1_length
+    run_start[first_run + 1] = layer1_5_base + sessions.group * layer1_5_length
+    run_length[first_run + 1] = layer1_5_length
     total_reused = int(reused_offsets[-1])
     if total_reused:
         at = np.repeat(first_run + 2 - reused_offsets[:-1], reused_count) + np.arange(total_reused)

@@ -39,15 +39,19 @@ class RunRecord:
     dataset_sha256: str
     spec_source: str | None  # the spec's file name, not its path: the manifest is portable
     spec_sha256: str | None
+    # With session classes: each class's written sessions (continuations included) and primaries.
+    class_sessions: tuple[tuple[int, int], ...] | None = None
 
 
 def manifest_dict(record: RunRecord) -> dict:
     """The reference's keys in its order (``num_sessions`` counts continuations, as it does), then ours.
 
     ``requested_sessions`` is what ``tracedsl run manifest.json`` reads back to reproduce the
-    dataset; the reference's ``num_sessions`` cannot do that (§9 B13).
+    dataset; the reference's ``num_sessions`` cannot do that (§9 B13). A spec with session
+    classes adds ``classes`` (each class's fraction and session counts); without, the keys
+    are these alone.
     """
-    return {
+    data = {
         "seed": record.seed,
         "num_sessions": record.written_sessions,
         "config_name": record.config_name,
@@ -61,6 +65,17 @@ def manifest_dict(record: RunRecord) -> dict:
         "spec_source": record.spec_source,
         "spec_sha256": record.spec_sha256,
     }
+    if record.params.classes is not None:
+        data["classes"] = class_block(record.params, record.class_sessions)
+    return data
+
+
+def class_block(params: GenerationParams, counts: tuple[tuple[int, int], ...] | None) -> list[dict]:
+    """Each class's name, fraction, and how many sessions (all, and primaries) the run wrote."""
+    classes = params.classes or []
+    counts = counts or tuple((0, 0) for _ in classes)
+    return [{"name": c.name, "fraction": c.fraction, "sessions": written, "primary_sessions": primaries}
+            for c, (written, primaries) in zip(classes, counts, strict=True)]
 
 
 def write_manifest(directory: Path, record: RunRecord) -> Path:

@@ -285,13 +285,15 @@ def _with_limits(params: GenerationParams, max_isl: int | None, max_osl: int | N
     from tracedsl.language.validate import validate_params
 
     data = params.generation_params()
-    if max_isl is not None:
-        data["max_prompt_tokens"] = max_isl
-    if max_osl is not None:
-        # A float, as the reference writes the bound; an integer too large for one stays an
-        # integer, so validation reports it against the field's bound.
-        osl = float(max_osl) if max_osl <= 2**1023 else max_osl
-        data["generation_length"] = {**data["generation_length"], "max": osl}
+    # the limits hold for every session: the top level's and each class's body
+    for body in (data, *(c["params"] for c in data.get("classes") or ())):
+        if max_isl is not None:
+            body["max_prompt_tokens"] = max_isl
+        if max_osl is not None:
+            # A float, as the reference writes the bound; an integer too large for one stays an
+            # integer, so validation reports it against the field's bound.
+            osl = float(max_osl) if max_osl <= 2**1023 else max_osl
+            body["generation_length"] = {**body["generation_length"], "max": osl}
     new_params, problems = validate_params(data)
     if problems:
         raise PipelineError([
@@ -399,6 +401,7 @@ def _execute(plan: RunPlan, options: RunOptions, progress, notice=None) -> RunRe
     request = RunRequest(plan.params, plan.num_sessions, plan.seed)
     end_reasons: Counter = Counter()
     primaries = 0
+    classes = ClassCounts(plan.params)
     with _stopped(executor) as map_fn, RunDir(Path(options.output), plan.name) as run_dir, \
             _stopped_on_error(map_fn):
         if notice is not None:
@@ -415,7 +418,8 @@ def _execute(plan: RunPlan, options: RunOptions, progress, notice=None) -> RunRe
         # the file (CRC-32 and SHA-256). numpy, zlib, hashlib and file I/O release the GIL.
         try:
             with JsonlWriter(dataset) as writer, ReadBack(dataset) as reread, \
-                    SessionIndexWriter(run_dir.path / SESSIONS_NAME) as index:
+                    SessionIndexWriter(run_dir.path / SESSIONS_NAME, classes.names,
+                                       _compacts(plan.params)) as index:
                 with BackgroundThread(reread.check, name="dataset-reader") as reading, \
                         BackgroundThread(partial(_write, writer, reading, index), name="dataset-writer") as writing, \
                         BackgroundThread(checker.add, name="dataset-checker") as checking:
@@ -425,7 +429,8 @@ def _execute(plan: RunPlan, options: RunOptions, progress, notice=None) -> RunRe
                         if reports is not None:
                             reports.add(chunk)
                         end_reasons.update(chunk.end_reasons.tolist())
-                        primaries += int(chunk.num_sessions - chunk.is_restart.sum())
+                        classes.add(chunk)
+                        primaries += int(chunk.is_primary.sum())
                         if progress is not None:
                             progress(primaries, plan.num_sessions)
                 writer.close()
@@ -445,7 +450,7 @@ def _execute(plan: RunPlan, options: RunOptions, progress, notice=None) -> RunRe
             seed=plan.seed, config_name=plan.name, params=plan.params, engine=plan.engine,
             requested_sessions=plan.num_sessions, written_sessions=writer.sessions,
             rows=writer.rows, dataset_sha256=digest, spec_source=plan.spec_source,
-            spec_sha256=plan.spec_sha256,
+            spec_sha256=plan.spec_sha256, class_sessions=classes.counts(),
         )
         files.insert(1, write_manifest(run_dir.path, record))
         final = run_dir.commit(run_dir_name(plan.name, plan.num_sessions, plan.seed))
@@ -453,6 +458,39 @@ def _execute(plan: RunPlan, options: RunOptions, progress, notice=None) -> RunRe
     named = Counter({EndReason(code).reference_name: n for code, n in end_reasons.items()})
     return RunResult(final, plan, writer.rows, writer.sessions, named, files, validation,
                      validation.hash_conflicts)
+
+
+def _compacts(params: GenerationParams) -> bool:
+    """Whether any population of the run compacts (then sessions.jsonl names logical sessions)."""
+    return any(body.compaction is not None for _, _, body in params.bodies())
+
+
+class ClassCounts:
+    """How many sessions (all, and primaries) of each class a run wrote, from the chunks'
+    ``class_index`` extra; nothing to count when the spec has no classes."""
+
+    def __init__(self, params: GenerationParams):
+        self.names = tuple(c.name for c in params.classes or ())
+        self.sessions = [0] * len(self.names)
+        self.primaries = [0] * len(self.names)
+
+    def add(self, chunk) -> None:
+        which = chunk.extras.get("class_index") if self.names else None
+        if which is None:
+            return
+        import numpy as np  # loaded by the engine already
+
+        size = len(self.names)
+        every = np.bincount(which, minlength=size)
+        primary = np.bincount(which[chunk.is_primary], minlength=size)
+        for i in range(size):
+            self.sessions[i] += int(every[i])
+            self.primaries[i] += int(primary[i])
+
+    def counts(self) -> tuple[tuple[int, int], ...] | None:
+        if not self.names:
+            return None
+        return tuple(zip(self.sessions, self.primaries, strict=True))
 
 
 @contextlib.contextmanager

@@ -61,7 +61,7 @@ class ClassSplit:
             return
         turns = chunk.turns_per_session
         firsts = chunk.row_offsets[:-1]
-        primary = ~chunk.is_restart.astype(bool)
+        primary = chunk.is_primary
         row_class = np.repeat(session_class, turns)
         later = chunk.turn_index > 0
         placed = session_class >= 0

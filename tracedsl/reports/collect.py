@@ -73,7 +73,7 @@ class Collector:
         sk["request_isl"].add(isl)
         sk["generation_length"].add(out)
         sk["initial_context"].add(chunk.input_length[firsts])
-        sk["initial_context_primary"].add(chunk.input_length[firsts][~chunk.is_restart.astype(bool)])
+        sk["initial_context_primary"].add(chunk.input_length[firsts][chunk.is_primary])
         sk["new_tokens"].add(chunk.input_length[later])
         sk["turns"].add(turns)
         sk["row_blocks"].add(np.diff(chunk.hash_offsets))
@@ -102,7 +102,7 @@ class Collector:
         sk["latency_s"].add(latency_ms / 1000.0)
         spent = latency_ms + np.where(later, np.nan_to_num(chunk.delay_ms), 0.0)
         sk["session_minutes"].add(np.add.reduceat(spent, firsts) / 60_000.0)
-        starts = chunk.timestamp_ms[firsts][~chunk.is_restart.astype(bool)]
+        starts = chunk.timestamp_ms[firsts][chunk.is_primary]
         self._add_arrivals(starts)
         self.timeline.add(starts)
         reason_counts = np.bincount(chunk.end_reasons.astype(np.int64) + 1)  # UNKNOWN (-1) first

@@ -25,8 +25,12 @@ def _row(label: str, configured, expected, observed, digits: int = 1) -> str:
 
 def class_rows(quality: dict) -> list[dict]:
     """The per-class table (comparison.txt and report.html): one row per class, spec order."""
+    classes = quality.get("classes") or {}
+    # every ending any class has, so the table's columns are the same for each class
+    reasons = [reason for reason in EndReason
+               if any(reason.count_key in figures["session_end_stats"] for figures in classes.values())]
     rows = []
-    for name, figures in (quality.get("classes") or {}).items():
+    for name, figures in classes.items():
         ends = figures["session_end_stats"]
         output = figures["observed_vs_target"].get("generation_length")
         rows.append({
@@ -38,8 +42,7 @@ def class_rows(quality: dict) -> list[dict]:
             "mean_input": figures["request_input_length"]["mean"] if figures["rows"] else None,
             "mean_output": output["observed"]["mean"] if output else None,
             "hit_rate": figures["prefix_hit_rate_unbounded"],
-            "endings": {reason.label: ends[reason.count_key] for reason in EndReason
-                        if reason.count_key in ends},
+            "endings": {reason.label: ends.get(reason.count_key, 0) for reason in reasons},
         })
     return rows
 
@@ -53,7 +56,9 @@ def _class_table(quality: dict) -> list[str]:
     if not rows:
         return []
     reasons = [reason.label for reason in EndReason if any(reason.label in row["endings"] for row in rows)]
-    short = {label: label.split(" ")[0].split("-")[0] for label in reasons}  # forced, probabilistic, target, restart
+    # forced, probabilistic, target, restart, compactions, unknown
+    short = {label: "unknown" if label == EndReason.UNKNOWN.label else label.split(" ")[0].split("-")[0]
+             for label in reasons}
     head = (f"  {'class':<16}{'target':>8}{'observed':>9}{'sessions':>10}{'requests':>10}{'mean input':>12}"
             f"{'mean output':>12}{'hit rate':>9}" + "".join(f"{short[label]:>14}" for label in reasons))
     lines = ["Session classes (fraction of the primary sessions: target, observed; hit rate unbounded; "

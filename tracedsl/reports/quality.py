@@ -205,6 +205,10 @@ def _end_stats(counts: dict[EndReason, int], total: int, utilization: Sketch) ->
         out[reason.count_key] = counts[reason]
     for reason in EndReason.recorded():
         out[reason.fraction_key] = round(counts[reason] / max(total, 1), 4)
+    for reason in EndReason.extended():  # not the reference's: only when the trace has them
+        if counts[reason]:
+            out[reason.count_key] = counts[reason]
+            out[reason.fraction_key] = round(counts[reason] / max(total, 1), 4)
     out["final_context_utilization"] = utilization.stats()
     if counts[EndReason.UNKNOWN]:  # foreign traces do not say why a session ended
         out[EndReason.UNKNOWN.count_key] = counts[EndReason.UNKNOWN]
