@@ -1,9 +1,10 @@
 """Per-class reports: each class's figures against its own body, the whole trace's mixture
 targets, the class table in comparison.txt and report.html, and classes read from sessions.jsonl.
 
-Until the engine draws classes itself, a classed trace is built by hand: each class's body run
-by the fast engine, its sessions tagged with the class's index (the engine's ``class_index``
-extra) and the classes' chunks interleaved.
+Most tests use a classed trace built by hand, so each class's share is exact: each class's
+body run by the fast engine, its sessions tagged with the class's index (the engine's
+``class_index`` extra) and the classes' chunks interleaved. The last ones run a spec with
+classes through ``tracedsl run`` and ``tracedsl report``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import numpy as np
 import orjson
 import pytest
 from browser import open_page
+from click.testing import CliRunner
 
+from tracedsl.cli import cli
 from tracedsl.engine import RunRequest
 from tracedsl.engine.fast import FastEngine
 from tracedsl.ir import GenerationParams
@@ -248,3 +251,45 @@ def test_report_html_shows_the_class_table_and_charts(written):
             c => c.querySelector('h2').textContent === 'Output length by class');
             return [...card.querySelectorAll('polyline title')].map(t => t.textContent); })()""")
         assert lines == ["chat", "coding"]
+
+
+SPEC = """arrivals poisson(rate=4/s)
+class chat 30% { turn { output constant(300) }  turns uniform(min=2, max=8) truncate }
+class coding 70% { prefix { session lognormal(mean=8k, median=5k) } }
+"""
+
+
+def test_a_run_with_classes_reports_each_class_and_report_reads_them_back(tmp_path):
+    spec = tmp_path / "c.trace"
+    spec.write_text(SPEC)
+    result = CliRunner().invoke(cli, ["run", str(spec), "-n", "1500", "--seed", "5", "-o", str(tmp_path), "-q"])
+    assert result.exit_code == 0, result.output
+    (run,) = [path.parent for path in tmp_path.glob("*/quality.json")]
+    quality = json.loads((run / "quality.json").read_text())
+    chat, coding = quality["classes"]["chat"], quality["classes"]["coding"]
+    index = [orjson.loads(line) for line in (run / "sessions.jsonl").read_bytes().splitlines()]
+    for name, figures in (("chat", chat), ("coding", coding)):
+        mine = [row for row in index if row["class"] == name]
+        assert figures["sessions"] == len(mine) and figures["rows"] == sum(row["turns"] for row in mine)
+    assert chat["observed_vs_target"]["generation_length"]["observed"]["mean"] == 300.0
+    share = chat["primary_sessions"] / (chat["primary_sessions"] + coding["primary_sessions"])
+    assert chat["fraction"]["observed"] == round(share, 4) and abs(share - 0.3) < 4 * (0.21 / 1500) ** 0.5
+    body = compile_text(SPEC, "c.trace")[0].params.bodies()[1][2]
+    assert coding["observed_vs_target"]["initial_context"]["expected"]["mean"] == round(
+        targets.initial_context(body).mean, 4)
+    assert quality["arrivals"]["rate_per_s"]["target"] == 4.0
+    html = (run / "report.html").read_text()
+    assert 'id="classes"' in html and "Arrivals: sessions started per second" in html
+    result = CliRunner().invoke(cli, ["report", str(run), "-o", str(tmp_path / "again"), "--no-html"])
+    assert result.exit_code == 0, result.output
+    again = json.loads((tmp_path / "again" / "quality.json").read_text())
+    for name in ("chat", "coding"):
+        ours, theirs = again["classes"][name], quality["classes"][name]
+        for key in ("fraction", "sessions", "rows", "request_input_length"):
+            assert ours[key] == theirs[key], (name, key)
+        for metric, figures in theirs["observed_vs_target"].items():
+            if metric == "inter_turn_delay_ms":  # the file holds the delays rounded
+                assert ours["observed_vs_target"][metric]["observed"]["mean"] == pytest.approx(
+                    figures["observed"]["mean"], rel=1e-4)
+            else:
+                assert ours["observed_vs_target"][metric] == figures, (name, metric)
