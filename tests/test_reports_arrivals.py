@@ -141,3 +141,25 @@ def test_without_arrivals_comparison_txt_has_no_arrivals_block(tmp_path):
     reports.write(tmp_path, html=False)
     assert "Arrivals" not in (tmp_path / "comparison.txt").read_text()
     assert "arrivals" not in json.loads((tmp_path / "quality.json").read_text())
+
+
+def test_a_foreign_trace_with_timestamps_gets_a_timeline_without_target():
+    from tracedsl.trace import TraceChunk
+
+    starts = np.arange(40, dtype=np.float64) * 250.0 + 1_000_000.0  # 4 sessions a second, not from 0
+    chunk = TraceChunk(
+        session_ids=[f"s{n}" for n in range(40)], group_ids=np.full(40, -1), is_restart=np.zeros(40, dtype=bool),
+        end_reasons=np.full(40, -1, dtype=np.int8), row_offsets=np.arange(41, dtype=np.int64),
+        input_length=np.full(40, 100), output_length=np.full(40, 10), delay_ms=np.full(40, np.nan),
+        timestamp_ms=starts, hash_offsets=np.arange(41, dtype=np.int64), hash_ids=np.arange(40, dtype=np.int64))
+    reports = ReportSet(None, "foreign", 512)
+    reports.add(chunk)
+    report = reports.quality()
+    assert "arrivals" not in report  # quality.json keeps a foreign trace's keys
+    (card,) = [c for c in cards(reports.collector, report) if c["title"].startswith("Arrivals")]
+    svg = str(card["svg"])
+    assert "target" not in svg and card["note"].startswith("40 primary sessions")
+    edges, counts = reports.collector.timeline.shown()
+    assert counts.sum() == 40 and edges[0] <= starts[0] and edges[-1] > starts[-1]
+    rates = counts[:-1] / (np.diff(edges)[:-1] / 1000.0)  # the last bin ends after the last start
+    assert rates.mean() == pytest.approx(4.0, rel=0.1)
