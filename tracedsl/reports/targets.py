@@ -223,9 +223,11 @@ def mixture(parts: list[tuple[float, Draw]], basis: str, levels: tuple[float, ..
 
 
 def mixture_quantile(parts: list[tuple[float, Draw]], q: float) -> float:
-    """The smallest integer v with sum(fraction * P(draw <= v)) > q: the upper quantile, which
-    for one class is ``Draw.quantile`` (the transform of the law's quantile) also where that
-    quantile falls on one of the transform's steps (an integer median of a continuous law)."""
+    """The smallest integer v with sum(fraction * P(draw <= v)) >= q.
+
+    P(draw <= v) is the largest p whose ``Draw.quantile`` is at most v (bisection down to
+    adjacent doubles), so for one class this is ``Draw.quantile(q)`` exactly, also where the
+    law's quantile falls on one of the transform's steps (an integer median)."""
 
     def below(draw: Draw, v: float) -> float:  # P(draw <= v): the largest p whose quantile is <= v
         lo, hi = 0.0, 1.0
@@ -235,7 +237,7 @@ def mixture_quantile(parts: list[tuple[float, Draw]], q: float) -> float:
         return lo
 
     def reached(v: float) -> bool:
-        return sum(fraction * below(draw, v) for fraction, draw in parts) > q + 1e-12
+        return math.fsum(fraction * below(draw, v) for fraction, draw in parts) >= q
 
     lo = min(draw.quantile(1e-12) for _, draw in parts)
     hi = max(draw.quantile(1 - 1e-12) for _, draw in parts)
