@@ -101,7 +101,8 @@ def check_rules(text: str) -> None:
     for (word, _, end), (following, start, _) in zip(top, top[1:], strict=False):
         between = lines[end + 1:start]
         blank = "" in between
-        assert blank == (PARAGRAPH_OF[word] != PARAGRAPH_OF[following]), (word, following)
+        # each class is a paragraph of its own
+        assert blank == (PARAGRAPH_OF[word] != PARAGRAPH_OF[following] or word == "class"), (word, following)
         assert between.count("") <= 1
     _check_aligned_comments(lines)
 
@@ -147,7 +148,10 @@ def _scrambled(text: str) -> str:
             chunks.append(current)
             current = []
     trailer = current
-    body = "\n\n\n".join("\n".join(chunk) for chunk in reversed(chunks))
+    # classes keep their order among themselves (it is each session's draw order), first
+    classes = [chunk for chunk in chunks if any(line.startswith("class ") for line in chunk)]
+    chunks = classes + list(reversed([chunk for chunk in chunks if chunk not in classes]))
+    body = "\n\n\n".join("\n".join(chunk) for chunk in chunks)
     return "\n".join(header) + "\n\n" + body + "\n" + "\n".join(trailer) + "\n"
 
 

@@ -192,3 +192,32 @@ def test_an_all_zero_report_page_says_so(tmp_path):
             c => c.querySelector('h2').textContent.startsWith('Inter-turn delay'))
             .map(c => c.querySelector('svg text.empty').textContent)""")
         assert said == ["all values are 0"]
+
+
+@pytest.mark.browser
+def test_the_arrivals_timeline_renders_with_its_target_rate(tmp_path):
+    from tracedsl.engine import RunRequest
+    from tracedsl.engine.fast import FastEngine
+    from tracedsl.language.lower import compile_text
+
+    text = "arrivals stages {\n  1min at 1/s\n  2min ramp to 8/s\n  1min at 8/s\n}\n"
+    params = compile_text(text, "t.trace")[0].params
+    reports = ReportSet(params, HOSTILE, params.block_size)
+    for chunk in FastEngine(chunk_sessions=500).generate(RunRequest(params, 1200, 4)):
+        reports.add(chunk)
+    reports.write(tmp_path)
+    with open_page(tmp_path / "report.html", width=1400) as page:
+        assert page.errors == [] and page.blocked == []
+        card = """[...document.querySelectorAll('.card')].find(
+            c => c.querySelector('h2').textContent.startsWith('Arrivals'))"""
+        drawn = page.eval(f"""(() => {{ const card = {card}; const svg = card.querySelector('svg');
+            const box = svg.getBoundingClientRect();
+            return {{bars: [...svg.querySelectorAll('rect.bar title')].map(t => t.textContent),
+                     target: svg.querySelector('polyline.target').getAttribute('points').split(' ').length,
+                     width: box.width, height: box.height, wide: card.classList.contains('wide'),
+                     axis: svg.querySelector('text.axis').textContent}}; }})()""")
+        assert drawn["wide"] and drawn["width"] > 800 and drawn["height"] > 150
+        starts = sum(int(t.split(": ")[1].split(" ")[0].replace(",", "")) for t in drawn["bars"])
+        assert starts == 1200 and len(drawn["bars"]) > 30
+        assert drawn["target"] >= 6  # the stages' corners: flat, ramp, flat, then the tail
+        assert drawn["axis"] == "time since the first start (s)"

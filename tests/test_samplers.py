@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from tracedsl.engine import arrivals, chunk, endings, sessions
+from tracedsl.engine import arrivals, chunk, compaction, endings, requests, sessions
 from tracedsl.engine.samplers import (
     STREAMS,
     BoundedLognormal,
@@ -42,8 +42,10 @@ ENGINE_STREAMS = {
     for module, names in (
         (sessions, ("GROUP", "SESSION_PREFIX", "NEW_TOKENS", "OUTPUT", "DELAY_PICK", "DELAY_AGENTIC", "DELAY_HUMAN")),
         (endings, ("RESET", "RESTART_SPLIT", "RESTART_TURN", "TARGET_TURNS")),
-        (chunk, ("PLACEMENT", "CLASS")),
+        (chunk, ("PLACEMENT", "CLASS", "PLACEMENT_COMPACTION")),
         (arrivals, ("ARRIVAL",)),
+        (requests, ("CALLS", "MESSAGE", "THINK")),
+        (compaction, ("SUMMARY",)),
     )
     for name in names
 }

@@ -77,6 +77,13 @@ E_LET = _define(
 E_INCLUDE = _define(
     "E117", "E_INCLUDE", "an include that cannot be read, or that includes itself through its chain"
 )
+E_CLASS_STATEMENT = _define(
+    "E118", "E_CLASS_STATEMENT",
+    "a statement a session class cannot give (block, arrivals, latency, workload, include, let, class)",
+)
+E_CLASS_FRACTIONS = _define(
+    "E119", "E_CLASS_FRACTIONS", "the session classes' fractions do not add up to 100%"
+)
 
 E_ARRIVALS_FILE = _define(
     "E110", "E_ARRIVALS_FILE", "an arrivals file that cannot be read, holds no times, or has a line that is not one"
@@ -151,6 +158,9 @@ W_NOT_AIPERF = _define(
 )
 W_ARRIVALS_SHORT = _define(
     "W106", "W_ARRIVALS_SHORT", "arrival stages or an arrivals file that hold fewer sessions than the run asks for"
+)
+W_TURN_ZERO = _define(
+    "W107", "W_TURN_ZERO", "most sessions (of the workload or of a class) cannot fit turn 1 and end at turn 0"
 )
 W_LEGACY = _define("W201", "W_LEGACY", "a legacy spelling of a key, accepted and rewritten")
 

@@ -102,3 +102,25 @@ def expected_turns(room: int, growth: float, reset: float) -> float:
     reset ends it (at least ``reset`` a turn)."""
     filling = room / growth if growth > 0 else math.inf
     return min(filling, 1.0 / reset) if reset > 0 else filling
+
+
+_SHARE_NODES = 256  # quantile nodes of each law the turn-0 share sums over
+
+
+def turn_zero_share(room: int, layer2: TokenLaw, new_tokens: TokenLaw, output: TokenLaw) -> float:
+    """About the share of sessions whose turn 1 cannot fit ``room`` tokens (the context less the
+    fixed prefix): P(L2 + turn 0's output + turn 1's new tokens >= room).
+
+    A deterministic estimate: each law at its midpoint quantiles, every combination counted
+    (the output and new-token sums sorted once, L2's nodes looked up in them).
+    """
+    u = (np.arange(_SHARE_NODES, dtype=np.float64) + 0.5) / _SHARE_NODES
+
+    def tokens(part: TokenLaw) -> np.ndarray:
+        drawn = np.nan_to_num(part.law.quantiles(u), nan=0.0, posinf=float(room), neginf=0.0)
+        return np.maximum(np.floor(np.minimum(drawn, float(room))), part.floor)
+
+    grown = np.sort((tokens(output)[:, None] + tokens(new_tokens)[None, :]).ravel())
+    needed = room - tokens(layer2)  # turn 1 does not fit when output + new tokens reach this
+    fitting = np.searchsorted(grown, needed, side="left")  # sums below what is needed
+    return float(1.0 - fitting.sum() / (grown.size * needed.size))

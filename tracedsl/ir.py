@@ -22,10 +22,12 @@ from tracedsl.families.base import Issue, ParamsError, fmt
 from tracedsl.families.lognormal import Lognormal, lognormal_mu_sigma
 from tracedsl.feasibility import FitChance, TokenLaw, expected_turns
 from tracedsl.limits import (
+    MAX_FANOUT,
     MAX_GROUPS,
     MAX_SESSION_ATTEMPTS,
     MAX_SESSION_BLOCKS,
     MAX_SESSION_TURNS,
+    MAX_SUBAGENT_DEPTH,
     MAX_TOKENS,
     MAX_TURNS,
     MAX_VALUE,
@@ -43,6 +45,9 @@ __all__ = [
     "Lognormal",
     "NewTokens",
     "SessionClass",
+    "Request",
+    "Compaction",
+    "Subagent",
     "NewTokensDistribution",
     "ParamsError",
     "TurnLaw",
@@ -417,6 +422,85 @@ class Latency(_Model):
         return (input_tokens / self.prefill_tokens_per_s + output_tokens / self.decode_tokens_per_s) * 1000.0
 
 
+# --------------------------------------------------------------------------------------------
+# Agent structure (not in the reference): requests of LLM calls, compaction, subagents
+
+
+def _whole_count_issues(law: Any, what: str, path: str, highest: float) -> list[Issue]:
+    """A law of counts (calls, fan-out) takes whole bounds of at least 1."""
+    issues = []
+    for name in ("min", "max"):
+        bound = getattr(law, name, None)
+        if bound is not None and not (float(bound).is_integer() and 1 <= bound <= highest):
+            issues.append(Issue(f"{name} ({fmt(bound)}) must be a whole number of {what} in "
+                                f"[1, {fmt(highest)}]", (f"{path}.{name}",)))
+    return issues
+
+
+class Request(_Model):
+    """A user request: a run of LLM calls (rows). The first call of each request after turn 0
+    draws its new tokens from ``message`` and its delay from ``think`` (the human's wait); the
+    other calls draw theirs from the turn's ``new_tokens`` (tool results) and ``delay`` (tool
+    latency). ``calls`` is rounded half-even and held to [1, MAX_TURNS] (or the law's bounds)."""
+
+    calls: Distribution = Field(description="LLM calls per request, >= 1")
+    message: Distribution = Field(description="new tokens of a request's first call")
+    think: Distribution = Field(description="the wait before a request's first call, ms")
+
+    @model_validator(mode="after")
+    def _check(self) -> Request:
+        issues = _whole_count_issues(self.calls, "calls", "calls", MAX_TURNS)
+        if issues:
+            raise ParamsError(issues)
+        return self
+
+
+class Compaction(_Model):
+    """When a call's prompt would reach ``threshold`` of the context, the session compacts
+    instead of retiring: one summarization call (the prompt plus ``instruction_tokens`` in,
+    the summary out), then a compaction continuation whose turn 0 is L1 + L1.5 + the summary."""
+
+    threshold: float = Field(gt=0.0, le=1.0, description="share of max_prompt_tokens")
+    summary: Distribution = Field(description="summary size, tokens")
+    instruction_tokens: int = Field(
+        default=200, ge=1, le=MAX_TOKENS, description="the summarization call's instruction, tokens"
+    )
+    max_compactions: int | None = Field(
+        default=None, ge=0, le=MAX_TURNS,
+        description="compactions of one logical session at most (then it retires); none: no bound",
+    )
+
+
+class Subagent(_Model):
+    """Each call after turn 0 spawns, with ``probability``, ``fanout`` child sessions that run
+    ``params`` (a whole body, with what it inherits written out). The parent's next call appends
+    the sum of the children's ``returns`` after the longest child's estimated duration. A child
+    shares the parent's global prefix or groups only when it inherits them (``shares_*``)."""
+
+    probability: float = Field(ge=0.0, le=1.0, description="P(a call spawns subagents)")
+    fanout: Distribution = Field(description="subagents a spawning call starts, >= 1")
+    returns: Distribution = Field(description="tokens each subagent returns to its parent")
+    shares_global: bool = Field(default=True, description="the parent's L1 blocks, not its own")
+    shares_groups: bool = Field(default=True, description="the parent's L1.5 group, not its own")
+    params: GenerationParams
+
+    @model_validator(mode="after")
+    def _check(self) -> Subagent:
+        issues = _whole_count_issues(self.fanout, "subagents", "fanout", MAX_FANOUT)
+        depth, body = 1, self.params
+        while body.subagent is not None:
+            depth, body = depth + 1, body.subagent.params
+        if depth > MAX_SUBAGENT_DEPTH:
+            issues.append(Issue(f"subagents nest {depth} deep; at most {MAX_SUBAGENT_DEPTH} levels",
+                                ("params.subagent",)))
+        for name, what in (("arrivals", "arrivals"), ("classes", "classes")):
+            if getattr(self.params, name) is not None:
+                issues.append(Issue(f"a subagent's body cannot have {what}", (f"params.{name}",)))
+        if issues:
+            raise ParamsError(issues)
+        return self
+
+
 class GenerationParams(_Model):
     """A whole workload, field for field the reference's config (its ``generation_params``)."""
 
@@ -437,6 +521,9 @@ class GenerationParams(_Model):
     # Not the reference's: left out of generation_params while unset, so those stay its bytes.
     arrivals: Arrivals | None = None
     latency: Latency = Field(default_factory=Latency)
+    request: Request | None = Field(default=None, description="rows are LLM calls of user requests")
+    compaction: Compaction | None = Field(default=None, description="compact instead of retiring")
+    subagent: Subagent | None = Field(default=None, description="calls that spawn subagent sessions")
     classes: list[SessionClass] | None = Field(
         default=None,
         description="session classes: each session draws one by its fraction and runs its body "
@@ -493,6 +580,11 @@ class GenerationParams(_Model):
             del data["arrivals"]
         if self.latency == Latency():
             del data["latency"]
+        for name in ("request", "compaction", "subagent"):
+            if getattr(self, name) is None:
+                del data[name]
+        if self.subagent is not None:
+            data["subagent"]["params"] = self.subagent.params.generation_params()
         if self.classes is None:
             del data["classes"]
         else:
@@ -524,6 +616,7 @@ class SessionClass(_Model):
 
 
 GenerationParams.model_rebuild()
+Subagent.model_rebuild()
 
 # How far the class fractions may be from adding up to 1 (they are written as percentages).
 FRACTION_TOLERANCE = 1e-9
@@ -614,6 +707,7 @@ def cross_field_issues(params: GenerationParams) -> list[Issue]:
                     ("turns", "restart_initial_probability"),
                 )
             )
+    issues.extend(_agent_issues(params))
     token_bounds = _token_bound_issues(params)
     issues.extend(token_bounds)
     if not token_bounds:
@@ -623,8 +717,61 @@ def cross_field_issues(params: GenerationParams) -> list[Issue]:
     return issues
 
 
+def _agent_issues(params: GenerationParams) -> list[Issue]:
+    """Compaction must leave room to go on: a continuation starts below the threshold."""
+    issues = _subagent_issues(params)
+    compaction = params.compaction
+    if compaction is None:
+        return issues
+    if compaction.max_compactions is None and params.turns is None and (
+            params.reset is None or params.reset.base_probability == 0):
+        issues.append(Issue(
+            "a session that compacts without a bound never ends: nothing resets it and no turn "
+            "count stops it, so it compacts and grows again forever",
+            ("compaction.max_compactions", "reset"),
+            hint="give the compaction a max, or end sessions with reset or turns"))
+    threshold = compaction.threshold * params.max_prompt_tokens
+    smallest = getattr(compaction.summary, "min", None)
+    start = params.fixed_prefix_tokens + (int(smallest) if smallest is not None else 1)
+    if start >= threshold:
+        return [Issue(
+            f"a compaction continuation starts at L1 + L1.5 + the summary, at least {start} tokens, "
+            f"which is not below the compaction threshold ({fmt(round(threshold))} tokens: "
+            f"{fmt(compaction.threshold * 100)}% of {params.max_prompt_tokens})",
+            ("compaction.threshold", "compaction.summary", "max_prompt_tokens"),
+            hint="raise the threshold or the context, or bound the summary lower")]
+    return issues
+
+
+def _subagent_issues(params: GenerationParams) -> list[Issue]:
+    """A subagent's body keeps the trace's block size and latency model, and the layers it
+    shares with its parent are the parent's blocks, so of the parent's sizes."""
+    subagent = params.subagent
+    if subagent is None:
+        return []
+    body, at = subagent.params, "subagent.params"
+    issues = []
+    if body.block_size != params.block_size:
+        issues.append(Issue(f"block_size is one for the whole trace ({params.block_size}); the "
+                            f"subagent's body gives {body.block_size}", (f"{at}.block_size",)))
+    if body.latency != params.latency:
+        issues.append(Issue("the latency model is one for the whole trace, not a subagent's",
+                            (f"{at}.latency",)))
+    if subagent.shares_global and body.cache.layer1_tokens != params.cache.layer1_tokens:
+        issues.append(Issue("the subagent shares its parent's global prefix but gives it another size",
+                            (f"{at}.cache.layer1_tokens",),
+                            hint="set shares_global to false to give the subagent its own blocks"))
+    if subagent.shares_groups and (body.cache.layer1_5_tokens != params.cache.layer1_5_tokens
+                                   or body.cache.layer1_5_groups != params.cache.layer1_5_groups):
+        issues.append(Issue("the subagent shares its parent's groups but gives them another size, "
+                            "count or skew", (f"{at}.cache",),
+                            hint="set shares_groups to false to give the subagent its own blocks"))
+    return issues
+
+
 # The distributions whose draws are token counts: their bounds must allow at least one token.
-TOKEN_SLOTS = ("new_tokens_per_turn", "generation_length", "cache.layer2")
+TOKEN_SLOTS = ("new_tokens_per_turn", "generation_length", "cache.layer2", "request.message",
+               "compaction.summary", "subagent.returns")
 
 
 def _token_bound_issues(params: GenerationParams) -> list[Issue]:
@@ -660,7 +807,7 @@ def _feasibility_issues(params: GenerationParams) -> list[Issue]:
                 f"L1.5 ({params.layer1_5_blocks} blocks) of {params.block_size} tokens plus the "
                 f"smallest L2 ({smallest_l2}) is {smallest_first_turn} tokens, not below "
                 f"max_prompt_tokens ({limit})",
-                ("max_prompt_tokens", "block_size", "cache.layer1_tokens", "cache.layer1_5_tokens"),
+                ("max_prompt_tokens", "block_size", "cache.layer1_tokens", "cache.layer1_5_tokens", "cache.layer2"),
             )
         ]
     turns = params.turns
@@ -784,6 +931,9 @@ def params_warnings(params: GenerationParams) -> list[Issue]:
             for issue in params_warnings(session_class.params)
         ]
     warnings: list[Issue] = []
+    if params.subagent is not None:
+        warnings += [Issue(issue.message, tuple(f"subagent.params.{p}" for p in issue.paths), issue.hint)
+                     for issue in params_warnings(params.subagent.params)]
     for path, dist, scale in distribution_slots(params):
         for issue in families.family_of(dist).warnings(dist, scale):
             warnings.append(
@@ -809,7 +959,27 @@ def distribution_slots(params: GenerationParams) -> list[tuple[str, Any, float]]
         *delays,
         ("cache.layer2", params.cache.layer2, 1.0),
         *([("turns.law", params.turns.law, 1.0)] if isinstance(params.turns, TurnLaw) else []),
+        *_agent_slots(params),
     ]
+
+
+# The agent-structure fields, and what AIPerf 0.13.0 lacks when a spec has them.
+AGENT_FIELDS = {"request": "requests made of LLM calls", "compaction": "compaction",
+                "subagent": "subagents"}
+
+
+def _agent_slots(params: GenerationParams) -> list[tuple[str, Any, float]]:
+    slots: list[tuple[str, Any, float]] = []
+    if params.request is not None:
+        request = params.request
+        slots += [("request.calls", request.calls, 1.0), ("request.message", request.message, 1.0),
+                  ("request.think", request.think, 1.0)]
+    if params.compaction is not None:
+        slots.append(("compaction.summary", params.compaction.summary, 1.0))
+    if params.subagent is not None:
+        slots += [("subagent.fanout", params.subagent.fanout, 1.0),
+                  ("subagent.returns", params.subagent.returns, 1.0)]
+    return slots
 
 
 def aiperf_inexpressible(params: GenerationParams) -> list[Issue]:
@@ -828,8 +998,8 @@ def aiperf_inexpressible(params: GenerationParams) -> list[Issue]:
         found.append(Issue(f"turns: AIPerf 0.13.0 draws turn counts from a lognormal only, not a {kind} law",
                            ("turns.law",)))
     for path, dist, scale in distribution_slots(params):
-        if path in ("inter_turn_delay.law", "turns.law"):
-            continue
+        if path in ("inter_turn_delay.law", "turns.law") or path.split(".")[0] in AGENT_FIELDS:
+            continue  # named once above, or part of a construct named once below
         family = families.family_of(dist)
         try:
             family.reference(dist, scale)
@@ -843,6 +1013,9 @@ def aiperf_inexpressible(params: GenerationParams) -> list[Issue]:
     if params.classes is not None:
         found.append(Issue("classes: AIPerf 0.13.0 has one population of sessions, not session classes",
                            ("classes",)))
+    for name, what in AGENT_FIELDS.items():
+        if getattr(params, name) is not None:
+            found.append(Issue(f"{name}: AIPerf 0.13.0 has no {what}", (name,)))
     return found
 
 

@@ -25,3 +25,8 @@ MAX_SESSION_TURNS = 2**22
 # before it gives up on the spec.
 MAX_SESSION_ATTEMPTS = 10**4
 RETRY_BUDGET = 200
+
+# Agent structure (issue #13): how deep subagents may nest (a subagent's body may spawn
+# subagents only when it says so, and never deeper than this), and how many a call may spawn.
+MAX_SUBAGENT_DEPTH = 3
+MAX_FANOUT = 64

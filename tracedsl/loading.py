@@ -34,7 +34,8 @@ from tracedsl.io import (
     read_source,
 )
 from tracedsl.ir import SPEC_FORMAT_VERSION, GenerationParams
-from tracedsl.language.paths import PathProblem, is_language_path, translate
+from tracedsl.language.classes import body_message, class_of_path
+from tracedsl.language.paths import PathProblem, inherited_by, is_language_path, translate
 from tracedsl.language.validate import (
     FieldProblem,
     did_you_mean,
@@ -273,17 +274,36 @@ def _validate(
     if toml:
         data = restore_none(data)
     params, problems = validate_params(data)
-    errors.extend(_problem_diagnostic(problem, locate, prefix) for problem in problems)
+    errors.extend(_problem_diagnostic(_named_for_class(problem, data), locate, prefix) for problem in problems)
     if errors:
         raise DiagnosticError(errors + warnings)
     warnings.extend(
         locate.at(
-            _split(p.path), p.code or W_CONSTANT, p.message, severity=Severity.WARNING,
+            _split(p.path), p.code or W_CONSTANT, _in_class_words(p.message, p.path, params), severity=Severity.WARNING,
             hint=p.hint, prefix=prefix,
         )
         for p in warnings_for(params)
     )
     return params, tuple(warnings)
+
+
+def _named_for_class(problem: FieldProblem, data: dict) -> FieldProblem:
+    """A problem of a class's body, its message naming the class (its JSON path says where)."""
+    found = class_of_path(problem.path)
+    classes = data.get("classes")
+    if found is None or not isinstance(classes, list) or found[0] >= len(classes):
+        return problem
+    name = classes[found[0]].get("name") if isinstance(classes[found[0]], dict) else None
+    message = body_message(problem.message)
+    return dataclasses.replace(problem, message=f"class '{name}': {message}" if isinstance(name, str) else message)
+
+
+def _in_class_words(message: str, path: str, params: GenerationParams) -> str:
+    """A class body's warning, naming the class (its JSON path says where)."""
+    found = class_of_path(path)
+    if found is None or params.classes is None:
+        return message
+    return f"class '{params.classes[found[0]].name}': {message}"
 
 
 def normalise_legacy(
@@ -361,9 +381,14 @@ def normalise_legacy(
     return data, warnings, errors
 
 
-def restore_none(data: dict, path: tuple = ()) -> dict:
-    """Put back the nulls a TOML file cannot hold: a missing optional field is none."""
-    model = model_at(path)
+def restore_none(data: dict, path: tuple = (), root: dict | None = None) -> dict:
+    """Put back the nulls a TOML file cannot hold: a missing optional field is none.
+
+    A union (a distribution of any family) follows the member the value is, from ``root``,
+    the whole spec's dict.
+    """
+    root = data if root is None else root
+    model = model_at(path, root)
     if model is None:
         return data
     out = dict(data)
@@ -374,7 +399,10 @@ def restore_none(data: dict, path: tuple = ()) -> dict:
         if name not in out and _allows_none(info.annotation):
             out[name] = None
         elif isinstance(value, dict):
-            out[name] = restore_none(value, (*path, name))
+            out[name] = restore_none(value, (*path, name), root)
+        elif isinstance(value, list):  # a class's body (classes.<i>.params), a mix's components
+            out[name] = [restore_none(item, (*path, name, str(i)), root) if isinstance(item, dict) else item
+                         for i, item in enumerate(value)]
     return out
 
 
@@ -407,6 +435,7 @@ def apply_overrides(params: GenerationParams, overrides: list[str]) -> Generatio
     if not overrides:
         return params
     data = params.generation_params()
+    original = params.generation_params()  # what the classes inherit, before any override
     errors: list[Diagnostic] = []
     explicit: set[tuple[str, ...]] = set()
     for override in overrides:
@@ -433,9 +462,15 @@ def apply_overrides(params: GenerationParams, overrides: list[str]) -> Generatio
         else:
             value = _parse_value(value_text.strip())
         explicit.add(path)
+        # A top-level default is inherited: it sets each class that inherits it too (paths.py).
+        heirs = inherited_by(original, path) if path[0] != "classes" else []
+        for index in heirs:
+            explicit.add(("classes", str(index), "params", *path))
         # translate() checked a language path against the spec's own families (a delay's law
         # too, which the field table cannot see); a spec.json path is checked here
         problem = _set_path(data, path, value, explicit, checked=language)
+        for index in heirs if problem is None else ():
+            _set_path(data, ("classes", str(index), "params", *path), value, explicit, checked=True)
         if problem:
             errors.append(
                 Diagnostic(
@@ -446,6 +481,7 @@ def apply_overrides(params: GenerationParams, overrides: list[str]) -> Generatio
         raise DiagnosticError(errors)
     new_params, problems = validate_params(data)
     if problems:
+        problems = [_named_for_class(p, data) for p in problems]
         raise DiagnosticError(
             [
                 Diagnostic(E_INVALID, p.message, file="--set", path=p.path, hint=p.hint)
@@ -458,8 +494,13 @@ def apply_overrides(params: GenerationParams, overrides: list[str]) -> Generatio
 def _set_path(
     data: dict, path: tuple[str, ...], value: Any, explicit: set[tuple[str, ...]], checked: bool = False
 ) -> tuple[str, str | None] | None:
-    node = data
+    node: Any = data
     for depth, part in enumerate(path):
+        if isinstance(node, list):  # classes.<i>: the class's own object
+            if not (part.isdigit() and int(part) < len(node)):
+                return f"no class {part} in {'.'.join(path[:depth])} (it holds {len(node)})", None
+            node = node[int(part)]
+            continue
         known = None if checked else field_names(path[:depth], data)
         if not checked and (known is None or part not in known):
             where = ".".join(path[:depth]) or "the top level"
@@ -477,6 +518,9 @@ def _set_path(
                 if (*path[:-1], derived) not in explicit:
                     node.pop(derived, None)
             return None
+        if isinstance(node.get(part), list):
+            node = node[part]
+            continue
         if not isinstance(node.get(part), dict):
             node[part] = {}  # e.g. turns.mean=12 when turns was none
         node = node[part]

@@ -39,6 +39,8 @@ class EndReason(IntEnum):
     PROBABILISTIC_RESET = (1, "probabilistic_resets", "reset_fraction", "probabilistic resets")
     TARGET_TURN_COUNT = (3, "target_turn_completions", "target_turn_fraction", "target-turn completions")
     RESTART_SPLIT = (2, "restart_splits", "restart_split_fraction", "restart splits")
+    # Not the reference's: listed in quality.json only when a trace has them.
+    COMPACTED = (4, "compactions", "compaction_fraction", "compactions")
     UNKNOWN = (-1, "unknown_end_reason", None, "not recorded")  # a foreign trace: nobody recorded why
 
     @property
@@ -60,8 +62,13 @@ class EndReason(IntEnum):
 
     @classmethod
     def recorded(cls) -> tuple[EndReason, ...]:
-        """The reasons an engine records, in report order (all but UNKNOWN)."""
-        return tuple(reason for reason in cls if reason is not cls.UNKNOWN)
+        """The reference's reasons, in its report order (quality.json always lists them)."""
+        return tuple(reason for reason in cls if reason not in (cls.UNKNOWN, cls.COMPACTED))
+
+    @classmethod
+    def extended(cls) -> tuple[EndReason, ...]:
+        """tracedsl's own reasons (listed only when a trace has them)."""
+        return (cls.COMPACTED,)
 
 
 @dataclass(frozen=True)
@@ -105,6 +112,13 @@ class TraceChunk:
     @property
     def turns_per_session(self) -> np.ndarray:
         return np.diff(self.row_offsets)
+
+    @property
+    def is_primary(self) -> np.ndarray:
+        """Per session: not a continuation of another (a restart's Session B, a compaction's)."""
+        primary = ~np.asarray(self.is_restart, dtype=bool)
+        link = self.extras.get("link")
+        return primary if link is None else primary & (np.asarray(link) == 0)
 
     @property
     def turn_index(self) -> np.ndarray:

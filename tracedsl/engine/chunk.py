@@ -10,7 +10,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tracedsl.engine import EngineError, endings
+from tracedsl.engine import EngineError, compaction, endings
+from tracedsl.engine.arrivals import session_durations_ms
 from tracedsl.engine.columns import SessionColumns, ragged_gather
 from tracedsl.engine.endings import NO_PLANNED_STOP
 from tracedsl.engine.model import CONTINUATION_MIN_GAP, SessionModel
@@ -19,8 +20,17 @@ from tracedsl.engine.sessions import assemble, groups, grow, initial_context, ou
 from tracedsl.limits import RETRY_BUDGET
 from tracedsl.trace import EndReason
 
-# Where a restart continuation is written, drawn from its parent's streams.
+# Where a restart continuation is written, drawn from its parent's streams; where a
+# compaction continuation is, from its own.
 PLACEMENT = stream("restart.placement")
+PLACEMENT_COMPACTION = compaction.PLACEMENT
+# Link kinds of continuations (sessions.jsonl's ``link``).
+LINK_RESTART, LINK_COMPACTION = 1, 2
+# A compaction continuation's keys are its root's (a primary's, or a Session B's) with this
+# attempt offset plus its level (retries use attempts below MAX_SESSION_ATTEMPTS); its session
+# number is its root's plus its level shifted past every root's (2i + 1 < 2**31).
+CHAIN_KEYS = 1 << 20
+CHAIN_SHIFT = 31
 # Which class a primary runs (only drawn when the spec has classes).
 CLASS = stream("session.class")
 
@@ -50,6 +60,12 @@ class Continuations:
     reused_offsets: np.ndarray
     reused_start: np.ndarray
     reused_length: np.ndarray
+    # When each starts after its primary does (ms, by the latency model; only used with
+    # arrivals), how deep in its primary's chain it is (file order among continuations placed
+    # before the same primary), and its link kind (LINK_RESTART or LINK_COMPACTION).
+    offset_ms: np.ndarray
+    depth: np.ndarray
+    link: np.ndarray
 
     @property
     def count(self) -> int:
@@ -70,6 +86,9 @@ class Continuations:
             offsets,
             self.reused_start[runs],
             self.reused_length[runs],
+            self.offset_ms[picks],
+            self.depth[picks],
+            self.link[picks],
         )
 
     @staticmethod
@@ -86,6 +105,9 @@ class Continuations:
             offsets,
             np.concatenate([p.reused_start for p in parts]),
             np.concatenate([p.reused_length for p in parts]),
+            np.concatenate([p.offset_ms for p in parts]),
+            np.concatenate([p.depth for p in parts]),
+            np.concatenate([p.link for p in parts]),
         )
 
 
@@ -149,24 +171,39 @@ def _classed(model: SessionModel, index: np.ndarray) -> tuple[SessionColumns, Co
 def _population(model: SessionModel, index: np.ndarray) -> tuple[SessionColumns, Continuations | None]:
     """The primaries ``index`` of one population (the run, or one class) and their continuations."""
     if model.turns is not None:
-        return _explicit_turn_sessions(model, index), None
+        primaries = _explicit_turn_sessions(model, index)
+        target = endings.target_turns(model, session_keys(model.run_key, 2 * index))
+        return primaries, _compactions(model, primaries, np.arange(index.shape[0]), 2 * index,
+                                       np.zeros(index.shape[0]), index, 0, target)
     keys = session_keys(model.run_key, 2 * index)
     group = groups(model, keys)
     input0 = initial_context(model, keys)
     output0 = outputs(model, keys, 0)
     split_at = endings.restart_split_turns(model, index, keys)
     resets = model.reset_base is not None
-    growth = grow(model, keys, input0, output0, split_at, EndReason.RESTART_SPLIT, resets)
+    growth = grow(model, keys, input0, output0, split_at, EndReason.RESTART_SPLIT, resets, compacts=True)
     number = session_numbers(2 * index, model.id_key)
     primaries = assemble(index, number, group, False, input0, output0, growth)
-    parents = np.nonzero(np.isin(growth.end_reason, [int(r) for r in endings.CONTINUED]))[0]
-    continuations = None
+    parents = np.nonzero(growth.end_reason == EndReason.RESTART_SPLIT)[0]
+    found: list[Continuations] = []
     if parents.size:
         context = np.minimum(
             growth.last_input[parents] + growth.last_output[parents], model.context_limit - 1
         )
-        continuations = _continuations(model, primaries, parents, keys[parents], context)
-    return primaries, continuations
+        found.append(_continuations(model, primaries, parents, keys[parents], context))
+    if model.compaction is not None:
+        everyone = np.arange(index.shape[0])
+        chains = [_compactions(model, primaries, everyone, 2 * index, np.zeros(index.shape[0]), index, 0)]
+        if found:  # a restart's Session B compacts too; its chain starts from B
+            b = found[0]
+            chains.append(_compactions(model, b.sessions, b.parent, 2 * b.sessions.index + 1,
+                                       b.offset_ms, b.target, 1))
+        found += [chain for chain in chains if chain is not None]
+    if not found:
+        return primaries, None
+    joined = Continuations.concat(found)
+    # in the order of their primaries, then by depth (stable): the stitcher expects no more
+    return primaries, joined.take(np.lexsort((joined.depth, joined.parent)))
 
 
 def _continuations(
@@ -189,14 +226,87 @@ def _continuations(
 
     # Written uniformly at or after a quarter of the run past the parent (the reference's
     # rule, in primary positions, so it is the same whatever the chunking).
-    n = model.num_sessions
-    earliest = index + max(1, int(n * CONTINUATION_MIN_GAP))
-    room = np.maximum(n - earliest + 1, 1)
-    offset = (uniforms(parent_keys, 0, PLACEMENT) * room).astype(np.int64)
-    target = np.where(earliest >= n, n, np.minimum(earliest + offset, n))
+    target = _placed_after(model, index, parent_keys, PLACEMENT)
 
     offsets, reused_start, reused_length = _parent_whole_blocks(model, primaries, parents)
-    return Continuations(sessions, parents, target, offsets, reused_start, reused_length)
+    return Continuations(sessions, parents, target, offsets, reused_start, reused_length,
+                         _durations(model, primaries.take(parents)), np.ones(parents.shape[0], np.int64),
+                         np.full(parents.shape[0], LINK_RESTART, np.int8))
+
+
+def _durations(model: SessionModel, sessions: SessionColumns) -> np.ndarray:
+    """Each session's estimated duration (ms) under the spec's latency model, when it matters:
+    only start times use it, and without arrivals every session starts at 0."""
+    if model.latency is None:
+        return np.zeros(sessions.num_sessions)
+    return session_durations_ms(model.latency, sessions)
+
+
+def _compactions(
+    model: SessionModel,
+    roots: SessionColumns,
+    primary: np.ndarray,
+    base: np.ndarray,
+    offset_ms: np.ndarray,
+    position: np.ndarray,
+    depth: int,
+    target: np.ndarray | None = None,
+) -> Continuations | None:
+    """The compaction continuations of ``roots`` (sessions that may have compacted), level by
+    level: a continuation starts at L1 + L1.5 + its parent's summary (the parent's last output),
+    in the same group, and may compact again while its logical session is under the bound.
+
+    Per root: ``primary`` its primary's position in the chunk, ``base`` the number its keys and
+    ids derive from (its primary's 2i, or 2i + 1 for a restart's Session B), ``offset_ms`` its
+    start after its primary's, ``position`` where it is written (a primary index), ``depth`` its
+    depth in its primary's chain; ``target`` the explicit turn targets (turn-count mode), which
+    a logical session's calls count toward.
+    """
+    spec = model.compaction
+    if spec is None:
+        return None
+    found: list[Continuations] = []
+    parents = roots
+    remaining = None if target is None else target - parents.turns
+    for level in range(1, spec.max_compactions + 1):
+        compacted = np.flatnonzero(parents.end_reason == EndReason.COMPACTED)
+        if not compacted.size:
+            break
+        parent = parents.take(compacted)
+        primary, base, position = primary[compacted], base[compacted], position[compacted]
+        offset_ms = offset_ms[compacted] + _durations(model, parent)
+        keys = session_keys(model.run_key, base, CHAIN_KEYS + level)
+        summary = parent.output_length[parent.row_offsets[1:] - 1]
+        input0 = np.minimum(model.fixed_prefix_tokens + summary, model.context_limit - 1)
+        output0 = outputs(model, keys, 0)
+        resets = model.turns is None and model.reset_base is not None
+        if remaining is None:
+            stop, reason = np.full(compacted.size, NO_PLANNED_STOP, dtype=np.int64), EndReason.FORCED_RETIRE
+        else:
+            remaining = remaining[compacted]
+            stop, reason = remaining, EndReason.TARGET_TURN_COUNT
+        growth = grow(model, keys, input0, output0, stop, reason, resets, compacts=level < spec.max_compactions)
+        number = session_numbers(base + (np.int64(level) << CHAIN_SHIFT), model.id_key)
+        sessions = assemble(parent.index, number, parent.group, False, input0, output0, growth)
+        position = _placed_after(model, position, keys, PLACEMENT_COMPACTION)
+        none = np.zeros(compacted.size + 1, dtype=np.int64)
+        found.append(Continuations(sessions, primary, position, none, none[:0], none[:0], offset_ms,
+                                   np.full(compacted.size, depth + level, np.int64),
+                                   np.full(compacted.size, LINK_COMPACTION, np.int8)))
+        parents = sessions
+        if remaining is not None:
+            remaining = remaining - sessions.turns
+    return Continuations.concat(found) if found else None
+
+
+def _placed_after(model: SessionModel, position: np.ndarray, keys: np.ndarray, placement) -> np.ndarray:
+    """Where continuations are written: uniformly at or after a quarter of the run past
+    ``position`` (a primary index; the reference's rule for restarts), at most at the end."""
+    n = model.num_sessions
+    earliest = position + max(1, int(n * CONTINUATION_MIN_GAP))
+    room = np.maximum(n - earliest + 1, 1)
+    offset = (uniforms(keys, 0, placement) * room).astype(np.int64)
+    return np.where(earliest >= n, n, np.minimum(earliest + offset, n))
 
 
 def _parent_whole_blocks(model: SessionModel, primaries: SessionColumns, parents: np.ndarray):
@@ -231,7 +341,7 @@ def _explicit_turn_sessions(model: SessionModel, index: np.ndarray) -> SessionCo
         input0 = initial_context(model, keys)
         output0 = outputs(model, keys, 0)
         growth = grow(
-            model, keys, input0, output0, target[pending], EndReason.TARGET_TURN_COUNT, False
+            model, keys, input0, output0, target[pending], EndReason.TARGET_TURN_COUNT, False, compacts=True
         )
         drawn = assemble(index[pending], number[pending], group, False, input0, output0, growth)
         kept = endings.kept_attempts(model, growth.end_reason)

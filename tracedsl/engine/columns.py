@@ -42,6 +42,8 @@ class SessionColumns:
     output_length: np.ndarray
     delay_ms: np.ndarray
     class_index: np.ndarray | None = None
+    # per row, with requests: whether the call opens a user request (turn 0 always does)
+    opens_request: np.ndarray | None = None
 
     _SESSION_FIELDS = ("index", "number", "group", "is_restart", "end_reason")
     _ROW_FIELDS = ("input_length", "output_length", "delay_ms")
@@ -62,7 +64,8 @@ class SessionColumns:
         fields.update({name: getattr(self, name)[rows] for name in self._ROW_FIELDS})
         if self.class_index is not None:
             fields["class_index"] = self.class_index[picks]
-        return SessionColumns(row_offsets=row_offsets, **fields)
+        opens = self.opens_request[rows] if self.opens_request is not None else None
+        return SessionColumns(row_offsets=row_offsets, opens_request=opens, **fields)
 
     @staticmethod
     def concat(parts: list[SessionColumns]) -> SessionColumns:
@@ -77,4 +80,8 @@ class SessionColumns:
         np.cumsum(turns, out=row_offsets[1:])
         if parts[0].class_index is not None:
             fields["class_index"] = np.concatenate([p.class_index for p in parts])
-        return SessionColumns(row_offsets=row_offsets, **fields)
+        opens = None
+        if any(p.opens_request is not None for p in parts):
+            opens = np.concatenate([p.opens_request if p.opens_request is not None
+                                    else np.zeros(p.input_length.shape[0], dtype=bool) for p in parts])
+        return SessionColumns(row_offsets=row_offsets, opens_request=opens, **fields)

@@ -7,6 +7,10 @@ same turn, the first in the rule list names the reason. The rules, in that order
   (a restart split, or the explicit turn-count target);
 - the context limit: a candidate whose cumulative input reaches it retires the session
   (forced retire; in turn-count mode the session is then truncated or drawn again);
+- a compaction (with ``compact``): the call after which the summarization call would reach
+  the compaction threshold is not made; the session compacts after the call before it
+  (compaction.py), so no call, the summarization's included, reaches the threshold. A
+  session whose turn 0 leaves no room for the summarization never compacts (it retires);
 - a probabilistic reset: p = base * (1 + (scaling - 1) * input / limit), one draw a turn.
 
 Reasons in ``CONTINUED`` end a session whose context goes on in a new session (a restart's
@@ -33,7 +37,7 @@ RESTART_TURN = stream("restart.turn")
 TARGET_TURNS = stream("turns.target")
 
 # End reasons after which the session's context continues in a new session.
-CONTINUED = frozenset({EndReason.RESTART_SPLIT})
+CONTINUED = frozenset({EndReason.RESTART_SPLIT, EndReason.COMPACTED})
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class Candidates:
     turns: np.ndarray
     context: np.ndarray
     planned_stop: np.ndarray
+    output: np.ndarray | None = None  # each candidate's output (S, W), for compaction
+    compactable: np.ndarray | None = None  # per session (S, 1): may this session compact
 
 
 class Rule(Protocol):
@@ -76,6 +82,23 @@ class ContextLimit:
 
 
 @dataclass(frozen=True)
+class CompactionThreshold:
+    """Fires at the candidate after which the summarization call (its prompt plus output plus
+    the instruction) would reach ``threshold`` tokens: the session compacts before it."""
+
+    threshold: float
+    instruction: int
+    reason: EndReason = EndReason.COMPACTED
+
+    def fires(self, window: Candidates) -> np.ndarray:
+        assert window.output is not None and window.compactable is not None
+        reaches = window.context + window.output + self.instruction >= self.threshold
+        # ... and the continuation would still have a call to make before a planned stop
+        room = window.turns[None, :] + 1 < window.planned_stop
+        return reaches & room & window.compactable
+
+
+@dataclass(frozen=True)
 class ProbabilisticReset:
     base: float
     scaling: float
@@ -87,9 +110,14 @@ class ProbabilisticReset:
         return uniforms(window.keys, window.turns, RESET) < p_reset
 
 
-def rules(model: SessionModel, planned_reason: EndReason, resets: bool) -> tuple[Rule, ...]:
-    """The rules a session's later turns are checked against, first one naming the reason."""
-    found: list[Rule] = [PlannedStop(planned_reason), ContextLimit(model.context_limit)]
+def rules(model: SessionModel, planned_reason: EndReason, resets: bool,
+          compacts: bool = False) -> tuple[Rule, ...]:
+    """The rules a session's later turns are checked against, first one naming the reason.
+    ``compacts``: these sessions may still compact (the chain is under its bound)."""
+    found: list[Rule] = [PlannedStop(planned_reason)]
+    if compacts and model.compaction is not None:
+        found.append(CompactionThreshold(model.compaction.threshold_tokens, model.compaction.instruction))
+    found.append(ContextLimit(model.context_limit))
     if resets and model.reset_base is not None:
         found.append(ProbabilisticReset(model.reset_base, model.reset_scaling, model.context_limit))
     return tuple(found)

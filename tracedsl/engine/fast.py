@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from tracedsl.engine import RunRequest
+from tracedsl.engine import EngineError, RunRequest
 from tracedsl.engine.arrivals import start_times
 from tracedsl.engine.chunk import ChunkBody, ChunkTask, run_chunk
 from tracedsl.engine.model import SessionModel
 from tracedsl.engine.order import Stitcher
+from tracedsl.ir import AGENT_FIELDS
 from tracedsl.trace import TraceChunk
 
 # Primary sessions per chunk: large enough that numpy's per-call cost is amortized, small
@@ -31,6 +32,10 @@ def plan(request: RunRequest, chunk_sessions: int = CHUNK_SESSIONS) -> list[Chun
     """The run as independent tasks, in file order."""
     if chunk_sessions < 1:
         raise ValueError("chunk_sessions must be at least 1")
+    for name in AGENT_FIELDS:  # the IR holds them; the engine does not draw them all yet (issue #13)
+        if name == "subagent" and getattr(request.params, name) is not None:
+            raise EngineError(f"'{name}' is not drawn yet: this version of tracedsl reads it "
+                              "but cannot run it", path=name)
     model = SessionModel.build(request.params, request.num_sessions, request.seed)
     chunk_sessions = model.chunk_sessions(chunk_sessions)  # fewer when sessions are large
     return [

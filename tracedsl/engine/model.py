@@ -10,10 +10,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from tracedsl import families
+from tracedsl.engine.compaction import CompactionModel
+from tracedsl.engine.requests import RequestModel
 from tracedsl.engine.samplers import run_keys
 from tracedsl.families import Law
 from tracedsl.feasibility import expected_turns
-from tracedsl.ir import GenerationParams
+from tracedsl.ir import GenerationParams, Latency
 
 # About how many hash ids (a row counting as a few) one chunk of sessions is planned to hold:
 # each is 8 bytes in several columns at once, so this keeps a chunk within a few GB.
@@ -79,6 +81,9 @@ class SessionModel:
     restart_first: int
     restart_stop: int  # exclusive
     turns: TurnTarget | None
+    request: RequestModel | None = None  # rows are LLM calls of user requests (requests.py)
+    compaction: CompactionModel | None = None  # compact instead of retiring (compaction.py)
+    latency: Latency | None = None  # with arrivals: how continuations' start times are estimated
     regions: PrefixRegions | None = None  # None: today's layout (L1 at 0, the groups after it)
     first_unique_id: int | None = None  # None: right after this model's own groups
     classes: tuple[SessionModel, ...] = ()
@@ -88,13 +93,15 @@ class SessionModel:
     @classmethod
     def build(cls, params: GenerationParams, num_sessions: int, seed: int) -> SessionModel:
         run_key, id_key = run_keys(seed, workload_digest(params))
-        model = cls._of(params, num_sessions, run_key, id_key)
+        # Start times are estimated only when sessions arrive over time (else all start at 0).
+        latency = params.latency if params.arrivals is not None else None
+        model = replace(cls._of(params, num_sessions, run_key, id_key), latency=latency)
         if params.classes is None:
             return model
         layout, first_unique = class_regions(params)
         classes = tuple(
             replace(cls._of(c.params, num_sessions, run_key, id_key), regions=regions,
-                    first_unique_id=first_unique)
+                    first_unique_id=first_unique, latency=latency)
             for c, regions in zip(params.classes, layout, strict=True)
         )
         cdf = np.cumsum([c.fraction for c in params.classes]).tolist()
@@ -138,6 +145,9 @@ class SessionModel:
             restart_first=params.restart_turn_range[0],
             restart_stop=params.restart_turn_range[1],
             turns=turns,
+            request=RequestModel.build(params.request, _law) if params.request is not None else None,
+            compaction=(CompactionModel.build(params.compaction, params.max_prompt_tokens, _law)
+                        if params.compaction is not None else None),
         )
 
     @property

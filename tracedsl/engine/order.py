@@ -12,8 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from tracedsl.engine.arrivals import session_durations_ms
-from tracedsl.engine.chunk import ChunkBody, Continuations
+from tracedsl.engine.chunk import LINK_RESTART, ChunkBody, Continuations
 from tracedsl.engine.columns import SessionColumns, ragged_gather
 from tracedsl.engine.model import SessionModel
 from tracedsl.engine.prefix import fresh_blocks, hash_ids, session_fresh_bases
@@ -35,7 +34,6 @@ class Stitcher:
         # parent's estimated duration under ``latency`` (engine/arrivals.py).
         self.start_ms = start_ms
         self.latency = latency or Latency()
-        self.continuation_ms = np.zeros(model.num_sessions) if start_ms is not None else None
 
     def add(self, body: ChunkBody) -> TraceChunk:
         model = self.model
@@ -56,10 +54,6 @@ class Stitcher:
         fresh = fresh_blocks(model, sessions, reused_blocks)
         bases = session_fresh_bases(fresh, sessions.row_offsets, self.next_id)
 
-        if new is not None and self.continuation_ms is not None and self.start_ms is not None:
-            parents = body.primaries.take(new.parent)
-            self.continuation_ms[parents.index] = (
-                self.start_ms[parents.index] + session_durations_ms(self.latency, parents))
         if new is not None:
             # The parents are primaries of this chunk: their first fresh id is now known.
             position = np.empty(order.shape[0], dtype=np.int64)
@@ -73,13 +67,19 @@ class Stitcher:
         offsets, starts, lengths = _runs_in_order(body.primaries.num_sessions, written, order)
         hash_offsets, ids, runs = hash_ids(model, sessions, fresh, self.next_id, offsets, starts, lengths)
         self.next_id = int(bases[-1])
-        return _trace_chunk(sessions, hash_offsets, ids, runs, self._starts(sessions))
+        link = np.concatenate([np.zeros(body.primaries.num_sessions, np.int8), *(g.link for g in written)])[order]
+        return _trace_chunk(sessions, hash_offsets, ids, runs, self._starts(sessions, written, order), link)
 
-    def _starts(self, sessions: SessionColumns) -> np.ndarray | float:
-        if self.start_ms is None or self.continuation_ms is None:
+    def _starts(self, sessions: SessionColumns, written: list[Continuations], order: np.ndarray):
+        """Each session's start: its primary's, plus, for a continuation, the estimated time
+        its ancestors took (the chunk worked it out: Continuations.offset_ms)."""
+        if self.start_ms is None:
             return 0.0  # every session starts at 0, as in the reference
-        restart = sessions.is_restart.astype(bool)
-        return np.where(restart, self.continuation_ms[sessions.index], self.start_ms[sessions.index])
+        primaries = sessions.num_sessions - sum(g.count for g in written)
+        offset = np.concatenate([np.zeros(primaries), *(g.offset_ms for g in written)])[order]
+        continued = np.concatenate([np.zeros(primaries, bool), *(np.ones(g.count, bool) for g in written)])[order]
+        start = self.start_ms[sessions.index]
+        return np.where(continued, start + offset, start)
 
 
 def _due(group: Continuations | None, written_before: int | None) -> np.ndarray:
@@ -110,13 +110,15 @@ def _shift_runs(group: Continuations, parent_base: np.ndarray) -> Continuations:
 
 
 def _file_order(primaries: SessionColumns, written: list[Continuations]) -> np.ndarray:
-    """A continuation goes just before the primary its target names; ties go by parent."""
+    """A continuation goes just before the primary its target names; ties go by parent, then
+    by depth in the parent's chain (a continuation after the one it continues)."""
     position = np.concatenate([primaries.index, *(g.target for g in written)])
     continuation_first = np.concatenate(
         [np.ones(primaries.num_sessions, np.int64), *(np.zeros(g.count, np.int64) for g in written)]
     )
     parent = np.concatenate([primaries.index, *(g.sessions.index for g in written)])
-    return np.lexsort((parent, continuation_first, position))
+    depth = np.concatenate([np.zeros(primaries.num_sessions, np.int64), *(g.depth for g in written)])
+    return np.lexsort((depth, parent, continuation_first, position))
 
 
 def _runs_in_order(primaries: int, written: list[Continuations], order: np.ndarray):
@@ -134,7 +136,7 @@ def _runs_in_order(primaries: int, written: list[Continuations], order: np.ndarr
 
 def _trace_chunk(
     sessions: SessionColumns, hash_offsets: np.ndarray, ids: np.ndarray, runs: tuple,
-    starts: np.ndarray | float = 0.0,
+    starts: np.ndarray | float = 0.0, link: np.ndarray | None = None,
 ) -> TraceChunk:
     timestamp = np.full(sessions.input_length.shape[0], np.nan)
     timestamp[sessions.row_offsets[:-1]] = starts
@@ -148,6 +150,10 @@ def _trace_chunk(
     }
     if sessions.class_index is not None:  # each session's class, in the spec's class order
         extras["class_index"] = sessions.class_index
+    if sessions.opens_request is not None:  # with requests: per row, whether the call opens one
+        extras["opens_request"] = sessions.opens_request
+    if link is not None and (link > LINK_RESTART).any():  # a link other than a restart's
+        extras["link"] = link
     return TraceChunk(
         session_ids=format_session_ids(sessions.number),
         group_ids=sessions.group,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tracedsl.engine import endings
+from tracedsl.engine import compaction, endings, requests
 from tracedsl.engine.columns import SessionColumns
 from tracedsl.engine.endings import NO_PLANNED_STOP
 from tracedsl.engine.model import SessionModel
@@ -50,6 +50,7 @@ class Growth:
     new_tokens: np.ndarray
     output: np.ndarray
     delay_ms: np.ndarray
+    opens_request: np.ndarray | None = None  # per accepted later turn, with requests
 
 
 def outputs(model: SessionModel, keys: np.ndarray, turns: np.ndarray | int) -> np.ndarray:
@@ -70,8 +71,16 @@ def initial_context(model: SessionModel, keys: np.ndarray) -> np.ndarray:
     return np.minimum(model.fixed_prefix_tokens + layer2, model.context_limit - 1)
 
 
-def _delays(model: SessionModel, keys: np.ndarray, turns: np.ndarray, context: np.ndarray):
-    """The mixture delay, clipped to its max, scaled down as the previous context fills."""
+def _delays(model: SessionModel, keys: np.ndarray, turns: np.ndarray, context: np.ndarray,
+            opening: np.ndarray | None = None):
+    """The mixture delay, clipped to its max, scaled down as the previous context fills; with
+    requests, a request-opening call waits the human's think time instead (requests.py)."""
+    if opening is not None and model.request is not None:
+        delay = np.empty(keys.shape[0], dtype=np.float64)
+        delay[opening] = requests.thinks(model.request, keys[opening], turns[opening])
+        tool = ~opening
+        delay[tool] = _delays(model, keys[tool], turns[tool], context[tool])
+        return delay
     agentic = uniforms(keys, turns, DELAY_PICK) < model.agentic_fraction
     raw = np.empty(keys.shape[0], dtype=np.float64)
     raw[agentic] = model.agentic_delay.sample(uniforms(keys[agentic], turns[agentic], DELAY_AGENTIC))
@@ -89,12 +98,17 @@ def grow(
     planned_stop: np.ndarray,
     planned_reason: EndReason,
     resets: bool,
+    compacts: bool = False,
 ) -> Growth:
     """Later turns of sessions whose turn 0 is drawn; ``planned_stop`` is the turn that ends
     a session before it is drawn (a restart split, or the explicit target). Each candidate is
-    checked against the ending rules (endings.py)."""
-    checks = endings.rules(model, planned_reason, resets)
+    checked against the ending rules (endings.py). ``compacts``: the sessions may compact (the
+    spec has ``compact`` and their chain is under its bound); one that does ends with its
+    summarization call (compaction.py)."""
+    compacts = compacts and model.compaction is not None
+    checks = endings.rules(model, planned_reason, resets, compacts)
     count = keys.shape[0]
+    compactable = compaction.room_to_compact(model, input0, output0) if compacts else None
     end_reason = np.full(count, -1, dtype=np.int8)
     later_turns = np.zeros(count, dtype=np.int64)
     last_input = input0.astype(np.int64).copy()
@@ -102,19 +116,28 @@ def grow(
     active = np.arange(count, dtype=np.int64)
     first_turn, window = 1, _FIRST_WINDOW
     pieces: list[tuple[np.ndarray, ...]] = []
+    openings = requests.Openings(model.request, keys) if model.request is not None else None
+    opened: list[np.ndarray] = []
     while active.size:
         window = max(1, min(window, _MAX_CELLS // active.size))
         turns = np.arange(first_turn, first_turn + window, dtype=np.int64)
         session_keys = keys[active][:, None]
         new = token_counts(model.new_tokens.sample(uniforms(session_keys, turns, NEW_TOKENS)), 1)
+        opening = None
+        if openings is not None:
+            opening = openings.window(active, session_keys, first_turn, window)
+            at_s, at_t = np.nonzero(opening)
+            new[at_s, at_t] = requests.messages(model.request, keys[active[at_s]], turns[at_t])
         out = outputs(model, session_keys, turns)
         # candidate k's input = previous input + previous output + new tokens
         growth = new.copy()
         growth[:, 0] += last_output[active]
         growth[:, 1:] += out[:, :-1]
         candidate = last_input[active][:, None] + np.cumsum(growth, axis=1)
+        window_compactable = compactable[active][:, None] if compactable is not None else None
         stops = endings.first_stops(
-            checks, endings.Candidates(session_keys, turns, candidate, planned_stop[active][:, None])
+            checks, endings.Candidates(session_keys, turns, candidate, planned_stop[active][:, None],
+                                       out, window_compactable)
         )
         accepted = stops.accepted
 
@@ -122,15 +145,18 @@ def grow(
         at_session, at_turn = np.nonzero(cells)
         sessions = active[at_session]
         before = np.where(at_turn > 0, candidate[at_session, at_turn - 1], last_input[sessions])
+        kind = opening[at_session, at_turn] if opening is not None else None
         pieces.append(
             (
                 sessions,
                 turns[at_turn],
                 new[at_session, at_turn],
                 out[at_session, at_turn],
-                _delays(model, keys[sessions], turns[at_turn], before),
+                _delays(model, keys[sessions], turns[at_turn], before, kind),
             )
         )
+        if kind is not None:
+            opened.append(kind)
 
         later_turns[active] += accepted
         took = accepted > 0
@@ -146,8 +172,23 @@ def grow(
         first_turn += window
         window = min(window * 2, _MAX_WINDOW)
 
+    if compacts:
+        summarized = np.flatnonzero(end_reason == EndReason.COMPACTED)
+        if summarized.size:
+            turn = later_turns[summarized] + 1
+            new, summary = compaction.summarization(model, keys[summarized], turn)
+            before = last_input[summarized]
+            pieces.append((summarized, turn, new, summary, _delays(model, keys[summarized], turn, before)))
+            if openings is not None:
+                opened.append(np.zeros(summarized.size, dtype=bool))  # a tool-side call
+            later_turns[summarized] = turn
+            last_input[summarized] = before + last_output[summarized] + new
+            last_output[summarized] = summary
     columns = [np.concatenate(parts) for parts in zip(*pieces, strict=True)] if pieces else [np.zeros(0)] * 5
-    return Growth(end_reason, later_turns, last_input, last_output, *columns)
+    opens = None
+    if openings is not None:
+        opens = np.concatenate(opened) if opened else np.zeros(0, dtype=bool)
+    return Growth(end_reason, later_turns, last_input, last_output, *columns, opens_request=opens)
 
 
 def assemble(
@@ -174,6 +215,11 @@ def assemble(
     input_length[later] = growth.new_tokens
     output_length[later] = growth.output
     delay_ms[later] = growth.delay_ms
+    opens = None
+    if growth.opens_request is not None:
+        opens = np.zeros(rows, dtype=bool)
+        opens[first_rows] = True  # turn 0 opens the session's first request
+        opens[later] = growth.opens_request
     return SessionColumns(
         index=index.astype(np.int64),
         number=number,
@@ -184,4 +230,5 @@ def assemble(
         input_length=input_length,
         output_length=output_length,
         delay_ms=delay_ms,
+        opens_request=opens,
     )

@@ -106,8 +106,9 @@ class Statement:
 
     ``value`` is a Number, a Distribution, a Reference (a ``let``'s name), a string (the
     workload name, an include's path), ``"none"`` (for ``reset none``) or None; ``items`` holds
-    a block's statements or the mixture's components. ``name`` is a ``let``'s name; ``file``
-    is the file an included statement came from (None: the file being compiled).
+    a block's statements or the mixture's components. ``name`` is a ``let``'s or a ``class``'s
+    name (``name_span`` where a class's is written); ``file`` is the file an included statement
+    came from (None: the file being compiled). A ``class``'s value is its fraction.
     """
 
     keyword: str
@@ -117,6 +118,7 @@ class Statement:
     span: Span = NO_SPAN
     name: str = ""
     file: str | None = None
+    name_span: Span = NO_SPAN
 
 
 @dataclass(frozen=True)

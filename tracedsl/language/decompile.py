@@ -16,13 +16,14 @@ from tracedsl.ir import (
     Latency,
     Lognormal,
     NewTokens,
+    SessionClass,
     TurnLaw,
     Turns,
     Workload,
 )
 from tracedsl.language import ast
 from tracedsl.language.arrivals import DURATION_UNITS, RATE_UNITS, TOKEN_RATE_UNITS
-from tracedsl.language.format import format_spec
+from tracedsl.language.format import format_spec, statement_text
 from tracedsl.language.lower import PROBABILITY_UNITS, TIME_UNITS, TOKEN_UNITS
 
 
@@ -48,9 +49,7 @@ def workload_tree(workload: Workload) -> ast.Spec:
     if params.turns is not None:
         statements.append(_turns(params.turns))
     if params.reset is not None:
-        reset = params.reset
-        scaling = ast.Option("scaling", _number(reset.context_scaling))
-        statements.append(ast.Statement("reset", _probability(reset.base_probability), (scaling,)))
+        statements.append(_reset(params))
     elif params.turns is None:
         statements.append(ast.Statement("reset", "none"))
     default_range = GenerationParams.model_fields["restart_turn_range"].default
@@ -59,19 +58,57 @@ def workload_tree(workload: Workload) -> ast.Spec:
         or params.restart_initial_probability
         or params.restart_turn_range != default_range
     ):
-        first, last = params.restart_turn_range
-        span = ast.TurnRange(
-            _integer(first, {"": Decimal(1)}), _integer(last, {"": Decimal(1)}), True, False
-        )
-        statements.append(
-            ast.Statement(
-                "restart",
-                _probability(params.restart_initial_probability),
-                (ast.Option("at turn", span),),
-            )
-        )
+        statements.append(_restart(params))
     statements.extend(_arrivals_and_latency(params))
+    statements.extend(_class(params, session_class) for session_class in params.classes or ())
     return ast.Spec(tuple(statements))
+
+
+def _class(top: GenerationParams, session_class: SessionClass) -> ast.Statement:
+    """A class block that writes only what its body does not inherit from the top level (with
+    ``global`` and ``groups`` when it has blocks of its own), so it compiles back to the body."""
+    body = session_class.params
+    items: list[ast.Statement] = []
+    if body.max_prompt_tokens != top.max_prompt_tokens:
+        items.append(ast.Statement("context", _integer(body.max_prompt_tokens, TOKEN_UNITS)))
+    for block, own in (("prefix", {"global": not session_class.shares_global,
+                                   "groups": not session_class.shares_groups}), ("turn", {})):
+        mine, inherited = (_block(params, block) for params in (body, top))
+        written = tuple(item for item, other in zip(mine.items, inherited.items, strict=True)
+                        if own.get(item.keyword) or statement_text(item) != statement_text(other))
+        if written:
+            items.append(ast.Statement(block, items=written))
+    writes_turns = body.turns is not None and (
+        top.turns is None or statement_text(_turns(body.turns)) != statement_text(_turns(top.turns)))
+    if writes_turns:
+        items.append(_turns(body.turns))
+    # A class's turns switch the inherited reset off, its reset the inherited turns (language/classes.py).
+    writes_reset = body.turns is None and top.turns is not None
+    inherited_reset = None if writes_turns and not writes_reset else top.reset
+    if writes_reset or body.reset != inherited_reset:
+        items.append(_reset(body) or ast.Statement("reset", "none"))
+    if (body.restart_initial_probability, body.restart_turn_range) != (
+            top.restart_initial_probability, top.restart_turn_range):
+        items.append(_restart(body))
+    return ast.Statement("class", _probability(session_class.fraction), items=tuple(items), name=session_class.name)
+
+
+def _block(params: GenerationParams, keyword: str) -> ast.Statement:
+    return _prefix(params) if keyword == "prefix" else _turn(params)
+
+
+def _reset(params: GenerationParams) -> ast.Statement | None:
+    reset = params.reset
+    if reset is None:
+        return None
+    scaling = ast.Option("scaling", _number(reset.context_scaling))
+    return ast.Statement("reset", _probability(reset.base_probability), (scaling,))
+
+
+def _restart(params: GenerationParams) -> ast.Statement:
+    first, last = params.restart_turn_range
+    span = ast.TurnRange(_integer(first, {"": Decimal(1)}), _integer(last, {"": Decimal(1)}), True, False)
+    return ast.Statement("restart", _probability(params.restart_initial_probability), (ast.Option("at turn", span),))
 
 
 def _turns(turns: Turns | TurnLaw) -> ast.Statement:

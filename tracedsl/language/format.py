@@ -11,7 +11,7 @@ from tracedsl.language.parser import parse
 INDENT = "  "
 # Canonical order of statements in each block, and which top-level ones share a paragraph.
 TOP_ORDER = ("include", "let", "workload", "context", "block", "prefix", "turn", "turns", "reset", "restart",
-             "arrivals", "latency")
+             "arrivals", "latency", "class")
 PARAGRAPH = {
     "include": 0,
     "let": 0,
@@ -25,6 +25,7 @@ PARAGRAPH = {
     "restart": 5,
     "arrivals": 6,
     "latency": 6,
+    "class": 7,  # each class a paragraph of its own, in the order written (a body's items in TOP_ORDER)
 }
 # Blocks outside ITEM_ORDER: a latency's items go in this order; arrival stages keep theirs.
 LATENCY_ORDER = ("prefill", "decode")
@@ -56,7 +57,7 @@ def format_spec(spec: ast.Spec, text: str = "") -> str:
         out.append("")
     previous = None
     for statement in statements:
-        if previous is not None and PARAGRAPH[previous] != PARAGRAPH[statement.keyword]:
+        if previous is not None and (PARAGRAPH[previous] != PARAGRAPH[statement.keyword] or previous == "class"):
             out.append("")
         previous = statement.keyword
         _emit(statement, "", notes, out)
@@ -94,6 +95,8 @@ def statement_text(node: ast.Statement | ast.Component) -> str:
         return f"workload {quote(node.value)}"
     if node.keyword == "include":
         return f"include {quote(node.value)}"
+    if node.keyword == "class":
+        return f"class {node.name} {node.value.text}"
     if node.keyword == "let":
         value = node.value.text if isinstance(node.value, ast.Number) else distribution_text(node.value)
         return f"let {node.name} = {value}"
@@ -171,6 +174,8 @@ def _emit(node: ast.Statement | ast.Component, indent: str, notes: _Notes, out: 
     items = node.items
     if node.keyword == "latency":
         items = _ordered(items, LATENCY_ORDER, _item_key)
+    elif node.keyword == "class":
+        items = _ordered(items, TOP_ORDER, _item_key)
     elif node.keyword == "arrivals":
         pass  # stages happen in the order written
     elif node.keyword != "delay" or all(_item_key(item) in ITEM_ORDER["delay"] for item in items):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,20 @@ from tracedsl.codes import (
 )
 from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity, Span
 from tracedsl.families import SLOT
-from tracedsl.ir import REFERENCE_COMPONENTS, Lognormal, Workload, aiperf_inexpressible
+from tracedsl.ir import REFERENCE_COMPONENTS, Lognormal, Workload
 from tracedsl.language import ast
 from tracedsl.language.arrivals import DURATION_UNITS, RATE_UNITS, TOKEN_RATE_UNITS, ArrivalLowering
+from tracedsl.language.classes import ClassLowering, body_message, class_of_path
 from tracedsl.language.parser import NUMBER_TEXT, parse, parse_number
 from tracedsl.language.reuse import attach_sources, resolve
 from tracedsl.language.tables import TableLowering
-from tracedsl.language.validate import FieldProblem, did_you_mean, validate_params, warnings_for
+from tracedsl.language.validate import (
+    FieldProblem,
+    aiperf_issues,
+    did_you_mean,
+    validate_params,
+    warnings_for,
+)
 
 # Units each kind of value takes, and what one unit is worth in the IR's unit.
 TOKEN_UNITS = {"": Decimal(1), "k": Decimal(1000), "M": Decimal(1_000_000)}
@@ -74,15 +82,15 @@ def lower(spec: ast.Spec, file: str = "<input>") -> tuple[Workload, list[Diagnos
     lowering = _Lowering(file)
     data, name = lowering.spec(spec)
     if lowering.errors:
-        raise DiagnosticError(lowering.errors)
+        # a class's body re-lowers the top-level statements it inherits: each error once
+        raise DiagnosticError(list(dict.fromkeys(lowering.errors)))
     params, problems = validate_params(data)
     if problems:
-        raise DiagnosticError([lowering.problem(p, Severity.ERROR, E_INVALID) for p in problems])
-    warnings = [lowering.problem(p, Severity.WARNING, p.code or W_CONSTANT) for p in warnings_for(params)]
-    warnings += [
-        lowering.problem(FieldProblem(issue.paths, issue.message, _AIPERF_HINT), Severity.WARNING, W_NOT_AIPERF)
-        for issue in aiperf_inexpressible(params)
+        raise DiagnosticError(lowering.located(problems, Severity.ERROR, E_INVALID))
+    found = warnings_for(params) + [
+        FieldProblem(issue.paths, issue.message, _AIPERF_HINT, code=W_NOT_AIPERF) for issue in aiperf_issues(params)
     ]
+    warnings = lowering.located(found, Severity.WARNING, W_CONSTANT)
     default_name = Path(file).stem if file.endswith(".trace") else "default"
     return Workload(name=name or default_name, params=params), warnings
 
@@ -99,21 +107,32 @@ def convert(text: str, units: dict, whole: bool = False) -> tuple[int | float | 
     return value, (lowering.errors[0] if lowering.errors else None)
 
 
-class _Lowering(TableLowering, ArrivalLowering):
+class _Lowering(TableLowering, ArrivalLowering, ClassLowering):
     """Walks the statements, building the reference-shaped dict and a map from field path to span."""
 
     def __init__(self, file: str):
         self.file = file
         self.at = file  # the file the statement being lowered came from (an include's, or file)
+        self.scope = ""  # the field path a class's body lies under: "classes.N.params."
+        self.class_sources: list = []
         self.errors: list[Diagnostic] = []
         self.spans = _Spans(self)
 
     # Statements -------------------------------------------------------------------------
 
     def spec(self, spec: ast.Spec) -> tuple[dict[str, Any], str | None]:
+        top = [s for s in spec.statements if s.keyword != "class"]
+        data, name = self.statements(top)
+        classes = [s for s in spec.statements if s.keyword == "class"]
+        if classes:
+            data["classes"] = self.classes(top, classes)
+        return data, name
+
+    def statements(self, statements) -> tuple[dict[str, Any], str | None]:
+        """The reference-shaped dict of a list of statements (the top level's, or a class's body)."""
         data: dict[str, Any] = {}
         name = None
-        for statement in self._unique(spec.statements):
+        for statement in self._unique(statements):
             self.at = statement.file or self.file
             word = statement.keyword
             if word == "workload":
@@ -421,13 +440,32 @@ class _Lowering(TableLowering, ArrivalLowering):
             Diagnostic(code, message, file=self.at, span=span, hint=hint, related=others)
         )
 
+    def located(self, problems: list[FieldProblem], severity: Severity, code: str) -> list[Diagnostic]:
+        """The IR's problems, each at its source; a class's named, and each said once."""
+        found = []
+        for problem in problems:
+            index = class_of_path(problem.path)
+            if index is not None:
+                problem = replace(problem, message=body_message(problem.message))
+            found.append((self.problem(problem, severity, problem.code or code), index[0] if index else None))
+        return self.for_classes(found)
+
     def problem(self, problem: FieldProblem, severity: Severity, code: str) -> Diagnostic:
-        """An IR problem, pointing at the source of each field path it involves."""
+        """An IR problem, pointing at the source of each field path it involves (a class's
+        problem first at what the class wrote itself, else at its header)."""
         places: list[tuple[str, Span]] = []
         for path in problem.paths:
             place = self.place_of(path)
             if place is not None and place not in places:
                 places.append(place)
+        in_class = class_of_path(problem.path)
+        if in_class is not None and in_class[0] < len(self.class_sources):
+            source = self.class_sources[in_class[0]]
+            places.sort(key=lambda place: not source.holds(*place))  # stable: the IR's order otherwise
+            if not places:
+                places = [(source.file, self.spans[f"classes.{in_class[0]}"])]
+        # a place that only encloses another (a prefix block around its global) adds nothing
+        places = places[:1] + [p for p in places[1:] if not any(q != p and _encloses(p, q) for q in places)]
         file, main = places[0] if places else (self.file, None)
         if severity is Severity.WARNING:
             places = places[:1]  # a warning needs one place to look, not every field it involves
@@ -447,6 +485,9 @@ class _Lowering(TableLowering, ArrivalLowering):
         parts = path.split(".")
         while parts:
             key = ".".join(parts)
+            body = class_of_path(key)
+            if key != path and body is not None and not body[1]:
+                return None  # a class's body field nobody wrote: not the class's header
             span = self.spans.get(key)
             if span is not None:
                 return self.spans.files.get(key, self.file), span
@@ -480,8 +521,17 @@ class _Spans(dict):
         self.files: dict[str, str] = {}
 
     def __setitem__(self, path: str, span: Span) -> None:
+        path = self.lowering.scope + path
         super().__setitem__(path, span)
         self.files[path] = self.lowering.at
+
+
+def _encloses(outer: tuple[str, Span], inner: tuple[str, Span]) -> bool:
+    """Whether the span of ``outer`` holds that of ``inner`` (both in one file, spans complete)."""
+    (outer_file, a), (inner_file, b) = outer, inner
+    if outer_file != inner_file or None in (a.end_line, a.end_column, b.end_line, b.end_column):
+        return False
+    return (a.line, a.column) <= (b.line, b.column) and (b.end_line, b.end_column) <= (a.end_line, a.end_column)
 
 
 def _percent(value: Decimal) -> str:

@@ -271,6 +271,12 @@ class _ToAst(Transformer):
         return ast.Statement("let", value, span=_span(meta), name=str(name))
 
     @_rule
+    def session_class(self, meta, children):
+        name, fraction, *statements = children
+        return ast.Statement("class", fraction, items=tuple(statements), span=_span(meta),
+                             name=str(name), name_span=_token_span(name))
+
+    @_rule
     def include(self, meta, children):
         (path,) = children
         return ast.Statement("include", _unquote(str(path)), span=_span(meta))

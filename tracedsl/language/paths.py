@@ -56,12 +56,21 @@ class PathProblem(ValueError):
         self.hint = hint
 
 
+CLASS_WORD = "class"  # class.NAME.PATH: a path of that class's body
+# What a class's path may set besides its body's, and the statements a class cannot give.
+CLASS_VALUES: dict[tuple[str, ...], Field] = {("fraction",): Field(("fraction",), PROBABILITY_UNITS)}
+TRACE_WIDE = frozenset({"block", "arrivals", "latency"})
+
+
 def is_language_path(path: tuple[str, ...]) -> bool:
     """Whether ``path`` is written in the language's words (else it is a spec.json path).
 
     ``turns`` and ``reset`` are both: ``turns.mean`` means the same either way, and
     ``reset.base_probability`` is the spec's word, ``reset.scaling`` the language's.
+    ``class.NAME.…`` is a path of a class's body.
     """
+    if path[0] == CLASS_WORD:
+        return True
     if path in VALUES:
         return True
     if path[0] in ("turns", "reset"):
@@ -71,7 +80,13 @@ def is_language_path(path: tuple[str, ...]) -> bool:
 
 def translate(path: tuple[str, ...], text: str, current: Any) -> tuple[tuple[str, ...], Any]:
     """The spec field a language path writes and its value; ``current`` is the spec's params
-    (a distribution keyword takes its unit from the family the slot holds). Raises PathProblem."""
+    (a distribution keyword takes its unit from the family the slot holds). Raises PathProblem.
+
+    ``class.NAME.PATH`` writes ``classes.<i>.params.PATH`` (``class.NAME.fraction`` the class's
+    fraction), its units by the class's own families.
+    """
+    if path[0] == CLASS_WORD:
+        return _class_path(path, text, current)
     if text.lower() == "none" and path in (("reset",), ("turns",)):
         return (path[0],), None
     field = VALUES.get(path)
@@ -97,6 +112,63 @@ def translate(path: tuple[str, ...], text: str, current: Any) -> tuple[tuple[str
                           did_you_mean(keyword, tuple(family.parameters)))
     units = law.units if family.parameters[keyword] == SLOT else PLAIN
     return (*law.path, keyword), _value(text, units, False, path)
+
+
+def _class_path(path: tuple[str, ...], text: str, current: Any) -> tuple[tuple[str, ...], Any]:
+    classes = getattr(current, "classes", None) or []
+    names = [session_class.name for session_class in classes]
+    if len(path) < 3:
+        raise PathProblem(f"'{'.'.join(path)}' names no field: a class's path is class.NAME.PATH",
+                          "e.g. class.chat.turns.max=12, class.chat.turn.output.mean=2k")
+    name, rest = path[1], path[2:]
+    if not names:
+        raise PathProblem(f"the spec has no classes, so no class '{name}'",
+                          "set the top-level value instead (without class.NAME.)")
+    if name not in names:
+        raise PathProblem(f"no class '{name}'", did_you_mean(name, names) or f"its classes: {', '.join(names)}")
+    index = names.index(name)
+    if rest in CLASS_VALUES:
+        field = CLASS_VALUES[rest]
+        return ("classes", str(index), *field.path), _value(text, field.units, field.whole, rest)
+    if rest[0] in TRACE_WIDE:
+        raise PathProblem(f"'{rest[0]}' is one for the whole trace, not a class's", f"set {'.'.join(rest)} instead")
+    field, value = translate(rest, text, classes[index].params)
+    return ("classes", str(index), "params", *field), value
+
+
+def inherited_by(top: dict, field: tuple[str, ...]) -> list[int]:
+    """The classes (indices) of the spec dict ``top`` that inherit the top-level statement which
+    sets ``field``: those whose value for all that statement sets is the top level's.
+
+    A compiled spec keeps no record of who wrote what, so a class that writes the very value it
+    would inherit counts as inheriting it.
+    """
+    if field[0] in ("arrivals", "classes"):
+        return []  # the trace's own, never a class's
+    units = _statement_fields(field)
+    return [index for index, session_class in enumerate(top.get("classes") or ())
+            if all(_get(session_class.get("params", {}), unit) == _get(top, unit) for unit in units)]
+
+
+def _statement_fields(field: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    """The fields the one statement that sets ``field`` writes (a law is one statement, so is a
+    ``groups``, a ``reset``, a ``restart``)."""
+    head = field[0]
+    if head == "cache" and len(field) > 1:
+        if field[1] in ("layer1_5_tokens", "layer1_5_groups"):
+            return (("cache", "layer1_5_tokens"), ("cache", "layer1_5_groups"))
+        return (field[:2],)
+    if head in ("restart_initial_probability", "restart_turn_range"):
+        return (("restart_initial_probability",), ("restart_turn_range",))
+    return ((head,),)
+
+
+def _get(data: Any, path: tuple[str, ...]) -> Any:
+    for part in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(part)
+    return data
 
 
 def _value(text: str, units: dict, whole: bool, path: tuple[str, ...]) -> int | float:

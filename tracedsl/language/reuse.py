@@ -15,8 +15,8 @@ from tracedsl.language.validate import did_you_mean
 # Statements whose value is a distribution (a law); every other statement's value is a number.
 LAW_STATEMENTS = frozenset({"session", "new_tokens", "output", "turns", "delay"})
 # Blocks an overriding file merges item by item: ``turn { output ... }`` keeps the included
-# file's new_tokens and delay.
-MERGED_BLOCKS = frozenset({"prefix", "turn"})
+# file's new_tokens and delay; a ``class`` of the same name merges its statements so.
+MERGED_BLOCKS = frozenset({"prefix", "turn", "class"})
 
 
 @dataclass
@@ -108,7 +108,10 @@ class _Resolver:
                     layers.append((included[0], object()))  # a later include overrides an earlier one
                     lets.update(included[1])
         scope = _Scope(self, lets, file)
-        for statement in spec.statements:
+        # A let inside a class is refused where it stands (lowering, E118); its name still
+        # resolves, so that error comes alone, not with one for each use.
+        in_classes = [item for s in spec.statements if s.keyword == "class" for item in s.items or ()]
+        for statement in (*spec.statements, *in_classes):
             if statement.keyword != "let":
                 continue
             if statement.name in scope.own:
@@ -254,11 +257,24 @@ class _Scope:
         return self.values[name]
 
 
+def merge_statements(base, overriding) -> list[ast.Statement]:
+    """``base`` overridden by ``overriding``, as an include is by its including file (a class's
+    body is so merged into the top-level statements): blocks item by item, other statements
+    whole; a repeat within one of them stays a repeat (lowering reports it)."""
+    merged: list[tuple[ast.Statement, object]] = []
+    for statements, origin in ((base, object()), (overriding, None)):
+        for statement in statements:
+            _merge(merged, statement, origin)
+    return [statement for statement, _ in merged]
+
+
 def _merge(merged: list, statement: ast.Statement, origin: object) -> None:
-    """Add ``statement``: it overrides one of the same keyword from another origin; a repeat
-    from its own origin stays a repeat (lowering reports it)."""
+    """Add ``statement``: it overrides one of the same keyword (a class: of the same name) from
+    another origin; a repeat from its own origin stays a repeat (lowering reports it)."""
     for index, (earlier, earlier_origin) in enumerate(merged):
         if earlier.keyword != statement.keyword or earlier_origin is origin:
+            continue
+        if statement.keyword == "class" and earlier.name != statement.name:
             continue
         if statement.keyword in MERGED_BLOCKS:
             kept = object()  # the earlier block's items, each overridable

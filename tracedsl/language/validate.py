@@ -13,7 +13,8 @@ from typing import Any
 from pydantic import BaseModel, Discriminator, Tag, ValidationError
 
 from tracedsl import families
-from tracedsl.codes import W_BOUNDS, W_CONSTANT, W_DELAY_MAX, W_UNFIT_TARGETS
+from tracedsl.codes import W_BOUNDS, W_CONSTANT, W_DELAY_MAX, W_TURN_ZERO, W_UNFIT_TARGETS
+from tracedsl.feasibility import turn_zero_share
 from tracedsl.ir import (
     DELAY_TAGS,
     HOPELESS,
@@ -23,6 +24,8 @@ from tracedsl.ir import (
     Issue,
     Lognormal,
     ParamsError,
+    _token_laws,
+    aiperf_inexpressible,
     distribution_slots,
     fit_chances,
     params_warnings,
@@ -61,9 +64,40 @@ def validate_params(data: Any) -> tuple[GenerationParams | None, list[FieldProbl
 
 
 def warnings_for(params: GenerationParams) -> list[FieldProblem]:
-    """What a valid spec probably did not mean, each with its effect and its code."""
+    """What a valid spec probably did not mean, each with its effect and its code.
+
+    With classes, the bodies that run are the classes': each is checked, its paths under
+    ``classes.N.params`` (the top-level defaults themselves are not run).
+    """
+    if params.classes is not None:
+        return [in_class(problem, index) for index, session_class in enumerate(params.classes)
+                for problem in warnings_for(session_class.params)]
     constant = [replace(_from_issue((), issue), code=W_CONSTANT) for issue in params_warnings(params)]
-    return constant + bounds_warnings(params) + delay_max_warnings(params) + unfit_target_warnings(params)
+    return (constant + bounds_warnings(params) + delay_max_warnings(params) + unfit_target_warnings(params)
+            + turn_zero_warnings(params))
+
+
+def in_class(problem: FieldProblem, index: int) -> FieldProblem:
+    """A problem of a class's body, its paths under ``classes.N.params``."""
+    return replace(problem, paths=tuple(f"classes.{index}.params.{path}" for path in problem.paths))
+
+
+# What a class cannot hold differently from the top level, so AIPerf's verdict on it is the top level's.
+_TRACE_WIDE = frozenset({"arrivals", "latency", "classes"})
+
+
+def aiperf_issues(params: GenerationParams) -> list[Issue]:
+    """Each construct AIPerf 0.13.0 cannot express, at its field path: with classes, the
+    trace-wide ones and each class body's (not the top-level defaults, which do not run)."""
+    found = aiperf_inexpressible(params)
+    if params.classes is None:
+        return found
+    return [issue for issue in found if issue.paths[0] in _TRACE_WIDE] + [
+        Issue(issue.message, tuple(f"classes.{index}.params.{path}" for path in issue.paths), issue.hint)
+        for index, session_class in enumerate(params.classes)
+        for issue in aiperf_inexpressible(session_class.params)
+        if issue.paths[0] not in _TRACE_WIDE
+    ]
 
 
 def problems_from(error: ValidationError, data: Any = _UNKNOWN) -> list[FieldProblem]:
@@ -141,6 +175,9 @@ def model_at(path: tuple[str, ...], data: Any = _UNKNOWN) -> type[BaseModel] | N
     model: type[BaseModel] | None = GenerationParams
     node = data
     for part in path:
+        if isinstance(node, list) or (node is _UNKNOWN and part.isdigit()):  # an item of a list (classes.<i>)
+            node = node[int(part)] if isinstance(node, list) and part.isdigit() and int(part) < len(node) else _UNKNOWN
+            continue
         if model is None or part not in model.model_fields:
             return None
         info = model.model_fields[part]
@@ -535,4 +572,34 @@ def unfit_target_warnings(params: GenerationParams) -> list[FieldProblem]:
         f"for all but {_percent(HOPELESS)} of those sessions, and the run fails on the first",
         f"lower turns.max below {first}, lower the new tokens a turn, raise the context, or allow truncation",
         code=W_UNFIT_TARGETS,
+    )]
+
+
+def turn_zero_warnings(params: GenerationParams) -> list[FieldProblem]:
+    """W107: most sessions end at turn 0, because their turn 1 cannot fit the context.
+
+    Turn 1 sends the fixed prefix, the session's L2, turn 0's output and turn 1's new tokens;
+    where that reaches max_prompt_tokens the session retires after one request (or, with
+    explicit turns, is truncated there; retrying draws it again, which W104 speaks of).
+    """
+    turns = params.turns
+    if turns is not None and (not turns.allow_truncation or turns.max <= 1):
+        return []
+    room = params.max_prompt_tokens - params.fixed_prefix_tokens
+    try:
+        share = turn_zero_share(room, *_token_laws(params))
+    except (ArithmeticError, NotImplementedError, ValueError):  # a law without the figures
+        return []
+    if share <= MOST:
+        return []
+    prefix = params.fixed_prefix_tokens
+    ends = "is truncated there" if turns is not None else "retires after it"
+    return [FieldProblem(
+        ("max_prompt_tokens", "cache.layer2", "generation_length", "new_tokens_per_turn"),
+        f"about {_percent(share)} of sessions end at turn 0: their turn 1 (the {prefix}-token "
+        f"prefix, the session's L2, turn 0's output and turn 1's new tokens) reaches "
+        f"max_prompt_tokens ({params.max_prompt_tokens}), so such a session sends one request and "
+        f"{ends}, and no later turn of it reuses its prefix",
+        "raise the context, or lower the session prefix (L2), the outputs or the new tokens a turn",
+        code=W_TURN_ZERO,
     )]

@@ -33,7 +33,9 @@ FIELDS = ("session_id", "class", "group_id", "parent_session_id", "link", "end_r
 
 # Endings whose context goes on in a continuation: the next continuation of the same primary
 # is that session's child.
-_SPLIT_CODES = np.array([int(EndReason.RESTART_SPLIT)], dtype=np.int8)
+_SPLIT_CODES = np.array([int(EndReason.RESTART_SPLIT), int(EndReason.COMPACTED)], dtype=np.int8)
+# The chunks' ``link`` extra: 0 a primary, 1 a restart's Session B, 2 a compaction continuation.
+_LINK_NAMES = {1: LINK_RESTART, 2: "compaction"}
 _REASON_NAMES = {int(reason): reason.reference_name for reason in EndReason}
 
 
@@ -45,16 +47,19 @@ class SessionIndexWriter:
     ``class_names``: the spec's classes in order, which the chunks' ``class_index`` extra names.
     """
 
-    def __init__(self, path: str | Path, class_names: tuple[str, ...] | list[str] = ()):
+    def __init__(self, path: str | Path, class_names: tuple[str, ...] | list[str] = (),
+                 logical_ids: bool = False):
         self.path = Path(path)
         self.class_names = tuple(class_names)
+        self.logical_ids = logical_ids  # write logical_session_id (runs whose sessions compact)
         self._file = open(self.path, "wb")  # noqa: SIM115 - closed in close()
         self.rows = 0  # dataset rows before the next chunk
         self.sessions = 0
-        self._awaiting: dict[int, str] = {}  # primary index -> its split session, not yet continued
+        # primary index -> its split or compacted session (and that one's logical session), not yet continued
+        self._awaiting: dict[int, tuple[str, str]] = {}
 
     def write(self, chunk: TraceChunk) -> None:
-        self._file.write(index_lines(chunk, self.rows, self._awaiting, self.class_names))
+        self._file.write(index_lines(chunk, self.rows, self._awaiting, self.class_names, self.logical_ids))
         self.rows += chunk.num_rows
         self.sessions += chunk.num_sessions
 
@@ -69,8 +74,8 @@ class SessionIndexWriter:
         self.close()
 
 
-def index_lines(chunk: TraceChunk, first_row: int, awaiting: dict[int, str],
-                class_names: tuple[str, ...] = ()) -> bytes:
+def index_lines(chunk: TraceChunk, first_row: int, awaiting: dict[int, tuple[str, str]],
+                class_names: tuple[str, ...] = (), logical_ids: bool = False) -> bytes:
     """The chunk's rows of sessions.jsonl; ``awaiting`` carries split sessions across chunks."""
     count = chunk.num_sessions
     if count == 0:
@@ -79,31 +84,56 @@ def index_lines(chunk: TraceChunk, first_row: int, awaiting: dict[int, str],
     parents: list[str | None] = [None] * count
     primary = chunk.extras.get("primary_index")
     restart = np.asarray(chunk.is_restart, dtype=bool)
+    link = chunk.extras.get("link")
+    kinds = restart.astype(np.int8) if link is None else np.asarray(link, dtype=np.int8)
+    continued = kinds > 0
+    logical: dict[int, str] = {}  # with compaction: a continuation's logical session (its chain's root)
     if primary is not None:
         split = np.isin(chunk.end_reasons, _SPLIT_CODES)
         primary_of = np.asarray(primary).tolist()
         # Only the few sessions that split or continue are looked at one by one, in file order
         # (a parent is always written before its continuation).
-        for s in np.flatnonzero(split | restart).tolist():
-            if restart[s]:
-                parents[s] = awaiting.pop(primary_of[s], None)
+        for s in np.flatnonzero(split | continued).tolist():
+            root = ids[s]
+            if continued[s]:
+                parents[s], parent_root = awaiting.pop(primary_of[s], (None, None))
+                if kinds[s] == 2 and parent_root is not None:
+                    root = logical[s] = parent_root
             if split[s]:
-                awaiting[primary_of[s]] = ids[s]
+                awaiting[primary_of[s]] = (ids[s], root)
     groups = chunk.group_ids.tolist()
     reasons = [_REASON_NAMES.get(code, "unknown") for code in chunk.end_reasons.tolist()]
     turns = chunk.turns_per_session.tolist()
     firsts = (chunk.row_offsets[:-1] + first_row).tolist()
-    restarts = restart.tolist()
+    links = [_LINK_NAMES.get(k) for k in kinds.tolist()]
     which = chunk.extras.get("class_index")
     classes = [None] * count if which is None or not class_names else [class_names[c] for c in which.tolist()]
     dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
-    return b"".join([
-        dumps({"session_id": sid, "class": c, "group_id": g if g >= 0 else None,
-               "parent_session_id": p, "link": LINK_RESTART if r else None, "end_reason": e,
-               "turns": t, "first_row": f}, option=newline)
-        for sid, c, g, p, r, e, t, f in zip(ids, classes, groups, parents, restarts, reasons, turns, firsts,
+    rows = [
+        {"session_id": sid, "class": c, "group_id": g if g >= 0 else None,
+         "parent_session_id": p, "link": k, "end_reason": e,
+         "turns": t, "first_row": f}
+        for sid, c, g, p, k, e, t, f in zip(ids, classes, groups, parents, links, reasons, turns, firsts,
                                             strict=True)
-    ])
+    ]
+    if logical_ids:  # a run with compaction: every session names its logical session
+        for s, row in enumerate(rows):
+            row["logical_session_id"] = logical.get(s, row["session_id"])
+    opens = chunk.extras.get("opens_request")
+    if opens is not None:
+        for row, turns_opening in zip(rows, request_turns(chunk.row_offsets, opens), strict=True):
+            row["requests"] = turns_opening
+    return b"".join([dumps(row, option=newline) for row in rows])
+
+
+def request_turns(row_offsets: np.ndarray, opens: np.ndarray) -> list[list[int]]:
+    """Per session, the turn index of each call that opens a user request (turn 0 first)."""
+    at = np.flatnonzero(opens)
+    session = np.searchsorted(row_offsets, at, side="right") - 1
+    turn = at - row_offsets[session]
+    bounds = np.searchsorted(session, np.arange(row_offsets.shape[0]))
+    turns = turn.tolist()
+    return [turns[bounds[s]:bounds[s + 1]] for s in range(row_offsets.shape[0] - 1)]
 
 
 def index_beside(dataset: str | Path) -> Path | None:

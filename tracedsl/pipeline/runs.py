@@ -285,13 +285,15 @@ def _with_limits(params: GenerationParams, max_isl: int | None, max_osl: int | N
     from tracedsl.language.validate import validate_params
 
     data = params.generation_params()
-    if max_isl is not None:
-        data["max_prompt_tokens"] = max_isl
-    if max_osl is not None:
-        # A float, as the reference writes the bound; an integer too large for one stays an
-        # integer, so validation reports it against the field's bound.
-        osl = float(max_osl) if max_osl <= 2**1023 else max_osl
-        data["generation_length"] = {**data["generation_length"], "max": osl}
+    # the limits hold for every session: the top level's and each class's body
+    for body in (data, *(c["params"] for c in data.get("classes") or ())):
+        if max_isl is not None:
+            body["max_prompt_tokens"] = max_isl
+        if max_osl is not None:
+            # A float, as the reference writes the bound; an integer too large for one stays an
+            # integer, so validation reports it against the field's bound.
+            osl = float(max_osl) if max_osl <= 2**1023 else max_osl
+            body["generation_length"] = {**body["generation_length"], "max": osl}
     new_params, problems = validate_params(data)
     if problems:
         raise PipelineError([
@@ -416,7 +418,8 @@ def _execute(plan: RunPlan, options: RunOptions, progress, notice=None) -> RunRe
         # the file (CRC-32 and SHA-256). numpy, zlib, hashlib and file I/O release the GIL.
         try:
             with JsonlWriter(dataset) as writer, ReadBack(dataset) as reread, \
-                    SessionIndexWriter(run_dir.path / SESSIONS_NAME, classes.names) as index:
+                    SessionIndexWriter(run_dir.path / SESSIONS_NAME, classes.names,
+                                       _compacts(plan.params)) as index:
                 with BackgroundThread(reread.check, name="dataset-reader") as reading, \
                         BackgroundThread(partial(_write, writer, reading, index), name="dataset-writer") as writing, \
                         BackgroundThread(checker.add, name="dataset-checker") as checking:
@@ -427,7 +430,7 @@ def _execute(plan: RunPlan, options: RunOptions, progress, notice=None) -> RunRe
                             reports.add(chunk)
                         end_reasons.update(chunk.end_reasons.tolist())
                         classes.add(chunk)
-                        primaries += int(chunk.num_sessions - chunk.is_restart.sum())
+                        primaries += int(chunk.is_primary.sum())
                         if progress is not None:
                             progress(primaries, plan.num_sessions)
                 writer.close()
@@ -457,6 +460,11 @@ def _execute(plan: RunPlan, options: RunOptions, progress, notice=None) -> RunRe
                      validation.hash_conflicts)
 
 
+def _compacts(params: GenerationParams) -> bool:
+    """Whether any population of the run compacts (then sessions.jsonl names logical sessions)."""
+    return any(body.compaction is not None for _, _, body in params.bodies())
+
+
 class ClassCounts:
     """How many sessions (all, and primaries) of each class a run wrote, from the chunks'
     ``class_index`` extra; nothing to count when the spec has no classes."""
@@ -474,7 +482,7 @@ class ClassCounts:
 
         size = len(self.names)
         every = np.bincount(which, minlength=size)
-        primary = np.bincount(which[~chunk.is_restart.astype(bool)], minlength=size)
+        primary = np.bincount(which[chunk.is_primary], minlength=size)
         for i in range(size):
             self.sessions[i] += int(every[i])
             self.primaries[i] += int(primary[i])

@@ -12,6 +12,7 @@ WIDTH, HEIGHT = 420, 240
 WIDE, LEGEND = 880, 170  # wide cards span two columns; line charts keep a legend column
 LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 42
 GREEN = "#76b900"
+TARGET = "#111827"  # a target drawn over observed bars
 PALETTE = ("#76b900", "#00a3e0", "#f97316", "#a855f7", "#ef4444", "#14b8a6", "#eab308", "#6366f1",
            "#ec4899", "#84cc16", "#0ea5e9", "#f59e0b", "#8b5cf6", "#10b981", "#d946ef", "#64748b")
 MAX_TICKS = 6  # per axis of a narrow chart; a wide chart's x axis takes twice as many
@@ -49,6 +50,7 @@ RATIO = Unit("cached / prompt tokens", percent=True)
 SHARE = Unit("share of prompt tokens", percent=True)
 SECONDS = Unit("seconds", "s")
 MINUTES = Unit("minutes", "min")
+ARRIVAL_RATE = Unit("sessions started / s")
 DURATIONS_MS = (Unit("milliseconds", "ms"), Unit("seconds", "s", 1e-3), Unit("minutes", "min", 1 / 60_000))
 
 
@@ -262,3 +264,28 @@ def bars(named: list[tuple[str, float]], unit: Unit, label: str) -> Markup:
                      f'<text class="tick" x="{x + slot * 0.35:.1f}" y="{HEIGHT - BOTTOM + 14}" text-anchor="middle">{escape(name)}</text>'
                      f'<text class="value" x="{x + slot * 0.35:.1f}" y="{y - 3:.1f}" text-anchor="middle">{shown}</text>')
     return _svg(parts, label)
+
+
+def timeline(edges_ms: np.ndarray, counts: np.ndarray, target: tuple[list[float], list[float]] | None,
+             label: str) -> Markup:
+    """Starts per second in each time bin as bars, the target rate as a line over them."""
+    origin = float(edges_ms[0])
+    time_unit = duration_unit(float(edges_ms[-1]) - origin)
+    rates = counts / (np.diff(edges_ms) / 1000.0)
+    top = max(float(rates.max()) if rates.size else 0.0, max(target[1]) if target else 0.0)
+    top = nice_ceiling(top * 1.05 if top > 0 else 1.0)
+    x = (edges_ms - origin) * time_unit.scale
+    parts, sx, sy = _frame(float(x[0]), float(x[-1]), 0, top, time_unit, ARRIVAL_RATE, width=WIDE,
+                           x_label=f"time since the first start ({time_unit.symbol})")
+    for lo, hi, count, rate in zip(x[:-1], x[1:], counts.tolist(), rates.tolist(), strict=True):
+        if count <= 0:
+            continue
+        x0, x1, y = sx(lo), sx(hi), sy(rate)
+        parts.append(f'<rect class="bar" x="{x0:.1f}" y="{y:.1f}" width="{max(x1 - x0 - 0.5, 0.8):.1f}" '
+                     f'height="{sy(0) - y:.1f}"><title>{fmt(lo)}–{fmt(hi)} {time_unit.symbol}: {count:,} '
+                     f'sessions ({rate:.3g}/s)</title></rect>')
+    if target is not None:
+        points = " ".join(f"{sx((t - origin) * time_unit.scale):.1f},{sy(min(r, top)):.1f}" for t, r in zip(*target, strict=True))
+        parts.append(f'<polyline class="line target" stroke="{TARGET}" stroke-dasharray="5 3" points="{points}">'
+                     f'<title>target rate</title></polyline>')
+    return _svg(parts, label, WIDE)

@@ -6,8 +6,10 @@ import numpy as np
 
 from tracedsl.ir import GenerationParams, Latency
 from tracedsl.reports import targets
+from tracedsl.reports.classes import ClassSplit
 from tracedsl.reports.reuse import LAYERS, STATUS, ReuseAnalysis
 from tracedsl.reports.sketch import Sketch
+from tracedsl.reports.timeline import Timeline
 from tracedsl.trace import EndReason, TraceChunk
 
 # The latency model's defaults (the reference's estimate), for importers; a run reads its spec's.
@@ -45,6 +47,8 @@ class Collector:
         self.arrival_first: float | None = None
         self.arrival_last: float | None = None
         self.arrival_gaps = np.zeros(3)
+        self.timeline = Timeline()  # primary sessions started per time bin
+        self.classes = ClassSplit(params) if params is not None and params.classes else None
 
     def _add_arrivals(self, starts: np.ndarray) -> None:
         if not starts.size:
@@ -69,22 +73,38 @@ class Collector:
         sk["request_isl"].add(isl)
         sk["generation_length"].add(out)
         sk["initial_context"].add(chunk.input_length[firsts])
-        sk["initial_context_primary"].add(chunk.input_length[firsts][~chunk.is_restart.astype(bool)])
+        sk["initial_context_primary"].add(chunk.input_length[firsts][chunk.is_primary])
         sk["new_tokens"].add(chunk.input_length[later])
         sk["turns"].add(turns)
         sk["row_blocks"].add(np.diff(chunk.hash_offsets))
         delay = chunk.delay_ms[later]
         sk["delay_ms"].add(delay)
+        session_class = ClassSplit.of(chunk) if self.classes is not None else None
         if self.params is not None:
-            limit = self.params.max_prompt_tokens
             previous = isl[np.flatnonzero(later) - 1]
-            sk["delay_unscaled_ms"].add(delay / targets.delay_scale(previous, limit))
-            sk["final_utilization"].add(isl[lasts] / limit)
+            if session_class is None:
+                limit = self.params.max_prompt_tokens
+                unscaled = delay / targets.delay_scale(previous, limit)
+                utilization = isl[lasts] / limit
+            else:  # each row's own class's context limit
+                limits = self.classes.row_limits(session_class, turns)
+                unscaled = delay / targets.delay_scale(previous, limits[later])
+                utilization = isl[lasts] / limits[lasts]
+            sk["delay_unscaled_ms"].add(unscaled)
+            sk["final_utilization"].add(utilization)
+            if self.classes is not None:
+                every_row = np.full(isl.size, np.nan)
+                every_row[later] = unscaled
+                self.classes.add(chunk, session_class, {
+                    "request_isl": isl, "generation_length": out, "delay_unscaled_ms": every_row,
+                    "final_utilization": utilization})
         latency_ms = self.latency.request_ms(isl, out)
         sk["latency_s"].add(latency_ms / 1000.0)
         spent = latency_ms + np.where(later, np.nan_to_num(chunk.delay_ms), 0.0)
         sk["session_minutes"].add(np.add.reduceat(spent, firsts) / 60_000.0)
-        self._add_arrivals(chunk.timestamp_ms[firsts][~chunk.is_restart.astype(bool)])
+        starts = chunk.timestamp_ms[firsts][chunk.is_primary]
+        self._add_arrivals(starts)
+        self.timeline.add(starts)
         reason_counts = np.bincount(chunk.end_reasons.astype(np.int64) + 1)  # UNKNOWN (-1) first
         for code in np.flatnonzero(reason_counts).tolist():
             self.end_reasons[EndReason.of(code - 1)] += int(reason_counts[code])
@@ -103,6 +123,8 @@ class Collector:
         prefix = cached_tokens(chunk, reuse)
         sk["prompt_blocks"].add(prompt)
         sk["hit_rate"].add(rate)
+        if self.classes is not None:
+            self.classes.add_reuse(session_class, turns, prompt, hit)
         sk["prefix_tokens"].add(prefix)
         sk["unique_tokens"].add(isl - prefix)
         sk["prefix_ratio"].add(np.where(isl > 0, prefix / np.maximum(isl, 1), 0.0))

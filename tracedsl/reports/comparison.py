@@ -23,6 +23,72 @@ def _row(label: str, configured, expected, observed, digits: int = 1) -> str:
             f"{_num(observed, digits):>14}{error:>12}")
 
 
+def class_rows(quality: dict) -> list[dict]:
+    """The per-class table (comparison.txt and report.html): one row per class, spec order."""
+    classes = quality.get("classes") or {}
+    # every ending any class has, so the table's columns are the same for each class
+    reasons = [reason for reason in EndReason
+               if any(reason.count_key in figures["session_end_stats"] for figures in classes.values())]
+    rows = []
+    for name, figures in classes.items():
+        ends = figures["session_end_stats"]
+        output = figures["observed_vs_target"].get("generation_length")
+        rows.append({
+            "class": name,
+            "fraction_target": figures["fraction"]["target"],
+            "fraction_observed": figures["fraction"]["observed"],
+            "sessions": figures["sessions"],
+            "rows": figures["rows"],
+            "mean_input": figures["request_input_length"]["mean"] if figures["rows"] else None,
+            "mean_output": output["observed"]["mean"] if output else None,
+            "hit_rate": figures["prefix_hit_rate_unbounded"],
+            "endings": {reason.label: ends.get(reason.count_key, 0) for reason in reasons},
+        })
+    return rows
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _class_table(quality: dict) -> list[str]:
+    rows = class_rows(quality)
+    if not rows:
+        return []
+    reasons = [reason.label for reason in EndReason if any(reason.label in row["endings"] for row in rows)]
+    # forced, probabilistic, target, restart, compactions, unknown
+    short = {label: "unknown" if label == EndReason.UNKNOWN.label else label.split(" ")[0].split("-")[0]
+             for label in reasons}
+    head = (f"  {'class':<16}{'target':>8}{'observed':>9}{'sessions':>10}{'requests':>10}{'mean input':>12}"
+            f"{'mean output':>12}{'hit rate':>9}" + "".join(f"{short[label]:>14}" for label in reasons))
+    lines = ["Session classes (fraction of the primary sessions: target, observed; hit rate unbounded; "
+             "endings: " + ", ".join(reasons) + ")", head]
+    for row in rows:
+        lines.append(f"  {row['class'][:15]:<16}{_percent(row['fraction_target']):>8}"
+                     f"{_percent(row['fraction_observed']):>9}{row['sessions']:>10,}{row['rows']:>10,}"
+                     f"{_num(row['mean_input']):>12}{_num(row['mean_output']):>12}{_percent(row['hit_rate']):>9}"
+                     + "".join(f"{row['endings'].get(label, 0):>14,}" for label in reasons))
+    lines.append("")
+    for name, figures in quality["classes"].items():
+        lines.append(f"Class {name}: expected from its own body, observed over its sessions")
+        for title, key in (("turn-0 context", "initial_context"), ("new tokens per turn", "new_tokens_per_turn"),
+                           ("output length", "generation_length"), ("delay unscaled, ms", "inter_turn_delay_ms"),
+                           ("turns per session", "turns_per_session")):
+            metric = figures["observed_vs_target"].get(key)
+            if metric is None:
+                continue
+            expected = metric.get("expected") if isinstance(metric.get("expected"), dict) else {}
+            observed = metric.get("observed_compared", metric["observed"])
+            configured = {"mean": metric["target_mean"], "median": metric["target_median"]}
+            for q in ("mean", "median", "p90"):
+                if q != "p90":
+                    lines.append(_row(f"{title} {q}", configured[q], expected.get(q), observed[q]))
+                elif "p90" in metric:
+                    lines.append(_row(f"{title} p90", None, metric["p90"]["expected"], metric["p90"]["observed"]))
+        lines.append("")
+    return lines
+
+
 def comparison_text(quality: dict, name: str, sessions: int, rows: int, block_size: int) -> str:
     """Every sampled quantity and every ending: configured, expected from the IR, observed."""
     metrics = quality["observed_vs_target"]
@@ -43,8 +109,8 @@ def comparison_text(quality: dict, name: str, sessions: int, rows: int, block_si
         metric = metrics.get(key)
         if metric is None:
             return
-        lines.append(title)
-        expected = metric.get("expected") or {}
+        lines.append(title + (" — expected per class (see above)" if metric.get("expected") == "per class" else ""))
+        expected = metric.get("expected") if isinstance(metric.get("expected"), dict) else {}
         observed = metric.get("observed_compared") if use_compared and "observed_compared" in metric else metric["observed"]
         configured = {"mean": metric["target_mean"], "median": metric["target_median"]}
         for q in quantiles:
@@ -84,6 +150,16 @@ def comparison_text(quality: dict, name: str, sessions: int, rows: int, block_si
         lines.append("Session links (sessions.jsonl: continuations by link kind)")
         for kind, count in links.items():
             lines.append(_row(kind, None, None, count, 0))
+        lines.append("")
+
+    lines.extend(_class_table(quality))
+    arrivals = quality.get("arrivals")
+    if arrivals is not None:
+        rate, cv = arrivals["rate_per_s"], arrivals["interarrival_cv"]
+        lines.append(f"Arrivals ({arrivals['process']}; primary sessions' starts over "
+                     f"{arrivals['span_s']:,.1f} s)")
+        lines.append(_row("rate, sessions/s", None, rate["target"], rate["observed"], 3))
+        lines.append(_row("inter-arrival CV (sd / mean gap)", None, cv["target"], cv["observed"], 3))
         lines.append("")
 
     reuse = quality["kv_reuse"]

@@ -10,7 +10,9 @@ from markupsafe import Markup
 
 from tracedsl.reports import charts
 from tracedsl.reports.collect import ISL_EDGES, RATE_EDGES, Collector
+from tracedsl.reports.comparison import class_rows
 from tracedsl.reports.sketch import Sketch
+from tracedsl.reports.timeline import target_rate
 from tracedsl.trace import EndReason
 
 GROWTH_SESSIONS = 16  # sample sessions drawn in the line charts
@@ -123,12 +125,69 @@ def cards(collector: Collector, report: dict) -> list[dict]:
         out.append({"title": "Prompt tokens by layer", "wide": False,
                     "svg": charts.bars(shares, charts.SHARE, "layer shares"),
                     "note": "L1 global, L1.5 shared, L2 first turn, L3 later turns, outputs"})
+    out.extend(_class_cards(collector))
+    arrivals = _arrivals_card(collector, report)
+    if arrivals is not None:
+        out.append(arrivals)
     ends = report["session_end_stats"]
     endings = [(reason.label, ends[reason.count_key]) for reason in EndReason if ends.get(reason.count_key)]
     if endings:
         out.append({"title": "Session endings", "wide": False,
                     "svg": charts.bars(endings, charts.SESSIONS, "session endings"), "note": ""})
     return [card for card in out if card is not None]
+
+
+def _class_cards(collector: Collector) -> list[dict]:
+    """Per class, the share of its requests in each bin of input length and of output length
+    (the whole trace's bins, so the classes read against each other)."""
+    if collector.classes is None:
+        return []
+    out = []
+    for key, title, unit in (("request_isl", "Request input length by class", charts.TOKENS),
+                             ("generation_length", "Output length by class", charts.TOKENS)):
+        whole = collector.sketch[key]
+        if whole.count == 0 or whole.min == whole.max:
+            continue
+        lo, hi, note = _range(whole, unit)
+        series = []
+        for figures in collector.classes.figures:
+            sketch = figures.sketch[key]
+            if sketch.count == 0:
+                continue
+            edges, counts = sketch.histogram(40, lo, hi)
+            middles = ((edges[:-1] + edges[1:]) / 2).tolist()
+            series.append((figures.name, middles, (counts / sketch.count).tolist()))
+        if series:
+            out.append({"title": title, "wide": True,
+                        "svg": charts.lines(series, unit, charts.Unit("share of the class's requests", percent=True),
+                                            title.lower(), x_label=f"{unit.axis} (40 bins)"),
+                        "note": "each class's requests per bin over its own requests" + (f" · {note}" if note else "")})
+    return out
+
+
+def _arrivals_card(collector: Collector, report: dict) -> dict | None:
+    """Primary sessions started per second over the run, the spec's target rate drawn over them;
+    only for a trace whose starts are spread over time."""
+    if not collector.timeline.spread:
+        return None
+    edges, counts = collector.timeline.shown()
+    process = collector.params.arrivals if collector.params is not None else None
+    target = target_rate(process, edges) if process is not None else None
+    width = charts.duration_unit(float(edges[1] - edges[0]))
+    note = f"{int(counts.sum()):,} primary sessions in bins of {width.figure(float(edges[1] - edges[0]))}"
+    figures = report.get("arrivals")
+    if figures is not None:
+        rate, cv = figures["rate_per_s"], figures["interarrival_cv"]
+        note += (f" · {figures['process']} · rate target {_figure(rate['target'])}/s, observed "
+                 f"{_figure(rate['observed'])}/s · gap CV target {_figure(cv['target'])}, observed "
+                 f"{_figure(cv['observed'])} · dashed line: the target rate")
+    note += " · the last bin ends after the last start"
+    return {"title": "Arrivals: sessions started per second", "wide": True,
+            "svg": charts.timeline(edges, counts, target, "arrivals timeline"), "note": note}
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
 
 
 def render_report(collector: Collector, report: dict, name: str) -> str:
@@ -145,7 +204,26 @@ def render_report(collector: Collector, report: dict, name: str) -> str:
     ]
     params = [(key, "-" if value is None else value) for key, value in summary.items()]
     return _environment().get_template("report.html.j2").render(
-        name=name, headline=headline, params=params, cards=cards(collector, report))
+        name=name, headline=headline, params=params, cards=cards(collector, report),
+        classes=_class_table(report))
+
+
+def _class_table(report: dict) -> list[dict]:
+    """The per-class table's rows as shown (figures formatted), empty without classes."""
+    rows = []
+    for row in class_rows(report):
+        rows.append({
+            "name": row["class"],
+            "fraction": f"{row['fraction_target'] * 100:.1f}% / " + (
+                "-" if row["fraction_observed"] is None else f"{row['fraction_observed'] * 100:.1f}%"),
+            "sessions": f"{row['sessions']:,}",
+            "requests": f"{row['rows']:,}",
+            "mean_input": "-" if row["mean_input"] is None else f"{row['mean_input']:,.0f}",
+            "mean_output": "-" if row["mean_output"] is None else f"{row['mean_output']:,.1f}",
+            "hit_rate": "-" if row["hit_rate"] is None else f"{row['hit_rate'] * 100:.1f}%",
+            "endings": row["endings"],
+        })
+    return rows
 
 
 def render_cache_explorer(structure: dict, name: str) -> str:

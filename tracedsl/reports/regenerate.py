@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from tracedsl.diagnostics import DiagnosticError
 from tracedsl.ir import GenerationParams
 from tracedsl.output.blocksize import file_block_size
 from tracedsl.output.reader import read_trace
 from tracedsl.output.rundir import locate_run
-from tracedsl.output.sessions import index_beside
+from tracedsl.output.sessions import index_beside, read_index
 from tracedsl.reports.reportset import ReportSet
+from tracedsl.trace import TraceChunk
 
 
 @dataclass(frozen=True)
@@ -50,9 +54,32 @@ def regenerate(job: ReportJob, params: GenerationParams | None, name: str, block
                html: bool = True, engine: str = "fast") -> tuple[list[Path], ReportSet]:
     """Stream the trace through a ReportSet and write its files into the output directory."""
     reports = ReportSet(params, name, block_size, engine)
-    for chunk in read_trace(job.dataset):
+    for chunk in with_classes(read_trace(job.dataset), params, index_beside(job.dataset)):
         reports.add(chunk)
     if reports.collector.rows == 0:
         raise ValueError(f"{job.dataset}: the trace has no rows")
     job.output.mkdir(parents=True, exist_ok=True)
     return reports.write(job.output, html=html, sessions_index=index_beside(job.dataset)), reports
+
+
+def with_classes(chunks: Iterable[TraceChunk], params: GenerationParams | None,
+                 index: Path | None) -> Iterator[TraceChunk]:
+    """The chunks, each with its sessions' ``class_index`` from sessions.jsonl (the rows do not
+    say a session's class; the engine's chunks carry it). -1 for a session the index does not
+    place in one of the spec's classes; unchanged without classes or without an index."""
+    if params is None or not params.classes or index is None:
+        yield from chunks
+        return
+    number = {session_class.name: i for i, session_class in enumerate(params.classes)}
+    rows = (row for _, row in read_index(index) if isinstance(row, dict))
+    pending: dict[str, int] = {}  # index rows read past, for a trace whose order differs
+    for chunk in chunks:
+        found = np.full(chunk.num_sessions, -1, dtype=np.int64)
+        for s, session_id in enumerate(chunk.session_ids):
+            while session_id not in pending:
+                row = next(rows, None)
+                if row is None:
+                    break
+                pending[row.get("session_id")] = number.get(row.get("class"), -1)
+            found[s] = pending.pop(session_id, -1)
+        yield replace(chunk, extras={**chunk.extras, "class_index": found})

@@ -12,6 +12,8 @@ quantiles. No number here is hard-coded.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,24 +65,57 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(float(value), 4)
 
 
-def initial_context(params: GenerationParams, engine: str = "fast") -> Expected:
+@dataclass(frozen=True)
+class Draw:
+    """A quantity as the engine makes it: a draw from ``law`` put through a monotone transform
+    (so the transform commutes with quantiles)."""
+
+    law: Law
+    transform: Callable[[np.ndarray], np.ndarray]
+
+    def quantile(self, q: float) -> float:
+        return float(self.transform(np.array([self.law.quantile(q)]))[0])
+
+    @property
+    def mean(self) -> float:
+        return self.law.expect(self.transform)
+
+
+def _levels(draw: Draw, levels: tuple[float, ...]) -> dict:
+    return {_level_name(q): draw.quantile(q) for q in levels}
+
+
+def _level_name(q: float) -> str:
+    return f"p{round(q * 100):02d}"
+
+
+def initial_context_draw(params: GenerationParams, engine: str = "fast") -> Draw:
     """Turn 0 of a primary session: whole-block L1 + L1.5, then int(L2) >= 1, capped below the limit."""
-    layer2 = law(params.cache.layer2, engine)
     prefix = params.fixed_prefix_tokens
     cap = params.max_prompt_tokens - 1
 
     def tokens(x: np.ndarray) -> np.ndarray:
         return np.minimum(prefix + np.maximum(np.trunc(x), 1), cap)
 
+    return Draw(law(params.cache.layer2, engine), tokens)
+
+
+def initial_context(params: GenerationParams, engine: str = "fast", levels: tuple[float, ...] = ()) -> Expected:
+    """Turn 0 of a primary session: whole-block L1 + L1.5, then int(L2) >= 1, capped below the limit."""
+    draw = initial_context_draw(params, engine)
     return Expected(
-        layer2.expect(tokens),
-        float(tokens(np.array([layer2.quantile(0.5)]))[0]),
-        "primary sessions' turn 0: (ceil(L1/bs)+ceil(L1.5/bs))*bs + max(int(L2),1), capped at "
-        "max_prompt_tokens-1, L2 drawn within its bounds",
+        draw.mean,
+        draw.quantile(0.5),
+        INITIAL_CONTEXT_BASIS,
+        _levels(draw, levels) or None,
     )
 
 
-def generation_length(params: GenerationParams, engine: str = "fast") -> Expected:
+INITIAL_CONTEXT_BASIS = ("primary sessions' turn 0: (ceil(L1/bs)+ceil(L1.5/bs))*bs + max(int(L2),1), "
+                         "capped at max_prompt_tokens-1, L2 drawn within its bounds")
+
+
+def generation_length(params: GenerationParams, engine: str = "fast", levels: tuple[float, ...] = ()) -> Expected:
     """Every turn's output: int(max(draw, floor)) with the draw inside its bounds."""
     dist = law(params.generation_length, engine)
     floor = params.output_floor
@@ -89,6 +124,7 @@ def generation_length(params: GenerationParams, engine: str = "fast") -> Expecte
         return np.trunc(np.maximum(x, floor))
 
     quantiles = {f"p{p:02d}": float(tokens(np.array([dist.quantile(p / 100)]))[0]) for p in (5, 99)}
+    quantiles.update(_levels(Draw(dist, tokens), levels))
     return Expected(
         dist.expect(tokens),
         float(tokens(np.array([dist.quantile(0.5)]))[0]),
@@ -97,7 +133,7 @@ def generation_length(params: GenerationParams, engine: str = "fast") -> Expecte
     )
 
 
-def new_tokens(params: GenerationParams, engine: str = "fast") -> Expected:
+def new_tokens(params: GenerationParams, engine: str = "fast", levels: tuple[float, ...] = ()) -> Expected:
     """What the sampler draws for a later turn: biased median, unscaled bounds, int, floor 1."""
     spec = params.new_tokens_per_turn
     dist = law(spec, engine, spec.bias)
@@ -110,10 +146,11 @@ def new_tokens(params: GenerationParams, engine: str = "fast") -> Expected:
         float(tokens(np.array([dist.quantile(0.5)]))[0]),
         f"the sampler's draw: median x bias ({spec.bias:g}), bounds not scaled, max(int(x),1); "
         "accepted turns are fewer large draws (a draw that reaches the context ends the session)",
+        _levels(Draw(dist, tokens), levels) or None,
     )
 
 
-def delay_mixture(params: GenerationParams, engine: str = "fast") -> Expected:
+def delay_mixture(params: GenerationParams, engine: str = "fast", levels: tuple[float, ...] = ()) -> Expected:
     """The inter-turn delay before context scaling: the clipped agentic/human mixture."""
     mix = params.inter_turn_delay
     agentic = law(mix.agentic_delay, engine)
@@ -131,16 +168,19 @@ def delay_mixture(params: GenerationParams, engine: str = "fast") -> Expected:
             return 1.0
         return frac * agentic.cdf(x) + (1 - frac) * human.cdf(x)
 
-    lo, hi = 0.0, max(agentic.quantile(0.9999), human.quantile(0.9999))
-    for _ in range(200):  # bisection on the mixture CDF
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if cdf(mid) < 0.5 else (lo, mid)
-    median = min(hi, cap) if cap is not None else hi
+    def quantile(q: float) -> float:
+        lo, hi = 0.0, max(agentic.quantile(0.9999), human.quantile(0.9999))
+        for _ in range(200):  # bisection on the mixture CDF
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if cdf(mid) < q else (lo, mid)
+        return min(hi, cap) if cap is not None else hi
+
     return Expected(
         mean,
-        median,
+        quantile(0.5),
         "the delay before context scaling (observed delay / max(0.2, 1-0.8*previous context/"
         "max_prompt_tokens)): agentic/human mixture, each drawn within its bounds, clipped to max",
+        {_level_name(q): quantile(q) for q in levels} or None,
     )
 
 
@@ -149,22 +189,63 @@ def delay_scale(previous_context: np.ndarray, limit: int) -> np.ndarray:
     return np.maximum(0.2, 1.0 - 0.8 * previous_context / limit)
 
 
-def turns(params: GenerationParams, engine: str = "fast") -> Expected | None:
+def turns_draw(params: GenerationParams, engine: str = "fast") -> Draw | None:
     """Turns mode: the drawn target, round-half-even and clamped to [min, max]."""
     if params.turns is None:
         return None
     spec = params.turns
-    dist = law(spec.target, engine)
 
     def count(x: np.ndarray) -> np.ndarray:
         return np.clip(np.round(x), spec.min, spec.max)
 
-    return Expected(
-        dist.expect(count),
-        float(count(np.array([dist.quantile(0.5)]))[0]),
-        "the drawn target turn count: round-half-even of a draw within [min, max]; sessions "
-        "truncated at the context limit end short of it",
-    )
+    return Draw(law(spec.target, engine), count)
+
+
+TURNS_BASIS = ("the drawn target turn count: round-half-even of a draw within [min, max]; sessions "
+               "truncated at the context limit end short of it")
+
+
+def turns(params: GenerationParams, engine: str = "fast", levels: tuple[float, ...] = ()) -> Expected | None:
+    """Turns mode: the drawn target, round-half-even and clamped to [min, max]."""
+    draw = turns_draw(params, engine)
+    if draw is None:
+        return None
+    return Expected(draw.mean, draw.quantile(0.5), TURNS_BASIS, _levels(draw, levels) or None)
+
+
+def mixture(parts: list[tuple[float, Draw]], basis: str, levels: tuple[float, ...] = ()) -> Expected:
+    """A per-session quantity of a trace whose sessions draw their class by fraction: the
+    fraction-weighted mixture of the classes' laws (its mean, median and ``levels``; integer
+    valued, as token and turn counts are)."""
+    mean = float(sum(fraction * draw.mean for fraction, draw in parts))
+    return Expected(mean, mixture_quantile(parts, 0.5), basis,
+                    {_level_name(q): mixture_quantile(parts, q) for q in levels} or None)
+
+
+def mixture_quantile(parts: list[tuple[float, Draw]], q: float) -> float:
+    """The smallest integer v with sum(fraction * P(draw <= v)) >= q.
+
+    P(draw <= v) is the largest p whose ``Draw.quantile`` is at most v (bisection down to
+    adjacent doubles), so for one class this is ``Draw.quantile(q)`` exactly, also where the
+    law's quantile falls on one of the transform's steps (an integer median)."""
+
+    def below(draw: Draw, v: float) -> float:  # P(draw <= v): the largest p whose quantile is <= v
+        lo, hi = 0.0, 1.0
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if draw.quantile(mid) <= v else (lo, mid)
+        return lo
+
+    def reached(v: float) -> bool:
+        return math.fsum(fraction * below(draw, v) for fraction, draw in parts) >= q
+
+    lo = min(draw.quantile(1e-12) for _, draw in parts)
+    hi = max(draw.quantile(1 - 1e-12) for _, draw in parts)
+    lo, hi = math.floor(lo) - 1, math.ceil(hi)
+    while hi - lo > 1:  # reached(hi) holds, reached(lo) does not
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if reached(mid) else (mid, hi)
+    return float(hi)
 
 
 def expected_restart_injections(params: GenerationParams, primaries: int) -> float:
