@@ -16,7 +16,6 @@ from tracedsl.engine.arrivals import start_times
 from tracedsl.engine.chunk import ChunkBody, ChunkTask, run_chunk
 from tracedsl.engine.model import SessionModel
 from tracedsl.engine.order import Stitcher
-from tracedsl.ir import AGENT_FIELDS
 from tracedsl.trace import TraceChunk
 
 # Primary sessions per chunk: large enough that numpy's per-call cost is amortized, small
@@ -32,10 +31,12 @@ def plan(request: RunRequest, chunk_sessions: int = CHUNK_SESSIONS) -> list[Chun
     """The run as independent tasks, in file order."""
     if chunk_sessions < 1:
         raise ValueError("chunk_sessions must be at least 1")
-    for name in AGENT_FIELDS:  # the IR holds them; the engine does not draw them all yet (issue #13)
-        if name == "subagent" and getattr(request.params, name) is not None:
-            raise EngineError(f"'{name}' is not drawn yet: this version of tracedsl reads it "
-                              "but cannot run it", path=name)
+    params = request.params
+    if params.classes is not None and (params.subagent is not None
+                                       or any(c.params.subagent is not None for c in params.classes)):
+        # the engine draws subagents of the top-level body only (issue #13)
+        raise EngineError("'subagent' with session classes is not drawn yet: this version of "
+                          "tracedsl reads it but cannot run it", path="subagent")
     model = SessionModel.build(request.params, request.num_sessions, request.seed)
     chunk_sessions = model.chunk_sessions(chunk_sessions)  # fewer when sessions are large
     return [
