@@ -81,6 +81,7 @@ def _sessions(chunks) -> list[dict]:
             start, stop = chunk.hash_offsets[rows.start], chunk.hash_offsets[rows.stop]
             found.append({
                 "id": chunk.session_ids[s], "link": int(link[s]), "group": int(chunk.group_ids[s]),
+                "restart": bool(chunk.is_restart[s]),
                 "parent": first + int(parent[s]) if parent[s] >= 0 else -1,
                 "spawned_at": int(spawned_at[s]), "end": EndReason(int(chunk.end_reasons[s])),
                 "new": chunk.input_length[rows], "out": chunk.output_length[rows],
@@ -214,6 +215,24 @@ def test_children_share_exactly_what_their_body_inherits(shares_global, shares_g
     unique = [np.unique(s["ids"]) for s in sessions]
     rest = np.concatenate([u[~np.isin(u, list(prefix_ids))] for u in unique])
     assert np.unique(rest).shape[0] == rest.shape[0]
+
+
+def test_a_restarts_session_b_spawns_too_and_still_reuses_its_parents_blocks():
+    data = {**_with(probability=0.3, params=CHILD), "request": None, "compaction": None,
+            "restart_initial_probability": 0.8, "restart_turn_range": [2, 6]}
+    params = GenerationParams.model_validate(data)
+    prefix = params.layer1_blocks + params.layer1_5_blocks
+    sessions = _sessions(_chunks(data, sessions=60))
+    split = {s["index"]: s for s in sessions if s["end"] is EndReason.RESTART_SPLIT}
+    restarts = [(i, s) for i, s in enumerate(sessions) if s["restart"]]
+    assert len(restarts) > 10
+    for i, b in restarts:
+        parent = split[b["index"]]
+        whole = (int(parent["new"][0]) - params.fixed_prefix_tokens) // params.block_size
+        assert list(b["first_ids"][:prefix + whole]) == list(parent["first_ids"][:prefix + whole])
+        children = [j for j, s in enumerate(sessions) if s["parent"] == i]
+        assert children == list(range(i + 1, i + 1 + len(children)))  # its block travels with it
+    assert any(s["parent"] == i for i, _ in restarts for s in sessions)
 
 
 NESTED = _with(probability=0.5, params={

@@ -182,7 +182,12 @@ class SessionModel:
         if self.turns is not None:
             turns = min(turns, float(self.turns.max))
         context = min(float(self.context_limit), self.fixed_prefix_tokens + self.layer2.mean + turns * growth)
-        return int(min(context / self.block_size + (1 + _ROW_COST) * turns, 2.0**62))
+        own = context / self.block_size + (1 + _ROW_COST) * turns
+        if self.subagent is not None:  # the subagents it spawns come with it in its chunk
+            sub = self.subagent
+            fanout = min(max(sub.fanout.mean, sub.fanout_min), sub.fanout_max)
+            own += sub.probability * turns * fanout * sub.body.expected_ids()
+        return int(min(own, 2.0**62))
 
     @property
     def prefix_blocks(self) -> int:
