@@ -15,7 +15,7 @@ from tracedsl import pipeline
 from tracedsl.engine import RunRequest
 from tracedsl.engine import spawns as spawn_draws
 from tracedsl.engine.executors import ProcessPool
-from tracedsl.engine.fast import FastEngine
+from tracedsl.engine.fast import FastEngine, Stitcher, plan, run_chunk, stitcher_for
 from tracedsl.engine.model import SessionModel
 from tracedsl.engine.samplers import session_keys
 from tracedsl.ir import GenerationParams, Workload
@@ -321,3 +321,22 @@ def test_a_run_without_subagents_writes_no_spawn_fields(tmp_path):
     assert "spawned_at" not in first
     chunk = _chunks(DEFAULT, sessions=10)[0]
     assert not {"spawned_at", "parent_position", "link"} & set(chunk.extras)
+
+
+def test_continuations_waiting_on_disk_change_no_byte(tmp_path):
+    data = {**NESTED, "arrivals": {"kind": "poisson", "rate": 2.0}, "restart_initial_probability": 0.5,
+            "request": None, "restart_turn_range": [2, 6]}
+    request = RunRequest(GenerationParams.model_validate(data), 300, 9)
+    tasks = plan(request, 10)
+
+    def rendered(**spill) -> tuple[bytes, Stitcher]:
+        stitcher = stitcher_for(request, tasks[0].model)
+        if spill:
+            stitcher = Stitcher(stitcher.model, stitcher.start_ms, stitcher.latency, **spill)
+        return b"".join(render_chunk(stitcher.add(run_chunk(task))) for task in tasks), stitcher
+
+    in_memory, _ = rendered()
+    spilled, stitcher = rendered(spill_dir=tmp_path, spill_rows=0, spill_bucket=16)
+    assert stitcher.spill.written > 20  # compaction and restart continuations (with their subagents)
+    assert spilled == in_memory
+    assert not list(tmp_path.iterdir())  # every waiting part came back; the folder is gone

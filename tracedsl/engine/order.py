@@ -8,7 +8,9 @@ continuation reuses once its parent's ids are known (the parent is always writte
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -19,6 +21,7 @@ from tracedsl.engine.prefix import fresh_blocks, hash_ids, session_fresh_bases
 from tracedsl.engine.samplers import format_session_ids, session_numbers
 from tracedsl.engine.subagents import Descendants
 from tracedsl.ir import Latency
+from tracedsl.spill import SpillFolder
 from tracedsl.trace import TraceChunk
 
 # Subagents' session numbers: CHILD_NUMBERS + their count in file order, a range no primary
@@ -26,11 +29,58 @@ from tracedsl.trace import TraceChunk
 CHILD_NUMBERS = 1 << 47
 
 
+# With a spill folder, once the waiting continuations hold more than SPILL_ROWS rows, those
+# due past the current bucket of SPILL_BUCKET primaries wait on disk, a file per bucket, and
+# come back when the writer reaches their bucket: memory stays flat however long the run.
+SPILL_ROWS = 1 << 21
+SPILL_BUCKET = 1 << 15
+
+
+class PendingSpill:
+    """Waiting continuations on disk, by the bucket of primaries their target falls in."""
+
+    def __init__(self, parent: str | Path | None, bucket: int = SPILL_BUCKET):
+        self.folder = SpillFolder(parent, ".tracedsl-pending-")
+        self.bucket = bucket
+        self.buckets: set[int] = set()
+        self.written = 0  # continuations that went to disk, all told
+
+    def put(self, group: Continuations) -> None:
+        bucket = group.target // self.bucket
+        for number in np.unique(bucket).tolist():
+            with open(self.folder.file(str(number)), "ab") as handle:
+                pickle.dump(group.take(np.flatnonzero(bucket == number)), handle, protocol=5)
+            self.buckets.add(number)
+        self.written += group.count
+
+    def take_before(self, stop: int | None) -> list[Continuations]:
+        """Every part whose bucket starts before primary ``stop`` (None: all), in the order put."""
+        parts: list[Continuations] = []
+        for number in sorted(b for b in self.buckets if stop is None or b * self.bucket < stop):
+            path = self.folder.file(str(number))
+            with open(path, "rb") as handle:
+                while True:
+                    try:
+                        parts.append(pickle.load(handle))
+                    except EOFError:
+                        break
+            path.unlink()
+            self.buckets.discard(number)
+        return parts
+
+    def close(self) -> None:
+        self.folder.close()
+
+
 class Stitcher:
-    """Feed chunk bodies in task order; each ``add`` returns that chunk's sessions in file order."""
+    """Feed chunk bodies in task order; each ``add`` returns that chunk's sessions in file order.
+
+    ``spill_dir``: where waiting continuations may go when they are many (see PendingSpill);
+    None keeps them in memory. Either way the output is the same."""
 
     def __init__(self, model: SessionModel, start_ms: np.ndarray | None = None,
-                 latency: Latency | None = None):
+                 latency: Latency | None = None, spill_dir: str | Path | None = None,
+                 spill_rows: int = SPILL_ROWS, spill_bucket: int = SPILL_BUCKET):
         self.model = model
         self.next_id = model.first_session_id
         self.pending: Continuations | None = None  # waiting; reused runs already absolute
@@ -40,6 +90,8 @@ class Stitcher:
         self.start_ms = start_ms
         self.latency = latency or Latency()
         self.next_child = 0  # subagent sessions numbered so far
+        self.spill = PendingSpill(spill_dir, spill_bucket) if spill_dir is not None else None
+        self.spill_rows = spill_rows
 
 
     def add(self, body: ChunkBody) -> TraceChunk:
@@ -47,6 +99,11 @@ class Stitcher:
         # Continuations due before a primary of this chunk are written now; the last chunk
         # also writes those placed at the very end.
         written_before = None if body.stop >= model.num_sessions else body.stop
+        if self.spill is not None:
+            if self.spill.buckets:
+                self.pending = _join_all([*self.spill.take_before(written_before), self.pending])
+            if written_before is None:  # the last chunk: nothing more waits
+                self.spill.close()
         old_due, old_waiting = _split(self.pending, written_before)
         new = body.continuations
         new_due_picks = _due(new, written_before)
@@ -78,6 +135,8 @@ class Stitcher:
             written = [g for g in (old_due, new_due) if g is not None and g.count]
             old_waiting = _join(old_waiting, new_waiting)
         self.pending = old_waiting
+        if self.spill is not None and written_before is not None:
+            self._spill_far(written_before)
 
         extra = children.count if children is not None else 0
         offsets, starts, lengths = _runs_in_order(body.primaries.num_sessions, written, order, extra)
@@ -88,6 +147,22 @@ class Stitcher:
         spawned = _spawn_extras(children, order, host_count) if children is not None else {}
         return _trace_chunk(sessions, hash_offsets, ids, runs, self._starts(sessions, written, order, children),
                             link, spawned)
+
+    def _spill_far(self, written_before: int) -> None:
+        """Past SPILL_ROWS waiting rows, those due after the current bucket go to disk."""
+        waiting = self.pending
+        if waiting is None:
+            return
+        rows = waiting.sessions.input_length.shape[0]
+        if waiting.children is not None:
+            rows += waiting.children.sessions.input_length.shape[0]
+        if rows <= self.spill_rows:
+            return
+        bucket = self.spill.bucket
+        far = waiting.target >= (written_before // bucket + 1) * bucket
+        if far.any():
+            self.spill.put(waiting.take(np.flatnonzero(far)))
+            self.pending = waiting.take(np.flatnonzero(~far)) if not far.all() else None
 
     def _numbered(self, sessions: SessionColumns, spawned: np.ndarray) -> SessionColumns:
         """Subagent sessions numbered in file order from their own range (see CHILD_NUMBERS)."""
@@ -136,7 +211,11 @@ def _split(group: Continuations | None, written_before: int | None):
 
 
 def _join(a: Continuations | None, b: Continuations | None) -> Continuations | None:
-    parts = [group for group in (a, b) if group is not None and group.count]
+    return _join_all([a, b])
+
+
+def _join_all(groups: list[Continuations | None]) -> Continuations | None:
+    parts = [group for group in groups if group is not None and group.count]
     return Continuations.concat(parts) if parts else None
 
 

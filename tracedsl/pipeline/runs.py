@@ -569,7 +569,8 @@ def _engine(name: str, map_fn, spill_dir: Path):
     if name == "fast":
         from tracedsl.engine.fast import FastEngine
 
-        return FastEngine(map_fn=map_fn)
+        # many waiting continuations (compaction-heavy runs) wait beside the dataset
+        return FastEngine(map_fn=map_fn, spill_dir=spill_dir)
     if name == "aiperf":
         from tracedsl.engine.aiperf import AiperfEngine
 
