@@ -62,7 +62,7 @@ class FastEngine:
 
     name = "fast"
 
-    def __init__(self, map_fn: MapFn | None = None, chunk_sessions: int = CHUNK_SESSIONS,
+    def __init__(self, map_fn: MapFn | None = None, chunk_sessions: int = CHUNK_SESSIONS, *,
                  spill_dir: str | Path | None = None):
         self.map_fn: Any = map_fn if map_fn is not None else map
         self.chunk_sessions = chunk_sessions
