@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import orjson
-import pytest
 
 from tracedsl import pipeline
 from tracedsl.engine import RunRequest
@@ -109,13 +108,3 @@ def test_without_requests_no_request_column_is_written(tmp_path):
     assert "requests" not in first
     chunk = _chunks(BASE, sessions=10)[0]
     assert "opens_request" not in chunk.extras
-
-
-def test_subagents_of_session_classes_are_refused(tmp_path):
-    subagent = {"probability": 0.1, "fanout": {"kind": "constant", "value": 1.0},
-                "returns": {"mean": 2000.0, "median": 1000.0}, "params": BASE}
-    classes = [{"name": "agent", "fraction": 1.0, "params": {**BASE, "subagent": subagent}}]
-    workload = Workload(name="agent", params=GenerationParams.model_validate({**BASE, "classes": classes}))
-    with pytest.raises(pipeline.PipelineError) as raised:
-        pipeline.run(workload, tmp_path, num_sessions=5, html=False)
-    assert "'subagent' with session classes is not drawn yet" in str(raised.value.diagnostics[0].message)

@@ -145,37 +145,53 @@ def class_of(model: SessionModel, index: np.ndarray) -> np.ndarray:
     return np.minimum(drawn, len(model.classes) - 1).astype(np.int8)
 
 
-def _classed(model: SessionModel, index: np.ndarray) -> tuple[SessionColumns, Continuations | None, None]:
+def _classed(model: SessionModel, index: np.ndarray
+             ) -> tuple[SessionColumns, Continuations | None, Descendants | None]:
     """Each class's primaries drawn with its own model, merged back in index order; a
-    continuation keeps its parent's class."""
+    continuation and a subagent keep their host's class (and a subagent's body is its depth
+    below its class: prefix.py)."""
     which = class_of(model, index)
+    spawns = any(c.subagent is not None for c in model.classes)
     primaries: list[SessionColumns] = []
     continuations: list[Continuations] = []
+    children: list[Descendants] = []
     drawn = 0
     for number, class_model in enumerate(model.classes):
         members = np.flatnonzero(which == number)
         if not members.size:
             continue
         try:
-            own, continued, _ = _population(class_model, index[members])  # classes spawn no subagents
+            own, continued, below = _population(class_model, index[members])
         except EngineError as error:  # name the class's field, and the class
             raise EngineError(f"class '{model.class_names[number]}': {error}",
                               path=f"classes.{number}.params.{error.path}" if error.path else "classes",
                               hint=error.hint) from error
         primaries.append(replace(own, class_index=which[members]))
+        if spawns:
+            children.append(_of_class(below, own.num_sessions, number))
         if continued is not None:
             sessions = replace(continued.sessions, class_index=np.full(continued.count, number, np.int8))
-            continuations.append(replace(continued, sessions=sessions, parent=continued.parent + drawn))
+            kids = _of_class(continued.children, continued.count, number) if spawns else None
+            continuations.append(replace(continued, sessions=sessions, parent=continued.parent + drawn,
+                                         children=kids))
         drawn += members.size
     merged = SessionColumns.concat(primaries)
     order = np.argsort(merged.index, kind="stable")
+    descendants = Descendants.concat(children).take(order) if spawns else None
     if not continuations:
-        return merged.take(order), None, None
+        return merged.take(order), None, descendants
     position = np.empty(order.shape[0], dtype=np.int64)
     position[order] = np.arange(order.shape[0])
     joined = Continuations.concat(continuations)
     joined = replace(joined, parent=position[joined.parent])
-    return merged.take(order), joined.take(np.argsort(joined.parent, kind="stable")), None
+    return merged.take(order), joined.take(np.argsort(joined.parent, kind="stable")), descendants
+
+
+def _of_class(found: Descendants | None, hosts: int, number: int) -> Descendants:
+    """A class's descendants (none: an empty block for each of its ``hosts``), marked as its."""
+    if found is None:
+        found = Descendants.empty(hosts)
+    return replace(found, sessions=replace(found.sessions, class_index=np.full(found.count, number, np.int8)))
 
 
 def _population(model: SessionModel, index: np.ndarray

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tracedsl.engine import EngineError, RunRequest
+from tracedsl.engine import RunRequest
 from tracedsl.engine.arrivals import start_times
 from tracedsl.engine.chunk import ChunkBody, ChunkTask, run_chunk
 from tracedsl.engine.model import SessionModel
@@ -32,12 +32,6 @@ def plan(request: RunRequest, chunk_sessions: int = CHUNK_SESSIONS) -> list[Chun
     """The run as independent tasks, in file order."""
     if chunk_sessions < 1:
         raise ValueError("chunk_sessions must be at least 1")
-    params = request.params
-    if params.classes is not None and (params.subagent is not None
-                                       or any(c.params.subagent is not None for c in params.classes)):
-        # the engine draws subagents of the top-level body only (issue #13)
-        raise EngineError("'subagent' with session classes is not drawn yet: this version of "
-                          "tracedsl reads it but cannot run it", path="subagent")
     model = SessionModel.build(request.params, request.num_sessions, request.seed)
     chunk_sessions = model.chunk_sessions(chunk_sessions)  # fewer when sessions are large
     return [

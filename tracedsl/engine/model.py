@@ -98,15 +98,22 @@ class SessionModel:
         # Start times are estimated only when sessions arrive over time (else all start at 0).
         latency = params.latency if params.arrivals is not None else None
         model = replace(cls._of(params, num_sessions, run_key, id_key), latency=latency)
-        if params.subagent is not None:
-            return _with_subagents(model, params, num_sessions, run_key, id_key)
-        if params.classes is None:
+        if params.classes is None:  # one population (with classes, the top level is only defaults)
+            if params.subagent is not None:
+                return _with_subagents(model, params, num_sessions, run_key, id_key)
             return model
         layout, first_unique = class_regions(params)
+        # A class's subagents get their own regions (when they do not share) after every class's.
+        group_cursor = _groups_used(params)
+        chains = []
+        for c, regions in zip(params.classes, layout, strict=True):
+            chain, first_unique, group_cursor = _subagent_chain(
+                c.params, regions, first_unique, group_cursor, num_sessions, run_key, id_key)
+            chains.append(chain)
         classes = tuple(
             replace(cls._of(c.params, num_sessions, run_key, id_key), regions=regions,
-                    first_unique_id=first_unique, latency=latency)
-            for c, regions in zip(params.classes, layout, strict=True)
+                    first_unique_id=first_unique, latency=latency, subagent=chain)
+            for c, regions, chain in zip(params.classes, layout, chains, strict=True)
         )
         cdf = np.cumsum([c.fraction for c in params.classes]).tolist()
         return replace(model, first_unique_id=first_unique, classes=classes, class_cdf=tuple(cdf),
@@ -226,12 +233,20 @@ class SubagentModel:
 
 def _with_subagents(model: SessionModel, params: GenerationParams, num_sessions: int, run_key: int,
                     id_key: int) -> SessionModel:
-    """The model with its chain of subagent bodies: each shares its parent's L1 or groups or
-    gets its own region, allocated after the top-level groups in nesting order (group ids
-    global, like classes'); session-unique ids start after the last."""
+    """The model with its chain of subagent bodies, their own regions after the top-level
+    groups; session-unique ids start after the last."""
+    built, cursor, _ = _subagent_chain(params, PrefixRegions(0, model.layer1_blocks, 0), model.first_session_id,
+                                       model.num_groups, num_sessions, run_key, id_key)
+    return replace(model, first_unique_id=cursor, subagent=built)
+
+
+def _subagent_chain(params: GenerationParams, parent: PrefixRegions, cursor: int, group_cursor: int,
+                    num_sessions: int, run_key: int, id_key: int) -> tuple[SubagentModel | None, int, int]:
+    """The chain of subagent bodies of ``params`` (a body whose regions are ``parent``): each
+    shares its parent's L1 or groups or gets its own region, allocated from ``cursor`` in
+    nesting order (group ids global from ``group_cursor``, like classes'). Returns the built
+    chain (None without a subagent) and the cursors after it."""
     layers: list[tuple[GenerationParams, PrefixRegions]] = []
-    cursor, group_cursor = model.first_session_id, model.num_groups
-    parent = PrefixRegions(0, model.layer1_blocks, 0)
     spec = params.subagent
     while spec is not None:
         body = spec.params
@@ -245,7 +260,7 @@ def _with_subagents(model: SessionModel, params: GenerationParams, num_sessions:
         parent = PrefixRegions(layer1, groups, base)
         layers.append((body, parent))
         spec = body.subagent
-    built: SessionModel | None = None
+    built: SubagentModel | None = None
     for (body, regions), spec in zip(reversed(layers), reversed(_subagent_specs(params)), strict=True):
         child = replace(SessionModel._of(body, num_sessions, run_key, id_key), regions=regions,
                         first_unique_id=cursor, subagent=built)
@@ -253,7 +268,14 @@ def _with_subagents(model: SessionModel, params: GenerationParams, num_sessions:
             spec.probability, _law(spec.fanout), *_fanout_bounds(spec.fanout), _law(spec.returns),
             spec.shares_global, spec.shares_groups, child, params.latency,
         )
-    return replace(model, first_unique_id=cursor, subagent=built)
+    return built, cursor, group_cursor
+
+
+def _groups_used(params: GenerationParams) -> int:
+    """How many group ids the classes' regions use (class_regions' order)."""
+    classes = params.classes or []
+    used = params.cache.layer1_5_groups.num_groups if any(c.shares_groups for c in classes) else 0
+    return used + sum(c.params.cache.layer1_5_groups.num_groups for c in classes if not c.shares_groups)
 
 
 def _subagent_specs(params: GenerationParams) -> list:
@@ -275,6 +297,17 @@ def body_models(model: SessionModel) -> list[SessionModel]:
     while found[-1].subagent is not None:
         found.append(found[-1].subagent.body)
     return found
+
+
+def class_body_models(model: SessionModel) -> tuple[list[SessionModel], np.ndarray]:
+    """With classes: every class's bodies (the class's, then its subagents' by depth) in one
+    list, and where each class's start in it, so a session's body is offset[class] + depth."""
+    found: list[SessionModel] = []
+    offsets = []
+    for class_model in model.classes:
+        offsets.append(len(found))
+        found += body_models(class_model)
+    return found, np.asarray(offsets, dtype=np.int64)
 
 
 def class_regions(params: GenerationParams) -> tuple[list[PrefixRegions], int]:

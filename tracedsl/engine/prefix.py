@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracedsl.engine.columns import SessionColumns
-from tracedsl.engine.model import PrefixRegions, SessionModel, body_models
+from tracedsl.engine.model import PrefixRegions, SessionModel, body_models, class_body_models
 
 
 def fresh_blocks(model: SessionModel, sessions: SessionColumns, reused_blocks: np.ndarray) -> np.ndarray:
@@ -27,13 +27,17 @@ def fresh_blocks(model: SessionModel, sessions: SessionColumns, reused_blocks: n
 
 def prefix_runs(model: SessionModel, sessions: SessionColumns):
     """(L1 start, L1 length, L1.5 base, L1.5 length) of every session: the model's numbers, or
-    per session by its class, or by its body (the top level's or a subagent's) with subagents. Group g's L1.5 run starts at ``base + g * length``."""
-    if model.subagent is not None and sessions.body is not None:  # by each session's body
+    per session by its body: its class's (with classes), or the top level's, or a subagent's
+    below it (``body`` is the depth). Group g's L1.5 run starts at ``base + g * length``."""
+    if model.classes and sessions.class_index is not None:  # by class, and depth below it
+        bodies, offsets = class_body_models(model)
+        which = offsets[sessions.class_index.astype(np.intp)]
+        if sessions.body is not None:
+            which = which + sessions.body.astype(np.intp)
+    elif model.subagent is not None and sessions.body is not None:  # by each session's body
         which, bodies = sessions.body.astype(np.intp), body_models(model)
-    elif not model.classes or sessions.class_index is None:
-        return 0, model.layer1_blocks, model.layer1_blocks, model.layer1_5_blocks
     else:
-        which, bodies = sessions.class_index.astype(np.intp), list(model.classes)
+        return 0, model.layer1_blocks, model.layer1_blocks, model.layer1_5_blocks
     regions = [b.regions or PrefixRegions(0, b.layer1_blocks, 0) for b in bodies]
 
     def per_session(values) -> np.ndarray:

@@ -67,6 +67,15 @@ class Descendants:
     def count(self) -> int:
         return self.sessions.num_sessions
 
+    @staticmethod
+    def empty(hosts: int) -> Descendants:
+        """No descendants for each of ``hosts`` hosts."""
+        none = np.zeros(0, dtype=np.int64)
+        sessions = SessionColumns(none, np.zeros(0, np.uint64), none, np.zeros(0, bool), np.zeros(0, np.int8),
+                                  np.zeros(1, np.int64), none, none, np.zeros(0), body=np.zeros(0, np.int8))
+        return Descendants(sessions, np.zeros(hosts + 1, dtype=np.int64), none, none, np.zeros(0),
+                           np.zeros(0, np.int8))
+
     def take(self, hosts: np.ndarray) -> Descendants:
         """The blocks of ``hosts`` (indices), in that order."""
         offsets, picks = ragged_gather(self.offsets, np.asarray(hosts, dtype=np.int64))
