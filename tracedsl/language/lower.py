@@ -24,6 +24,7 @@ from tracedsl.families import SLOT
 from tracedsl.ir import REFERENCE_COMPONENTS, Lognormal, Workload
 from tracedsl.language import ast
 from tracedsl.language.arrivals import DURATION_UNITS, RATE_UNITS, TOKEN_RATE_UNITS, ArrivalLowering
+from tracedsl.language.agents import AgentLowering
 from tracedsl.language.classes import ClassLowering, body_message, class_of_path
 from tracedsl.language.parser import NUMBER_TEXT, parse, parse_number
 from tracedsl.language.reuse import attach_sources, resolve
@@ -38,12 +39,12 @@ from tracedsl.language.validate import (
 
 # Units each kind of value takes, and what one unit is worth in the IR's unit.
 TOKEN_UNITS = {"": Decimal(1), "k": Decimal(1000), "M": Decimal(1_000_000)}
-TIME_UNITS = {"ms": Decimal(1), "s": Decimal(1000), "min": Decimal(60_000)}
+TIME_UNITS = {"ms": Decimal(1), "s": Decimal(1000), "min": Decimal(60_000), "h": Decimal(3_600_000)}
 PROBABILITY_UNITS = {"%": Decimal("0.01"), "": Decimal(1)}
 PLAIN = {"": Decimal(1)}
 _KIND_WORDS = {
     id(TOKEN_UNITS): "a token count (units: k, M)",
-    id(TIME_UNITS): "a time (units: ms, s, min)",
+    id(TIME_UNITS): "a time (units: ms, s, min, h)",
     id(PROBABILITY_UNITS): "a probability (a fraction, or a percentage with %)",
     id(PLAIN): "a plain number (no unit)",
     id(RATE_UNITS): "a rate (a number per unit of time: 2/s, 30/min)",
@@ -107,7 +108,7 @@ def convert(text: str, units: dict, whole: bool = False) -> tuple[int | float | 
     return value, (lowering.errors[0] if lowering.errors else None)
 
 
-class _Lowering(TableLowering, ArrivalLowering, ClassLowering):
+class _Lowering(TableLowering, ArrivalLowering, ClassLowering, AgentLowering):
     """Walks the statements, building the reference-shaped dict and a map from field path to span."""
 
     def __init__(self, file: str):
@@ -117,6 +118,7 @@ class _Lowering(TableLowering, ArrivalLowering, ClassLowering):
         self.class_sources: list = []
         self.errors: list[Diagnostic] = []
         self.spans = _Spans(self)
+        self.subagent_depth = 0  # how many subagent bodies the statements being lowered lie in
 
     # Statements -------------------------------------------------------------------------
 
@@ -132,6 +134,7 @@ class _Lowering(TableLowering, ArrivalLowering, ClassLowering):
         """The reference-shaped dict of a list of statements (the top level's, or a class's body)."""
         data: dict[str, Any] = {}
         name = None
+        statements = list(statements)
         for statement in self._unique(statements):
             self.at = statement.file or self.file
             word = statement.keyword
@@ -162,6 +165,8 @@ class _Lowering(TableLowering, ArrivalLowering, ClassLowering):
                 data["arrivals"] = self.arrivals(statement)
             elif word == "latency":
                 data["latency"] = self.latency(statement)
+            elif word in ("request", "compact", "subagent", "returns"):
+                self.agent_statement(statement, statements, data)
         return data, name
 
     def prefix(self, items) -> dict[str, Any]:
