@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from tracedsl.codes import E_AGENT_PLACE, E_SUBAGENT_STATEMENT
+from tracedsl.codes import E_AGENT_PLACE, E_INVALID, E_SUBAGENT_STATEMENT
 from tracedsl.diagnostics import Diagnostic, Span
 from tracedsl.language import ast
 from tracedsl.language.classes import body_statements
@@ -73,7 +73,13 @@ class AgentLowering:
         data = {"summary": self.distribution(statement.value, "compaction.summary", _TOKENS)}
         for option in self._unique(statement.options):
             if option.keyword == "at":
-                data["threshold"] = self.number(option.value, "compaction.threshold", _PERCENT)
+                threshold = self.number(option.value, "compaction.threshold", _PERCENT)
+                if threshold is not None and not 0 < threshold <= 1:
+                    self.error(E_INVALID, f"compact at {option.value.text}: the threshold is the share of the "
+                               "context a call's prompt would reach, above 0% and at most 100%", option.value.span,
+                               hint="e.g. compact at 83% to ..." if threshold <= 0 else
+                               "a number without % is a share of 1 (0.83 is 83%)")
+                data["threshold"] = threshold
             elif option.keyword == "max":
                 data["max_compactions"] = self.integer(option.value, "compaction.max_compactions", _PLAIN)
             else:
@@ -121,3 +127,48 @@ class AgentLowering:
         self.error(E_SUBAGENT_STATEMENT, f"a subagent's body cannot give '{item.keyword}': {why}", item.span,
                    hint="move it to the top level" if item.keyword not in ("class", "workload", "arrivals") else None)
         return False
+
+
+# Messages in the language's words: an IR field path of the agent structure → what the file wrote.
+_WORDS = (
+    ("compaction.threshold", "compact at"),
+    ("compaction.summary", "compact … to (the summary)"),
+    ("compaction.max_compactions", "compact … max"),
+    ("compaction.instruction_tokens", "compact … instruction"),
+    ("subagent.probability", "subagent (its probability)"),
+    ("subagent.params.", "subagent's body: "),
+)
+
+
+def in_language_words(message: str) -> str:
+    """An IR message about the agent structure, its field paths in the words the file wrote."""
+    for path, words in _WORDS:
+        message = message.replace(path, words)
+    return message
+
+
+def count_problems(params, at: str = "") -> list[tuple[str, str]]:
+    """(field path, message) of each law of counts (calls, fan-out) that can draw below 1: a
+    request makes at least one call, a spawning call starts at least one subagent."""
+    from tracedsl import families
+
+    found = []
+    slots = []
+    if params.request is not None:
+        slots.append(("request.calls", params.request.calls, "calls", "a request makes at least one LLM call"))
+    if params.subagent is not None:
+        slots.append(("subagent.fanout", params.subagent.fanout, "fanout",
+                      "a spawning call starts at least one subagent"))
+    for path, law, word, why in slots:
+        family = families.family_of(law)
+        values = [value for name, value in family.arguments(law) if name == family.positional]
+        if family.table == "values":
+            values += [value for _name, value, _weight in family.entries(law)]
+        low = [value for value in values if value < 1]
+        if low and getattr(law, "min", None) is None:
+            found.append((f"{at}{path}", f"{word} draws {low[0]:g}, below 1: {why}"))
+    for session_class_index, session_class in enumerate(params.classes or ()):
+        found += count_problems(session_class.params, f"{at}classes.{session_class_index}.params.")
+    if params.subagent is not None:
+        found += count_problems(params.subagent.params, f"{at}subagent.params.")
+    return found

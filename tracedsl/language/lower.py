@@ -24,7 +24,7 @@ from tracedsl.families import SLOT
 from tracedsl.ir import REFERENCE_COMPONENTS, Lognormal, Workload
 from tracedsl.language import ast
 from tracedsl.language.arrivals import DURATION_UNITS, RATE_UNITS, TOKEN_RATE_UNITS, ArrivalLowering
-from tracedsl.language.agents import AgentLowering
+from tracedsl.language.agents import AgentLowering, count_problems, in_language_words
 from tracedsl.language.classes import ClassLowering, body_message, class_of_path
 from tracedsl.language.parser import NUMBER_TEXT, parse, parse_number
 from tracedsl.language.reuse import attach_sources, resolve
@@ -86,6 +86,8 @@ def lower(spec: ast.Spec, file: str = "<input>") -> tuple[Workload, list[Diagnos
         # a class's body re-lowers the top-level statements it inherits: each error once
         raise DiagnosticError(list(dict.fromkeys(lowering.errors)))
     params, problems = validate_params(data)
+    if params is not None:
+        problems = [FieldProblem((path,), message) for path, message in count_problems(params)]
     if problems:
         raise DiagnosticError(lowering.located(problems, Severity.ERROR, E_INVALID))
     found = warnings_for(params) + [
@@ -449,6 +451,7 @@ class _Lowering(TableLowering, ArrivalLowering, ClassLowering, AgentLowering):
         """The IR's problems, each at its source; a class's named, and each said once."""
         found = []
         for problem in problems:
+            problem = replace(problem, message=in_language_words(problem.message))
             index = class_of_path(problem.path)
             if index is not None:
                 problem = replace(problem, message=body_message(problem.message))
