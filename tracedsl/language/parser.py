@@ -161,6 +161,10 @@ class _ToAst(Transformer):
         return ast.Component(role, fraction, dist, _span(meta))
 
     @_rule
+    def role(self, meta, children):
+        return children[0]
+
+    @_rule
     def delay_max(self, meta, children):
         return ast.Option("max", children[0], _span(meta))
 
