@@ -46,7 +46,11 @@ class AgentLowering:
 
     def agent_statement(self, statement: ast.Statement, enclosing: list[ast.Statement], data: dict) -> None:
         word = statement.keyword
-        if word == "request":
+        if statement.value == "none":  # request none, compact none, subagent none: a body without it
+            key = {"request": "request", "compact": "compaction", "subagent": "subagent"}[word]
+            self.spans[key] = statement.span
+            data[key] = None
+        elif word == "request":
             self.spans["request"] = statement.span
             data["request"] = self.request(statement.items or ())
         elif word == "compact":
@@ -137,6 +141,7 @@ _WORDS = (
     ("compaction.instruction_tokens", "compact … instruction"),
     ("subagent.probability", "subagent (its probability)"),
     ("subagent.params.", "subagent's body: "),
+    ("compaction:", "compact:"),
 )
 
 

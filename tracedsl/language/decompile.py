@@ -76,18 +76,17 @@ def _class(top: GenerationParams, session_class: SessionClass) -> ast.Statement:
     """A class block that writes only what its body does not inherit from the top level (with
     ``global`` and ``groups`` when it has blocks of its own), so it compiles back to the body."""
     body = session_class.params
-    items = _body_items(top, body, session_class.shares_global, session_class.shares_groups, f"class '{session_class.name}'")
+    items = _body_items(top, body, session_class.shares_global, session_class.shares_groups)
     # An inherited subagent's body inherits the class's: it is left out only when nothing else differs.
     if body.subagent is not None and (items or body.subagent != top.subagent):
         items.append(_subagent(body, body.subagent))
     elif body.subagent is None and top.subagent is not None:
-        raise DiagnosticError(Diagnostic(E_UNPRINTABLE, f"class '{session_class.name}' has no subagent but the "
-                                         "top level has one: a class cannot give none in a .trace file"))
+        items.append(ast.Statement("subagent", "none"))
     return ast.Statement("class", _probability(session_class.fraction), items=tuple(items), name=session_class.name)
 
 
-def _body_items(top: GenerationParams, body: GenerationParams, shares_global: bool, shares_groups: bool,
-                what: str) -> list[ast.Statement]:
+def _body_items(top: GenerationParams, body: GenerationParams, shares_global: bool,
+                shares_groups: bool) -> list[ast.Statement]:
     """What a body (a class's, a subagent's) writes: all it does not inherit from ``top``."""
     items: list[ast.Statement] = []
     if body.max_prompt_tokens != top.max_prompt_tokens:
@@ -103,10 +102,10 @@ def _body_items(top: GenerationParams, body: GenerationParams, shares_global: bo
                         or statement_text(item) != statement_text(inherited.items[index]))
         if written:
             items.append(ast.Statement(block, items=written))
-    for name in ("request", "compaction"):
-        if getattr(body, name) is None and getattr(top, name) is not None:
-            raise DiagnosticError(Diagnostic(E_UNPRINTABLE, f"{what} has no {name} but the body it inherits "
-                                             f"from has one: a .trace file cannot give none"))
+    if body.request is None and top.request is not None:
+        items.append(ast.Statement("request", "none"))
+    if body.compaction is None and top.compaction is not None:
+        items.append(ast.Statement("compact", "none"))
     if body.compaction is not None and body.compaction != top.compaction:
         items.append(_compact(body.compaction))
     writes_turns = body.turns is not None and (
@@ -146,7 +145,7 @@ def _subagent(enclosing: GenerationParams, subagent: Subagent) -> ast.Statement:
     """A subagent that writes only what its body does not inherit from the enclosing body (which
     it inherits but its subagent), and its returns."""
     body = subagent.params
-    items = _body_items(enclosing, body, subagent.shares_global, subagent.shares_groups, "a subagent's body")
+    items = _body_items(enclosing, body, subagent.shares_global, subagent.shares_groups)
     items.append(ast.Statement("returns", _distribution(subagent.returns, TOKEN_UNITS)))
     if body.subagent is not None:
         items.append(_subagent(body, body.subagent))

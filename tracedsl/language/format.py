@@ -102,6 +102,8 @@ def statement_text(node: ast.Statement | ast.Component) -> str:
         return f"include {quote(node.value)}"
     if node.keyword == "class":
         return f"class {node.name} {node.value.text}"
+    if node.keyword in ("request", "compact", "subagent") and node.value == "none":
+        return f"{node.keyword} none"
     if node.keyword == "compact":  # compact at 83% to LAW max 3 instruction 300
         options = {option.keyword: option for option in node.options}
         parts = [f"compact at {options['at'].value.text} to {distribution_text(node.value)}"]

@@ -269,6 +269,18 @@ class _ToAst(Transformer):
         return ast.Statement("request", items=tuple(children), span=_span(meta))
 
     @_rule
+    def request_none(self, meta, children):
+        return ast.Statement("request", "none", span=_span(meta))
+
+    @_rule
+    def compact_none(self, meta, children):
+        return ast.Statement("compact", "none", span=_span(meta))
+
+    @_rule
+    def subagent_none(self, meta, children):
+        return ast.Statement("subagent", "none", span=_span(meta))
+
+    @_rule
     def calls(self, meta, children):
         return ast.Statement("calls", children[0], span=_span(meta))
 

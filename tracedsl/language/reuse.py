@@ -291,7 +291,7 @@ def _merge(merged: list, statement: ast.Statement, origin: object) -> None:
             continue
         if statement.keyword == "class" and earlier.name != statement.name:
             continue
-        if statement.keyword in MERGED_BLOCKS:
+        if statement.keyword in MERGED_BLOCKS and statement.items is not None and earlier.items is not None:
             kept = object()  # the earlier block's items, each overridable
             items: list = [(item, kept) for item in earlier.items or ()]
             for item in statement.items or ():
