@@ -13,6 +13,7 @@ from tracedsl.codes import E_AGENT_PLACE, E_INVALID, E_SUBAGENT_STATEMENT
 from tracedsl.diagnostics import Diagnostic, Span
 from tracedsl.language import ast
 from tracedsl.language.classes import body_statements
+from tracedsl.limits import MAX_SUBAGENT_DEPTH
 
 _PLAIN = {"": Decimal(1)}
 _TOKENS = {"": Decimal(1), "k": Decimal(1000), "M": Decimal(1_000_000)}
@@ -99,6 +100,10 @@ class AgentLowering:
             "probability": self.number(statement.value, "subagent.probability", _PERCENT),
             "fanout": self.distribution(fanout, "subagent.fanout", _PLAIN),
         }
+        if self.subagent_depth >= MAX_SUBAGENT_DEPTH:  # the level too deep, where it is written
+            self.error(E_INVALID, f"this subagent nests {self.subagent_depth + 1} deep: subagents nest at most "
+                       f"{MAX_SUBAGENT_DEPTH} levels", header, hint="give the innermost subagents none of their own")
+            return data
         own = [item for item in statement.items or () if self._in_subagent(item)]
         body = subagent_body(enclosing, own)
         returns = [item for item in body if item.keyword == "returns"]

@@ -23,8 +23,8 @@ from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity, Span
 from tracedsl.families import SLOT
 from tracedsl.ir import REFERENCE_COMPONENTS, Lognormal, Workload
 from tracedsl.language import ast
-from tracedsl.language.arrivals import DURATION_UNITS, RATE_UNITS, TOKEN_RATE_UNITS, ArrivalLowering
 from tracedsl.language.agents import AgentLowering, count_problems, in_language_words
+from tracedsl.language.arrivals import DURATION_UNITS, RATE_UNITS, TOKEN_RATE_UNITS, ArrivalLowering
 from tracedsl.language.classes import ClassLowering, body_message, class_of_path
 from tracedsl.language.parser import NUMBER_TEXT, parse, parse_number
 from tracedsl.language.reuse import attach_sources, resolve
