@@ -396,3 +396,20 @@ def test_compaction_trace_runs_with_linked_continuations_in_sessions_jsonl(tmp_p
     assert max(chains.values()) <= 4  # compact … max 4
     threshold = 0.83 * 128_000
     assert all(row["input_length"] < threshold + 300 + 40_000 for row in rows)  # no call passes it by more than a summary call's
+
+
+def test_a_top_level_set_reaches_the_subagent_body_that_inherits_it():
+    spec = params(ALL.replace("  returns", "  turn { delay constant(1s) }\n  returns"))
+    changed = apply_overrides(spec, ["turn.output.mean=2k", "turn.delay.median=300ms", "block=256",
+                                     "latency.prefill_tokens_per_s=10000"])
+    body = changed.subagent.params
+    assert body.generation_length.mean == 2000.0  # inherited, so set too
+    assert body.inter_turn_delay.law.value == 1000.0  # its own, kept
+    assert (body.block_size, body.latency.prefill_tokens_per_s) == (256, 10000.0)  # one for the whole trace
+    inner = params(TOP + "subagent 2% fanout constant(1) {\n  returns constant(1k)\n"
+                   "  subagent 10% fanout constant(2) {}\n}\n"
+                   "class a 100% {}\n")
+    deep = apply_overrides(inner, ["turn.output.mean=2k"]).classes[0].params.subagent.params.subagent.params
+    assert deep.generation_length.mean == 2000.0
+    by_class = apply_overrides(inner, ["class.a.turn.output.mean=3k"]).classes[0].params.subagent.params
+    assert by_class.generation_length.mean == 3000.0 and by_class.subagent.params.generation_length.mean == 3000.0

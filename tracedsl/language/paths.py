@@ -180,6 +180,29 @@ def inherited_by(top: dict, field: tuple[str, ...]) -> list[int]:
             if all(_get(session_class.get("params", {}), unit) == _get(top, unit) for unit in units)]
 
 
+def subagents_inheriting(top: dict, base: tuple[str, ...], field: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The subagent bodies (their paths) under the body at ``base`` of the spec dict ``top`` that
+    inherit the statement setting ``field``: each whose value for it is its enclosing body's
+    (the block size and the latency model, one for the whole trace, always), down the chain."""
+    if not field or field[0] in ("arrivals", "classes", "subagent"):
+        return []
+    body, found = top, []
+    for part in base:  # classes.<i>.params: a list, then the class's object
+        body = body[int(part)] if isinstance(body, list) and part.isdigit() and int(part) < len(body) else (
+            body.get(part) if isinstance(body, dict) else None)
+    while isinstance(body, dict) and isinstance(body.get("subagent"), dict):
+        child = body["subagent"].get("params")
+        if not isinstance(child, dict):
+            break
+        if field[0] not in ("block_size", "latency") and not all(
+                _get(child, unit) == _get(body, unit) for unit in _statement_fields(field)):
+            break  # it writes its own, and what it encloses inherits that
+        base = (*base, "subagent", "params")
+        found.append(base)
+        body = child
+    return found
+
+
 def _statement_fields(field: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
     """The fields the one statement that sets ``field`` writes (a law is one statement, so is a
     ``groups``, a ``reset``, a ``restart``)."""
