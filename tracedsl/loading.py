@@ -35,7 +35,13 @@ from tracedsl.io import (
 )
 from tracedsl.ir import SPEC_FORMAT_VERSION, GenerationParams
 from tracedsl.language.classes import body_message, class_of_path
-from tracedsl.language.paths import PathProblem, inherited_by, is_language_path, subagents_inheriting, translate
+from tracedsl.language.paths import (
+    PathProblem,
+    inherited_by,
+    is_language_path,
+    subagents_inheriting,
+    translate,
+)
 from tracedsl.language.validate import (
     FieldProblem,
     did_you_mean,
