@@ -128,7 +128,10 @@ SPECS = [*BUNDLED, *(str(p) for p in EXAMPLES)]
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: Path(s).stem)
 def test_every_dataset_run_writes_validates_strictly(spec, tmp_path):
-    run_dir = _run(spec, tmp_path, "-n", "40", "--seed", "3", "--no-reports")
+    result = CliRunner().invoke(cli, ["run", spec, "-o", str(tmp_path), "-q", "-n", "40", "--seed", "3",
+                                      "--no-reports"])
+    assert result.exit_code == 0, result.output
+    (run_dir,) = tmp_path.iterdir()
     output = _cli("validate", run_dir / "dataset.jsonl", "--strict",
                   "--block-size", json.loads((run_dir / "manifest.json").read_text())
                   ["generation_params"]["block_size"])

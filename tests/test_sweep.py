@@ -60,7 +60,7 @@ def test_the_spec_json_paths_keep_working():
 
 @pytest.mark.parametrize(("override", "message", "hint"), [
     ("turn.output.mean=2s", "'2s' is not a token count (units: k, M)", None),
-    ("turn.delay.agentic.mean=3", "'3' is not a time (units: ms, s, min)", "write 3ms, or a value in s or min"),
+    ("turn.delay.agentic.mean=3", "'3' is not a time (units: ms, s, min, h)", "write 3ms, or a value in s or min"),
     ("context=1.2345k", "'1.2345k' must be a whole number here", None),
     ("turn.output.meen=3", "turn.output is lognormal: it takes mean, median, mu, sigma, min, max; not 'meen'",
      "did you mean 'mean'?"),

@@ -22,3 +22,16 @@ def test_a_unit_error_names_the_kind_of_value(text, kind):
         compile_text(text, "u.trace")
     messages = [d.message for d in raised.value.diagnostics]
     assert any(f"is not {kind}" in m for m in messages), messages
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("request {\n  calls constant(3q)\n  message constant(1k)\n  think constant(1s)\n}\n", "a plain number"),
+    ("compact at 8Z% to constant(2k)\nreset 1%\n", "a probability"),
+    ("compact at 80% to constant(2k) instruction 3kk\nreset 1%\n", "a token count"),
+    ("request {\n  calls constant(3)\n  message constant(1k)\n  think constant(1sec)\n}\n", "a time"),
+])
+def test_agent_constructs_name_the_kind_of_value_too(text, kind):
+    with pytest.raises(DiagnosticError) as raised:
+        compile_text(text, "u.trace")
+    messages = [d.message for d in raised.value.diagnostics]
+    assert any(f"is not {kind}" in m for m in messages), messages

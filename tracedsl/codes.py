@@ -84,6 +84,13 @@ E_CLASS_STATEMENT = _define(
 E_CLASS_FRACTIONS = _define(
     "E119", "E_CLASS_FRACTIONS", "the session classes' fractions do not add up to 100%"
 )
+E_SUBAGENT_STATEMENT = _define(
+    "E120", "E_SUBAGENT_STATEMENT",
+    "a statement a subagent's body cannot give (block, arrivals, latency, workload, include, let, class)",
+)
+E_AGENT_PLACE = _define(
+    "E121", "E_AGENT_PLACE", "returns outside a subagent's body, or a subagent body without returns"
+)
 
 E_ARRIVALS_FILE = _define(
     "E110", "E_ARRIVALS_FILE", "an arrivals file that cannot be read, holds no times, or has a line that is not one"

@@ -35,7 +35,13 @@ from tracedsl.io import (
 )
 from tracedsl.ir import SPEC_FORMAT_VERSION, GenerationParams
 from tracedsl.language.classes import body_message, class_of_path
-from tracedsl.language.paths import PathProblem, inherited_by, is_language_path, translate
+from tracedsl.language.paths import (
+    PathProblem,
+    inherited_by,
+    is_language_path,
+    subagents_inheriting,
+    translate,
+)
 from tracedsl.language.validate import (
     FieldProblem,
     did_you_mean,
@@ -471,6 +477,14 @@ def apply_overrides(params: GenerationParams, overrides: list[str]) -> Generatio
         problem = _set_path(data, path, value, explicit, checked=language)
         for index in heirs if problem is None else ():
             _set_path(data, ("classes", str(index), "params", *path), value, explicit, checked=True)
+        # A subagent's body inherits from the body it is in: the set reaches it too (paths.py).
+        in_class = path[0] == "classes"
+        field = path[3:] if in_class else path
+        bases = [path[:3]] if in_class else [(), *(("classes", str(index), "params") for index in heirs)]
+        for base in bases if problem is None else ():
+            for heir in subagents_inheriting(original, base, field):
+                explicit.add((*heir, *field))
+                _set_path(data, (*heir, *field), value, explicit, checked=True)
         if problem:
             errors.append(
                 Diagnostic(

@@ -10,6 +10,7 @@ from tracedsl.codes import E_UNPRINTABLE
 from tracedsl.diagnostics import Diagnostic, DiagnosticError
 from tracedsl.families import SLOT
 from tracedsl.ir import (
+    Compaction,
     Delay,
     DelayMixture,
     GenerationParams,
@@ -17,6 +18,7 @@ from tracedsl.ir import (
     Lognormal,
     NewTokens,
     SessionClass,
+    Subagent,
     TurnLaw,
     Turns,
     Workload,
@@ -59,6 +61,12 @@ def workload_tree(workload: Workload) -> ast.Spec:
         or params.restart_turn_range != default_range
     ):
         statements.append(_restart(params))
+    if params.request is not None:
+        statements.append(_request(params))
+    if params.compaction is not None:
+        statements.append(_compact(params.compaction))
+    if params.subagent is not None:
+        statements.append(_subagent(params, params.subagent))
     statements.extend(_arrivals_and_latency(params))
     statements.extend(_class(params, session_class) for session_class in params.classes or ())
     return ast.Spec(tuple(statements))
@@ -68,21 +76,43 @@ def _class(top: GenerationParams, session_class: SessionClass) -> ast.Statement:
     """A class block that writes only what its body does not inherit from the top level (with
     ``global`` and ``groups`` when it has blocks of its own), so it compiles back to the body."""
     body = session_class.params
+    items = _body_items(top, body, session_class.shares_global, session_class.shares_groups)
+    # An inherited subagent's body inherits the class's: it is left out only when nothing else differs.
+    if body.subagent is not None and (items or body.subagent != top.subagent):
+        items.append(_subagent(body, body.subagent))
+    elif body.subagent is None and top.subagent is not None:
+        items.append(ast.Statement("subagent", "none"))
+    return ast.Statement("class", _probability(session_class.fraction), items=tuple(items), name=session_class.name)
+
+
+def _body_items(top: GenerationParams, body: GenerationParams, shares_global: bool,
+                shares_groups: bool) -> list[ast.Statement]:
+    """What a body (a class's, a subagent's) writes: all it does not inherit from ``top``."""
     items: list[ast.Statement] = []
     if body.max_prompt_tokens != top.max_prompt_tokens:
         items.append(ast.Statement("context", _integer(body.max_prompt_tokens, TOKEN_UNITS)))
-    for block, own in (("prefix", {"global": not session_class.shares_global,
-                                   "groups": not session_class.shares_groups}), ("turn", {})):
-        mine, inherited = (_block(params, block) for params in (body, top))
-        written = tuple(item for item, other in zip(mine.items, inherited.items, strict=True)
-                        if own.get(item.keyword) or statement_text(item) != statement_text(other))
+    for block, own in (("prefix", {"global": not shares_global, "groups": not shares_groups}),
+                       ("turn", {}), ("request", {})):
+        if block == "request" and body.request is None:
+            continue
+        mine = _block(body, block)
+        inherited = _block(top, block) if block != "request" or top.request is not None else None
+        written = tuple(item for index, item in enumerate(mine.items)
+                        if inherited is None or own.get(item.keyword)
+                        or statement_text(item) != statement_text(inherited.items[index]))
         if written:
             items.append(ast.Statement(block, items=written))
+    if body.request is None and top.request is not None:
+        items.append(ast.Statement("request", "none"))
+    if body.compaction is None and top.compaction is not None:
+        items.append(ast.Statement("compact", "none"))
+    if body.compaction is not None and body.compaction != top.compaction:
+        items.append(_compact(body.compaction))
     writes_turns = body.turns is not None and (
         top.turns is None or statement_text(_turns(body.turns)) != statement_text(_turns(top.turns)))
     if writes_turns:
         items.append(_turns(body.turns))
-    # A class's turns switch the inherited reset off, its reset the inherited turns (language/classes.py).
+    # A body's turns switch the inherited reset off, its reset the inherited turns (language/classes.py).
     writes_reset = body.turns is None and top.turns is not None
     inherited_reset = None if writes_turns and not writes_reset else top.reset
     if writes_reset or body.reset != inherited_reset:
@@ -90,11 +120,41 @@ def _class(top: GenerationParams, session_class: SessionClass) -> ast.Statement:
     if (body.restart_initial_probability, body.restart_turn_range) != (
             top.restart_initial_probability, top.restart_turn_range):
         items.append(_restart(body))
-    return ast.Statement("class", _probability(session_class.fraction), items=tuple(items), name=session_class.name)
+    return items
+
+
+def _request(params: GenerationParams) -> ast.Statement:
+    request = params.request
+    return ast.Statement("request", items=(
+        ast.Statement("calls", _distribution(request.calls, {"": Decimal(1)})),
+        ast.Statement("message", _distribution(request.message, TOKEN_UNITS)),
+        ast.Statement("think", _distribution(request.think, TIME_UNITS)),
+    ))
+
+
+def _compact(compaction: Compaction) -> ast.Statement:
+    options = [ast.Option("at", _probability(compaction.threshold))]
+    if compaction.max_compactions is not None:
+        options.append(ast.Option("max", _integer(compaction.max_compactions, {"": Decimal(1)})))
+    if compaction.instruction_tokens != Compaction.model_fields["instruction_tokens"].default:
+        options.append(ast.Option("instruction", _integer(compaction.instruction_tokens, TOKEN_UNITS)))
+    return ast.Statement("compact", _distribution(compaction.summary, TOKEN_UNITS), tuple(options))
+
+
+def _subagent(enclosing: GenerationParams, subagent: Subagent) -> ast.Statement:
+    """A subagent that writes only what its body does not inherit from the enclosing body (which
+    it inherits but its subagent), and its returns."""
+    body = subagent.params
+    items = _body_items(enclosing, body, subagent.shares_global, subagent.shares_groups)
+    items.append(ast.Statement("returns", _distribution(subagent.returns, TOKEN_UNITS)))
+    if body.subagent is not None:
+        items.append(_subagent(body, body.subagent))
+    fanout = ast.Option("fanout", _distribution(subagent.fanout, {"": Decimal(1)}))
+    return ast.Statement("subagent", _probability(subagent.probability), (fanout,), tuple(items))
 
 
 def _block(params: GenerationParams, keyword: str) -> ast.Statement:
-    return _prefix(params) if keyword == "prefix" else _turn(params)
+    return {"prefix": _prefix, "turn": _turn, "request": _request}[keyword](params)
 
 
 def _reset(params: GenerationParams) -> ast.Statement | None:

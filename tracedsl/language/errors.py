@@ -125,6 +125,6 @@ def _end_position(text: str) -> tuple[int, int]:
 
 
 def _join(words: list[str]) -> str:
-    if len(words) > 14:  # every top-level statement's keyword still fits
-        words = words[:14] + ["…"]
+    if len(words) > 17:  # every top-level statement's keyword still fits
+        words = words[:17] + ["…"]
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]

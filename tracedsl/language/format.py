@@ -10,8 +10,8 @@ from tracedsl.language.parser import parse
 
 INDENT = "  "
 # Canonical order of statements in each block, and which top-level ones share a paragraph.
-TOP_ORDER = ("include", "let", "workload", "context", "block", "prefix", "turn", "turns", "reset", "restart",
-             "arrivals", "latency", "class")
+TOP_ORDER = ("include", "let", "workload", "context", "block", "prefix", "turn", "request", "turns", "reset",
+             "restart", "compact", "returns", "subagent", "arrivals", "latency", "class")
 PARAGRAPH = {
     "include": 0,
     "let": 0,
@@ -20,12 +20,16 @@ PARAGRAPH = {
     "block": 2,
     "prefix": 3,
     "turn": 4,
-    "turns": 5,
-    "reset": 5,
-    "restart": 5,
-    "arrivals": 6,
-    "latency": 6,
-    "class": 7,  # each class a paragraph of its own, in the order written (a body's items in TOP_ORDER)
+    "request": 5,
+    "turns": 6,
+    "reset": 6,
+    "restart": 6,
+    "compact": 6,
+    "returns": 6,
+    "subagent": 7,  # its body's statements in TOP_ORDER, as a class's
+    "arrivals": 8,
+    "latency": 8,
+    "class": 9,  # each class a paragraph of its own, in the order written (a body's items in TOP_ORDER)
 }
 # Blocks outside ITEM_ORDER: a latency's items go in this order; arrival stages keep theirs.
 LATENCY_ORDER = ("prefill", "decode")
@@ -34,6 +38,7 @@ ITEM_ORDER = {
     "turn": ("new_tokens", "output", "delay"),
     "delay": ("agentic", "human"),
 }
+REQUEST_ORDER = ("calls", "message", "think")  # a request's items (like LATENCY_ORDER, outside ITEM_ORDER)
 OPTION_ORDER = ("of", "zipf", "bias", "scaling", "at turn", "truncate", "retry", "max")
 
 
@@ -97,6 +102,15 @@ def statement_text(node: ast.Statement | ast.Component) -> str:
         return f"include {quote(node.value)}"
     if node.keyword == "class":
         return f"class {node.name} {node.value.text}"
+    if node.keyword in ("request", "compact", "subagent") and node.value == "none":
+        return f"{node.keyword} none"
+    if node.keyword == "compact":  # compact at 83% to LAW max 3 instruction 300
+        options = {option.keyword: option for option in node.options}
+        parts = [f"compact at {options['at'].value.text} to {distribution_text(node.value)}"]
+        parts += [_option_text(options[word]) for word in ("max", "instruction") if word in options]
+        return " ".join(parts)
+    if node.keyword == "subagent":  # subagent 2% fanout LAW
+        return f"subagent {node.value.text} fanout {distribution_text(node.options[0].value)}"
     if node.keyword == "let":
         value = node.value.text if isinstance(node.value, ast.Number) else distribution_text(node.value)
         return f"let {node.name} = {value}"
@@ -174,7 +188,9 @@ def _emit(node: ast.Statement | ast.Component, indent: str, notes: _Notes, out: 
     items = node.items
     if node.keyword == "latency":
         items = _ordered(items, LATENCY_ORDER, _item_key)
-    elif node.keyword == "class":
+    elif node.keyword == "request":
+        items = _ordered(items, REQUEST_ORDER, _item_key)
+    elif node.keyword in ("class", "subagent"):
         items = _ordered(items, TOP_ORDER, _item_key)
     elif node.keyword == "arrivals":
         pass  # stages happen in the order written

@@ -23,6 +23,7 @@ from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity, Span
 from tracedsl.families import SLOT
 from tracedsl.ir import REFERENCE_COMPONENTS, Lognormal, Workload
 from tracedsl.language import ast
+from tracedsl.language.agents import AgentLowering, count_problems, in_language_words
 from tracedsl.language.arrivals import ArrivalLowering
 from tracedsl.language.classes import ClassLowering, body_message, class_of_path
 from tracedsl.language.parser import NUMBER_TEXT, parse, parse_number
@@ -73,6 +74,8 @@ def lower(spec: ast.Spec, file: str = "<input>") -> tuple[Workload, list[Diagnos
         # a class's body re-lowers the top-level statements it inherits: each error once
         raise DiagnosticError(list(dict.fromkeys(lowering.errors)))
     params, problems = validate_params(data)
+    if params is not None:
+        problems = [FieldProblem((path,), message) for path, message in count_problems(params)]
     if problems:
         raise DiagnosticError(lowering.located(problems, Severity.ERROR, E_INVALID))
     found = warnings_for(params) + [
@@ -95,7 +98,7 @@ def convert(text: str, units: Units, whole: bool = False) -> tuple[int | float |
     return value, (lowering.errors[0] if lowering.errors else None)
 
 
-class _Lowering(TableLowering, ArrivalLowering, ClassLowering):
+class _Lowering(TableLowering, ArrivalLowering, ClassLowering, AgentLowering):
     """Walks the statements, building the reference-shaped dict and a map from field path to span."""
 
     def __init__(self, file: str):
@@ -105,6 +108,7 @@ class _Lowering(TableLowering, ArrivalLowering, ClassLowering):
         self.class_sources: list = []
         self.errors: list[Diagnostic] = []
         self.spans = _Spans(self)
+        self.subagent_depth = 0  # how many subagent bodies the statements being lowered lie in
 
     # Statements -------------------------------------------------------------------------
 
@@ -120,6 +124,7 @@ class _Lowering(TableLowering, ArrivalLowering, ClassLowering):
         """The reference-shaped dict of a list of statements (the top level's, or a class's body)."""
         data: dict[str, Any] = {}
         name = None
+        statements = list(statements)
         for statement in self._unique(statements):
             self.at = statement.file or self.file
             word = statement.keyword
@@ -150,6 +155,8 @@ class _Lowering(TableLowering, ArrivalLowering, ClassLowering):
                 data["arrivals"] = self.arrivals(statement)
             elif word == "latency":
                 data["latency"] = self.latency(statement)
+            elif word in ("request", "compact", "subagent", "returns"):
+                self.agent_statement(statement, statements, data)
         return data, name
 
     def prefix(self, items) -> dict[str, Any]:
@@ -432,6 +439,7 @@ class _Lowering(TableLowering, ArrivalLowering, ClassLowering):
         """The IR's problems, each at its source; a class's named, and each said once."""
         found = []
         for problem in problems:
+            problem = replace(problem, message=in_language_words(problem.message))
             index = class_of_path(problem.path)
             if index is not None:
                 problem = replace(problem, message=body_message(problem.message))

@@ -161,6 +161,10 @@ class _ToAst(Transformer):
         return ast.Component(role, fraction, dist, _span(meta))
 
     @_rule
+    def role(self, meta, children):
+        return children[0]
+
+    @_rule
     def delay_max(self, meta, children):
         return ast.Option("max", children[0], _span(meta))
 
@@ -257,6 +261,60 @@ class _ToAst(Transformer):
         *name, value = children  # no name: a positional value (``constant(1k)``)
         return ast.Argument(str(name[0]) if name else "", value, _span(meta))
 
+
+    # Agent structure ------------------------------------------------------------------
+
+    @_rule
+    def request(self, meta, children):
+        return ast.Statement("request", items=tuple(children), span=_span(meta))
+
+    @_rule
+    def request_none(self, meta, children):
+        return ast.Statement("request", "none", span=_span(meta))
+
+    @_rule
+    def compact_none(self, meta, children):
+        return ast.Statement("compact", "none", span=_span(meta))
+
+    @_rule
+    def subagent_none(self, meta, children):
+        return ast.Statement("subagent", "none", span=_span(meta))
+
+    @_rule
+    def calls(self, meta, children):
+        return ast.Statement("calls", children[0], span=_span(meta))
+
+    @_rule
+    def message(self, meta, children):
+        return ast.Statement("message", children[0], span=_span(meta))
+
+    @_rule
+    def think(self, meta, children):
+        return ast.Statement("think", children[0], span=_span(meta))
+
+    @_rule
+    def compact(self, meta, children):
+        threshold, summary, *options = children
+        at = ast.Option("at", threshold, threshold.span)
+        return ast.Statement("compact", summary, (at, *options), span=_span(meta))
+
+    @_rule
+    def compact_max(self, meta, children):
+        return ast.Option("max", children[0], _span(meta))
+
+    @_rule
+    def instruction(self, meta, children):
+        return ast.Option("instruction", children[0], _span(meta))
+
+    @_rule
+    def subagent(self, meta, children):
+        probability, fanout, *statements = children
+        option = ast.Option("fanout", fanout, fanout.span)
+        return ast.Statement("subagent", probability, (option,), tuple(statements), _span(meta))
+
+    @_rule
+    def returns(self, meta, children):
+        return ast.Statement("returns", children[0], span=_span(meta))
 
     # Reuse ----------------------------------------------------------------------------
 

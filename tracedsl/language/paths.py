@@ -33,6 +33,10 @@ VALUES: dict[tuple[str, ...], Field] = {
     ("reset",): Field(("reset", "base_probability"), PROBABILITY_UNITS),
     ("reset", "scaling"): Field(("reset", "context_scaling"), PLAIN),
     ("restart",): Field(("restart_initial_probability",), PROBABILITY_UNITS),
+    ("compact", "at"): Field(("compaction", "threshold"), PROBABILITY_UNITS),
+    ("compact", "max"): Field(("compaction", "max_compactions"), PLAIN, whole=True),
+    ("compact", "instruction"): Field(("compaction", "instruction_tokens"), TOKEN_UNITS, whole=True),
+    ("subagent",): Field(("subagent", "probability"), PROBABILITY_UNITS),
 }
 # A distribution slot: ``SLOT.KEYWORD`` sets one of its keywords (``turn.output.mean``).
 LAWS: dict[tuple[str, ...], Field] = {
@@ -43,7 +47,16 @@ LAWS: dict[tuple[str, ...], Field] = {
     ("turn", "delay", "human"): Field(("inter_turn_delay", "human_delay"), TIME_UNITS),
     ("turn", "delay"): Field(("inter_turn_delay", "law"), TIME_UNITS),  # a delay of one law
     ("turns",): Field(("turns",), PLAIN, whole=True),
+    ("request", "calls"): Field(("request", "calls"), PLAIN),
+    ("request", "message"): Field(("request", "message"), TOKEN_UNITS),
+    ("request", "think"): Field(("request", "think"), TIME_UNITS),
+    ("compact", "to"): Field(("compaction", "summary"), TOKEN_UNITS),
+    ("subagent", "fanout"): Field(("subagent", "fanout"), PLAIN),
+    ("subagent", "returns"): Field(("subagent", "returns"), TOKEN_UNITS),
 }
+SUBAGENT_WORD = "subagent"  # subagent.PATH: a path of the subagent's body (subagent.turns.max=40)
+# spec.json's own words under subagent: such a path is the spec's, not the language's
+SUBAGENT_SPEC_FIELDS = frozenset({"params", "probability", "shares_global", "shares_groups"})
 TURNS_KEYWORDS = ("mean", "median", "min", "max")
 STATEMENT_WORDS = frozenset(path[0] for path in (*VALUES, *LAWS))
 
@@ -71,6 +84,8 @@ def is_language_path(path: tuple[str, ...]) -> bool:
     """
     if path[0] == CLASS_WORD:
         return True
+    if path[0] == SUBAGENT_WORD and len(path) > 1 and path[1] in SUBAGENT_SPEC_FIELDS:
+        return False
     if path in VALUES:
         return True
     if path[0] in ("turns", "reset"):
@@ -94,6 +109,8 @@ def translate(path: tuple[str, ...], text: str, current: Any) -> tuple[tuple[str
         return field.path, _value(text, field.units, field.whole, path)
     slot, keyword = path[:-1], path[-1]
     law = LAWS.get(slot)
+    if law is None and path[0] == SUBAGENT_WORD and len(path) > 1:
+        return _subagent_path(path, text, current)
     if law is None:
         known = [".".join(p) for p in (*VALUES, *(s + ("…",) for s in LAWS))]
         raise PathProblem(f"no such path '{'.'.join(path)}'", did_you_mean(".".join(path), known)
@@ -136,6 +153,19 @@ def _class_path(path: tuple[str, ...], text: str, current: Any) -> tuple[tuple[s
     return ("classes", str(index), "params", *field), value
 
 
+def _subagent_path(path: tuple[str, ...], text: str, current: Any) -> tuple[tuple[str, ...], Any]:
+    """``subagent.PATH`` writes ``subagent.params.PATH``: a path of the subagent's body."""
+    subagent = getattr(current, "subagent", None)
+    if subagent is None:
+        raise PathProblem(f"the spec has no subagent to set '{'.'.join(path[1:])}' of",
+                          "write a subagent P% fanout LAW { ... } statement first")
+    rest = path[1:]
+    if rest[0] in TRACE_WIDE or rest[0] == CLASS_WORD:
+        raise PathProblem(f"'{rest[0]}' is not a subagent body's", f"set {'.'.join(rest)} instead")
+    field, value = translate(rest, text, subagent.params)
+    return ("subagent", "params", *field), value
+
+
 def inherited_by(top: dict, field: tuple[str, ...]) -> list[int]:
     """The classes (indices) of the spec dict ``top`` that inherit the top-level statement which
     sets ``field``: those whose value for all that statement sets is the top level's.
@@ -148,6 +178,29 @@ def inherited_by(top: dict, field: tuple[str, ...]) -> list[int]:
     units = _statement_fields(field)
     return [index for index, session_class in enumerate(top.get("classes") or ())
             if all(_get(session_class.get("params", {}), unit) == _get(top, unit) for unit in units)]
+
+
+def subagents_inheriting(top: dict, base: tuple[str, ...], field: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The subagent bodies (their paths) under the body at ``base`` of the spec dict ``top`` that
+    inherit the statement setting ``field``: each whose value for it is its enclosing body's
+    (the block size and the latency model, one for the whole trace, always), down the chain."""
+    if not field or field[0] in ("arrivals", "classes", "subagent"):
+        return []
+    body, found = top, []
+    for part in base:  # classes.<i>.params: a list, then the class's object
+        body = body[int(part)] if isinstance(body, list) and part.isdigit() and int(part) < len(body) else (
+            body.get(part) if isinstance(body, dict) else None)
+    while isinstance(body, dict) and isinstance(body.get("subagent"), dict):
+        child = body["subagent"].get("params")
+        if not isinstance(child, dict):
+            break
+        if field[0] not in ("block_size", "latency") and not all(
+                _get(child, unit) == _get(body, unit) for unit in _statement_fields(field)):
+            break  # it writes its own, and what it encloses inherits that
+        base = (*base, "subagent", "params")
+        found.append(base)
+        body = child
+    return found
 
 
 def _statement_fields(field: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:

@@ -13,10 +13,12 @@ from tracedsl.language.parser import parse
 from tracedsl.language.validate import did_you_mean
 
 # Statements whose value is a distribution (a law); every other statement's value is a number.
-LAW_STATEMENTS = frozenset({"session", "new_tokens", "output", "turns", "delay"})
+LAW_STATEMENTS = frozenset({"session", "new_tokens", "output", "turns", "delay", "calls", "message", "think",
+                            "compact", "returns"})
+LAW_OPTIONS = frozenset({"fanout"})  # a subagent's fan-out is a law, its other options values
 # Blocks an overriding file merges item by item: ``turn { output ... }`` keeps the included
 # file's new_tokens and delay; a ``class`` of the same name merges its statements so.
-MERGED_BLOCKS = frozenset({"prefix", "turn", "class"})
+MERGED_BLOCKS = frozenset({"prefix", "turn", "class", "request"})
 
 
 @dataclass
@@ -110,7 +112,7 @@ class _Resolver:
         scope = _Scope(self, lets, file)
         # A let inside a class is refused where it stands (lowering, E118); its name still
         # resolves, so that error comes alone, not with one for each use.
-        in_classes = [item for s in spec.statements if s.keyword == "class" for item in s.items or ()]
+        in_classes = list(_bodies_items(spec.statements))
         for statement in (*spec.statements, *in_classes):
             if statement.keyword != "let":
                 continue
@@ -164,7 +166,7 @@ class _Resolver:
     def statement(self, statement: ast.Statement, lets: _Scope, file: str) -> ast.Statement:
         expects = "law" if statement.keyword in LAW_STATEMENTS else "value"
         value = self.substitute(statement.value, expects, lets, file)
-        options = tuple(self.substitute(o, "value", lets, file) for o in statement.options)
+        options = tuple(self.option(o, lets, file) for o in statement.options)
         items = statement.items
         if items is not None:
             items = tuple(
@@ -172,6 +174,11 @@ class _Resolver:
                 for i in items
             )
         return replace(statement, value=value, options=options, items=items)
+
+    def option(self, option: ast.Option, lets: _Scope, file: str) -> ast.Option:
+        if option.keyword in LAW_OPTIONS and isinstance(option.value, ast.Reference):
+            return replace(option, value=self.lookup(option.value, "law", lets, file))
+        return self.substitute(option, "value", lets, file)
 
     def substitute(self, node: Any, expects: str | None, lets: _Scope, file: str) -> Any:
         """``node`` with every name replaced by its let's value; ``expects``: what goes here."""
@@ -257,6 +264,14 @@ class _Scope:
         return self.values[name]
 
 
+def _bodies_items(statements):
+    """The statements inside class and subagent bodies, however deep."""
+    for statement in statements:
+        if statement.keyword in ("class", "subagent"):
+            yield from statement.items or ()
+            yield from _bodies_items(statement.items or ())
+
+
 def merge_statements(base, overriding) -> list[ast.Statement]:
     """``base`` overridden by ``overriding``, as an include is by its including file (a class's
     body is so merged into the top-level statements): blocks item by item, other statements
@@ -276,7 +291,7 @@ def _merge(merged: list, statement: ast.Statement, origin: object) -> None:
             continue
         if statement.keyword == "class" and earlier.name != statement.name:
             continue
-        if statement.keyword in MERGED_BLOCKS:
+        if statement.keyword in MERGED_BLOCKS and statement.items is not None and earlier.items is not None:
             kept = object()  # the earlier block's items, each overridable
             items: list = [(item, kept) for item in earlier.items or ()]
             for item in statement.items or ():

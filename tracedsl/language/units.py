@@ -16,7 +16,8 @@ class Units(dict):
 
 
 TOKEN_UNITS = Units("a token count (units: k, M)", {"": Decimal(1), "k": Decimal(1000), "M": Decimal(1_000_000)})
-TIME_UNITS = Units("a time (units: ms, s, min)", {"ms": Decimal(1), "s": Decimal(1000), "min": Decimal(60_000)})
+TIME_UNITS = Units("a time (units: ms, s, min, h)", {
+    "ms": Decimal(1), "s": Decimal(1000), "min": Decimal(60_000), "h": Decimal(3_600_000)})
 PROBABILITY_UNITS = Units("a probability (a fraction, or a percentage with %)",
                           {"%": Decimal("0.01"), "": Decimal(1)})
 PLAIN = Units("a plain number (no unit)", {"": Decimal(1)})
