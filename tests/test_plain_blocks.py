@@ -250,3 +250,60 @@ def test_a_run_directory_is_the_same_with_and_without_plain_blocks(tmp_path, mon
     index.write_bytes(b"\n".join(lines) + b"\n")
     fast, slow = _both_ways(dataset, monkeypatch)
     assert fast == slow and not fast["valid"]
+
+
+def _read_all(path, chunk_rows: int) -> list[dict]:
+    from tracedsl.output.reader import read_trace
+
+    return [
+        {"session_ids": chunk.session_ids, "group_ids": chunk.group_ids.tolist(),
+         "is_restart": chunk.is_restart.tolist(), "row_offsets": chunk.row_offsets.tolist(),
+         "input_length": chunk.input_length.tolist(), "output_length": chunk.output_length.tolist(),
+         "delay_ms": np.nan_to_num(chunk.delay_ms, nan=-1.0).tolist(),
+         "timestamp_ms": np.nan_to_num(chunk.timestamp_ms, nan=-1.0).tolist(),
+         "hash_offsets": chunk.hash_offsets.tolist(), "hash_ids": chunk.hash_ids.tolist()}
+        for chunk in read_trace(path, chunk_rows=chunk_rows)
+    ]
+
+
+def _read_both_ways(path, monkeypatch, chunk_rows: int):
+    from tracedsl.diagnostics import DiagnosticError
+    from tracedsl.output import reader
+
+    def outcome():
+        try:
+            return _read_all(path, chunk_rows)
+        except DiagnosticError as error:
+            diagnostic = error.diagnostics[0]
+            return (diagnostic.code, diagnostic.span.line, diagnostic.path)
+
+    fast = outcome()
+    with monkeypatch.context() as patch:
+        patch.setattr(reader, "plain_block", lambda text: None)
+        patch.setattr(reader, "session_runs", lambda text: None)
+        slow = outcome()
+    return fast, slow
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 97, 16384])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_reader_reads_the_same_with_and_without_plain_blocks(tmp_path, monkeypatch, chunk_rows, seed):
+    from tracedsl.output import reader
+
+    monkeypatch.setattr(lines_module, "_BLOCK_BYTES", 2500)
+    monkeypatch.setattr(reader, "_FIRST_PASS_BYTES", 1800)
+    monkeypatch.setattr(reader, "_BATCH_ROWS", 41)
+    rng = random.Random(seed)
+    lines = _trace(40, seed, spec="inference-day-2026").splitlines()
+    for _ in range(4):  # sessions out of place, and rows of no session
+        lines.insert(rng.randrange(len(lines)), lines[rng.randrange(len(lines))])
+        lines.insert(rng.randrange(len(lines)), b'{"input_length":3,"output_length":1,"hash_ids":[5],"timestamp":1}')
+    path = tmp_path / "trace.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    fast, slow = _read_both_ways(path, monkeypatch, chunk_rows)
+    assert fast == slow and isinstance(fast, list)
+    # a bad row late in the file: the same located error
+    lines.insert(len(lines) - 5, b'{"session_id":"z","input_length":0,"output_length":1,"hash_ids":[1]}')
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    fast, slow = _read_both_ways(path, monkeypatch, chunk_rows)
+    assert fast == slow and fast[0] == "not-positive"

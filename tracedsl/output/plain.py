@@ -395,3 +395,38 @@ def _session_starts(block: _Text, name_starts, name_ends) -> np.ndarray | None:
     starts[0] = True
     starts[1:] = differs
     return np.flatnonzero(starts)
+
+
+def session_runs(text: bytes) -> tuple[np.ndarray, list[str]] | None:
+    """For lines that each open with ``{"session_id":"NAME"`` (a short ASCII name): the last row of
+    each run of rows of one session, and its name; None for any other block.
+
+    Only the lines' openings are read (what the reader's first pass needs); the rest of each
+    line is left to the reading proper.
+    """
+    if not text or not text.isascii():
+        return None
+    keep_freed_memory()
+    block = _Text(text)
+    core = block.core
+    ends = np.flatnonzero(core == 10) + _PAD
+    starts = np.empty(ends.shape[0], dtype=np.int64)
+    starts[0] = _PAD
+    starts[1:] = ends[:-1] + 1
+    if (ends - starts < len(_HEAD) + 1).any() or not block.matches(starts, _HEAD_WORDS):
+        return None
+    quotes = np.flatnonzero(core == 34) + _PAD
+    name_starts = starts + len(_HEAD)
+    at = np.searchsorted(quotes, name_starts)
+    if int(at.max()) >= quotes.shape[0]:
+        return None
+    name_ends = quotes[at]
+    if (name_ends >= ends).any():
+        return None
+    run_starts = _session_starts(block, name_starts, name_ends)
+    if run_starts is None:
+        return None
+    last_rows = np.append(run_starts[1:] - 1, ends.shape[0] - 1)
+    names = [text[s - _PAD : e - _PAD].decode("ascii")
+             for s, e in zip(name_starts[last_rows].tolist(), name_ends[last_rows].tolist(), strict=True)]
+    return last_rows, names
