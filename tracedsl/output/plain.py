@@ -226,15 +226,11 @@ def plain_block(text: bytes) -> PlainBlock | None:
     keep_freed_memory()
     block = _Text(text)
     core = block.core
-    rows = int(np.count_nonzero(core == 10))
-    # Every byte below "!" is a line's newline (no blank, tab, CR or control byte anywhere), and
-    # each line holds exactly one of each brace and bracket.
-    if int(np.count_nonzero(core <= 32)) != rows:
-        return None
-    for symbol in (123, 125, 91):
-        if int(np.count_nonzero(core == symbol)) != rows:
-            return None
     ends = np.flatnonzero(core == 10) + _PAD  # each line's newline
+    rows = ends.shape[0]
+    # No control byte but the newlines (JSON allows none in a string; a blank elsewhere is not plain)
+    if int(np.count_nonzero(core < 32)) != rows:
+        return None
     closes = np.flatnonzero(core == 93) + _PAD  # each line's "]"
     if closes.shape[0] != rows:
         return None
@@ -247,16 +243,17 @@ def plain_block(text: bytes) -> PlainBlock | None:
     if not block.matches(starts, _HEAD_WORDS):
         return None
 
-    # Commas and newlines split every row: 3 head commas, the ids' commas, then the tail's.
-    separators = np.flatnonzero((core == 44) | (core == 10)) + _PAD
-    line_ends = np.searchsorted(separators, ends)  # index of each row's newline in separators
+    # Commas split every row: 3 in the head, the ids' own, then one before each tail key. The
+    # last one stands for "past the end".
+    commas = np.append(np.flatnonzero(core == 44) + _PAD, data.shape[0])
+    line_ends = np.searchsorted(commas, ends)  # the first comma after each row
     first = np.empty(rows, dtype=np.int64)
     first[0] = 0
-    first[1:] = line_ends[:-1] + 1
-    after_ids = np.searchsorted(separators, closes)  # the first separator after the "]"
+    first[1:] = line_ends[:-1]
+    after_ids = np.searchsorted(commas, closes)  # the first comma after the "]"
     if not (after_ids - first >= 3).all():
         return None
-    comma0, comma1, comma2 = separators[first], separators[first + 1], separators[first + 2]
+    comma0, comma1, comma2 = commas[first], commas[first + 1], commas[first + 2]
     if not ((comma0 - 1 >= starts + len(_HEAD)) & (comma1 > comma0 + len(_AFTER_SESSION) - 1)
             & (comma2 > comma1 + len(_AFTER_INPUT))).all():
         return None
@@ -277,18 +274,17 @@ def plain_block(text: bytes) -> PlainBlock | None:
     if not (((tail_count == 0) & (follows == 125) & (closes + 2 == ends))
             | ((tail_count > 0) & (follows == 44))).all():
         return None
-    columns = _tail(block, separators, after_ids, tail_count, ends, rows)
+    columns = _tail(block, commas, after_ids, tail_count, ends, rows)
     if columns is None:
         return None
-    timestamps, delays, groups, restarts, tail_quotes, tail_colons = columns
-    # 10 quotes and 4 colons in every head, the tail keys' own: no quote or colon anywhere else
-    # (so none in a session id or a number), and every byte is accounted for.
+    timestamps, delays, groups, restarts, tail_quotes = columns
+    # 10 quotes in every head and 2 in each tail key: none anywhere else, so none in a session
+    # id (which ends at its first quote) or a number. Every byte is now accounted for: a session
+    # id may hold any other printable ASCII byte, as a JSON string may.
     if int(np.count_nonzero(core == 34)) != 10 * rows + tail_quotes:
         return None
-    if int(np.count_nonzero(core == 58)) != 4 * rows + tail_colons:
-        return None
 
-    ids_result = _hash_ids(block, separators, first, after_ids, opens, closes)
+    ids_result = _hash_ids(block, commas, first, after_ids, opens, closes)
     if ids_result is None:
         return None
     id_counts, ids = ids_result
@@ -305,14 +301,14 @@ def plain_block(text: bytes) -> PlainBlock | None:
 
 
 def _tail(block: _Text, separators, after_ids, tail_count, ends, rows):
-    """The tail fields' columns, and the quotes and colons their keys hold; None if one is not plain."""
+    """The tail fields' columns, and the quotes their keys hold; None if one is not plain."""
     timestamps = np.full(rows, np.nan)
     delays = np.full(rows, np.nan)
     groups = np.full(rows, -1, dtype=np.int64)
     restarts = np.zeros(rows, dtype=bool)
     total = int(tail_count.sum())
     if total == 0:
-        return timestamps, delays, groups, restarts, 0, 0
+        return timestamps, delays, groups, restarts, 0
     if int(tail_count.max()) > len(_TAIL_KEYS):
         return None
     row_of = np.repeat(np.arange(rows), tail_count)
@@ -353,7 +349,7 @@ def _tail(block: _Text, separators, after_ids, tail_count, ends, rows):
             if values is None:
                 return None
             (timestamps if kind == 0 else delays)[where] = values
-    return timestamps, delays, groups, restarts, 2 * total, total
+    return timestamps, delays, groups, restarts, 2 * total
 
 
 def _hash_ids(block: _Text, separators, first, after_ids, opens, closes):
@@ -385,12 +381,16 @@ def _session_starts(block: _Text, name_starts, name_ends) -> np.ndarray | None:
     rows = lengths.shape[0]
     if int(lengths.max()) > 24:
         return None  # long foreign names: the per-row path compares them
-    # three words from the name's start cover it; the bytes past its end are masked off
     words = block.words
     differs = lengths[1:] != lengths[:-1]
-    for offset in (0, 8, 16):
-        here = words[name_starts + offset] & _KEEP_LOW[np.clip(lengths - offset, 0, 8)]
-        differs |= here[1:] != here[:-1]
+    if int(lengths.min()) == int(lengths.max()) >= 8:  # one length (the engines' names): three words cover it
+        for offset in sorted({0, min(8, int(lengths[0]) - 8), int(lengths[0]) - 8}):
+            here = words[name_starts + offset]
+            differs |= here[1:] != here[:-1]
+    else:  # three words from the name's start, the bytes past its end masked off
+        for offset in (0, 8, 16):
+            here = words[name_starts + offset] & _KEEP_LOW[np.clip(lengths - offset, 0, 8)]
+            differs |= here[1:] != here[:-1]
     starts = np.empty(rows, dtype=bool)
     starts[0] = True
     starts[1:] = differs
