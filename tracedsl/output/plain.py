@@ -116,15 +116,22 @@ _TIMES_42949672960001 = np.uint64(42949672960001)
 _SHIFT8, _SHIFT16, _SHIFT32 = np.uint64(8), np.uint64(16), np.uint64(32)
 _POWERS = 10.0 ** np.arange(_MAX_DECIMAL_DIGITS + 1)
 _INT_POWERS = 10 ** np.arange(_MAX_DECIMAL_DIGITS + 1, dtype=np.int64)
+_POWERS_OF_TEN = 10 ** np.arange(_MAX_DIGITS, dtype=np.int64)
+_ZERO_BYTE = np.uint8(48)
 # the least value of n digits without a leading zero (none for one digit: "0" is JSON)
 _LOWEST = np.array([0, 0] + [10 ** (n - 1) for n in range(2, _MAX_DIGITS + 1)], dtype=np.int64)
 
 
 def _digit_values(words: np.ndarray) -> np.ndarray:
-    """Eight digit values a word (first digit in the low byte) → the number they spell."""
-    words = (words * _TIMES_2561) >> _SHIFT8
-    words = ((words & _PAIRS) * _TIMES_6553601) >> _SHIFT16
-    return ((words & _QUADS) * _TIMES_42949672960001) >> _SHIFT32
+    """Eight digit values a word (first digit in the low byte) → the number they spell (in place)."""
+    np.multiply(words, _TIMES_2561, out=words)
+    np.right_shift(words, _SHIFT8, out=words)
+    np.bitwise_and(words, _PAIRS, out=words)
+    np.multiply(words, _TIMES_6553601, out=words)
+    np.right_shift(words, _SHIFT16, out=words)
+    np.bitwise_and(words, _QUADS, out=words)
+    np.multiply(words, _TIMES_42949672960001, out=words)
+    return np.right_shift(words, _SHIFT32, out=words)
 
 
 class _Text:
@@ -152,30 +159,29 @@ class _Text:
             return None
         # The last (up to) eight digits as one word: digit values in the kept bytes, zeros
         # elsewhere; a byte that was no digit is above 9. The first digits of a longer number
-        # one byte at a time (ids rarely pass nine digits).
+        # one byte at a time (ids rarely pass nine digits). In place: these are the big arrays.
         uniform = shortest == longest  # the common case: one length, masks are scalars
-        keep = _KEEP[min(longest, 8)] if uniform else _KEEP[np.minimum(lengths, 8)]
-        low = (self.words[ends - 8] ^ _ZEROS) & keep
-        if ((low + _OVER_NINE) & _HIGH_BITS).any():
+        low = self.words[ends - 8]
+        np.bitwise_xor(low, _ZEROS, out=low)
+        np.bitwise_and(low, _KEEP[min(longest, 8)] if uniform else _KEEP[np.minimum(lengths, 8)], out=low)
+        if np.bitwise_or.reduce(low + _OVER_NINE) & _HIGH_BITS:
             return None
         values = _digit_values(low).view(np.int64)
         if longest > 8:
-            high = np.zeros(starts.shape[0], dtype=np.int64)
             for index in range(longest - 8):
-                digit = self.bytes[starts + index].astype(np.int64) - 48
+                digits = self.bytes[starts + index] - _ZERO_BYTE  # a byte that was no digit is above 9
                 if uniform:
-                    high = high * 10 + digit
-                    if ((digit < 0) | (digit > 9)).any():
+                    if int(digits.max()) > 9:
                         return None
+                    values += digits * _POWERS_OF_TEN[longest - 1 - index]
                 else:
                     more = lengths - 8 > index
-                    if (more & ((digit < 0) | (digit > 9))).any():
+                    if (more & (digits > 9)).any():
                         return None
-                    high = np.where(more, high * 10 + digit, high)
-            values += high * 100_000_000
+                    values += np.where(more, digits * _POWERS_OF_TEN[np.maximum(lengths - 1 - index, 0)], 0)
         if not leading_zeros:  # a leading zero is not JSON
             if uniform:
-                if longest > 1 and (values < 10 ** (longest - 1)).any():
+                if longest > 1 and int(values.min()) < 10 ** (longest - 1):
                     return None
             elif (values < _LOWEST[lengths]).any():
                 return None
