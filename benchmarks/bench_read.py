@@ -28,8 +28,18 @@ sys.path.insert(0, str(HERE))
 from measure import Measurement, run_measured  # noqa: E402
 
 SEED = 42
+# ``python -c`` puts the working directory first on sys.path, ahead of PYTHONPATH: dropped, so
+# each child imports the checkout it was given, not the one the benchmark runs in.
+VALIDATE = (
+    "import sys\n"
+    "del sys.path[0]\n"
+    "from tracedsl.__main__ import main\n"
+    "sys.argv = ['tracedsl', 'validate', sys.argv[1]]\n"
+    "main()\n"
+)
 READ_ALL = (
     "import sys\n"
+    "del sys.path[0]\n"
     "from tracedsl.output.reader import read_trace\n"
     "rows = sum(chunk.num_rows for chunk in read_trace(sys.argv[1]))\n"
     "print(rows)\n"
@@ -42,7 +52,7 @@ def _env(checkout: Path) -> dict:
 
 def _cases(checkout: Path, trace: Path) -> dict[str, list[str]]:
     return {
-        "validate": [sys.executable, "-m", "tracedsl", "validate", str(trace)],
+        "validate": [sys.executable, "-c", VALIDATE, str(trace)],
         "read_trace": [sys.executable, "-c", READ_ALL, str(trace)],
     }
 
