@@ -80,12 +80,20 @@ def _word(text: bytes) -> np.uint64:
     return np.uint64(int.from_bytes(text[:8].ljust(8, b"\0"), "little"))
 
 
-def _pattern_words(pattern: bytes) -> list[tuple[int, np.uint64]]:
-    """(offset, word) pairs covering ``pattern`` with 8-byte words (the last may overlap)."""
+def _pattern_words(pattern: bytes) -> list[tuple[int, int, np.generic]]:
+    """(offset, width, value) checks covering ``pattern``: 8-byte words, then a remainder of one
+    or two bytes byte by byte (a byte is cheaper to fetch than an unaligned word), or else one
+    last word overlapping the one before."""
     if len(pattern) <= 8:
         raise ValueError("patterns are longer than a word")
-    offsets = list(range(0, len(pattern) - 8, 8)) + [len(pattern) - 8]
-    return [(offset, _word(pattern[offset : offset + 8])) for offset in offsets]
+    whole = len(pattern) // 8 * 8
+    checks = [(offset, 8, _word(pattern[offset : offset + 8])) for offset in range(0, whole, 8)]
+    rest = len(pattern) - whole
+    if rest > 2:
+        checks.append((len(pattern) - 8, 8, _word(pattern[-8:])))
+    else:
+        checks += [(offset, 1, np.uint8(pattern[offset])) for offset in range(whole, len(pattern))]
+    return checks
 
 
 _HEAD_WORDS = _pattern_words(_HEAD)
@@ -97,7 +105,6 @@ _TAIL_LENGTHS = np.array([len(key) for key in _TAIL_KEYS], dtype=np.int64)
 _TAIL_WORDS = np.array(
     [[_word(key[0:8]), _word(key[8:16]) if len(key) >= 16 else _word(key[len(key) - 8:]), _word(key[len(key) - 8:])]
      for key in _TAIL_KEYS], dtype=np.uint64)
-_TAIL_SECOND = np.array([8 if len(key) >= 16 else len(key) - 8 for key in _TAIL_KEYS], dtype=np.int64)
 _KIND_OF_LETTER = np.full(256, -1, dtype=np.int64)
 for _letter, _kind in _TAIL_KIND_BY_LETTER.items():
     _KIND_OF_LETTER[_letter] = _kind
@@ -143,8 +150,9 @@ class _Text:
         self.words = np.ndarray(shape=(len(buffer) - 7,), dtype="<u8", buffer=buffer, offset=0, strides=(1,))
         self.core = self.bytes[_PAD : len(buffer) - _PAD]  # the text and its final newline
 
-    def matches(self, positions: np.ndarray, words: list[tuple[int, np.uint64]]) -> bool:
-        return all(bool((self.words[positions + offset] == word).all()) for offset, word in words)
+    def matches(self, positions: np.ndarray, checks: list[tuple[int, int, np.generic]]) -> bool:
+        return all(bool(((self.words if width == 8 else self.bytes)[positions + offset] == value).all())
+                   for offset, width, value in checks)
 
     def integers(self, starts: np.ndarray, ends: np.ndarray, leading_zeros: bool = False) -> np.ndarray | None:
         """The JSON integers (no sign, 1 to 16 digits, no leading zero) at [starts, ends), or None.
@@ -216,9 +224,14 @@ class _Text:
             return whole.astype(np.float64)
         which = np.flatnonzero(decimal)
         digits = fraction_digits[which]
-        fraction = self.integers(dots[which] + 1, ends[which], leading_zeros=True)
-        if fraction is None:
-            return None
+        if int(digits.max()) == 1:  # tracedsl's one decimal: the last byte is the digit
+            fraction = self.bytes[ends[which] - 1] - _ZERO_BYTE
+            if int(fraction.max()) > 9:
+                return None
+        else:
+            fraction = self.integers(dots[which] + 1, ends[which], leading_zeros=True)
+            if fraction is None:
+                return None
         values = whole.astype(np.float64)
         # an exact integer below 2**53 over an exact power of ten: the correctly rounded decimal
         values[which] = (whole[which] * _INT_POWERS[digits] + fraction).astype(np.float64) / _POWERS[digits]
@@ -332,8 +345,10 @@ def _tail(block: _Text, separators, after_ids, tail_count, ends, rows):
         return None
     words = block.words
     if not ((words[field_starts] == _TAIL_WORDS[kinds, 0]).all()
-            and (words[field_starts + _TAIL_SECOND[kinds]] == _TAIL_WORDS[kinds, 1]).all()
             and (words[field_starts + _TAIL_LENGTHS[kinds] - 8] == _TAIL_WORDS[kinds, 2]).all()):
+        return None
+    longer = np.flatnonzero(_TAIL_LENGTHS[kinds] > 16)  # is_restart: a third word between
+    if longer.shape[0] and not (words[field_starts[longer] + 8] == _TAIL_WORDS[kinds[longer], 1]).all():
         return None
     value_starts = field_starts + _TAIL_LENGTHS[kinds]
     for kind in range(len(_TAIL_KEYS)):
@@ -371,11 +386,14 @@ def _hash_ids(block: _Text, separators, first, after_ids, opens, closes):
     # id j of a row ends at separator first + 3 + j (its comma), the last at "]"; it starts one
     # past the separator before (the "[" for the first)
     bounds = separators.copy()
-    bounds[first + 2] = opens
     with_ids = ~empty
     bounds[after_ids[with_ids]] = closes[with_ids]
-    id_index = np.repeat(first + 2 - (np.cumsum(counts) - counts), counts) + np.arange(total)
-    ids = block.integers(bounds[id_index] + 1, bounds[id_index + 1])
+    firsts = np.cumsum(counts) - counts  # each row's first id among all
+    ends = bounds[np.repeat(first + 3 - firsts, counts) + np.arange(total)]
+    starts = np.empty(total, dtype=np.int64)
+    starts[1:] = ends[:-1] + 1  # one past the comma before, or past the "[" for a row's first
+    starts[firsts[with_ids]] = opens[with_ids] + 1
+    ids = block.integers(starts, ends)
     if ids is None:
         return None
     return counts, ids
