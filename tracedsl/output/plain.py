@@ -5,7 +5,7 @@ A plain row is what tracedsl and AIPerf print, compact and in this key order::
     {"session_id":"S","input_length":I,"output_length":O,"hash_ids":[H,…]  then any of, in order,
     ,"timestamp":T  ,"delay":D  ,"group_id":G  ,"is_restart":true  and  }
 
-with S printable ASCII without a quote, colon, comma, bracket, brace or backslash; I, O, G and
+with S printable ASCII without a quote, backslash, comma or "]" (a JSON string without escapes); I, O, G and
 every H a JSON integer of at most 16 digits; T and D an integer or a decimal fraction of at most
 15 digits. :func:`plain_block` reads a block of such lines with a few whole-block numpy passes
 and one vectorised digit parse (eight digits a 64-bit word); it returns None as soon as any byte
