@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
+import numpy as np
 import orjson
 
 BOM = b"\xef\xbb\xbf"
@@ -57,6 +58,42 @@ def raw_line_batches(
     The file is read in large blocks and split, which costs far less per line than readline;
     a block whose lines all start with "{" and fit (the common case) is handed on as it is.
     """
+    for block in line_blocks(handle, max_line_bytes):
+        batch = block.batch()
+        if batch[1]:
+            yield batch
+
+
+class LineBlock:
+    """The whole lines of one block read: their text, split into lines only when asked (``batch``).
+
+    ``text`` is the lines joined by newlines (None for a line reported too long); ``first``
+    the number of its first line.
+    """
+
+    __slots__ = ("first", "text", "_batch", "_max_line_bytes")
+
+    def __init__(self, first: int, text: bytes | None, max_line_bytes: int,
+                 batch: tuple[Sequence[int], list, bool] | None = None) -> None:
+        self.first = first
+        self.text = text
+        self._max_line_bytes = max_line_bytes
+        self._batch = batch
+
+    def batch(self) -> tuple[Sequence[int], list[bytes | LineProblem], bool]:
+        """As raw_line_batches gives it: (line numbers, raw bytes or problems, any problem?)."""
+        if self._batch is None:
+            pieces = self.text.split(b"\n")
+            first, longest = self.first, self._max_line_bytes
+            if [piece[:1] for piece in pieces].count(b"{") == len(pieces) and max(map(len, pieces)) <= longest:
+                self._batch = (range(first, first + len(pieces)), pieces, False)
+            else:
+                self._batch = _sorted_out(pieces, first, longest)
+        return self._batch
+
+
+def line_blocks(handle: BinaryIO, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[LineBlock]:
+    """The file's lines, a block read at a time (see LineBlock); every line is in one block."""
     number = 0
     carry = b""  # the start of a line whose end is in a later block
     skipping = False  # inside a line already reported as too long
@@ -64,32 +101,29 @@ def raw_line_batches(
         block = handle.read(_BLOCK_BYTES)
         if not block:
             break
-        pieces = block.split(b"\n")
         if skipping:
-            if len(pieces) == 1:
+            end = block.find(b"\n")
+            if end < 0:
                 continue
             skipping = False
-            del pieces[0]  # the end of the line reported as too long
+            block = block[end + 1 :]  # the end of the line reported as too long
+        elif carry:
+            block = carry + block
+        cut = block.rfind(b"\n")
+        if cut >= 0:
+            text, carry = block[:cut], block[cut + 1 :]
+            count = 1 + int(np.count_nonzero(np.frombuffer(text, dtype=np.uint8) == 10))
+            yield LineBlock(number + 1, text, max_line_bytes)
+            number += count
         else:
-            pieces[0] = carry + pieces[0]
-        carry = pieces.pop()
-        first = number + 1
-        number += len(pieces)
-        if pieces and [piece[:1] for piece in pieces].count(b"{") == len(pieces) and (
-            max(map(len, pieces)) <= max_line_bytes
-        ):
-            yield range(first, number + 1), pieces, False
-        elif pieces:
-            yield _sorted_out(pieces, first, max_line_bytes)
+            carry = block
         if len(carry) > max_line_bytes:
             number += 1
-            yield [number], [_too_long(max_line_bytes)], True
+            yield LineBlock(number, None, max_line_bytes, ([number], [_too_long(max_line_bytes)], True))
             carry = b""
             skipping = True
     if carry and not skipping:
-        numbers, raws, problems = _sorted_out([carry], number + 1, max_line_bytes)
-        if raws:
-            yield numbers, raws, problems
+        yield LineBlock(number + 1, None, max_line_bytes, _sorted_out([carry], number + 1, max_line_bytes))
 
 
 def _sorted_out(pieces: list[bytes], first: int, max_line_bytes: int) -> tuple[list[int], list, bool]:
@@ -114,7 +148,7 @@ def _sorted_out(pieces: list[bytes], first: int, max_line_bytes: int) -> tuple[l
     return numbers, raws, problems
 
 
-_BLOCK_BYTES = 1 << 22
+_BLOCK_BYTES = 1 << 21  # 2 MiB: a plain block's columns stay in cache
 _BOM_PROBLEM = LineProblem(
     "byte-order-mark",
     "the file starts with a UTF-8 byte-order mark; JSONL readers (orjson, AIPerf) reject it",

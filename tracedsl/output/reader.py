@@ -24,7 +24,8 @@ import numpy as np
 import orjson
 
 from tracedsl.diagnostics import Diagnostic, DiagnosticError, Span
-from tracedsl.output.lines import BOM, MAX_LINE_BYTES, LineProblem, parse_line, raw_line_batches
+from tracedsl.output.lines import BOM, MAX_LINE_BYTES, LineProblem, line_blocks, parse_line
+from tracedsl.output.plain import PlainBlock, plain_block, session_runs
 from tracedsl.output.rows import PLAIN_KEYS, check_row, hash_id_problem, ids_array, plain_row_ok
 from tracedsl.trace import EndReason, TraceChunk
 
@@ -61,12 +62,14 @@ def _last_lines(path: Path) -> dict[str, int]:
 
     Whole blocks of lines are read at once when every line is one flat object that begins
     with its session_id and holds no escapes (one "{", one "session_id", no backslash in
-    the block): the id is then the bytes up to the next quote, as orjson would read it.
+    the block): the id is then the bytes up to the next quote, as orjson would read it
+    (plain.session_runs finds them, and the runs of one session, with numpy).
     (A line not starting that way while the counts still agree is not a JSON object at all,
     and the second pass stops there.)
     """
     last: dict[str, int] = {}
     last_bytes: dict[bytes, int] = {}  # from the plain blocks, decoded once per session at the end
+    last_plain: dict[str, int] = {}  # from blocks whose lines all open with a short ASCII session id
     number = 0  # physical lines before the block, as raw_lines counts them
     carry = b""
     skipping = False
@@ -88,20 +91,29 @@ def _last_lines(path: Path) -> dict[str, int]:
                     carry, skipping = b"", True
                 continue
             block, carry = block[:cut - 1], block[cut:]
-            lines = block.split(b"\n")
-            count = len(lines)
-            keys = _SESSION_IDS.findall(block) if block.count(b"{") == count else None
-            if keys is not None and len(keys) == count and block.startswith(_SESSION_KEY) and (
-                b"\\" not in block and block.count(b'"session_id"') == count
-            ):
-                last_bytes.update(zip(keys, range(number + 1, number + count + 1), strict=True))
+            text = np.frombuffer(block, dtype=np.uint8)  # numpy counts a byte faster than bytes.count
+            count = 1 + int(np.count_nonzero(text == 10))
+            braces = int(np.count_nonzero(text == 123))
+            flat = braces == count and b"\\" not in block and block.count(b'"session_id"') == count
+            runs = session_runs(block) if flat else None
+            if runs is not None:  # the common block, read with numpy: one step per run of a session
+                last_rows, names = runs
+                last_plain.update(zip(names, (last_rows + number + 1).tolist(), strict=True))
             else:
-                _last_lines_slowly(lines, number, last)
+                lines = block.split(b"\n")
+                keys = _SESSION_IDS.findall(block) if braces == count else None
+                if flat and len(keys) == count and block.startswith(_SESSION_KEY):
+                    last_bytes.update(zip(keys, range(number + 1, number + count + 1), strict=True))
+                else:
+                    _last_lines_slowly(lines, number, last)
             number += count
     if carry:
         _last_lines_slowly([carry], number, last)
     for key, line in last_bytes.items():
         name = key.decode("utf-8", "replace")
+        if last.get(name, 0) < line:
+            last[name] = line
+    for name, line in last_plain.items():
         if last.get(name, 0) < line:
             last[name] = line
     return last
@@ -162,29 +174,27 @@ class _Gatherer:
         self.frontier = 0  # every session numbered below this is complete
         self.pending: _Rows | None = None
 
-    def add(self, batch: _Batch) -> _Rows | None:
-        count = len(batch.keys)
+    def add(self, part: _Part) -> _Rows | None:
+        count = part.rows
         sequence = np.empty(count, dtype=np.int64)
         open_sessions, last_line, complete = self.open, self.last_line, self.complete
-        numbers, rows = batch.numbers, batch.rows
         # one step per run of rows of the same session, not per row
-        keys = np.asarray(batch.keys)
-        run_starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1]))).tolist()
-        for start, end in zip(run_starts, run_starts[1:] + [count], strict=True):
-            key = batch.keys[start]
+        run_starts = part.run_starts.tolist()
+        run_ends = run_starts[1:] + [count]
+        last_numbers = part.numbers[np.asarray(run_ends, dtype=np.int64) - 1].tolist()
+        for start, end, key, last_number in zip(run_starts, run_ends, part.run_keys, last_numbers, strict=True):
             seq = open_sessions.get(key)
             if seq is None:
                 seq = open_sessions[key] = len(complete)
                 complete.append(0)
-                row = rows[start]
-                self.first_row[seq] = (key, row.get("group_id"), row.get("is_restart"))
+                self.first_row[seq] = (key, *part.first_of(start))
             sequence[start:end] = seq
-            if last_line.get(key) == numbers[end - 1]:
+            if last_line.get(key) == last_number:
                 complete[seq] = 1
                 del open_sessions[key]
         while self.frontier < len(complete) and complete[self.frontier]:
             self.frontier += 1
-        rows = batch.columns(sequence)
+        rows = part.columns(sequence)
         if self.pending is not None:
             rows = _Rows.join([self.pending, rows])
         done = rows.sequence < self.frontier
@@ -230,6 +240,75 @@ class _Gatherer:
             timestamp_ms=rows.timestamps,
             hash_offsets=hash_offsets,
             hash_ids=rows.ids,
+        )
+
+
+class _Part:
+    """Checked rows as numpy columns, with their runs of one session and each row's group and restart.
+
+    ``groups`` and ``restarts`` hold the rows' own values (any JSON value for rows read one by
+    one, so an object array), read only at a session's first row.
+    """
+
+    __slots__ = ("numbers", "run_starts", "run_keys", "groups", "restarts", "inputs", "outputs",
+                 "timestamps", "delays", "id_counts", "ids")
+
+    _COLUMNS = ("numbers", "groups", "restarts", "inputs", "outputs", "timestamps", "delays", "id_counts")
+
+    def __init__(self, numbers, run_starts, run_keys, groups, restarts, inputs, outputs, timestamps, delays,
+                 id_counts, ids):
+        self.numbers, self.run_starts, self.run_keys = numbers, run_starts, run_keys
+        self.groups, self.restarts = groups, restarts
+        self.inputs, self.outputs, self.timestamps, self.delays = inputs, outputs, timestamps, delays
+        self.id_counts, self.ids = id_counts, ids
+
+    @property
+    def rows(self) -> int:
+        return int(self.numbers.shape[0])
+
+    @staticmethod
+    def of_plain(first: int, block: PlainBlock) -> _Part:
+        groups = np.where(block.group_id >= 0, block.group_id, -1)
+        return _Part(first + np.arange(block.rows, dtype=np.int64), block.session_starts, block.session_names,
+                     groups, block.is_restart, block.input_length, block.output_length, block.timestamp,
+                     block.delay, block.id_counts, block.ids)
+
+    def first_of(self, row: int) -> tuple:
+        """The group and restart of a session's first row, as its JSON gave them."""
+        group, restart = self.groups[row], self.restarts[row]
+        return (int(group) if isinstance(group, np.integer) else group,
+                bool(restart) if isinstance(restart, np.bool_) else restart)
+
+    def columns(self, sequence: np.ndarray) -> _Rows:
+        return _Rows(sequence, self.inputs, self.outputs, self.timestamps, self.delays, self.id_counts, self.ids)
+
+    def split(self, cut: int) -> tuple[_Part, _Part]:
+        """The first ``cut`` rows and the rest (a run that spans the cut is one run in each)."""
+        id_cut = int(self.id_counts[:cut].sum())
+        inside = int(np.searchsorted(self.run_starts, cut, side="left"))
+        continued = inside == len(self.run_keys) or int(self.run_starts[inside]) != cut
+        tail_from = inside - 1 if continued else inside
+        tail_starts = self.run_starts[tail_from:] - cut
+        if continued:  # the rest starts inside a run
+            tail_starts[0] = 0
+        head = _Part(self.numbers[:cut], self.run_starts[:inside], self.run_keys[:inside],
+                     *(getattr(self, name)[:cut] for name in self._COLUMNS[1:]), self.ids[:id_cut])
+        tail = _Part(self.numbers[cut:], tail_starts, self.run_keys[tail_from:],
+                     *(getattr(self, name)[cut:] for name in self._COLUMNS[1:]), self.ids[id_cut:])
+        return head, tail
+
+    @staticmethod
+    def join(parts: list[_Part]) -> _Part:
+        if len(parts) == 1:
+            return parts[0]
+        offsets = np.cumsum([0] + [part.rows for part in parts[:-1]])
+        numbers, groups, restarts, *values = (np.concatenate([getattr(part, name) for part in parts])
+                                              for name in _Part._COLUMNS)
+        return _Part(
+            numbers,
+            np.concatenate([part.run_starts + offset for part, offset in zip(parts, offsets, strict=True)]),
+            [key for part in parts for key in part.run_keys],
+            groups, restarts, *values, np.concatenate([part.ids for part in parts]),
         )
 
 
@@ -283,11 +362,18 @@ class _Batch:
             np.asarray(self.delays, dtype=np.float64),
         )
 
-    def columns(self, sequence: np.ndarray) -> _Rows:
+    def part(self) -> _Part:
         count = len(self.numbers)
         arrays = self.arrays if self.arrays is not None else self._arrays()
-        return _Rows(
-            sequence, *arrays,
+        keys = np.asarray(self.keys)
+        run_starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+        groups = np.empty(count, dtype=object)
+        groups[:] = [row.get("group_id") for row in self.rows]
+        restarts = np.empty(count, dtype=object)
+        restarts[:] = [row.get("is_restart") for row in self.rows]
+        return _Part(
+            np.asarray(self.numbers, dtype=np.int64), run_starts, [self.keys[i] for i in run_starts.tolist()],
+            groups, restarts, *arrays,
             np.fromiter(map(len, self.id_lists), dtype=np.int64, count=count),
             self.ids,
         )
@@ -307,27 +393,69 @@ def _types(column: list) -> set:
 _NO_IDS: list = []
 
 
-def _row_batches(path: Path, batch_rows: int) -> Iterator[_Batch]:
-    """The file's rows, checked, in batches; the first bad row raises its located error."""
-    numbers: list[int] = []
+def _row_batches(path: Path, batch_rows: int) -> Iterator[_Part]:
+    """The file's rows, checked, in batches of ``batch_rows``; the first bad row raises its located error.
+
+    A plain block (plain.py) comes as columns at once; other lines are parsed and checked row
+    by row, in order, so the first bad row is still the one reported.
+    """
+    numbers: list[int] = []  # rows not yet checked
     raws: list[bytes] = []
+    parts: list[_Part] = []  # rows checked, not yet handed on
+    held = 0
     with open(path, "rb") as handle:
-        for block_numbers, block_raws, problems in raw_line_batches(handle):
-            if problems:
-                bad = next(i for i, raw in enumerate(block_raws) if type(raw) is LineProblem)
-                numbers.extend(block_numbers[:bad])
-                raws.extend(block_raws[:bad])
+        for block in line_blocks(handle):
+            plain = plain_block(block.text) if block.text is not None else None
+            if plain is not None and _rules_hold(plain):
                 if raws:
-                    _checked_batch(path, numbers, raws)  # an earlier bad row is reported first
-                problem = block_raws[bad]
-                _fail(path, block_numbers[bad], problem.kind, problem.message, None, problem.column)
-            numbers.extend(block_numbers)
-            raws.extend(block_raws)
-            while len(raws) >= batch_rows:
-                yield _checked_batch(path, numbers[:batch_rows], raws[:batch_rows])
-                del numbers[:batch_rows], raws[:batch_rows]
+                    parts.append(_checked_batch(path, numbers, raws).part())
+                    held += len(raws)
+                    numbers, raws = [], []
+                parts.append(_Part.of_plain(block.first, plain))
+                held += plain.rows
+            else:
+                block_numbers, block_raws, problems = block.batch()
+                if problems:
+                    bad = next(i for i, raw in enumerate(block_raws) if type(raw) is LineProblem)
+                    numbers.extend(block_numbers[:bad])
+                    raws.extend(block_raws[:bad])
+                    if raws:
+                        _checked_batch(path, numbers, raws)  # an earlier bad row is reported first
+                    problem = block_raws[bad]
+                    _fail(path, block_numbers[bad], problem.kind, problem.message, None, problem.column)
+                numbers.extend(block_numbers)
+                raws.extend(block_raws)
+            while held + len(raws) >= batch_rows:
+                if held < batch_rows:  # the batch ends among the rows read one by one
+                    need = batch_rows - held
+                    parts.append(_checked_batch(path, numbers[:need], raws[:need]).part())
+                    del numbers[:need], raws[:need]
+                    held = batch_rows
+                batch, parts, held = _cut(parts, batch_rows)
+                yield batch
     if raws:
-        yield _checked_batch(path, numbers, raws)
+        parts.append(_checked_batch(path, numbers, raws).part())
+    if parts:
+        yield _Part.join(parts)
+
+
+def _cut(parts: list[_Part], rows: int) -> tuple[_Part, list[_Part], int]:
+    """The first ``rows`` rows of ``parts`` as one part, the parts left and their row count."""
+    taken: list[_Part] = []
+    room = rows
+    while room:
+        part = parts.pop(0)
+        if part.rows > room:
+            part, rest = part.split(room)
+            parts.insert(0, rest)
+        taken.append(part)
+        room -= part.rows
+    return _Part.join(taken), parts, sum(part.rows for part in parts)
+
+
+def _rules_hold(block: PlainBlock) -> bool:
+    """The row rules a plain block's types leave open: lengths of at least one."""
+    return not ((block.input_length < 1).any() or (block.output_length < 1).any())
 
 
 def _checked_batch(path: Path, numbers: list[int], raws: list[bytes]) -> _Batch:

@@ -30,8 +30,9 @@ from tracedsl.output.blocksize import (
     fitting_rows,
     rows_fitting_in_file,
 )
-from tracedsl.output.lines import LineProblem, parse_line, parsed_lines, raw_line_batches
+from tracedsl.output.lines import LineProblem, line_blocks, parse_line, parsed_lines
 from tracedsl.output.names import SessionMemory
+from tracedsl.output.plain import PlainBlock, plain_block
 from tracedsl.output.rows import (
     MAX_COUNT,
     check_row,
@@ -151,7 +152,16 @@ def validate_file(path: str | Path, block_size: int | None = None,
     try:
         with open(path, "rb") as handle:
             next_line = 1  # the line after the last non-blank one: a gap before the next is blank lines
-            for numbers, raws, _ in raw_line_batches(handle):
+            for block in line_blocks(handle):
+                plain = plain_block(block.text) if block.text is not None else None
+                if plain is not None and checker.plain(block.first, plain):
+                    if block.first > next_line:
+                        checker.blank(next_line, block.first - 1)
+                    next_line = block.first + plain.rows
+                    continue
+                numbers, raws, _ = block.batch()
+                if not raws:
+                    continue
                 # The rows are fresh acyclic dicts: collecting while they are made only costs time.
                 collecting = gc.isenabled()
                 gc.disable()
@@ -297,12 +307,8 @@ class _Checker:
         self.previous: tuple[int, int | None, list] | None = None  # input, output, hash ids
         self.cumulative_pairs = 0
         self.cumulative_warned = False
-        # rows waiting for their hash ids to be checked as one numpy batch
-        self.batch_lines: list[int] = []
-        self.batch_inputs: list[int] = []
-        self.batch_counts: list[int] = []
-        self.batch_ids: list = []
-        self.batch_raws: list[bytes] = []  # read again exactly only if some id is not an int64
+        # rows waiting for their hash ids to be checked as one numpy batch of _BATCH_ROWS
+        self.pending = PendingIds()
         # rows starting a named session: (name, line, has timestamp, has delay), resolved in batches
         self.starts: list[tuple[str, int, bool, bool]] = []
 
@@ -319,12 +325,8 @@ class _Checker:
                 session_id = None
         self._session(number, session_id, row, input_length, hash_ids)
         if type(hash_ids) is list and hash_ids and type(input_length) is int and 1 <= input_length <= MAX_COUNT:
-            self.batch_lines.append(number)
-            self.batch_inputs.append(input_length)
-            self.batch_counts.append(len(hash_ids))
-            self.batch_ids.extend(hash_ids)
-            self.batch_raws.append(raw)
-            if len(self.batch_lines) >= _BATCH_ROWS:
+            self.pending.add_row(number, input_length, hash_ids, raw)
+            if self.pending.rows >= _BATCH_ROWS:
                 self._flush()
         elif type(hash_ids) is list:
             problem = hash_id_problem(hash_ids, raw)
@@ -332,6 +334,108 @@ class _Checker:
                 report.add(problem.kind, problem.message, number, None, problem.field)
         if len(self.starts) >= _BATCH_ROWS:
             self._resolve_starts()
+
+    def plain(self, first: int, block: PlainBlock) -> bool:
+        """Check a plain block's rows as columns, exactly as ``row`` would one by one.
+
+        False (nothing done) when a row breaks a rule or a pair of rows looks cumulative: the
+        block is then read row by row, which words those findings.
+        """
+        inputs, outputs, counts, ids = block.input_length, block.output_length, block.id_counts, block.ids
+        if (inputs < 1).any() or (outputs < 1).any():
+            return False
+        rows = block.rows
+        continues = block.session_names[0] == self.current
+        start_rows = block.session_starts[1:] if continues else block.session_starts
+        names = block.session_names[1:] if continues else block.session_names
+        offsets = np.zeros(rows + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        if self._looks_cumulative(block, offsets, continues):
+            return False
+        report = self.report
+        before = report.rows
+        report.rows += rows
+        # Row by row, only what a clean row triggers: a session start, a later row without a
+        # delay (nor timestamp), and the batch of hash ids filling up.
+        starting = np.zeros(rows, dtype=bool)
+        starting[start_rows] = True
+        untimed = np.isnan(block.delay) & np.isnan(block.timestamp) & ~starting
+        with_ids = counts > 0
+        filled = np.cumsum(with_ids) + self.pending.rows
+        full = with_ids & (filled % _BATCH_ROWS == 0)
+        events = np.flatnonzero(starting | untimed | full).tolist()
+        is_start, is_untimed, is_full = starting[events].tolist(), untimed[events].tolist(), full[events].tolist()
+        has_timestamp = (~np.isnan(block.timestamp[events])).tolist()
+        has_delay = (~np.isnan(block.delay[events])).tolist()
+        restarts = block.is_restart[events].tolist()
+        next_name = iter(names)
+        added = 0  # rows of the block given to self.pending
+        lines = first + np.arange(rows, dtype=np.int64)
+        for index, row in enumerate(events):
+            number = first + row
+            if is_start[index]:
+                name = next(next_name)
+                self.starts.append((name, number, has_timestamp[index], has_delay[index]))
+                if self.index is not None:
+                    self.index.start(name, before + row, number, restarts[index])
+            elif is_untimed[index]:
+                self._timing(number, False, False, False)
+            if is_full[index]:
+                self._add_checked(lines, inputs, counts, ids, offsets, with_ids, added, row + 1)
+                added = row + 1
+                self._flush()
+            if len(self.starts) >= _BATCH_ROWS:
+                self._resolve_starts()
+        self._add_checked(lines, inputs, counts, ids, offsets, with_ids, added, rows)
+        # where the cumulative-input test stands after the block's last row
+        last_start = int(start_rows[-1]) if start_rows.shape[0] else None
+        if last_start is None:
+            if not self.cumulative_warned and (self.previous is not None or rows >= 2):
+                self.cumulative_pairs = -(10**9)  # every pair looked incremental
+        else:
+            self.cumulative_warned = False
+            self.cumulative_pairs = 0 if last_start == rows - 1 else -(10**9)
+        self.current = block.session_names[-1]
+        self.previous = (int(inputs[-1]), int(outputs[-1]), ids[offsets[-2]:].tolist())
+        return True
+
+    def _add_checked(self, lines, inputs, counts, ids, offsets, with_ids, start: int, end: int) -> None:
+        """Rows ``start`` to ``end`` of a plain block, those with ids, to the rows waiting."""
+        if end <= start:
+            return
+        mine = np.flatnonzero(with_ids[start:end]) + start
+        self.pending.add_checked(lines[mine], inputs[mine], counts[mine], ids[offsets[start]:offsets[end]])
+
+    def _looks_cumulative(self, block: PlainBlock, offsets: np.ndarray, continues: bool) -> bool:
+        """Whether some pair of rows of one session would count towards the cumulative-input warning."""
+        inputs, outputs, counts, ids = block.input_length, block.output_length, block.id_counts, block.ids
+        if continues and self.previous is not None and not self.cumulative_warned:
+            prev_input, prev_output, prev_ids = self.previous
+            first_ids = ids[: offsets[1]].tolist()
+            grows = int(inputs[0]) >= prev_input + (prev_output if type(prev_output) is int else 0)
+            whole = len(prev_ids) - 1
+            if (whole >= 1 and len(first_ids) > whole and first_ids[:whole] == prev_ids[:whole]) or (
+                grows and not prev_ids
+            ):
+                return True
+        later = np.ones(block.rows, dtype=bool)
+        later[block.session_starts] = False
+        later[0] = False
+        pairs = np.flatnonzero(later)
+        if pairs.shape[0] == 0:
+            return False
+        before = pairs - 1
+        whole = counts[before] - 1
+        if ((counts[before] == 0) & (inputs[pairs] >= inputs[before] + outputs[before])).any():
+            return True
+        # a repeated prefix starts with the same first id: compare those few in full
+        maybe = (whole >= 1) & (counts[pairs] > whole)
+        maybe[maybe] = ids[offsets[pairs[maybe]]] == ids[offsets[before[maybe]]]
+        for row, length in zip(pairs[maybe].tolist(), whole[maybe].tolist(), strict=True):
+            start, earlier = int(offsets[row]), int(offsets[row - 1])
+            if np.array_equal(ids[start : start + length], ids[earlier : earlier + length]):
+                return True
+        return False
 
     def blank(self, first: int, last: int) -> None:
         """Lines ``first`` to ``last`` hold nothing but whitespace."""
@@ -425,21 +529,29 @@ class _Checker:
         self.previous = (input_length, output_length, hash_ids)
 
     def _flush(self) -> None:
-        if not self.batch_lines:
+        """Check the first _BATCH_ROWS rows waiting (all of them at the end)."""
+        if not self.pending.rows:
             return
-        lines = np.asarray(self.batch_lines, dtype=np.int64)
-        counts = np.asarray(self.batch_counts, dtype=np.int64)
-        inputs = np.asarray(self.batch_inputs, dtype=np.int64)
+        parts = self.pending.take(_BATCH_ROWS)
+        lines = np.concatenate([part.lines for part in parts])
+        counts = np.concatenate([part.counts for part in parts])
+        inputs = np.concatenate([part.inputs for part in parts])
         if self.given_block_size is None:
             # every row with ids is evidence, as in blocksize.file_block_size, so report agrees
             self.evidence.add(inputs, counts)
-        ids = ids_array(self.batch_ids)
-        if ids is None:
-            ids, keep = _checked_slowly(self.batch_ids, counts, lines, self.report, self.batch_raws)
+        held, kept = [], []
+        for part in parts:  # rows read one by one: their ids may not all be int64s
+            ids = part.ids if part.raws is None else ids_array(part.ids)
+            keep = None
+            if ids is None:
+                ids, keep = _checked_slowly(part.ids, part.counts, part.lines, self.report, part.raws)
+            held.append(ids)
+            kept.append(np.ones(part.lines.shape[0], dtype=bool) if keep is None else keep)
+        ids = np.concatenate(held) if len(held) > 1 else held[0]
+        keep = np.concatenate(kept)
+        if not keep.all():
             counts, inputs, lines = counts[keep], inputs[keep], lines[keep]
         self._to_ledger(lines, inputs, counts, ids)
-        for name in ("batch_lines", "batch_inputs", "batch_counts", "batch_ids", "batch_raws"):
-            getattr(self, name).clear()
 
     def _to_ledger(self, lines, inputs, counts, ids) -> None:
         if self.ledger is None:
@@ -457,7 +569,8 @@ class _Checker:
             self.index.close()
 
     def finish(self, path: Path) -> None:
-        self._flush()
+        while self.pending.rows:
+            self._flush()
         self._resolve_starts()
         if self.index is not None:
             self.index.finish(self.report.rows)
@@ -489,6 +602,75 @@ class _Checker:
         report.add_counted("hash-id-size-conflict", count, listed, "hash_ids")
         # Hash ids and session starts are checked in batches, so their findings arrive late.
         report.sort()
+
+
+class _IdRows:
+    """Rows with hash ids, in file order: lines, inputs, ids per row (``counts``) and all the ids.
+
+    Rows read one by one keep their ids as the parsed list and their raw text (``raws``), to be
+    checked when their batch is; rows of a plain block come checked, as numpy columns.
+    """
+
+    __slots__ = ("lines", "inputs", "counts", "ids", "raws")
+
+    def __init__(self, lines, inputs, counts, ids, raws) -> None:
+        self.lines, self.inputs, self.counts, self.ids, self.raws = lines, inputs, counts, ids, raws
+
+
+class PendingIds:
+    """The rows waiting for their hash ids to be checked, as parts in file order."""
+
+    def __init__(self) -> None:
+        self.parts: list[_IdRows] = []
+        self.rows = 0
+        self._lines: list[int] = []  # the rows read one by one since the last part
+        self._inputs: list[int] = []
+        self._counts: list[int] = []
+        self._ids: list = []
+        self._raws: list[bytes] = []
+
+    def add_row(self, line: int, input_length: int, hash_ids: list, raw: bytes) -> None:
+        self._lines.append(line)
+        self._inputs.append(input_length)
+        self._counts.append(len(hash_ids))
+        self._ids.extend(hash_ids)
+        self._raws.append(raw)
+        self.rows += 1
+
+    def add_checked(self, lines: np.ndarray, inputs: np.ndarray, counts: np.ndarray, ids: np.ndarray) -> None:
+        if lines.shape[0] == 0:
+            return
+        self._close()
+        self.parts.append(_IdRows(lines, inputs, counts, ids, None))
+        self.rows += int(lines.shape[0])
+
+    def take(self, limit: int) -> list[_IdRows]:
+        """The parts holding the first ``limit`` rows (all, if fewer), removed."""
+        self._close()
+        taken: list[_IdRows] = []
+        room = limit
+        while self.parts and room > 0:
+            part = self.parts[0]
+            count = int(part.lines.shape[0])
+            if count > room:  # only checked parts are ever split: a batch ends where one is added
+                cut = int(part.counts[:room].sum())
+                taken.append(_IdRows(part.lines[:room], part.inputs[:room], part.counts[:room],
+                                     part.ids[:cut], None))
+                self.parts[0] = _IdRows(part.lines[room:], part.inputs[room:], part.counts[room:],
+                                        part.ids[cut:], None)
+                count = room
+            else:
+                taken.append(self.parts.pop(0))
+            room -= count
+            self.rows -= count
+        return taken
+
+    def _close(self) -> None:
+        if self._lines:
+            self.parts.append(_IdRows(np.asarray(self._lines, dtype=np.int64),
+                                      np.asarray(self._inputs, dtype=np.int64),
+                                      np.asarray(self._counts, dtype=np.int64), self._ids, self._raws))
+            self._lines, self._inputs, self._counts, self._ids, self._raws = [], [], [], [], []
 
 
 def _checked_slowly(batch_ids: list, counts: np.ndarray, lines: np.ndarray,
