@@ -27,14 +27,16 @@ class SpillFolder:
     def file(self, name: str) -> Path:
         """A path in the folder, which is made if it does not exist yet."""
         if self.path is None:
+            _OPEN.add(self)  # first: an interrupted command's remove_all then sees the folder
             self.path = Path(tempfile.mkdtemp(prefix=self.prefix, dir=self.parent))
             self._cleanup = weakref.finalize(self, shutil.rmtree, self.path, True)
-            _OPEN.add(self)
         return self.path / name
 
     def close(self) -> None:
         if self._cleanup is not None:
             self._cleanup()
+        elif self.path is not None:  # interrupted between making the folder and its finalizer
+            shutil.rmtree(self.path, True)
 
 
 def remove_all() -> None:
