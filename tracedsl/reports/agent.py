@@ -87,9 +87,12 @@ class AgentFigures:
         self._lats: dict[int, np.ndarray] = {}
 
     # ---------------------------------------------------------------- per chunk
-    def add(self, chunk: TraceChunk, isl: np.ndarray, unscaled: np.ndarray | None, reuse) -> None:
-        """``isl``: each row's prompt; ``unscaled``: each row's delay before context scaling (NaN
-        at turn 0; None without a spec); ``reuse``: the chunk's reuse figures (or None)."""
+    def add(self, chunk: TraceChunk, isl: np.ndarray, scale: np.ndarray | None, reuse) -> None:
+        """``isl``: each row's prompt; ``scale``: each row's context scaling of its delay (NaN at
+        turn 0; None without a spec); ``reuse``: the chunk's reuse figures (or None).
+
+        Delays are taken as dataset.jsonl prints them (tenths of a ms), so a run's figures and
+        ``tracedsl report``'s of its directory are the same."""
         count = chunk.num_sessions
         if count == 0:
             return
@@ -105,6 +108,7 @@ class AgentFigures:
         opens = extras.get("opens_request")
         opens = np.asarray(opens, dtype=bool) if opens is not None else None
         reasons = np.asarray(chunk.end_reasons)
+        delay_ms = np.round(chunk.delay_ms, 1)
         session_of = np.repeat(np.arange(count), turns)
 
         in_block = (link == LINK_SUBAGENT) | ((link == LINK_COMPACTION) & (parent >= 0))
@@ -141,7 +145,7 @@ class AgentFigures:
             at_eligible = int(eligible[spawn_row].sum()) if spawn_row.size else 0
             self.spawns += at_eligible
             self.spawns_elsewhere += int(spawn_row.size) - at_eligible
-            self.sketch["subagent_wait_ms"].add(chunk.delay_ms[returning])
+            self.sketch["subagent_wait_ms"].add(delay_ms[returning])
 
         # Requests: the hosts' calls.
         host_later = later & ~block_row
@@ -153,12 +157,12 @@ class AgentFigures:
             whole = session_of[at[:-1]] == session_of[at[1:]]  # a request followed by another opening
             self.sketch["calls_per_request"].add(np.diff(at)[whole].astype(np.float64))
             opening = opens & host_later
-            self.sketch["think_ms"].add(chunk.delay_ms[opening])
+            self.sketch["think_ms"].add(delay_ms[opening])
             self.sketch["message_tokens"].add(chunk.input_length[opening].astype(np.float64))
             tool = host_later & ~opens & ~returning & ~summarizing
-            self.sketch["tool_latency_ms"].add(chunk.delay_ms[tool])
-            if unscaled is not None:
-                self.sketch["tool_latency_unscaled_ms"].add(unscaled[tool])
+            self.sketch["tool_latency_ms"].add(delay_ms[tool])
+            if scale is not None:
+                self.sketch["tool_latency_unscaled_ms"].add(delay_ms[tool] / scale[tool])
             self.sketch["tool_new_tokens"].add(chunk.input_length[tool].astype(np.float64))
 
         # Compactions.
@@ -185,7 +189,7 @@ class AgentFigures:
             self.kind_hit += np.bincount(kind, hit, minlength=len(KINDS)).astype(np.int64)
             self.kind_rows += np.bincount(kind, minlength=len(KINDS))
             gap_rows = np.flatnonzero(later[:rows])
-            gap = np.nan_to_num(chunk.delay_ms[gap_rows])
+            gap = np.nan_to_num(delay_ms[gap_rows])
             where = np.clip(np.searchsorted(GAP_EDGES_MS, gap, side="right") - 1, 0, len(GAP_EDGES_MS) - 2)
             bins = len(GAP_EDGES_MS) - 1
             self.gap_prompt += np.bincount(where, prompt[gap_rows], minlength=bins).astype(np.int64)
@@ -193,16 +197,16 @@ class AgentFigures:
             self.gap_rows += np.bincount(where, minlength=bins)
 
         if self._hosts_sampled < SAMPLE_HOSTS:
-            self._sample(chunk, isl, link, in_block, parent, spawned_at, depth, opens, summarizing)
+            self._sample(chunk, delay_ms, isl, link, in_block, parent, spawned_at, depth, opens, summarizing)
 
-    def _sample(self, chunk, isl, link, in_block, parent, spawned_at, depth, opens, summarizing) -> None:
+    def _sample(self, chunk, delay_ms, isl, link, in_block, parent, spawned_at, depth, opens, summarizing) -> None:
         """Keep the first hosts with two calls or more and their blocks: each call's start and
         length on the host's clock (the latency model; a subagent starts when its spawning call
         ends)."""
         turns = chunk.turns_per_session
         firsts = chunk.row_offsets[:-1]
         latency = self.latency.request_ms(isl, chunk.output_length.astype(np.float64))
-        delay = np.nan_to_num(chunk.delay_ms)
+        delay = np.nan_to_num(delay_ms)
         starts: dict[int, np.ndarray] = {}
         for s in range(chunk.num_sessions):
             if self._hosts_sampled >= SAMPLE_HOSTS and not in_block[s]:

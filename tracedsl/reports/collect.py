@@ -94,9 +94,10 @@ class Collector:
                 unscaled = delay / targets.delay_scale(previous, limits[later])
                 utilization = isl[lasts] / limits[lasts]
             sk["delay_unscaled_ms"].add(unscaled)
-            if self.agent is not None:
+            if self.agent is not None:  # each later row's context scaling of its delay
                 unscaled_rows = np.full(isl.size, np.nan)
-                unscaled_rows[later] = unscaled
+                unscaled_rows[later] = targets.delay_scale(
+                    previous, limit if session_class is None else limits[later])
             sk["final_utilization"].add(utilization)
             if self.classes is not None:
                 every_row = np.full(isl.size, np.nan)
