@@ -272,10 +272,10 @@ class AgentFigures:
                                     else _expected(Draw(targets.law(request.think, engine), _same),
                                                    "the think law as given (no context scaling, no delay max)")),
                 "tool_latency_ms": _figure(
-                    self.sketch["tool_latency_ms"], None if classes else targets.delay_mixture(params, engine),
+                    self.sketch["tool_latency_ms"], None if classes else targets.delay_mixture(params, engine, (0.9,)),
                     compared=self.sketch["tool_latency_unscaled_ms"]),
                 "tool_new_tokens": _figure(self.sketch["tool_new_tokens"],
-                                           None if classes else targets.new_tokens(params, engine)),
+                                           None if classes else targets.new_tokens(params, engine, (0.9,))),
                 "note": "the hosts' calls (not subagents'); a request is whole when another opening "
                 "follows it in the session (sessions cut long requests short, so whole ones lean "
                 "short unless calls is constant); tool calls exclude a subagent's return and the "
@@ -306,7 +306,7 @@ class AgentFigures:
             }
         if self.has_subagents:
             sub = params.subagent
-            calls = targets.turns(sub.params, engine)
+            calls = targets.turns(sub.params, engine, (0.9,))
             out["subagents"] = {
                 "eligible_calls": self.eligible,
                 "spawns": self.spawns,
