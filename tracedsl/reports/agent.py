@@ -241,6 +241,7 @@ class AgentFigures:
                 "host": not bool(in_block[s]),
                 "end_reason": EndReason.name_of(int(chunk.end_reasons[s])),
                 "spawned_at": int(spawned_at[s]) if link[s] == LINK_SUBAGENT else None,
+                "parent_id": chunk.session_ids[int(parent[s])] if in_block[s] else None,
                 "calls": int(turns[s]),
                 "start_ms": [round(float(v), 1) for v in begin[:shown].tolist()],
                 "latency_ms": [round(float(v), 1) for v in lat[:shown].tolist()],
