@@ -198,3 +198,58 @@ def test_the_validator_accepts_the_run_and_flags_a_continuation_sharing_past_l1_
     # without the spec (no manifest) only a repeat of the parent's whole turn 0 is a finding
     (tmp_path / "manifest.json").unlink()
     assert not [d for d in validate_file(tmp_path / "dataset.jsonl").errors if d.code == INDEX_SHARED]
+
+
+def _hand_built_chunk():
+    """A host of 6 calls whose call 2 spawns two subagents (3 and 2 calls, written right after
+    it), then a second host of 4 calls; every session opens one request, at turn 0."""
+    from tracedsl.trace import TraceChunk
+
+    turns = [6, 3, 2, 4]
+    offsets = np.concatenate([[0], np.cumsum(turns)])
+    delays = [np.nan, 100.0, 200.0, 5000.0, 300.0, 400.0,  # the host; call 3 waits for its children
+              np.nan, 10.0, 20.0, np.nan, 30.0,  # the subagents
+              np.nan, 500.0, 600.0, 700.0]
+    rows = int(offsets[-1])
+    opens = np.zeros(rows, dtype=bool)
+    opens[offsets[:-1]] = True
+    return TraceChunk(
+        session_ids=["host-a", "child-1", "child-2", "host-b"], group_ids=np.zeros(4, dtype=np.int64),
+        is_restart=np.zeros(4, dtype=bool),
+        end_reasons=np.array([0, 0, 0, 0], dtype=np.int8), row_offsets=offsets.astype(np.int64),
+        input_length=np.full(rows, 100, dtype=np.int64), output_length=np.full(rows, 10, dtype=np.int64),
+        delay_ms=np.array(delays), timestamp_ms=np.where(np.isnan(delays), 0.0, np.nan),
+        hash_offsets=np.arange(rows + 1, dtype=np.int64), hash_ids=np.arange(rows, dtype=np.int64),
+        extras={"opens_request": opens, "link": np.array([0, 3, 3, 0], dtype=np.int8),
+                "spawned_at": np.array([-1, 2, 2, -1]), "parent_position": np.array([-1, 0, 0, -1])})
+
+
+def test_subagent_figures_of_a_hand_built_chunk():
+    from tracedsl.reports.agent import AgentFigures
+
+    body = {**BASE, "reset": None, "turns": {"law": {"kind": "constant", "value": 3.0}, "allow_truncation": True}}
+    params = GenerationParams.model_validate({**AGENT, "subagent": {
+        "probability": 0.25, "fanout": {"kind": "constant", "value": 2.0},
+        "returns": {"kind": "constant", "value": 500.0}, "params": body}})
+    chunk = _hand_built_chunk()
+    figures = AgentFigures(params)
+    figures.add(chunk, chunk.request_input_length.astype(np.float64), None, None)
+    out = figures.figures()
+    sub = out["subagents"]
+    # hosts' calls 1..4 and 1..2 have a tool call after them; the children's body spawns nothing
+    assert (sub["eligible_calls"], sub["spawns"], sub["spawns_elsewhere"], sub["children"]) == (6, 1, 0, 2)
+    assert sub["spawn_rate"] == {"target": 0.25, "observed": round(1 / 6, 6)}
+    assert sub["fanout"]["observed"]["mean"] == 2.0 and sub["fanout"]["expected"]["mean"] == 2.0
+    assert sub["calls_per_child"]["observed"]["mean"] == 2.5 and sub["calls_per_child"]["expected"]["mean"] == 3.0
+    assert sub["wait_ms"]["observed"]["count"] == 1 and sub["wait_ms"]["observed"]["mean"] == 5000.0
+    requests = out["requests"]
+    # the hosts' tool calls: not the call that waited for the subagents, not the subagents' calls
+    assert requests["tool_latency_ms"]["observed"]["count"] == 7
+    assert requests["tool_latency_ms"]["observed"]["mean"] == pytest.approx(np.mean([100, 200, 300, 400, 500, 600, 700]))
+    assert requests["requests_per_session"]["observed"]["count"] == 2  # the hosts
+    # the sample: both hosts, each child after its host, starting when the spawning call ends
+    lanes = figures.samples
+    assert [lane["session_id"] for lane in lanes] == ["host-a", "child-1", "child-2", "host-b"]
+    host = lanes[0]
+    assert lanes[1]["start_ms"][0] == pytest.approx(host["start_ms"][2] + host["latency_ms"][2], abs=0.2)
+    assert lanes[1]["parent_id"] == "host-a" and lanes[1]["spawned_at"] == 2
