@@ -248,11 +248,14 @@ def heatmap(counts: np.ndarray, y_edges: np.ndarray, x_edges: np.ndarray, x_unit
     return _svg(parts, label, width)
 
 
-def bars(named: list[tuple[str, float]], unit: Unit, label: str, width: int = WIDTH) -> Markup:
-    """Vertical bars for a few named values."""
+def bars(named: list[tuple[str, float]], unit: Unit, label: str, width: int = WIDTH,
+         top: float | None = None) -> Markup:
+    """Vertical bars for a few named values (``top``: the value axis's end, else a round number
+    above the tallest bar with room for its label)."""
     if not any(value for _, value in named):
         return message("all values are 0", label, width)
-    top = nice_ceiling(max(v for _, v in named) * 1.08, integer=unit.integer)  # room for the value label
+    if top is None:
+        top = nice_ceiling(max(v for _, v in named) * 1.08, integer=unit.integer)
     parts, sx, sy = _frame(0, len(named), 0, top, None, unit, x_ticks=False, width=width)
     slot = (width - LEFT - RIGHT) / max(len(named), 1)
     for i, (name, value) in enumerate(named):

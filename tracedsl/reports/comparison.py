@@ -245,7 +245,7 @@ def agent_lines(figures: dict | None) -> list[str]:
     if subagents is not None:
         lines.append("Subagents")
         rate = subagents["spawn_rate"]
-        lines.append(_row("spawn rate per eligible call", rate["target"], rate["target"], rate["observed"], 4))
+        lines.append(_row("spawn rate per eligible call", None, rate["target"], rate["observed"], 4))
         lines.append(_row("spawns / eligible calls", None, None, subagents["spawns"], 0)
                      + f"   of {subagents['eligible_calls']:,}")
         lines.append(_row("children", None, None, subagents["children"], 0))

@@ -197,7 +197,7 @@ def _agent_cards(collector: Collector, report: dict) -> list[dict]:
     named = [(_gap_name(entry["gap_ms_from"], entry["gap_ms_to"]), entry["hit_rate"] or 0.0) for entry in gaps]
     if named:
         out.append({"title": "Hit rate by the idle gap before the call", "wide": True,
-                    "svg": charts.bars(named, charts.RATE, "hit rate by idle gap", width=charts.WIDE),
+                    "svg": charts.bars(named, charts.RATE, "hit rate by idle gap", width=charts.WIDE, top=1.1),
                     "note": "prefix hit rate (unbounded cache, the reuse sample) of the calls after turn 0, "
                     "binned by their delay; " + ", ".join(f"{name}: {entry['calls']:,} calls"
                                                            for (name, _), entry in zip(named, gaps, strict=True))})
@@ -205,7 +205,7 @@ def _agent_cards(collector: Collector, report: dict) -> list[dict]:
     if kinds:
         out.append({"title": "Hit rate by call kind", "wide": False,
                     "svg": charts.bars([(name.replace("_", "-"), entry["hit_rate"]) for name, entry in kinds.items()],
-                                       charts.RATE, "hit rate by call kind"),
+                                       charts.RATE, "hit rate by call kind", top=1.1),
                     "note": "unbounded cache: " + ", ".join(f"{name.replace('_', ' ')} {entry['calls']:,} calls"
                                                             for name, entry in kinds.items())})
     return out
