@@ -112,9 +112,12 @@ class AgentFigures:
         session_of = np.repeat(np.arange(count), turns)
 
         in_block = (link == LINK_SUBAGENT) | ((link == LINK_COMPACTION) & (parent >= 0))
-        depth = np.zeros(count, dtype=np.int64)
-        for s in np.flatnonzero(in_block).tolist():  # a parent comes before its children
-            depth[s] = depth[parent[s]] + (1 if link[s] == LINK_SUBAGENT else 0)
+        if len(self.spawning) > 2:  # nested subagents: each session's depth from its parent's
+            depth = np.zeros(count, dtype=np.int64)
+            for s in np.flatnonzero(in_block).tolist():  # a parent comes before its children
+                depth[s] = depth[parent[s]] + (1 if link[s] == LINK_SUBAGENT else 0)
+        else:  # only the top level spawns: every session of a block is a child's
+            depth = in_block.astype(np.int64)
         block_row = in_block[session_of]
         compacted = reasons == int(EndReason.COMPACTED)
         summarizing = np.zeros(chunk.num_rows, dtype=bool)
