@@ -134,10 +134,11 @@ def _annotated(chunk: TraceChunk, found: list[dict], number: dict[str, int] | No
         extras["link"] = links
     if any("requests" in row for row in found):
         opens = np.zeros(chunk.num_rows, dtype=bool)
-        turns = chunk.turns_per_session
-        for s, row in enumerate(found):
-            at = [t for t in row.get("requests") or () if type(t) is int and 0 <= t < turns[s]]
-            opens[chunk.row_offsets[s] + np.asarray(at, dtype=np.int64)] = True
+        turns = chunk.turns_per_session.tolist()
+        starts = chunk.row_offsets.tolist()
+        at = [starts[s] + t for s, row in enumerate(found) for t in row.get("requests") or ()
+              if type(t) is int and 0 <= t < turns[s]]
+        opens[np.asarray(at, dtype=np.int64)] = True
         extras["opens_request"] = opens
     if any(row.get("spawned_at") is not None for row in found):
         position = {session_id: s for s, session_id in enumerate(chunk.session_ids)}
