@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -300,3 +301,36 @@ def test_the_aiperf_engine_refuses_classes_with_e501(tmp_path):
     assert "one population of sessions, not session classes" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list(out.glob("*/dataset.jsonl"))  # nothing published
+
+
+def test_the_classes_benchmark_runs_at_a_tiny_size(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "bench.json"
+    completed = subprocess.run([sys.executable, str(root / "benchmarks" / "bench_classes.py"), "--sizes", "200",
+                                "--out", str(out)], capture_output=True, text=True, timeout=120, check=False)
+    assert completed.returncode == 0, completed.stderr
+    (result,) = json.loads(out.read_text())
+    assert result["sessions"] == 200 and result["default"]["rows"] > 0
+    assert [c["name"] for c in result["mixed"]["classes"]] == ["coding", "chat"]
+    assert sum(c["primary_sessions"] for c in result["mixed"]["classes"]) == 200
+
+
+def test_a_class_whose_targets_never_fit_is_refused_at_its_own_field():
+    from tracedsl.engine import EngineError
+    from tracedsl.ir import GenerationParams
+
+    params = class_params()
+    data = params.generation_params()
+    chat = data["classes"][CHAT]["params"]
+    chat["turns"] = {"law": {"kind": "uniform", "min": 30.0, "max": 32.0}, "allow_truncation": False,
+                     "max_session_attempts": 3}
+    with pytest.raises(EngineError) as refused:
+        generate(GenerationParams.model_validate(data), 200, 1)
+    assert str(refused.value).startswith("class 'chat': ")
+    assert refused.value.path is not None and refused.value.path.startswith(f"classes.{CHAT}.params.turns")
+
+
+def test_rerunning_the_manifest_gives_the_same_bytes(run_dir, tmp_path):
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    again = run(run_dir, tmp_path, html=False)
+    assert json.loads((again.run_dir / "manifest.json").read_text())["dataset_sha256"] == manifest["dataset_sha256"]

@@ -110,14 +110,15 @@ def test_the_fast_engine_refuses_agent_structure_it_does_not_draw_yet(tmp_path):
     import subprocess
     import sys
 
+    # subagents are drawn for the top-level body; a class body's are not yet
+    subagent = {"probability": 0.1, "fanout": {"kind": "constant", "value": 1},
+                "returns": {"mean": 2000, "median": 1000}, "params": BASE}
     spec = tmp_path / "agent.json"
     spec.write_text(json.dumps({"format_version": 1, "workload": "agent",
-                                "generation_params": _agent(subagent={
-                                    "probability": 0.1, "fanout": {"kind": "constant", "value": 1},
-                                    "returns": {"mean": 2000, "median": 1000}, "params": BASE})}))
+                                "generation_params": _classes(("agent", 1.0, {}, {"subagent": subagent}))}))
     out = tmp_path / "run"
     done = subprocess.run([sys.executable, "-m", "tracedsl", "run", str(spec), "-n", "5", "-o", str(out)],
                           capture_output=True, text=True)
     assert done.returncode == 5, done.stderr
-    assert "subagent: error[E501]" in done.stderr and "'subagent' is not drawn yet" in done.stderr
+    assert "subagent: error[E501]" in done.stderr and "'subagent' with session classes is not drawn yet" in done.stderr
     assert "Traceback" not in done.stderr and not any(out.rglob("*"))  # nothing written

@@ -111,14 +111,11 @@ def test_without_requests_no_request_column_is_written(tmp_path):
     assert "opens_request" not in chunk.extras
 
 
-@pytest.mark.parametrize("name", ["subagent"])
-def test_the_agent_constructs_not_drawn_yet_are_refused(name, tmp_path):
-    extra = {
-        "compaction": {"threshold": 0.8, "summary": {"mean": 3000.0, "median": 2000.0}},
-        "subagent": {"probability": 0.1, "fanout": {"kind": "constant", "value": 1.0},
-                     "returns": {"mean": 2000.0, "median": 1000.0}, "params": BASE},
-    }[name]
-    workload = Workload(name="agent", params=GenerationParams.model_validate({**BASE, name: extra}))
+def test_subagents_of_session_classes_are_refused(tmp_path):
+    subagent = {"probability": 0.1, "fanout": {"kind": "constant", "value": 1.0},
+                "returns": {"mean": 2000.0, "median": 1000.0}, "params": BASE}
+    classes = [{"name": "agent", "fraction": 1.0, "params": {**BASE, "subagent": subagent}}]
+    workload = Workload(name="agent", params=GenerationParams.model_validate({**BASE, "classes": classes}))
     with pytest.raises(pipeline.PipelineError) as raised:
         pipeline.run(workload, tmp_path, num_sessions=5, html=False)
-    assert f"'{name}' is not drawn yet" in str(raised.value.diagnostics[0].message)
+    assert "'subagent' with session classes is not drawn yet" in str(raised.value.diagnostics[0].message)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from tracedsl.engine import arrivals, chunk, compaction, endings, requests, sessions
+from tracedsl.engine import arrivals, chunk, compaction, endings, requests, sessions, spawns
 from tracedsl.engine.samplers import (
     STREAMS,
     BoundedLognormal,
@@ -46,6 +46,7 @@ ENGINE_STREAMS = {
         (arrivals, ("ARRIVAL",)),
         (requests, ("CALLS", "MESSAGE", "THINK")),
         (compaction, ("SUMMARY",)),
+        (spawns, ("SPAWN", "FANOUT", "RETURNS", "CHILD")),
     )
     for name in names
 }

@@ -141,9 +141,24 @@ def session_durations_ms(latency: Latency, sessions: SessionColumns) -> np.ndarr
     """Each session's estimated duration (ms): every request's latency (its whole prompt, as
     replayed, and its output) plus every delay between turns. A continuation starts this long
     after its parent did."""
-    offsets = sessions.row_offsets
     if sessions.num_sessions == 0:
         return np.zeros(0)
+    return np.add.reduceat(_call_costs(latency, sessions), sessions.row_offsets[:-1])
+
+
+def call_ends_ms(latency: Latency, sessions: SessionColumns) -> np.ndarray:
+    """Per row: when the call ends (ms after its session started), by the same estimate as
+    :func:`session_durations_ms` (each call's latency and every delay up to it)."""
+    if sessions.num_sessions == 0:
+        return np.zeros(0)
+    ends = np.cumsum(_call_costs(latency, sessions))
+    before = np.concatenate([[0.0], ends])[sessions.row_offsets[:-1]]
+    return ends - np.repeat(before, sessions.turns)
+
+
+def _call_costs(latency: Latency, sessions: SessionColumns) -> np.ndarray:
+    """Per row: the delay before the call plus its latency (its prompt as replayed, its output)."""
+    offsets = sessions.row_offsets
     inputs = np.cumsum(sessions.input_length, dtype=np.int64)
     outputs = np.cumsum(sessions.output_length, dtype=np.int64) - sessions.output_length
     firsts = offsets[:-1]
@@ -151,4 +166,4 @@ def session_durations_ms(latency: Latency, sessions: SessionColumns) -> np.ndarr
     prompt = (inputs - np.repeat(inputs[firsts] - sessions.input_length[firsts], turns)
               + outputs - np.repeat(outputs[firsts], turns))
     spent = latency.request_ms(prompt.astype(np.float64), sessions.output_length.astype(np.float64))
-    return np.add.reduceat(spent + np.nan_to_num(sessions.delay_ms), firsts)
+    return spent + np.nan_to_num(sessions.delay_ms)

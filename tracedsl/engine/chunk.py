@@ -12,24 +12,30 @@ import numpy as np
 
 from tracedsl.engine import EngineError, compaction, endings
 from tracedsl.engine.arrivals import session_durations_ms
-from tracedsl.engine.columns import SessionColumns, ragged_gather
+from tracedsl.engine.columns import LINK_COMPACTION, LINK_RESTART, SessionColumns, ragged_gather
+from tracedsl.engine.compaction import CHAIN_KEYS
 from tracedsl.engine.endings import NO_PLANNED_STOP
 from tracedsl.engine.model import CONTINUATION_MIN_GAP, SessionModel
 from tracedsl.engine.samplers import session_keys, session_numbers, stream, uniforms
-from tracedsl.engine.sessions import assemble, groups, grow, initial_context, outputs
-from tracedsl.limits import RETRY_BUDGET
+from tracedsl.engine.sessions import (
+    assemble,
+    compaction_continuations,
+    groups,
+    grow,
+    initial_context,
+    outputs,
+)
+from tracedsl.engine.subagents import Descendants, descend
+from tracedsl.engine.targets import explicit_turn_sessions
 from tracedsl.trace import EndReason
 
 # Where a restart continuation is written, drawn from its parent's streams; where a
 # compaction continuation is, from its own.
 PLACEMENT = stream("restart.placement")
 PLACEMENT_COMPACTION = compaction.PLACEMENT
-# Link kinds of continuations (sessions.jsonl's ``link``).
-LINK_RESTART, LINK_COMPACTION = 1, 2
-# A compaction continuation's keys are its root's (a primary's, or a Session B's) with this
-# attempt offset plus its level (retries use attempts below MAX_SESSION_ATTEMPTS); its session
-# number is its root's plus its level shifted past every root's (2i + 1 < 2**31).
-CHAIN_KEYS = 1 << 20
+# Link kinds (sessions.jsonl's ``link``) are columns.py's LINK_*. A compaction continuation's
+# keys are its root's (a primary's, or a Session B's) with the attempt offset CHAIN_KEYS plus its
+# level; its session number is its root's plus its level shifted past every root's (2i + 1 < 2**31).
 CHAIN_SHIFT = 31
 # Which class a primary runs (only drawn when the spec has classes).
 CLASS = stream("session.class")
@@ -66,6 +72,7 @@ class Continuations:
     offset_ms: np.ndarray
     depth: np.ndarray
     link: np.ndarray
+    children: Descendants | None = None  # with subagents: each one's block of descendants
 
     @property
     def count(self) -> int:
@@ -89,6 +96,7 @@ class Continuations:
             self.offset_ms[picks],
             self.depth[picks],
             self.link[picks],
+            self.children.take(picks) if self.children is not None else None,
         )
 
     @staticmethod
@@ -108,6 +116,7 @@ class Continuations:
             np.concatenate([p.offset_ms for p in parts]),
             np.concatenate([p.depth for p in parts]),
             np.concatenate([p.link for p in parts]),
+            Descendants.concat([p.children for p in parts]) if parts[0].children is not None else None,
         )
 
 
@@ -117,6 +126,7 @@ class ChunkBody:
     stop: int
     primaries: SessionColumns
     continuations: Continuations | None
+    children: Descendants | None = None  # with subagents: each primary's block of descendants
 
 
 def run_chunk(task: ChunkTask) -> ChunkBody:
@@ -135,7 +145,7 @@ def class_of(model: SessionModel, index: np.ndarray) -> np.ndarray:
     return np.minimum(drawn, len(model.classes) - 1).astype(np.int8)
 
 
-def _classed(model: SessionModel, index: np.ndarray) -> tuple[SessionColumns, Continuations | None]:
+def _classed(model: SessionModel, index: np.ndarray) -> tuple[SessionColumns, Continuations | None, None]:
     """Each class's primaries drawn with its own model, merged back in index order; a
     continuation keeps its parent's class."""
     which = class_of(model, index)
@@ -146,7 +156,12 @@ def _classed(model: SessionModel, index: np.ndarray) -> tuple[SessionColumns, Co
         members = np.flatnonzero(which == number)
         if not members.size:
             continue
-        own, continued = _population(class_model, index[members])
+        try:
+            own, continued, _ = _population(class_model, index[members])  # classes spawn no subagents
+        except EngineError as error:  # name the class's field, and the class
+            raise EngineError(f"class '{model.class_names[number]}': {error}",
+                              path=f"classes.{number}.params.{error.path}" if error.path else "classes",
+                              hint=error.hint) from error
         primaries.append(replace(own, class_index=which[members]))
         if continued is not None:
             sessions = replace(continued.sessions, class_index=np.full(continued.count, number, np.int8))
@@ -155,22 +170,25 @@ def _classed(model: SessionModel, index: np.ndarray) -> tuple[SessionColumns, Co
     merged = SessionColumns.concat(primaries)
     order = np.argsort(merged.index, kind="stable")
     if not continuations:
-        return merged.take(order), None
+        return merged.take(order), None, None
     position = np.empty(order.shape[0], dtype=np.int64)
     position[order] = np.arange(order.shape[0])
     joined = Continuations.concat(continuations)
     joined = replace(joined, parent=position[joined.parent])
-    return merged.take(order), joined.take(np.argsort(joined.parent, kind="stable"))
+    return merged.take(order), joined.take(np.argsort(joined.parent, kind="stable")), None
 
 
-def _population(model: SessionModel, index: np.ndarray) -> tuple[SessionColumns, Continuations | None]:
-    """The primaries ``index`` of one population (the run, or one class) and their continuations."""
-    if model.turns is not None:
-        primaries = _explicit_turn_sessions(model, index)
-        target = endings.target_turns(model, session_keys(model.run_key, 2 * index))
-        return primaries, _compactions(model, primaries, np.arange(index.shape[0]), 2 * index,
-                                       np.zeros(index.shape[0]), index, 0, target)
+def _population(model: SessionModel, index: np.ndarray
+                ) -> tuple[SessionColumns, Continuations | None, Descendants | None]:
+    """The primaries ``index`` of one population (the run, or one class), their continuations
+    and (with subagents) the primaries' descendants."""
     keys = session_keys(model.run_key, 2 * index)
+    if model.turns is not None:
+        primaries = explicit_turn_sessions(model, index, keys, session_numbers(2 * index, model.id_key))
+        primaries, children = descend(model, primaries)
+        target = endings.target_turns(model, keys)
+        return primaries, _compactions(model, primaries, np.arange(index.shape[0]), 2 * index,
+                                       np.zeros(index.shape[0]), index, 0, target), children
     group = groups(model, keys)
     input0 = initial_context(model, keys)
     output0 = outputs(model, keys, 0)
@@ -179,6 +197,9 @@ def _population(model: SessionModel, index: np.ndarray) -> tuple[SessionColumns,
     growth = grow(model, keys, input0, output0, split_at, EndReason.RESTART_SPLIT, resets, compacts=True)
     number = session_numbers(2 * index, model.id_key)
     primaries = assemble(index, number, group, False, input0, output0, growth)
+    if model.subagent is not None:
+        primaries = replace(primaries, key=keys)
+    primaries, children = descend(model, primaries)  # the parents' delays after a spawn, first
     parents = np.nonzero(growth.end_reason == EndReason.RESTART_SPLIT)[0]
     found: list[Continuations] = []
     if parents.size:
@@ -195,10 +216,10 @@ def _population(model: SessionModel, index: np.ndarray) -> tuple[SessionColumns,
                                        b.offset_ms, b.target, 1))
         found += [chain for chain in chains if chain is not None]
     if not found:
-        return primaries, None
+        return primaries, None, children
     joined = Continuations.concat(found)
     # in the order of their primaries, then by depth (stable): the stitcher expects no more
-    return primaries, joined.take(np.lexsort((joined.depth, joined.parent)))
+    return primaries, joined.take(np.lexsort((joined.depth, joined.parent))), children
 
 
 def _continuations(
@@ -218,6 +239,9 @@ def _continuations(
     growth = grow(model, keys, context, output0, no_stop, EndReason.FORCED_RETIRE, resets)
     number = session_numbers(2 * index + 1, model.id_key)
     sessions = assemble(index, number, primaries.group[parents], True, context, output0, growth)
+    if model.subagent is not None:
+        sessions = replace(sessions, key=keys)
+    sessions, children = descend(model, sessions)
 
     # Written uniformly at or after a quarter of the run past the parent (the reference's
     # rule, in primary positions, so it is the same whatever the chunking).
@@ -226,7 +250,7 @@ def _continuations(
     offsets, reused_start, reused_length = _parent_whole_blocks(model, primaries, parents)
     return Continuations(sessions, parents, target, offsets, reused_start, reused_length,
                          _durations(model, primaries.take(parents)), np.ones(parents.shape[0], np.int64),
-                         np.full(parents.shape[0], LINK_RESTART, np.int8))
+                         np.full(parents.shape[0], LINK_RESTART, np.int8), children)
 
 
 def _durations(model: SessionModel, sessions: SessionColumns) -> np.ndarray:
@@ -271,23 +295,15 @@ def _compactions(
         primary, base, position = primary[compacted], base[compacted], position[compacted]
         offset_ms = offset_ms[compacted] + _durations(model, parent)
         keys = session_keys(model.run_key, base, CHAIN_KEYS + level)
-        summary = parent.output_length[parent.row_offsets[1:] - 1]
-        input0 = np.minimum(model.fixed_prefix_tokens + summary, model.context_limit - 1)
-        output0 = outputs(model, keys, 0)
-        resets = model.turns is None and model.reset_base is not None
-        if remaining is None:
-            stop, reason = np.full(compacted.size, NO_PLANNED_STOP, dtype=np.int64), EndReason.FORCED_RETIRE
-        else:
+        if remaining is not None:
             remaining = remaining[compacted]
-            stop, reason = remaining, EndReason.TARGET_TURN_COUNT
-        growth = grow(model, keys, input0, output0, stop, reason, resets, compacts=level < spec.max_compactions)
         number = session_numbers(base + (np.int64(level) << CHAIN_SHIFT), model.id_key)
-        sessions = assemble(parent.index, number, parent.group, False, input0, output0, growth)
+        sessions, children = descend(model, compaction_continuations(model, parent, keys, number, level, remaining))
         position = _placed_after(model, position, keys, PLACEMENT_COMPACTION)
         none = np.zeros(compacted.size + 1, dtype=np.int64)
         found.append(Continuations(sessions, primary, position, none, none[:0], none[:0], offset_ms,
                                    np.full(compacted.size, depth + level, np.int64),
-                                   np.full(compacted.size, LINK_COMPACTION, np.int8)))
+                                   np.full(compacted.size, LINK_COMPACTION, np.int8), children))
         parents = sessions
         if remaining is not None:
             remaining = remaining - sessions.turns
@@ -315,57 +331,3 @@ def _parent_whole_blocks(model: SessionModel, primaries: SessionColumns, parents
     layer2 = primaries.input_length[primaries.row_offsets[:-1][parents]] - model.fixed_prefix_tokens
     offsets = np.arange(parents.shape[0] + 1, dtype=np.int64)
     return offsets, np.zeros(parents.shape[0], dtype=np.int64), layer2 // model.block_size
-
-
-def _explicit_turn_sessions(model: SessionModel, index: np.ndarray) -> SessionColumns:
-    """Turn-count mode: each session aims at a sampled target; at the limit it is truncated
-    or drawn again (same target, new draws) up to the attempt limit."""
-    spec = model.turns
-    assert spec is not None
-    target = endings.target_turns(model, session_keys(model.run_key, 2 * index))
-    number = session_numbers(2 * index, model.id_key)
-    pending = np.arange(index.shape[0], dtype=np.int64)
-    finished: list[tuple[np.ndarray, SessionColumns]] = []
-    budget, tried = RETRY_BUDGET * index.shape[0], 0
-    for attempt in range(spec.max_attempts):
-        tried += pending.size
-        if tried > budget:
-            raise _over_budget(model, index, pending, attempt, budget)
-        keys = session_keys(model.run_key, 2 * index[pending], attempt)
-        group = groups(model, keys)
-        input0 = initial_context(model, keys)
-        output0 = outputs(model, keys, 0)
-        growth = grow(
-            model, keys, input0, output0, target[pending], EndReason.TARGET_TURN_COUNT, False, compacts=True
-        )
-        drawn = assemble(index[pending], number[pending], group, False, input0, output0, growth)
-        kept = endings.kept_attempts(model, growth.end_reason)
-        finished.append((pending[kept], drawn.take(kept)))
-        pending = np.delete(pending, kept)
-        if not pending.size:
-            break
-    if pending.size:
-        session = int(index[pending[0]])
-        raise EngineError(
-            f"session {session} (target {int(target[pending[0]])} turns) did not fit the context "
-            f"limit ({model.context_limit} tokens) in {spec.max_attempts} attempts",
-            path="turns.max_session_attempts",
-            hint="raise max_session_attempts or max_prompt_tokens, lower the turn targets, "
-            "or set allow_truncation",
-        )
-    order = np.argsort(np.concatenate([local for local, _ in finished]), kind="stable")
-    return SessionColumns.concat([cols for _, cols in finished]).take(order)
-
-
-def _over_budget(model: SessionModel, index: np.ndarray, pending: np.ndarray, attempts: int,
-                 budget: int) -> EngineError:
-    """Turn-count mode: the chunk's sessions used up the retry budget; how many still do not fit."""
-    return EngineError(
-        f"{pending.size} of the {index.shape[0]} sessions {int(index[0])}..{int(index[-1])} still did "
-        f"not fit the context "
-        f"limit ({model.context_limit} tokens) after {attempts} attempts each; the fast engine "
-        f"draws at most {RETRY_BUDGET} attempts a session on average ({budget} for these), so the turn targets almost never fit",
-        path="turns",
-        hint="lower the turn targets or the new tokens a turn, raise max_prompt_tokens, "
-        "or set allow_truncation",
-    )

@@ -25,6 +25,9 @@ PLACEMENT = stream("compaction.placement")
 # The most compactions one logical session makes when the spec gives no max: far beyond any
 # real session (TraceLab's p99 is 34), and a bound on the session numbers a chain uses.
 CHAIN_CAP = 4096
+# A continuation's keys are its root's with this attempt offset plus its level (retries use
+# attempts below MAX_SESSION_ATTEMPTS).
+CHAIN_KEYS = 1 << 20
 
 
 @dataclass(frozen=True)

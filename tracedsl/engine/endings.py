@@ -14,7 +14,8 @@ same turn, the first in the rule list names the reason. The rules, in that order
 - a probabilistic reset: p = base * (1 + (scaling - 1) * input / limit), one draw a turn.
 
 Reasons in ``CONTINUED`` end a session whose context goes on in a new session (a restart's
-Session B). Later constructs (compaction, subagents) add a rule or a continued reason here.
+Session B, a compaction continuation). Subagents add no rule: the children's returns are
+the next candidate's new tokens (spawns.py), which the rules see like any other.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from tracedsl.engine.samplers import run_keys
 from tracedsl.families import Law
 from tracedsl.feasibility import expected_turns
 from tracedsl.ir import GenerationParams, Latency
+from tracedsl.limits import MAX_FANOUT
 
 # About how many hash ids (a row counting as a few) one chunk of sessions is planned to hold:
 # each is 8 bytes in several columns at once, so this keeps a chunk within a few GB.
@@ -89,6 +90,7 @@ class SessionModel:
     classes: tuple[SessionModel, ...] = ()
     class_cdf: tuple[float, ...] = ()
     class_names: tuple[str, ...] = ()
+    subagent: SubagentModel | None = None  # calls spawn child sessions (subagents.py)
 
     @classmethod
     def build(cls, params: GenerationParams, num_sessions: int, seed: int) -> SessionModel:
@@ -96,6 +98,8 @@ class SessionModel:
         # Start times are estimated only when sessions arrive over time (else all start at 0).
         latency = params.latency if params.arrivals is not None else None
         model = replace(cls._of(params, num_sessions, run_key, id_key), latency=latency)
+        if params.subagent is not None:
+            return _with_subagents(model, params, num_sessions, run_key, id_key)
         if params.classes is None:
             return model
         layout, first_unique = class_regions(params)
@@ -178,7 +182,12 @@ class SessionModel:
         if self.turns is not None:
             turns = min(turns, float(self.turns.max))
         context = min(float(self.context_limit), self.fixed_prefix_tokens + self.layer2.mean + turns * growth)
-        return int(min(context / self.block_size + (1 + _ROW_COST) * turns, 2.0**62))
+        own = context / self.block_size + (1 + _ROW_COST) * turns
+        if self.subagent is not None:  # the subagents it spawns come with it in its chunk
+            sub = self.subagent
+            fanout = min(max(sub.fanout.mean, sub.fanout_min), sub.fanout_max)
+            own += sub.probability * turns * fanout * sub.body.expected_ids()
+        return int(min(own, 2.0**62))
 
     @property
     def prefix_blocks(self) -> int:
@@ -195,6 +204,77 @@ class SessionModel:
         if self.first_unique_id is not None:
             return self.first_unique_id
         return self.layer1_blocks + self.num_groups * self.layer1_5_blocks
+
+
+@dataclass(frozen=True)
+class SubagentModel:
+    """The subagent a body's calls spawn, as the fast engine draws it (plain numbers): the
+    spawn chance, the fan-out law and bounds, each child's returns, what it inherits, its body
+    (with its own prefix regions, and its own subagent when it nests) and the latency model
+    its estimated duration comes from (needed always: it is the parent's delay)."""
+
+    probability: float
+    fanout: Law
+    fanout_min: int
+    fanout_max: int
+    returns: Law
+    shares_global: bool
+    shares_groups: bool
+    body: SessionModel
+    latency: Latency
+
+
+def _with_subagents(model: SessionModel, params: GenerationParams, num_sessions: int, run_key: int,
+                    id_key: int) -> SessionModel:
+    """The model with its chain of subagent bodies: each shares its parent's L1 or groups or
+    gets its own region, allocated after the top-level groups in nesting order (group ids
+    global, like classes'); session-unique ids start after the last."""
+    layers: list[tuple[GenerationParams, PrefixRegions]] = []
+    cursor, group_cursor = model.first_session_id, model.num_groups
+    parent = PrefixRegions(0, model.layer1_blocks, 0)
+    spec = params.subagent
+    while spec is not None:
+        body = spec.params
+        layer1, groups, base = parent.layer1_start, parent.groups_start, parent.group_base
+        if not spec.shares_global:
+            layer1, cursor = cursor, cursor + body.layer1_blocks
+        if not spec.shares_groups:
+            groups, base = cursor, group_cursor
+            cursor += body.cache.layer1_5_groups.num_groups * body.layer1_5_blocks
+            group_cursor += body.cache.layer1_5_groups.num_groups
+        parent = PrefixRegions(layer1, groups, base)
+        layers.append((body, parent))
+        spec = body.subagent
+    built: SessionModel | None = None
+    for (body, regions), spec in zip(reversed(layers), reversed(_subagent_specs(params)), strict=True):
+        child = replace(SessionModel._of(body, num_sessions, run_key, id_key), regions=regions,
+                        first_unique_id=cursor, subagent=built)
+        built = SubagentModel(
+            spec.probability, _law(spec.fanout), *_fanout_bounds(spec.fanout), _law(spec.returns),
+            spec.shares_global, spec.shares_groups, child, params.latency,
+        )
+    return replace(model, first_unique_id=cursor, subagent=built)
+
+
+def _subagent_specs(params: GenerationParams) -> list:
+    found, spec = [], params.subagent
+    while spec is not None:
+        found.append(spec)
+        spec = spec.params.subagent
+    return found
+
+
+def _fanout_bounds(fanout) -> tuple[int, int]:
+    low, high = getattr(fanout, "min", None), getattr(fanout, "max", None)
+    return (int(low) if low is not None else 1, int(high) if high is not None else MAX_FANOUT)
+
+
+def body_models(model: SessionModel) -> list[SessionModel]:
+    """The run's bodies by body index: the top level (0), then each nested subagent's body."""
+    found = [model]
+    while found[-1].subagent is not None:
+        found.append(found[-1].subagent.body)
+    return found
 
 
 def class_regions(params: GenerationParams) -> tuple[list[PrefixRegions], int]:

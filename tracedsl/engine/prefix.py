@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracedsl.engine.columns import SessionColumns
-from tracedsl.engine.model import SessionModel
+from tracedsl.engine.model import PrefixRegions, SessionModel, body_models
 
 
 def fresh_blocks(model: SessionModel, sessions: SessionColumns, reused_blocks: np.ndarray) -> np.ndarray:
@@ -27,22 +27,24 @@ def fresh_blocks(model: SessionModel, sessions: SessionColumns, reused_blocks: n
 
 def prefix_runs(model: SessionModel, sessions: SessionColumns):
     """(L1 start, L1 length, L1.5 base, L1.5 length) of every session: the model's numbers, or
-    per session by its class. Group g's L1.5 run starts at ``base + g * length``."""
-    if not model.classes or sessions.class_index is None:
+    per session by its class, or by its body (the top level's or a subagent's) with subagents. Group g's L1.5 run starts at ``base + g * length``."""
+    if model.subagent is not None and sessions.body is not None:  # by each session's body
+        which, bodies = sessions.body.astype(np.intp), body_models(model)
+    elif not model.classes or sessions.class_index is None:
         return 0, model.layer1_blocks, model.layer1_blocks, model.layer1_5_blocks
-    which = sessions.class_index.astype(np.intp)
-    regions = [c.regions for c in model.classes]
-    assert all(r is not None for r in regions)
+    else:
+        which, bodies = sessions.class_index.astype(np.intp), list(model.classes)
+    regions = [b.regions or PrefixRegions(0, b.layer1_blocks, 0) for b in bodies]
 
     def per_session(values) -> np.ndarray:
         return np.asarray(values, dtype=np.int64)[which]
 
     return (
         per_session([r.layer1_start for r in regions]),
-        per_session([c.layer1_blocks for c in model.classes]),
-        per_session([r.groups_start - r.group_base * c.layer1_5_blocks
-                     for r, c in zip(regions, model.classes, strict=True)]),
-        per_session([c.layer1_5_blocks for c in model.classes]),
+        per_session([b.layer1_blocks for b in bodies]),
+        per_session([r.groups_start - r.group_base * b.layer1_5_blocks
+                     for r, b in zip(regions, bodies, strict=True)]),
+        per_session([b.layer1_5_blocks for b in bodies]),
     )
 
 

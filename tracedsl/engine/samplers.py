@@ -77,9 +77,15 @@ def session_keys(run_key: int, index: np.ndarray, attempt: int = 0) -> np.ndarra
     with np.errstate(over="ignore"):
         counter = (index.astype(np.uint64) + np.uint64(1)) * _GOLDEN
         key = mix64(np.uint64(run_key) + counter)
-        if attempt:
-            key = mix64(key + np.uint64(attempt) * _GOLDEN)
-        return key
+    return attempt_keys(key, attempt)
+
+
+def attempt_keys(keys: np.ndarray, attempt: int) -> np.ndarray:
+    """The keys of another draw of the same sessions (attempt 0: ``keys`` themselves)."""
+    if not attempt:
+        return keys
+    with np.errstate(over="ignore"):
+        return mix64(keys + np.uint64(attempt) * _GOLDEN)
 
 
 def uniforms(keys: np.ndarray, turns: np.ndarray | int, stream_key: np.uint64) -> np.ndarray:

@@ -11,18 +11,19 @@ only sessions that survive the whole window are drawn again. Draws are counter-b
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from tracedsl.engine import compaction, endings, requests
+from tracedsl.engine import compaction, endings, requests, spawns
 from tracedsl.engine.columns import SessionColumns
 from tracedsl.engine.endings import NO_PLANNED_STOP
 from tracedsl.engine.model import SessionModel
 from tracedsl.engine.samplers import stream, token_counts, uniforms, zipf_groups
 from tracedsl.trace import EndReason
 
-__all__ = ["NO_PLANNED_STOP", "Growth", "assemble", "groups", "grow", "initial_context", "outputs"]
+__all__ = ["NO_PLANNED_STOP", "Growth", "assemble", "compaction_continuations", "groups", "grow",
+           "initial_context", "outputs"]
 _FIRST_WINDOW = 16
 _MAX_WINDOW = 256
 _MAX_CELLS = 1 << 21  # candidate turns per window (sessions x turns): bounds memory
@@ -128,6 +129,9 @@ def grow(
             opening = openings.window(active, session_keys, first_turn, window)
             at_s, at_t = np.nonzero(opening)
             new[at_s, at_t] = requests.messages(model.request, keys[active[at_s]], turns[at_t])
+        if model.subagent is not None:  # a call after a spawn appends the children's returns
+            at_s, at_t = np.nonzero(spawns.returning(model.subagent, session_keys, turns, opening))
+            new[at_s, at_t] = spawns.returned(model.subagent, keys[active[at_s]], turns[at_t] - 1)
         out = outputs(model, session_keys, turns)
         # candidate k's input = previous input + previous output + new tokens
         growth = new.copy()
@@ -232,3 +236,24 @@ def assemble(
         delay_ms=delay_ms,
         opens_request=opens,
     )
+
+
+def compaction_continuations(model: SessionModel, parent: SessionColumns, keys: np.ndarray, number: np.ndarray,
+                             level: int, remaining: np.ndarray | None = None) -> SessionColumns:
+    """The compaction continuations (chain level ``level``, drawn from ``keys``) of the sessions
+    ``parent``, which compacted: turn 0 is L1 + L1.5 + the parent's summary (its last output),
+    in the same group; they may compact again while under the bound. ``remaining``: in
+    turn-count mode, the calls left to each logical session's target."""
+    spec = model.compaction
+    assert spec is not None
+    summary = parent.output_length[parent.row_offsets[1:] - 1]
+    input0 = np.minimum(model.fixed_prefix_tokens + summary, model.context_limit - 1)
+    output0 = outputs(model, keys, 0)
+    resets = model.turns is None and model.reset_base is not None
+    if remaining is None:
+        stop, reason = np.full(keys.shape[0], NO_PLANNED_STOP, dtype=np.int64), EndReason.FORCED_RETIRE
+    else:
+        stop, reason = remaining, EndReason.TARGET_TURN_COUNT
+    growth = grow(model, keys, input0, output0, stop, reason, resets, compacts=level < spec.max_compactions)
+    sessions = assemble(parent.index, number, parent.group, False, input0, output0, growth)
+    return replace(sessions, key=keys) if model.subagent is not None else sessions

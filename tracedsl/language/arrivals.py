@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from tracedsl.codes import E_ARGUMENT, E_ARRIVALS_FILE, E_UNKNOWN_DISTRIBUTION
 from tracedsl.diagnostics import Diagnostic, Span
 from tracedsl.language import ast
+from tracedsl.language.units import DURATION_UNITS, PLAIN, RATE_UNITS, TOKEN_RATE_UNITS
 
-# Sessions per second; tokens per second.
-RATE_UNITS = {"/ms": Decimal(1000), "/s": Decimal(1), "/min": Decimal(1) / Decimal(60),
-              "/h": Decimal(1) / Decimal(3600)}
-TOKEN_RATE_UNITS = {"/s": Decimal(1), "k/s": Decimal(1000), "M/s": Decimal(1_000_000)}
-DURATION_UNITS = {"ms": Decimal(1), "s": Decimal(1000), "min": Decimal(60_000), "h": Decimal(3_600_000)}
+__all__ = ["DURATION_UNITS", "RATE_UNITS", "TOKEN_RATE_UNITS", "ArrivalLowering"]
+
 # The processes written with arguments, and the arguments each takes.
 PROCESSES = {"poisson": ("rate",), "gamma": ("rate", "cv"), "constant": ("rate",)}
 LATENCY_ITEMS = {"prefill": "prefill_tokens_per_s", "decode": "decode_tokens_per_s"}
-_PLAIN = {"": Decimal(1)}
 
 
 class ArrivalLowering:
@@ -53,7 +49,7 @@ class ArrivalLowering:
                 self.error(E_ARGUMENT, f"{dist.name} arrivals take {', '.join(PROCESSES[dist.name])}",
                            argument.span)
                 continue
-            units = RATE_UNITS if argument.name == "rate" else _PLAIN
+            units = RATE_UNITS if argument.name == "rate" else PLAIN
             data[argument.name] = self.number(argument.value, f"arrivals.{argument.name}", units)
         return data
 

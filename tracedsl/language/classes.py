@@ -11,6 +11,7 @@ from tracedsl.codes import E_CLASS_FRACTIONS, E_CLASS_STATEMENT, E_DUPLICATE, E_
 from tracedsl.diagnostics import Diagnostic, Span
 from tracedsl.language import ast
 from tracedsl.language.reuse import merge_statements
+from tracedsl.language.units import PROBABILITY_UNITS
 
 # What a class cannot give, and why: one of each for the whole trace.
 NOT_IN_A_CLASS = {
@@ -24,7 +25,7 @@ NOT_IN_A_CLASS = {
 }
 # Top-level statements a class does not inherit: they are the trace's, not a body's.
 NOT_INHERITED = frozenset({"workload", "arrivals", "class", "let", "include"})
-_PERCENT = {"%": Decimal("0.01"), "": Decimal(1)}
+_PERCENT = PROBABILITY_UNITS
 _PLAIN_SHARE = "a number without % is a share of 1 (0.3 is 30%): write 30%, or 0.3"
 # The class a field path of the IR belongs to, and that path inside the class's body.
 _CLASS_PATH = re.compile(r"^classes\.(\d+)\.params(?:\.(.*))?$")

@@ -23,11 +23,12 @@ from tracedsl.diagnostics import Diagnostic, DiagnosticError, Severity, Span
 from tracedsl.families import SLOT
 from tracedsl.ir import REFERENCE_COMPONENTS, Lognormal, Workload
 from tracedsl.language import ast
-from tracedsl.language.arrivals import DURATION_UNITS, RATE_UNITS, TOKEN_RATE_UNITS, ArrivalLowering
+from tracedsl.language.arrivals import ArrivalLowering
 from tracedsl.language.classes import ClassLowering, body_message, class_of_path
 from tracedsl.language.parser import NUMBER_TEXT, parse, parse_number
 from tracedsl.language.reuse import attach_sources, resolve
 from tracedsl.language.tables import TableLowering
+from tracedsl.language.units import PLAIN, PROBABILITY_UNITS, TIME_UNITS, TOKEN_UNITS, Units
 from tracedsl.language.validate import (
     FieldProblem,
     aiperf_issues,
@@ -36,20 +37,7 @@ from tracedsl.language.validate import (
     warnings_for,
 )
 
-# Units each kind of value takes, and what one unit is worth in the IR's unit.
-TOKEN_UNITS = {"": Decimal(1), "k": Decimal(1000), "M": Decimal(1_000_000)}
-TIME_UNITS = {"ms": Decimal(1), "s": Decimal(1000), "min": Decimal(60_000)}
-PROBABILITY_UNITS = {"%": Decimal("0.01"), "": Decimal(1)}
-PLAIN = {"": Decimal(1)}
-_KIND_WORDS = {
-    id(TOKEN_UNITS): "a token count (units: k, M)",
-    id(TIME_UNITS): "a time (units: ms, s, min)",
-    id(PROBABILITY_UNITS): "a probability (a fraction, or a percentage with %)",
-    id(PLAIN): "a plain number (no unit)",
-    id(RATE_UNITS): "a rate (a number per unit of time: 2/s, 30/min)",
-    id(TOKEN_RATE_UNITS): "tokens per second (20k/s, 60/s)",
-    id(DURATION_UNITS): "a duration (units: ms, s, min, h)",
-}
+# Units each kind of value takes, and what one unit is worth in the IR's unit (units.py).
 DISTRIBUTIONS = families.names()  # the registry's; kept under this name for importers
 # ``turns lognormal(...)`` is the reference's, given by whole numbers only; any other family is
 # a law of plain numbers under ``turns.law``.
@@ -95,12 +83,12 @@ def lower(spec: ast.Spec, file: str = "<input>") -> tuple[Workload, list[Diagnos
     return Workload(name=name or default_name, params=params), warnings
 
 
-def convert(text: str, units: dict, whole: bool = False) -> tuple[int | float | None, Diagnostic | None]:
+def convert(text: str, units: Units, whole: bool = False) -> tuple[int | float | None, Diagnostic | None]:
     """A number written as in a .trace file (``2k``, ``1.5s``, ``70%``), in the IR's unit, by
     the rules of a field taking ``units``: the value, or None and the problem."""
     lowering = _Lowering("--set")
     if not NUMBER_TEXT.fullmatch(text):
-        hint = f"a value such as 2k, 1.5s or 70% ({_KIND_WORDS[id(units)]})"
+        hint = f"a value such as 2k, 1.5s or 70% ({units.kind})"
         return None, Diagnostic(E_NUMBER, f"'{text}' is not a number", file="--set", hint=hint)
     number = parse_number(text)
     value = lowering.integer(number, "", units) if whole else lowering.number(number, "", units)
@@ -315,7 +303,7 @@ class _Lowering(TableLowering, ArrivalLowering, ClassLowering):
 
     # Distributions ----------------------------------------------------------------------
 
-    def distribution(self, dist: ast.Distribution, path: str, units: dict) -> dict[str, Any]:
+    def distribution(self, dist: ast.Distribution, path: str, units: Units) -> dict[str, Any]:
         """A distribution in a slot whose values take ``units``; the family says which keywords."""
         family = self.family(dist, path)
         if family is None:
@@ -343,7 +331,7 @@ class _Lowering(TableLowering, ArrivalLowering, ClassLowering):
         path: str,
         allowed: tuple[str, ...],
         *,
-        units: dict | None = None,
+        units: Units | None = None,
         whole: bool = False,
     ) -> dict[str, Any]:
         """The turn-count target (``whole``) or a distribution (kept for importers)."""
@@ -400,11 +388,11 @@ class _Lowering(TableLowering, ArrivalLowering, ClassLowering):
 
     # Numbers ----------------------------------------------------------------------------
 
-    def exact(self, number: ast.Number, path: str, units: dict) -> Decimal | None:
+    def exact(self, number: ast.Number, path: str, units: Units) -> Decimal | None:
         """The value in the IR's unit, exactly; None (and an error) when it cannot be."""
         self.spans[path] = number.span
         if number.unit not in units:
-            kind = _KIND_WORDS[id(units)]
+            kind = units.kind
             hint = did_you_mean(number.unit, [u for u in units if u]) if number.unit else None
             if number.unit == "" and units is TIME_UNITS:
                 hint = f"write {number.text}ms, or a value in s or min"
@@ -417,11 +405,11 @@ class _Lowering(TableLowering, ArrivalLowering, ClassLowering):
             context.prec = 100
             return number.digits * units[number.unit]
 
-    def number(self, number: ast.Number, path: str, units: dict) -> float | None:
+    def number(self, number: ast.Number, path: str, units: Units) -> float | None:
         exact = self.exact(number, path, units)
         return None if exact is None else float(exact)
 
-    def integer(self, number: ast.Number, path: str, units: dict) -> int | None:
+    def integer(self, number: ast.Number, path: str, units: Units) -> int | None:
         exact = self.exact(number, path, units)
         if exact is None:
             return None

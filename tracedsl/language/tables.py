@@ -12,10 +12,11 @@ from tracedsl.diagnostics import Diagnostic, Span
 from tracedsl.families.empirical import WEIGHT_TOLERANCE
 from tracedsl.language import ast
 from tracedsl.language.parser import parse_number
+from tracedsl.language.units import PROBABILITY_UNITS
 
 # A value line of an empirical file: a number with an optional unit, as in the language.
 _VALUE = re.compile(r"[+-]?[0-9][0-9_]*(\.[0-9][0-9_]*)?([eE][+-]?[0-9]+)?[A-Za-z%]*")
-_PROBABILITY = {"%": Decimal("0.01"), "": Decimal(1)}
+_PROBABILITY = PROBABILITY_UNITS
 
 
 class TableLowering:

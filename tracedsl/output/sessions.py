@@ -6,8 +6,10 @@ Each row, in the dataset's session order (see docs/sessions.md)::
      "end_reason":"forced_retire","turns":12,"first_row":0}
 
 ``class`` is the session's class name (null when the spec has no classes); ``group_id`` null when the session has
-no L1.5 group; ``parent_session_id`` and ``link`` are set on a continuation (``"restart"``
-today; ``"compaction"`` and ``"subagent"`` later); ``first_row`` is the 0-based line index of
+no L1.5 group; ``parent_session_id`` and ``link`` are set on a continuation (``"restart"``,
+``"compaction"``) and on a subagent (``"subagent"``: its parent is the session that spawned it,
+and in runs whose spec has subagents every row has ``spawned_at``, the spawning call's turn
+index, null but on subagent rows); ``first_row`` is the 0-based line index of
 the session's turn 0 in dataset.jsonl. The writer streams: one append per chunk, and it holds
 only the split sessions whose continuation is not written yet.
 """
@@ -34,8 +36,10 @@ FIELDS = ("session_id", "class", "group_id", "parent_session_id", "link", "end_r
 # Endings whose context goes on in a continuation: the next continuation of the same primary
 # is that session's child.
 _SPLIT_CODES = np.array([int(EndReason.RESTART_SPLIT), int(EndReason.COMPACTED)], dtype=np.int8)
-# The chunks' ``link`` extra: 0 a primary, 1 a restart's Session B, 2 a compaction continuation.
-_LINK_NAMES = {1: LINK_RESTART, 2: "compaction"}
+# The chunks' ``link`` extra: 0 a primary, 1 a restart's Session B, 2 a compaction continuation,
+# 3 a subagent (with the extras ``parent_position``, the chunk position of the session a subagent
+# or a subagent's compaction continuation comes from, and ``spawned_at``).
+_LINK_NAMES = {1: LINK_RESTART, 2: "compaction", 3: "subagent"}
 _REASON_NAMES = {int(reason): reason.reference_name for reason in EndReason}
 
 
@@ -48,10 +52,11 @@ class SessionIndexWriter:
     """
 
     def __init__(self, path: str | Path, class_names: tuple[str, ...] | list[str] = (),
-                 logical_ids: bool = False):
+                 logical_ids: bool = False, spawns: bool = False):
         self.path = Path(path)
         self.class_names = tuple(class_names)
         self.logical_ids = logical_ids  # write logical_session_id (runs whose sessions compact)
+        self.spawns = spawns  # write spawned_at (runs whose spec has subagents)
         self._file = open(self.path, "wb")  # noqa: SIM115 - closed in close()
         self.rows = 0  # dataset rows before the next chunk
         self.sessions = 0
@@ -59,7 +64,8 @@ class SessionIndexWriter:
         self._awaiting: dict[int, tuple[str, str]] = {}
 
     def write(self, chunk: TraceChunk) -> None:
-        self._file.write(index_lines(chunk, self.rows, self._awaiting, self.class_names, self.logical_ids))
+        self._file.write(index_lines(chunk, self.rows, self._awaiting, self.class_names, self.logical_ids,
+                                     self.spawns))
         self.rows += chunk.num_rows
         self.sessions += chunk.num_sessions
 
@@ -75,7 +81,7 @@ class SessionIndexWriter:
 
 
 def index_lines(chunk: TraceChunk, first_row: int, awaiting: dict[int, tuple[str, str]],
-                class_names: tuple[str, ...] = (), logical_ids: bool = False) -> bytes:
+                class_names: tuple[str, ...] = (), logical_ids: bool = False, spawns: bool = False) -> bytes:
     """The chunk's rows of sessions.jsonl; ``awaiting`` carries split sessions across chunks."""
     count = chunk.num_sessions
     if count == 0:
@@ -93,8 +99,16 @@ def index_lines(chunk: TraceChunk, first_row: int, awaiting: dict[int, tuple[str
         primary_of = np.asarray(primary).tolist()
         # Only the few sessions that split or continue are looked at one by one, in file order
         # (a parent is always written before its continuation).
+        spawned = chunk.extras.get("parent_position")
+        spawned_from = spawned.tolist() if spawned is not None else [-1] * count
         for s in np.flatnonzero(split | continued).tolist():
             root = ids[s]
+            if spawned_from[s] >= 0:  # a subagent, or its compaction continuation: in this chunk
+                parent = spawned_from[s]
+                parents[s] = ids[parent]
+                if kinds[s] == 2:
+                    logical[s] = logical.get(parent, ids[parent])
+                continue
             if continued[s]:
                 parents[s], parent_root = awaiting.pop(primary_of[s], (None, None))
                 if kinds[s] == 2 and parent_root is not None:
@@ -119,6 +133,11 @@ def index_lines(chunk: TraceChunk, first_row: int, awaiting: dict[int, tuple[str
     if logical_ids:  # a run with compaction: every session names its logical session
         for s, row in enumerate(rows):
             row["logical_session_id"] = logical.get(s, row["session_id"])
+    if spawns:  # a run with subagents: the spawning call's turn of every subagent
+        at = chunk.extras.get("spawned_at")
+        turns_at = at.tolist() if at is not None else [-1] * count
+        for row, turn in zip(rows, turns_at, strict=True):
+            row["spawned_at"] = turn if turn >= 0 else None
     opens = chunk.extras.get("opens_request")
     if opens is not None:
         for row, turns_opening in zip(rows, request_turns(chunk.row_offsets, opens), strict=True):

@@ -419,7 +419,7 @@ def _execute(plan: RunPlan, options: RunOptions, progress, notice=None) -> RunRe
         try:
             with JsonlWriter(dataset) as writer, ReadBack(dataset) as reread, \
                     SessionIndexWriter(run_dir.path / SESSIONS_NAME, classes.names,
-                                       _compacts(plan.params)) as index:
+                                       _compacts(plan.params), plan.params.subagent is not None) as index:
                 with BackgroundThread(reread.check, name="dataset-reader") as reading, \
                         BackgroundThread(partial(_write, writer, reading, index), name="dataset-writer") as writing, \
                         BackgroundThread(checker.add, name="dataset-checker") as checking:
@@ -461,8 +461,12 @@ def _execute(plan: RunPlan, options: RunOptions, progress, notice=None) -> RunRe
 
 
 def _compacts(params: GenerationParams) -> bool:
-    """Whether any population of the run compacts (then sessions.jsonl names logical sessions)."""
-    return any(body.compaction is not None for _, _, body in params.bodies())
+    """Whether any population of the run, or a subagent's body, compacts (then sessions.jsonl
+    names logical sessions)."""
+    bodies = [body for _, _, body in params.bodies()]
+    while bodies[-1].subagent is not None:
+        bodies.append(bodies[-1].subagent.params)
+    return any(body.compaction is not None for body in bodies)
 
 
 class ClassCounts:
@@ -567,7 +571,8 @@ def _engine(name: str, map_fn, spill_dir: Path):
     if name == "fast":
         from tracedsl.engine.fast import FastEngine
 
-        return FastEngine(map_fn=map_fn)
+        # many waiting continuations (compaction-heavy runs) wait beside the dataset
+        return FastEngine(map_fn=map_fn, spill_dir=spill_dir)
     if name == "aiperf":
         from tracedsl.engine.aiperf import AiperfEngine
 
