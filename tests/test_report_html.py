@@ -221,3 +221,53 @@ def test_the_arrivals_timeline_renders_with_its_target_rate(tmp_path):
         assert starts == 1200 and len(drawn["bars"]) > 30
         assert drawn["target"] >= 6  # the stages' corners: flat, ramp, flat, then the tail
         assert drawn["axis"] == "time since the first start (s)"
+
+
+AGENT_SPEC = {
+    **GenerationParams().generation_params(),
+    "reset": {"base_probability": 0.004, "context_scaling": 1.0},
+    "request": {"calls": {"kind": "constant", "value": 5.0},
+                "message": {"kind": "constant", "value": 3000.0},
+                "think": {"kind": "uniform", "min": 100000.0, "max": 200000.0}},
+    "compaction": {"threshold": 0.5, "summary": {"kind": "constant", "value": 5000.0}, "max_compactions": 2},
+}
+
+
+@pytest.mark.browser
+def test_the_agent_timeline_and_hit_rate_by_gap_render_with_their_counts(tmp_path):
+    from tracedsl.engine import RunRequest
+    from tracedsl.engine.fast import FastEngine
+
+    params = GenerationParams.model_validate(AGENT_SPEC)
+    reports = ReportSet(params, HOSTILE, params.block_size)
+    for chunk in FastEngine(chunk_sessions=7).generate(RunRequest(params, 40, 2)):
+        reports.add(chunk)
+    reports.write(tmp_path)
+    lanes = reports.collector.agent.samples
+    gaps = reports.quality()["agent"]["hit_rate_by_gap"]
+    assert len(lanes) == 4 and sum(lane["compacts"] for lane in lanes) >= 1
+    text = (tmp_path / "report.html").read_text()
+    assert HOSTILE not in text
+    with open_page(tmp_path / "report.html", width=1400) as page:
+        assert page.errors == [] and page.blocked == []
+        card = """(title => [...document.querySelectorAll('.card')].find(
+            c => c.querySelector('h2').textContent.startsWith(title)))"""
+        drawn = page.eval(f"""(() => {{ const svg = {card}('Agent structure').querySelector('svg');
+            return {{calls: svg.querySelectorAll('rect.call').length,
+                     openings: svg.querySelectorAll('rect.call.opening').length,
+                     compactions: svg.querySelectorAll('path.compaction').length,
+                     lanes: svg.querySelectorAll('text.lane').length,
+                     breaks: svg.querySelectorAll('g.break').length,
+                     width: svg.getBoundingClientRect().width}}; }})()""")
+        assert drawn["lanes"] == len(lanes)
+        assert drawn["calls"] == sum(len(lane["start_ms"]) for lane in lanes)
+        assert drawn["openings"] == sum(sum(lane["opens"]) for lane in lanes)
+        assert drawn["compactions"] == sum(lane["compacts"] for lane in lanes)
+        assert drawn["breaks"] >= 1 and drawn["width"] > 800  # think waits of 100-200 s are broken
+        bars = page.eval(f"""[...{card}('Hit rate by the idle gap').querySelectorAll('rect.bar title')]
+            .map(t => t.textContent)""")
+        assert len(bars) == len(gaps)
+        assert [float(b.split(": ")[1].rstrip("%")) for b in bars] == [round(g["hit_rate"] * 100, 1) for g in gaps]
+        kinds = page.eval(f"""[...{card}('Hit rate by call kind').querySelectorAll('rect.bar title')]
+            .map(t => t.textContent.split(':')[0])""")
+        assert kinds == ["first", "request-opening", "tool"]

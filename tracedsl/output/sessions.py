@@ -210,6 +210,9 @@ INDEX_TURNS = "sessions-index-turns"
 INDEX_FIRST_ROW = "sessions-index-first-row"
 INDEX_LINK = "sessions-index-link"
 INDEX_PARENT = "sessions-index-parent"
+INDEX_SHARED = "sessions-index-shared-prefix"
+
+_KEPT_IDS = 4096  # a parent's turn-0 ids kept for its continuations' and children's checks, at most
 
 _PARENT_BATCH = 8192
 
@@ -223,12 +226,18 @@ class IndexChecker:
     as in the validator (8 bytes a session), for the parents' lookups.
     """
 
-    def __init__(self, path: str | Path, add):
+    def __init__(self, path: str | Path, add, params=None):
         self.path = Path(path)
         self.add = add
+        # The run's spec (manifest.json beside), for how many turn-0 blocks a compaction
+        # continuation or a subagent may share with its parent; None: only the parent's whole
+        # turn 0 shared is a finding.
+        self.params = params
+        self._compacted: dict[str, tuple[np.ndarray, object]] = {}  # awaiting their continuation
+        self._block: dict[str, tuple[np.ndarray, object]] = {}  # the current host and its subagents
         self._handle = open(self.path, "rb")  # noqa: SIM115 - closed in finish()
         self._rows = _numbered_rows(self._handle)
-        self._pending: tuple[str, int, int, bool] | None = None
+        self._pending: tuple | None = None
         self._diverged = False
         self._exhausted = False
         self.sessions = 0
@@ -236,10 +245,11 @@ class IndexChecker:
         self._batch_names: list[str] = []
         self._batch_parents: list[tuple[int, str, int]] = []  # (position in batch, parent, line)
 
-    def start(self, name: str, row_index: int, line: int, is_restart: bool) -> None:
+    def start(self, name: str, row_index: int, line: int, is_restart: bool, first_ids=None) -> None:
+        """``first_ids``: the session's turn-0 hash ids (a list, when the row has them)."""
         if self._pending is not None:
             self._compare(*self._pending, turns=row_index - self._pending[1])
-        self._pending = (name, row_index, line, is_restart)
+        self._pending = (name, row_index, line, is_restart, first_ids)
 
     def finish(self, rows: int) -> None:
         try:
@@ -259,7 +269,7 @@ class IndexChecker:
     def close(self) -> None:
         self._handle.close()
 
-    def _compare(self, name: str, first_row: int, line: int, is_restart: bool, turns: int) -> None:
+    def _compare(self, name: str, first_row: int, line: int, is_restart: bool, first_ids, turns: int) -> None:
         self.sessions += 1
         if self._diverged or self._exhausted:
             return
@@ -296,9 +306,71 @@ class IndexChecker:
                      f"in the dataset (line {line}) has no is_restart", number)
         if row["parent_session_id"] is not None:
             self._batch_parents.append((len(self._batch_names), row["parent_session_id"], number))
+        self._shared(name, row, first_ids, number)
         self._batch_names.append(name)
         if len(self._batch_names) >= _PARENT_BATCH:
             self._flush_parents()
+
+    def _body(self, row: dict, parent_body):
+        """The spec body a session runs: a subagent its parent's subagent body, a continuation its
+        parent's, a host the top level's (or its class's). None without a spec."""
+        if self.params is None:
+            return None
+        if row["link"] == "subagent":
+            sub = getattr(parent_body, "subagent", None)
+            return sub.params if sub is not None else None
+        if row["link"] is not None and parent_body is not None:
+            return parent_body
+        for name, _, body in self.params.bodies():
+            if name == row["class"]:
+                return body
+        return None
+
+    def _allowed(self, link: str, parent_body, body) -> int | None:
+        """How many leading turn-0 blocks a session may share with its parent."""
+        if link == "compaction" and parent_body is not None:
+            return parent_body.layer1_blocks + parent_body.layer1_5_blocks
+        if link == "subagent" and body is not None and parent_body is not None:
+            sub = parent_body.subagent
+            if not sub.shares_global:
+                return 0
+            return body.layer1_blocks + (body.layer1_5_blocks if sub.shares_groups else 0)
+        return None
+
+    def _shared(self, name: str, row: dict, first_ids, number: int) -> None:
+        """A compaction continuation shares with its parent only the parent's turn-0 L1/L1.5
+        blocks, a subagent only what its body inherits (its L1 when it shares the global prefix,
+        then its L1.5 when it shares the groups too): a longer common hash-id prefix of the two
+        turn-0 rows is a finding (also, without the spec, sharing the parent's whole turn 0)."""
+        link, parent = row["link"], row["parent_session_id"]
+        ids = _ids(first_ids)
+        in_block = link == "subagent" or (link == "compaction" and parent in self._block)
+        if not in_block:
+            self._block = {}
+        kept = self._compacted.pop(parent, None) if link == "compaction" else None
+        if in_block and parent in self._block:
+            kept = self._block[parent]
+        parent_ids, parent_body = kept if kept is not None else (None, None)
+        body = self._body(row, parent_body)
+        if parent_ids is not None and ids is not None:
+            common = _common_prefix(ids, parent_ids)
+            allowed = self._allowed(link, parent_body, body)
+            if allowed is not None and common > allowed:
+                what = ("its parent's L1 and L1.5 (a compaction continuation's turn 0 is L1 + L1.5 + a "
+                        "fresh summary)" if link == "compaction" else "what its body inherits")
+                self.add(INDEX_SHARED, f"{link} session {name!r} shares the first {common} hash ids of "
+                         f"its turn 0 with its parent {parent!r}; only {allowed} are {what}", number)
+            elif allowed is None and common >= parent_ids.size and parent_ids.size < _KEPT_IDS:
+                self.add(INDEX_SHARED, f"{link} session {name!r} repeats its parent {parent!r}'s whole "
+                         f"turn 0 ({common} hash ids) as its own; a {link} shares at most the parent's "
+                         "L1 and L1.5", number)
+        if ids is None:
+            return
+        kept_ids = ids[:_KEPT_IDS].copy()
+        if row["end_reason"] == EndReason.COMPACTED.reference_name:
+            self._compacted[name] = (kept_ids, body)
+        if self.params is None or _spawns(body):  # its children come right after it
+            self._block[name] = (kept_ids, body)
 
     def _flush_parents(self) -> None:
         """Each parent must be a session listed earlier: in an earlier batch, or earlier in this one."""
@@ -317,6 +389,37 @@ class IndexChecker:
         if names:
             self.memory.seen_before(names)
         self._batch_names, self._batch_parents = [], []
+
+
+def _ids(first_ids) -> np.ndarray | None:
+    if type(first_ids) is not list:
+        return None
+    try:
+        return np.asarray(first_ids[:_KEPT_IDS], dtype=np.int64)
+    except (OverflowError, TypeError, ValueError):
+        return None
+
+
+def _common_prefix(a: np.ndarray, b: np.ndarray) -> int:
+    n = min(a.size, b.size)
+    differ = np.flatnonzero(a[:n] != b[:n])
+    return int(differ[0]) if differ.size else n
+
+
+def _spawns(body) -> bool:
+    return body is not None and getattr(body, "subagent", None) is not None
+
+
+def params_beside(index: str | Path):
+    """The run's spec from the manifest.json beside its sessions.jsonl, or None."""
+    path = Path(index).parent / "manifest.json"
+    try:
+        data = orjson.loads(path.read_bytes())
+        from tracedsl.ir import GenerationParams
+
+        return GenerationParams.model_validate(data["generation_params"])
+    except Exception:  # noqa: BLE001 - no usable spec: the checks that need one are skipped
+        return None
 
 
 def _numbered_rows(handle) -> Iterator[tuple[int, dict | None]]:

@@ -41,7 +41,7 @@ from tracedsl.output.rows import (
     ids_array,
     plain_row_ok,
 )
-from tracedsl.output.sessions import IndexChecker, index_beside
+from tracedsl.output.sessions import IndexChecker, index_beside, params_beside
 
 DEFAULT_MAX_ERRORS = 50
 _BATCH_ROWS = 8192
@@ -295,7 +295,7 @@ class _Checker:
         self.index: IndexChecker | None = None
         if index is not None:
             report.sessions_index = str(index)
-            self.index = IndexChecker(index, partial(report.add, column=None, file=str(index)))
+            self.index = IndexChecker(index, partial(report.add, column=None, file=str(index)), params_beside(index))
         self.given_block_size = block_size
         self.evidence = BlockSizeEvidence()
         # Without --block-size, the ledger starts at the size the first batch suggests; if the
@@ -459,7 +459,7 @@ class _Checker:
             self.starts.append((session_id, number, row.get("timestamp") is not None,
                                 row.get("delay") is not None))
             if self.index is not None:
-                self.index.start(session_id, self.report.rows - 1, number, row.get("is_restart") is True)
+                self.index.start(session_id, self.report.rows - 1, number, row.get("is_restart") is True, hash_ids)
             self.current = session_id
             self.previous = None
             self.cumulative_pairs = 0

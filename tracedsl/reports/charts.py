@@ -248,13 +248,16 @@ def heatmap(counts: np.ndarray, y_edges: np.ndarray, x_edges: np.ndarray, x_unit
     return _svg(parts, label, width)
 
 
-def bars(named: list[tuple[str, float]], unit: Unit, label: str) -> Markup:
-    """Vertical bars for a few named values."""
+def bars(named: list[tuple[str, float]], unit: Unit, label: str, width: int = WIDTH,
+         top: float | None = None) -> Markup:
+    """Vertical bars for a few named values (``top``: the value axis's end, else a round number
+    above the tallest bar with room for its label)."""
     if not any(value for _, value in named):
-        return message("all values are 0", label)
-    top = nice_ceiling(max(v for _, v in named) * 1.08, integer=unit.integer)  # room for the value label
-    parts, sx, sy = _frame(0, len(named), 0, top, None, unit, x_ticks=False)
-    slot = (WIDTH - LEFT - RIGHT) / max(len(named), 1)
+        return message("all values are 0", label, width)
+    if top is None:
+        top = nice_ceiling(max(v for _, v in named) * 1.08, integer=unit.integer)
+    parts, sx, sy = _frame(0, len(named), 0, top, None, unit, x_ticks=False, width=width)
+    slot = (width - LEFT - RIGHT) / max(len(named), 1)
     for i, (name, value) in enumerate(named):
         x = LEFT + i * slot + slot * 0.15
         y = sy(value)
@@ -263,7 +266,7 @@ def bars(named: list[tuple[str, float]], unit: Unit, label: str) -> Markup:
                      f'height="{sy(0) - y:.1f}"><title>{escape(name)}: {shown}</title></rect>'
                      f'<text class="tick" x="{x + slot * 0.35:.1f}" y="{HEIGHT - BOTTOM + 14}" text-anchor="middle">{escape(name)}</text>'
                      f'<text class="value" x="{x + slot * 0.35:.1f}" y="{y - 3:.1f}" text-anchor="middle">{shown}</text>')
-    return _svg(parts, label)
+    return _svg(parts, label, width)
 
 
 def timeline(edges_ms: np.ndarray, counts: np.ndarray, target: tuple[list[float], list[float]] | None,
@@ -289,3 +292,104 @@ def timeline(edges_ms: np.ndarray, counts: np.ndarray, target: tuple[list[float]
         parts.append(f'<polyline class="line target" stroke="{TARGET}" stroke-dasharray="5 3" points="{points}">'
                      f'<title>target rate</title></polyline>')
     return _svg(parts, label, WIDE)
+
+
+LANE_H, LANE_GAP, LANE_LABEL = 16, 6, 150  # the agent timeline's rows and its label column
+BREAK_MS = 20_000.0  # an idle stretch longer than this is drawn this long, broken (zigzag)
+CALL_COLORS = {"opening": "#f97316", "tool": GREEN, "subagent": "#00a3e0"}
+
+
+def _time_axis(lanes: list[dict]) -> tuple[callable, float, list[tuple[float, float]]]:
+    """A broken time axis: linear, except that each stretch in which no sampled call runs and
+    that lasts longer than BREAK_MS is drawn BREAK_MS long. (shown time of a real time, the
+    shown span, the broken stretches as (real start, real end))."""
+    spans = sorted((s, s + max(d, 0.0)) for lane in lanes for s, d in zip(lane["start_ms"], lane["latency_ms"],
+                                                                            strict=True))
+    breaks: list[tuple[float, float]] = []
+    reach = spans[0][1] if spans else 0.0
+    for lo, hi in spans[1:]:
+        if lo - reach > BREAK_MS:
+            breaks.append((reach, lo))
+        reach = max(reach, hi)
+    end = max(reach, 1.0)
+
+    def shown(t: float) -> float:
+        cut = 0.0
+        for lo, hi in breaks:
+            if t >= hi:
+                cut += hi - lo - BREAK_MS
+            elif t > lo:
+                cut += max(t - lo - BREAK_MS, 0.0)
+        return t - cut
+
+    return shown, shown(end), breaks
+
+
+def agent_timeline(lanes: list[dict], label: str) -> Markup:
+    """Sample sessions' calls on a time axis: one row per session (a host, then its subagents),
+    each call a bar from its start for its estimated latency; the gaps between are to scale but
+    for idle stretches over BREAK_MS, drawn BREAK_MS long with a zigzag and their length.
+    Request-opening calls orange, tool calls green, subagents' calls blue; a red triangle ends a
+    compacting session; a dashed line joins a spawning call to each child's row."""
+    if not lanes:
+        return message("no sample sessions", label, WIDE)
+    shown, span, breaks = _time_axis(lanes)
+    height = TOP + len(lanes) * (LANE_H + LANE_GAP) + BOTTOM
+    plot_w = WIDE - LANE_LABEL - RIGHT
+    x0 = LANE_LABEL
+
+    def sx(t: float) -> float:
+        return x0 + shown(t) / span * plot_w
+
+    parts = [f'<rect class="plot" x="{x0}" y="{TOP}" width="{plot_w}" height="{height - TOP - BOTTOM}"/>']
+    labelled = -1e9  # a break's length is written below it when there is room
+    for lo, hi in breaks:
+        a, b = sx(lo), sx(hi)
+        mid = (a + b) / 2
+        text = f"{fmt((hi - lo) / 1000)} s"
+        room = mid - labelled > 8 * len(text)
+        labelled = mid if room else labelled
+        zig = " ".join(f"{mid + (3 if k % 2 else -3):.1f},{TOP + k * 6:.1f}"
+                       for k in range(int((height - TOP - BOTTOM) / 6) + 1))
+        parts.append(f'<g class="break"><rect x="{a:.1f}" y="{TOP}" width="{max(b - a, 1):.1f}" '
+                     f'height="{height - TOP - BOTTOM}" fill="#f3f4f6"/>'
+                     f'<polyline points="{zig}" fill="none" stroke="#9ca3af"/>'
+                     f'<title>idle {fmt((hi - lo) / 1000)} s (broken: drawn as {fmt(BREAK_MS / 1000)} s)</title>'
+                     + (f'<text class="tick" x="{mid:.1f}" y="{height - BOTTOM + 26}" text-anchor="middle">'
+                        f'{text}</text>' if room else "") + "</g>")
+    row_of = {lane["session_id"]: i for i, lane in enumerate(lanes)}
+    for i, lane in enumerate(lanes):
+        y = TOP + i * (LANE_H + LANE_GAP) + LANE_GAP / 2
+        name = ("  " * lane["depth"]) + (lane["link"] if not lane["host"] else "host") + " " + lane["session_id"][-8:]
+        parts.append(f'<text class="tick lane" x="{x0 - 4}" y="{y + LANE_H - 4:.1f}" text-anchor="end">'
+                     f'{escape(name)}<title>{escape(lane["session_id"])}: {lane["calls"]:,} calls, '
+                     f'{escape(lane["end_reason"])}</title></text>')
+        for k, (start, length, gap, opens) in enumerate(zip(lane["start_ms"], lane["latency_ms"], lane["gap_ms"],
+                                                             lane["opens"], strict=True)):
+            kind = "subagent" if not lane["host"] else ("opening" if opens else "tool")
+            a, b = sx(start), sx(start + length)
+            parts.append(f'<rect class="call {kind}" x="{a:.1f}" y="{y:.1f}" width="{max(b - a, 1.0):.1f}" '
+                         f'height="{LANE_H}" fill="{CALL_COLORS[kind]}"><title>call {k} ({kind}): starts '
+                         f'{fmt(start / 1000)} s after a {fmt(gap / 1000)} s gap, {fmt(length / 1000)} s'
+                         f'</title></rect>')
+        if lane["compacts"] and lane["start_ms"]:
+            end = sx(lane["start_ms"][-1] + lane["latency_ms"][-1])
+            parts.append(f'<path class="compaction" d="M{end:.1f},{y - 1:.1f} l6,{LANE_H / 2 + 1:.1f} l-6,'
+                         f'{LANE_H / 2 + 1:.1f} z" fill="#ef4444"><title>compacts: the last call '
+                         'summarizes, a compaction continuation goes on</title></path>')
+        parent = lane.get("parent_id")
+        if lane["link"] == "subagent" and parent in row_of and lane["start_ms"]:
+            t = sx(lane["start_ms"][0])
+            py = TOP + row_of[parent] * (LANE_H + LANE_GAP) + LANE_GAP / 2 + LANE_H
+            parts.append(f'<line class="spawn" x1="{t:.1f}" x2="{t:.1f}" y1="{py:.1f}" y2="{y:.1f}" '
+                         f'stroke="#111827" stroke-dasharray="3 2"><title>spawned at call '
+                         f'{lane["spawned_at"]} of its parent</title></line>')
+    ticks, step = nice_ticks(0.0, span / 1000.0, MAX_TICKS * 2)
+    for value in ticks:
+        parts.append(f'<text class="tick x" x="{x0 + value * 1000 / span * plot_w:.1f}" y="{height - BOTTOM + 14}" '
+                     f'text-anchor="middle">{fmt(value)}</text>')
+    parts.append(f'<text class="axis" x="{x0 + plot_w / 2:.0f}" y="{height - 4}" text-anchor="middle">'
+                 "time on each host&#39;s clock, s (broken axis: idle stretches over "
+                 f'{fmt(BREAK_MS / 1000)} s drawn {fmt(BREAK_MS / 1000)} s long, their length below)</text>')
+    return Markup(f'<svg viewBox="0 0 {WIDE} {height}" role="img" aria-label="{escape(label)}">'
+                  + "".join(parts) + "</svg>")

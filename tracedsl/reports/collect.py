@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tracedsl.ir import GenerationParams, Latency
-from tracedsl.reports import targets
+from tracedsl.reports import agent, targets
 from tracedsl.reports.classes import ClassSplit
 from tracedsl.reports.reuse import LAYERS, STATUS, ReuseAnalysis
 from tracedsl.reports.sketch import Sketch
@@ -49,6 +49,8 @@ class Collector:
         self.arrival_gaps = np.zeros(3)
         self.timeline = Timeline()  # primary sessions started per time bin
         self.classes = ClassSplit(params) if params is not None and params.classes else None
+        # requests, compaction, subagents: only for a spec that has them (quality.json ``agent``)
+        self.agent = agent.AgentFigures(params, self.latency) if agent.present(params) else None
 
     def _add_arrivals(self, starts: np.ndarray) -> None:
         if not starts.size:
@@ -80,6 +82,7 @@ class Collector:
         delay = chunk.delay_ms[later]
         sk["delay_ms"].add(delay)
         session_class = ClassSplit.of(chunk) if self.classes is not None else None
+        unscaled_rows = None
         if self.params is not None:
             previous = isl[np.flatnonzero(later) - 1]
             if session_class is None:
@@ -91,6 +94,10 @@ class Collector:
                 unscaled = delay / targets.delay_scale(previous, limits[later])
                 utilization = isl[lasts] / limits[lasts]
             sk["delay_unscaled_ms"].add(unscaled)
+            if self.agent is not None:  # each later row's context scaling of its delay
+                unscaled_rows = np.full(isl.size, np.nan)
+                unscaled_rows[later] = targets.delay_scale(
+                    previous, limit if session_class is None else limits[later])
             sk["final_utilization"].add(utilization)
             if self.classes is not None:
                 every_row = np.full(isl.size, np.nan)
@@ -113,6 +120,8 @@ class Collector:
         self.rows += chunk.num_rows
 
         reuse = self.reuse.add(chunk)
+        if self.agent is not None:
+            self.agent.add(chunk, isl, unscaled_rows, reuse)
         if reuse is None:
             return
         analysed = reuse.rows  # the reuse sample may end inside this chunk

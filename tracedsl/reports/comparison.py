@@ -153,6 +153,7 @@ def comparison_text(quality: dict, name: str, sessions: int, rows: int, block_si
         lines.append("")
 
     lines.extend(_class_table(quality))
+    lines.extend(agent_lines(quality.get("agent")))
     arrivals = quality.get("arrivals")
     if arrivals is not None:
         rate, cv = arrivals["rate_per_s"], arrivals["interarrival_cv"]
@@ -191,3 +192,72 @@ def comparison_text(quality: dict, name: str, sessions: int, rows: int, block_si
     lines.append(_row("mean", None, None, duration["mean"]))
     lines.append(_row("median", None, None, duration["median"]))
     return "\n".join(lines) + "\n"
+
+
+def _figure_rows(title: str, figure: dict | None, digits: int = 1) -> list[str]:
+    """A figure of quality.json ``agent``: mean, median and p90, expected against observed."""
+    if figure is None or figure.get("observed") is None:
+        return []
+    expected = figure.get("expected") or {}
+    observed = figure.get("observed_compared") or figure["observed"]
+    out = [title]
+    for q in ("mean", "median"):
+        out.append(_row(q, None, expected.get(q), observed[q], digits))
+    if "p90" in figure:
+        out.append(_row("p90", None, figure["p90"]["expected"], figure["p90"]["observed"], digits))
+    return out
+
+
+def agent_lines(figures: dict | None) -> list[str]:
+    """Requests, compactions, subagents and the hit rate by call kind (only when the spec has them)."""
+    if not figures:
+        return []
+    lines: list[str] = []
+    requests = figures.get("requests")
+    if requests is not None:
+        lines.append("Requests (the hosts' LLM calls; see docs/reports.md)")
+        for title, key in (("requests per session", "requests_per_session"),
+                           ("calls per request (whole requests)", "calls_per_request"),
+                           ("message tokens (request-opening calls)", "message_tokens"),
+                           ("think gap, ms (request-opening calls)", "think_ms"),
+                           ("tool latency before scaling, ms (tool calls)", "tool_latency_ms"),
+                           ("tool result tokens (tool calls)", "tool_new_tokens")):
+            lines.extend("  " + line if i == 0 else line
+                         for i, line in enumerate(_figure_rows(title, requests.get(key))))
+        lines.append("")
+    compaction = figures.get("compaction")
+    if compaction is not None:
+        lines.append("Compactions")
+        lines.append(_row("logical sessions", None, None, compaction["logical_sessions"], 0))
+        lines.append(_row("share that compact", None, None, compaction["share_compacting"], 4))
+        per = compaction["compactions_per_compacting_session"]
+        lines.append(_row("compactions per compacting session", per["at_most"], None, per["observed_mean"], 3))
+        before = compaction["prompt_before"]
+        if before.get("observed") is not None:
+            lines.append(_row("prompt before (max) vs threshold", before["threshold_tokens"], None,
+                              before["observed"]["p99"], 0) + "   (configured: threshold; observed: p99)")
+        for title, key in (("prompt after (continuation's turn 0)", "prompt_after"),
+                           ("summary tokens", "summary_tokens")):
+            lines.extend("  " + line if i == 0 else line
+                         for i, line in enumerate(_figure_rows(title, compaction.get(key))))
+        lines.append("")
+    subagents = figures.get("subagents")
+    if subagents is not None:
+        lines.append("Subagents")
+        rate = subagents["spawn_rate"]
+        lines.append(_row("spawn rate per eligible call", None, rate["target"], rate["observed"], 4))
+        lines.append(_row("spawns / eligible calls", None, None, subagents["spawns"], 0)
+                     + f"   of {subagents['eligible_calls']:,}")
+        lines.append(_row("children", None, None, subagents["children"], 0))
+        for title, key in (("fan-out (children per spawn)", "fanout"), ("calls per child", "calls_per_child")):
+            lines.extend("  " + line if i == 0 else line
+                         for i, line in enumerate(_figure_rows(title, subagents.get(key))))
+        lines.append("")
+    kinds = figures.get("hit_rate_by_call_kind") or {}
+    if kinds:
+        lines.append("Prefix hit rate by call kind (unbounded cache, the reuse sample)")
+        for name, entry in kinds.items():
+            lines.append(f"  {name.replace('_', '-'):<34}{entry['hit_rate'] * 100:>41.1f}%   "
+                         f"({entry['calls']:,} calls)")
+        lines.append("")
+    return lines

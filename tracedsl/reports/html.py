@@ -126,6 +126,7 @@ def cards(collector: Collector, report: dict) -> list[dict]:
                     "svg": charts.bars(shares, charts.SHARE, "layer shares"),
                     "note": "L1 global, L1.5 shared, L2 first turn, L3 later turns, outputs"})
     out.extend(_class_cards(collector))
+    out.extend(_agent_cards(collector, report))
     arrivals = _arrivals_card(collector, report)
     if arrivals is not None:
         out.append(arrivals)
@@ -162,6 +163,51 @@ def _class_cards(collector: Collector) -> list[dict]:
                         "svg": charts.lines(series, unit, charts.Unit("share of the class's requests", percent=True),
                                             title.lower(), x_label=f"{unit.axis} (40 bins)"),
                         "note": "each class's requests per bin over its own requests" + (f" · {note}" if note else "")})
+    return out
+
+
+def _gap_name(lo: float, hi: float | None) -> str:
+    def short(ms: float) -> str:
+        if ms < 1000:
+            return f"{ms:g}ms"
+        if ms < 60_000:
+            return f"{ms / 1000:g}s"
+        if ms < 3_600_000:
+            return f"{ms / 60_000:g}m"
+        return f"{ms / 3_600_000:g}h"
+
+    return f">{short(lo)}" if hi is None else f"{short(lo)}–{short(hi)}"
+
+
+def _agent_cards(collector: Collector, report: dict) -> list[dict]:
+    """Requests, compactions and subagents: sample sessions on a time axis, and the hit rate by
+    the idle gap before a call and by call kind (only for a spec that has them)."""
+    figures = report.get("agent")
+    if collector.agent is None or figures is None:
+        return []
+    lanes = collector.agent.samples
+    hosts = sum(1 for lane in lanes if lane["host"])
+    out = [{"title": "Agent structure: sample sessions on a time axis", "wide": True,
+            "svg": charts.agent_timeline(lanes, "agent timeline"),
+            "note": f"the first {hosts} host sessions with two calls or more, each with the subagents it spawns "
+            f"({len(lanes)} rows); call lengths from the latency model; orange: request-opening calls, green: "
+            "tool calls, blue: subagents' calls; red triangle: a compaction; dashed: a spawn · broken axis "
+            f"(idle stretches over {charts.fmt(charts.BREAK_MS / 1000)} s drawn that long, their length below)"}]
+    gaps = figures.get("hit_rate_by_gap") or []
+    named = [(_gap_name(entry["gap_ms_from"], entry["gap_ms_to"]), entry["hit_rate"] or 0.0) for entry in gaps]
+    if named:
+        out.append({"title": "Hit rate by the idle gap before the call", "wide": True,
+                    "svg": charts.bars(named, charts.RATE, "hit rate by idle gap", width=charts.WIDE, top=1.1),
+                    "note": "prefix hit rate (unbounded cache, the reuse sample) of the calls after turn 0, "
+                    "binned by their delay; " + ", ".join(f"{name}: {entry['calls']:,} calls"
+                                                           for (name, _), entry in zip(named, gaps, strict=True))})
+    kinds = figures.get("hit_rate_by_call_kind") or {}
+    if kinds:
+        out.append({"title": "Hit rate by call kind", "wide": False,
+                    "svg": charts.bars([(name.replace("_", "-"), entry["hit_rate"]) for name, entry in kinds.items()],
+                                       charts.RATE, "hit rate by call kind", top=1.1),
+                    "note": "unbounded cache: " + ", ".join(f"{name.replace('_', ' ')} {entry['calls']:,} calls"
+                                                            for name, entry in kinds.items())})
     return out
 
 

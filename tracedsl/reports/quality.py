@@ -337,6 +337,7 @@ def quality(collector: Collector, name: str, engine: str = "fast") -> dict:
         },
         **({"arrivals": arrival_figures(collector)} if collector.params and collector.params.arrivals else {}),
         **({"classes": class_figures(collector, engine)} if collector.classes is not None else {}),
+        **({"agent": collector.agent.figures(engine)} if collector.agent is not None else {}),
         **({"classes_unplaced_sessions": collector.classes.unplaced}
            if collector.classes is not None and collector.classes.unplaced else {}),
         "percentile_method": "numpy linear interpolation; exact while a quantity has at most 4096 "

@@ -15,7 +15,7 @@ from tracedsl.output.reader import read_trace
 from tracedsl.output.rundir import locate_run
 from tracedsl.output.sessions import index_beside, read_index
 from tracedsl.reports.reportset import ReportSet
-from tracedsl.trace import TraceChunk
+from tracedsl.trace import EndReason, TraceChunk
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def regenerate(job: ReportJob, params: GenerationParams | None, name: str, block
                html: bool = True, engine: str = "fast") -> tuple[list[Path], ReportSet]:
     """Stream the trace through a ReportSet and write its files into the output directory."""
     reports = ReportSet(params, name, block_size, engine)
-    for chunk in with_classes(read_trace(job.dataset), params, index_beside(job.dataset)):
+    for chunk in with_index(read_trace(job.dataset), params, index_beside(job.dataset)):
         reports.add(chunk)
     if reports.collector.rows == 0:
         raise ValueError(f"{job.dataset}: the trace has no rows")
@@ -64,22 +64,120 @@ def regenerate(job: ReportJob, params: GenerationParams | None, name: str, block
 
 def with_classes(chunks: Iterable[TraceChunk], params: GenerationParams | None,
                  index: Path | None) -> Iterator[TraceChunk]:
-    """The chunks, each with its sessions' ``class_index`` from sessions.jsonl (the rows do not
-    say a session's class; the engine's chunks carry it). -1 for a session the index does not
-    place in one of the spec's classes; unchanged without classes or without an index."""
-    if params is None or not params.classes or index is None:
+    """The old name of :func:`with_index` (kept for importers)."""
+    yield from with_index(chunks, params, index)
+
+
+_REASON_CODES = {reason.reference_name: int(reason) for reason in EndReason}
+_LINK_CODES = {"restart": 1, "compaction": 2, "subagent": 3}
+
+
+def with_index(chunks: Iterable[TraceChunk], params: GenerationParams | None,
+               index: Path | None) -> Iterator[TraceChunk]:
+    """The chunks with what the rows do not say and sessions.jsonl does, as the engine's chunks
+    carry it: each session's end reason, and (when the index has them) its ``class_index`` (-1 for
+    a session the index does not place in one of the spec's classes), its ``link`` (restart 1,
+    compaction 2, subagent 3), each row's ``opens_request`` (from ``requests``), and a subagent's
+    ``spawned_at`` and ``parent_position``. With subagents, chunks are cut so each host session
+    and the subagents right after it are in one chunk, as the engine writes them. Unchanged
+    without an index."""
+    if index is None:
         yield from chunks
         return
-    number = {session_class.name: i for i, session_class in enumerate(params.classes)}
+    number = {session_class.name: i for i, session_class in enumerate(params.classes)} \
+        if params is not None and params.classes else None
     rows = (row for _, row in read_index(index) if isinstance(row, dict))
-    pending: dict[str, int] = {}  # index rows read past, for a trace whose order differs
+    pending: dict[str, dict] = {}  # index rows read past, for a trace whose order differs
+    carried: tuple[TraceChunk, list[dict]] | None = None
+    block: set[str] = set()  # the current host's subagents and their continuations
     for chunk in chunks:
-        found = np.full(chunk.num_sessions, -1, dtype=np.int64)
-        for s, session_id in enumerate(chunk.session_ids):
+        found: list[dict] = []
+        for session_id in chunk.session_ids:
             while session_id not in pending:
                 row = next(rows, None)
                 if row is None:
                     break
-                pending[row.get("session_id")] = number.get(row.get("class"), -1)
-            found[s] = pending.pop(session_id, -1)
-        yield replace(chunk, extras={**chunk.extras, "class_index": found})
+                pending[row.get("session_id")] = row
+            found.append(pending.pop(session_id, {}))
+        if carried is not None:
+            chunk, found = _join(carried[0], chunk), carried[1] + found
+            carried = None
+        cut = chunk.num_sessions
+        if any(row.get("link") == "subagent" for row in found) or block:
+            roots = []
+            for s, row in enumerate(found):
+                link, parent = row.get("link"), row.get("parent_session_id")
+                if link == "subagent" or (link == "compaction" and parent in block):
+                    block.add(row.get("session_id"))
+                else:
+                    block = set()
+                    roots.append(s)
+            cut = roots[-1] if roots else 0
+            if cut == 0:  # one host's block so far: wait for the rest
+                carried = (chunk, found)
+                continue
+            carried = (_slice(chunk, cut, chunk.num_sessions), found[cut:]) if cut < chunk.num_sessions else None
+            chunk, found = _slice(chunk, 0, cut), found[:cut]
+        yield _annotated(chunk, found, number)
+    if carried is not None:
+        yield _annotated(carried[0], carried[1], number)
+
+
+def _annotated(chunk: TraceChunk, found: list[dict], number: dict[str, int] | None) -> TraceChunk:
+    extras = dict(chunk.extras)
+    if number is not None:
+        extras["class_index"] = np.array([number.get(row.get("class"), -1) for row in found], dtype=np.int64)
+    reasons = np.array([_REASON_CODES.get(row.get("end_reason"), int(EndReason.UNKNOWN)) for row in found],
+                       dtype=np.int8)
+    links = np.array([_LINK_CODES.get(row.get("link"), 0) for row in found], dtype=np.int8)
+    if (links > 1).any():
+        extras["link"] = links
+    if any("requests" in row for row in found):
+        opens = np.zeros(chunk.num_rows, dtype=bool)
+        turns = chunk.turns_per_session.tolist()
+        starts = chunk.row_offsets.tolist()
+        at = [starts[s] + t for s, row in enumerate(found) for t in row.get("requests") or ()
+              if type(t) is int and 0 <= t < turns[s]]
+        opens[np.asarray(at, dtype=np.int64)] = True
+        extras["opens_request"] = opens
+    if any(row.get("spawned_at") is not None for row in found):
+        position = {session_id: s for s, session_id in enumerate(chunk.session_ids)}
+        parent = np.full(chunk.num_sessions, -1, dtype=np.int64)
+        spawned = np.full(chunk.num_sessions, -1, dtype=np.int64)
+        for s, row in enumerate(found):
+            if links[s] == 3 and type(row.get("spawned_at")) is int:
+                spawned[s] = row["spawned_at"]
+            if links[s] in (2, 3):
+                p = position.get(row.get("parent_session_id"), -1)
+                if 0 <= p < s and (links[s] == 3 or parent[p] >= 0 or links[p] == 3):
+                    parent[s] = p  # a subagent, or a continuation of one
+        extras["spawned_at"] = spawned
+        extras["parent_position"] = parent
+    return replace(chunk, end_reasons=reasons, extras=extras)
+
+
+def _slice(chunk: TraceChunk, lo: int, hi: int) -> TraceChunk:
+    """Sessions lo .. hi - 1 of a chunk (without extras: the index adds them)."""
+    r0, r1 = int(chunk.row_offsets[lo]), int(chunk.row_offsets[hi])
+    h0, h1 = int(chunk.hash_offsets[r0]), int(chunk.hash_offsets[r1])
+    return TraceChunk(
+        session_ids=chunk.session_ids[lo:hi], group_ids=chunk.group_ids[lo:hi],
+        is_restart=chunk.is_restart[lo:hi], end_reasons=chunk.end_reasons[lo:hi],
+        row_offsets=chunk.row_offsets[lo : hi + 1] - r0, input_length=chunk.input_length[r0:r1],
+        output_length=chunk.output_length[r0:r1], delay_ms=chunk.delay_ms[r0:r1],
+        timestamp_ms=chunk.timestamp_ms[r0:r1], hash_offsets=chunk.hash_offsets[r0 : r1 + 1] - h0,
+        hash_ids=chunk.hash_ids[h0:h1])
+
+
+def _join(a: TraceChunk, b: TraceChunk) -> TraceChunk:
+    return TraceChunk(
+        session_ids=[*a.session_ids, *b.session_ids], group_ids=np.concatenate([a.group_ids, b.group_ids]),
+        is_restart=np.concatenate([a.is_restart, b.is_restart]),
+        end_reasons=np.concatenate([a.end_reasons, b.end_reasons]),
+        row_offsets=np.concatenate([a.row_offsets, b.row_offsets[1:] + a.row_offsets[-1]]),
+        input_length=np.concatenate([a.input_length, b.input_length]),
+        output_length=np.concatenate([a.output_length, b.output_length]),
+        delay_ms=np.concatenate([a.delay_ms, b.delay_ms]),
+        timestamp_ms=np.concatenate([a.timestamp_ms, b.timestamp_ms]),
+        hash_offsets=np.concatenate([a.hash_offsets, b.hash_offsets[1:] + a.hash_offsets[-1]]),
+        hash_ids=np.concatenate([a.hash_ids, b.hash_ids]))
