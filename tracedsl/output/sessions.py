@@ -246,7 +246,8 @@ class IndexChecker:
         self._batch_parents: list[tuple[int, str, int]] = []  # (position in batch, parent, line)
 
     def start(self, name: str, row_index: int, line: int, is_restart: bool, first_ids=None) -> None:
-        """``first_ids``: the session's turn-0 hash ids (a list, when the row has them)."""
+        """``first_ids``: the session's turn-0 hash ids (a list, or a numpy view of a plain
+        block's, when the row has them)."""
         if self._pending is not None:
             self._compare(*self._pending, turns=row_index - self._pending[1])
         self._pending = (name, row_index, line, is_restart, first_ids)
@@ -392,6 +393,9 @@ class IndexChecker:
 
 
 def _ids(first_ids) -> np.ndarray | None:
+    """The first _KEPT_IDS of a turn-0 row's ids: from a row's list, or a plain block's view."""
+    if isinstance(first_ids, np.ndarray):
+        return first_ids[:_KEPT_IDS].astype(np.int64, copy=False)
     if type(first_ids) is not list:
         return None
     try:

@@ -376,8 +376,8 @@ class _Checker:
             if is_start[index]:
                 name = next(next_name)
                 self.starts.append((name, number, has_timestamp[index], has_delay[index]))
-                if self.index is not None:
-                    self.index.start(name, before + row, number, restarts[index])
+                if self.index is not None:  # its turn-0 ids as a view: copied only if kept
+                    self.index.start(name, before + row, number, restarts[index], ids[offsets[row]:offsets[row + 1]])
             elif is_untimed[index]:
                 self._timing(number, False, False, False)
             if is_full[index]:
