@@ -71,12 +71,19 @@ REPLAYS = [
     (str(ROOT / "examples" / "turns-truncate.trace"), []),
     (str(ROOT / "examples" / "turns-retry.trace"), []),
     ("default", ["--set", "block_size=64"]),
+    # session classes with their own prefix regions; requests, compaction continuations and
+    # subagent sessions (each its own session in the file, sharing only its prefix)
+    (str(ROOT / "examples" / "classes.trace"), []),
+    (str(ROOT / "examples" / "compaction.trace"), []),
+    (str(ROOT / "examples" / "subagents.trace"), []),
+    (str(ROOT / "examples" / "coding-agent.trace"), []),
 ]
 
 
 @pytest.mark.parametrize("spec, options", REPLAYS,
                          ids=["default", "aiperf-defaults", "inference-day-2026", "turns-truncate",
-                              "turns-retry", "block-64"])
+                              "turns-retry", "block-64", "classes", "compaction", "subagents",
+                              "coding-agent"])
 def test_default_engine_datasets_replay_in_aiperf(spec, options, tmp_path):
     dataset = _write_run(tmp_path, spec, *options)
     done = _replay(dataset)
