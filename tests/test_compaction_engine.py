@@ -157,3 +157,16 @@ def test_turn_count_mode_counts_every_call_of_the_logical_session(tmp_path):
 def test_a_run_without_compaction_writes_no_logical_ids(tmp_path):
     _, index = _index(BASE, sessions=10, tmp_path=tmp_path)
     assert all("logical_session_id" not in row for row in index)
+
+
+def test_late_parents_continuations_spread_over_the_rest_of_the_file_not_its_end(tmp_path):
+    # A quarter-run gap from a parent in the run's last quarter would pass the end; those
+    # continuations go anywhere after their parent instead of all after the last primary
+    # (which made the run's last chunk hold O(N) sessions).
+    _, index = _index(sessions=400, tmp_path=tmp_path)
+    primaries = [i for i, row in enumerate(index) if row["link"] is None]
+    continuations = [i for i, row in enumerate(index) if row["link"] == "compaction"]
+    late = [i for i in continuations if i > primaries[int(0.75 * len(primaries))]]
+    after_last = [i for i in continuations if i > primaries[-1]]
+    assert len(late) > 50
+    assert len(after_last) <= 0.25 * len(late)  # 14% here; 72% when they all went to the end

@@ -315,7 +315,7 @@ def _compactions(
             remaining = remaining[compacted]
         number = session_numbers(base + (np.int64(level) << CHAIN_SHIFT), model.id_key)
         sessions, children = descend(model, compaction_continuations(model, parent, keys, number, level, remaining))
-        position = _placed_after(model, position, keys, PLACEMENT_COMPACTION)
+        position = _placed_after(model, position, keys, PLACEMENT_COMPACTION, spread_tail=True)
         none = np.zeros(compacted.size + 1, dtype=np.int64)
         found.append(Continuations(sessions, primary, position, none, none[:0], none[:0], offset_ms,
                                    np.full(compacted.size, depth + level, np.int64),
@@ -326,14 +326,24 @@ def _compactions(
     return Continuations.concat(found) if found else None
 
 
-def _placed_after(model: SessionModel, position: np.ndarray, keys: np.ndarray, placement) -> np.ndarray:
+def _placed_after(model: SessionModel, position: np.ndarray, keys: np.ndarray, placement,
+                  spread_tail: bool = False) -> np.ndarray:
     """Where continuations are written: uniformly at or after a quarter of the run past
-    ``position`` (a primary index; the reference's rule for restarts), at most at the end."""
+    ``position`` (a primary index; the reference's rule for restarts), at most at the end.
+
+    ``spread_tail`` (compaction continuations, not the reference's): one whose quarter-run gap
+    would pass the end goes uniformly anywhere after ``position`` instead of at the very end,
+    so the run's last chunk does not hold every late parent's continuation (O(N) of them)."""
     n = model.num_sessions
     earliest = position + max(1, int(n * CONTINUATION_MIN_GAP))
     room = np.maximum(n - earliest + 1, 1)
-    offset = (uniforms(keys, 0, placement) * room).astype(np.int64)
-    return np.where(earliest >= n, n, np.minimum(earliest + offset, n))
+    u = uniforms(keys, 0, placement)
+    target = np.where(earliest >= n, n, np.minimum(earliest + (u * room).astype(np.int64), n))
+    if spread_tail:
+        rest = np.maximum(n - position, 1)
+        spread = np.minimum(position + 1 + (u * rest).astype(np.int64), n)
+        target = np.where(earliest >= n, spread, target)
+    return target
 
 
 def _parent_whole_blocks(model: SessionModel, primaries: SessionColumns, parents: np.ndarray):
