@@ -45,13 +45,11 @@ def test_a_turns_law_takes_law_paths(tmp_path):
     assert _params(tmp_path)["turns"]["law"]["max"] == 30
 
 
-def test_a_turns_law_has_no_max_of_its_own_and_says_where_it_is(tmp_path):
+def test_a_turns_laws_max_is_written_as_the_language_writes_it(tmp_path):
+    # `turns mix { … }`: the language's turns.max is the law's own bound (turns.law.max in spec.json)
     result = _run(tmp_path, "turns-family.trace", "turns.max=30")
-    assert result.exit_code != 0
-    assert "unknown key 'max' in turns" in result.output
-    assert "did you mean 'max'" not in result.output
-    assert "turns.law.max" in result.output
-    assert "Traceback" not in result.output
+    assert result.exit_code == 0, result.output
+    assert _params(tmp_path)["turns"]["law"]["max"] == 30.0
 
 
 def test_a_normal_slot_takes_its_sd(tmp_path):
@@ -80,3 +78,23 @@ def test_a_spec_json_unknown_key_hint_takes_the_member_the_value_is(tmp_path):
     assert result.exit_code != 0
     assert "unknown key 'sdd' in generation_length" in result.output
     assert "did you mean 'sd'?" in result.output
+
+
+def test_turns_keywords_reach_a_turn_law_as_the_language_writes_them(tmp_path):
+    # `turns uniform(min=2, max=8) truncate`: turns.max is the law's max (the issue's own
+    # example, class.chat.turns.max=12), at the top level and in a class
+    from tracedsl import pipeline
+
+    text = ('turns uniform(min=2, max=8) truncate\n'
+            'class chat 100% { context 100k }\n')
+    source = tmp_path / "t.trace"
+    source.write_text(text)
+    for override in ("turns.max=12", "class.chat.turns.max=12"):
+        params = pipeline.plan_run(pipeline.RunOptions(spec=source, overrides=(override,))).params
+        assert params.classes[0].params.turns.law.max == 12.0, override
+    try:
+        pipeline.plan_run(pipeline.RunOptions(spec=source, overrides=("class.chat.turns.shape=2",)))
+    except pipeline.PipelineError as error:
+        assert "turns is uniform: it takes min, max; not 'shape'" in str(error.diagnostics[0].message)
+    else:
+        raise AssertionError("a keyword the turns law does not take was accepted")

@@ -19,7 +19,8 @@ from tracedsl.cli.printing import show, show_compactly
 # More worker processes than any machine has cores is a typo, not a plan.
 MAX_WORKERS = 1024
 SET_HELP = ("Override one value by its path in the language (--set turn.output.mean=2k, "
-            "--set turn.delay.agentic.mean=3s, --set context=128k; units as in a .trace file) or in "
+            "--set turn.delay.agentic.mean=3s, --set context=128k; a class's as class.NAME.turns.max=12, "
+            "agent structure's as compact.at=90%; units as in a .trace file) or in "
             "spec.json (--set cache.layer2.mean=20000; numbers take k and M; none clears a field). "
             "Repeatable.")
 

@@ -116,6 +116,13 @@ def translate(path: tuple[str, ...], text: str, current: Any) -> tuple[tuple[str
         raise PathProblem(f"no such path '{'.'.join(path)}'", did_you_mean(".".join(path), known)
                           or "e.g. context, turn.output.mean, prefix.session.median, turns.max, reset")
     if slot == ("turns",):
+        turn_law = getattr(getattr(current, "turns", None), "law", None)
+        if turn_law is not None:  # turns uniform(...): the keyword is the law's own
+            family = families.family_of(turn_law)
+            if keyword not in family.parameters:
+                raise PathProblem(f"turns is {family.name}: it takes {', '.join(family.parameters)}; "
+                                  f"not '{keyword}'", did_you_mean(keyword, tuple(family.parameters)))
+            return (*law.path, "law", keyword), _value(text, PLAIN, False, path)
         if keyword not in TURNS_KEYWORDS:
             raise PathProblem(f"turns takes {', '.join(TURNS_KEYWORDS)}; not '{keyword}'",
                               did_you_mean(keyword, TURNS_KEYWORDS))
