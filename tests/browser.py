@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 LAUNCH_ARGS = [
@@ -118,7 +121,12 @@ class Page:
         self._page.wait_for_function(expression, timeout=timeout_ms)
 
     def screenshot(self, path: str | Path, *, full_page: bool = True) -> Path:
+        """Save a screenshot. The pictures under docs/ are refreshed only when
+        TRACEDSL_SCREENSHOTS=1 (so a test run leaves the checkout as it was); otherwise the
+        picture goes to a temporary folder, still taken (a page that cannot be drawn fails)."""
         path = Path(path)
+        if path.resolve().parent == DOCS and os.environ.get("TRACEDSL_SCREENSHOTS") != "1":
+            path = Path(tempfile.gettempdir()) / "tracedsl-screenshots" / path.name
         path.parent.mkdir(parents=True, exist_ok=True)
         self._page.screenshot(path=str(path), full_page=full_page)
         return path
