@@ -34,7 +34,7 @@ from tracedsl.analysis.chains import chain_sessions
 from tracedsl.analysis.load import AnalysisInput
 from tracedsl.ir import Latency
 from tracedsl.output.sessions import read_index
-from tracedsl.reports.reuse import CAPACITIES, ReuseAnalysis
+from tracedsl.reports.reuse import ReuseAnalysis
 from tracedsl.trace import EndReason, TraceChunk
 
 SAMPLE_CAP = 1 << 20  # values kept per distribution before thinning (8 MB of float64 each)
