@@ -36,6 +36,7 @@ DISTRIBUTIONS = (
     ("logical_calls", "calls per logical session", "sessions"),
     ("interarrival_s", "inter-arrival (s)", "arrivals"),
 )
+COUNTS = ("calls", "requests", "logical_calls")  # whole counts: a percentile may differ by one
 LRU_SHOWN = CAPACITIES[::2]  # LRU capacities judged, in blocks of A: every 4x, 64 .. 4M
 __all__ = ["TOLERANCE_HELP", "Comparison", "Figure", "Tolerances", "compare", "distances"]
 KIND_TITLES = {"request_opening": "hit rate: request-opening calls", "tool_result": "hit rate: tool-result calls"}
@@ -166,19 +167,22 @@ def _distribution(a: TraceProfile, b: TraceProfile, key: str, title: str, group:
                _ratio(w1, scale) <= tol.wasserstein, f"W1={w1:.4g}"),
         _relative(group, title, "mean", sa.mean, sb.mean, tol.mean),
     ]
+    slack = 1.0 if key in COUNTS else 0.0
     for name, q, limit in (("p50", 0.5, tol.percentile), ("p90", 0.9, tol.percentile), ("p99", 0.99, tol.tail)):
-        out.append(_relative(group, title, name, sa.quantile(q), sb.quantile(q), limit))
+        out.append(_relative(group, title, name, sa.quantile(q), sb.quantile(q), limit, slack))
     return out
 
 
-def _relative(group: str, title: str, measure: str, a: float, b: float, limit: float) -> Figure:
-    gap = relative_gap(a, b)
-    return Figure(group, title, a, b, gap, measure, limit, gap <= limit, "relative gap |a-b|/max(|a|,|b|)")
+def _relative(group: str, title: str, measure: str, a: float, b: float, limit: float, slack: float = 0.0) -> Figure:
+    gap = relative_gap(a, b, slack)
+    note = "relative gap |a-b|/max(|a|,|b|)" if not slack else "relative gap (|a-b|-1)+/max(|a|,|b|): one count of slack"
+    return Figure(group, title, a, b, gap, measure, limit, gap <= limit, note)
 
 
-def relative_gap(a: float, b: float) -> float:
+def relative_gap(a: float, b: float, slack: float = 0.0) -> float:
+    """|a - b| / max(|a|, |b|), 0 when both are 0; ``slack`` is taken off the gap first."""
     top = max(abs(a), abs(b))
-    return 0.0 if top == 0 else abs(a - b) / top
+    return 0.0 if top == 0 else max(abs(a - b) - slack, 0.0) / top
 
 
 def _ratio(value: float, scale: float) -> float:
@@ -216,6 +220,8 @@ def ks_p_value(statistic: float, n: int, m: int) -> float:
 def _cache(a: TraceProfile, b: TraceProfile, tol: Tolerances) -> list[Figure]:
     out = []
     lacking = _lacking(a, b, "reuse")
+    if lacking is None and (a.reuse is None or b.reuse is None):
+        lacking = f"{'A' if a.reuse is None else 'B'}: no cache figures"
     if lacking is not None:
         return [Figure("cache", "prefix hit rate (unbounded)", None, None, None, "", None, None, lacking),
                 Figure("cache", "LRU hit rate", None, None, None, "", None, None, lacking)]
@@ -230,7 +236,7 @@ def _cache(a: TraceProfile, b: TraceProfile, tol: Tolerances) -> list[Figure]:
             out.append(Figure("cache", name, ra, rb, None, "", None, None, "outside B's capacity grid"))
             continue
         note = "" if a.block_size == b.block_size else "B interpolated in log capacity (block sizes differ)"
-        out.append(_absolute(name, ra, rb, tol.hit_rate, note))
+        out.append(_absolute(name, ra, rb, tol.lru, note))
     for kind, title in KIND_TITLES.items():
         lacking = _lacking(a, b, "kind")
         if lacking is None:

@@ -167,7 +167,7 @@ def profile(trace: AnalysisInput) -> TraceProfile:
             state.add(chunk)
         state.finish()
         index = trace.sessions_index()
-        if index is not None:
+        if index is not None and state.continuations:  # else every logical session is a session
             _logical_sessions(out, index)
     if not out.has_continuations:
         out.samples["logical_calls"] = out.samples["calls"]
@@ -185,6 +185,7 @@ class _State:
         self.starts: list[np.ndarray] = []
         self.starts_kept = 0
         self.seen_opens = False
+        self.continuations = False  # a restart's Session B or a compaction continuation seen
         self.duration_timestamps = 0  # sessions whose duration came from timestamps
         self.duration_modelled = 0  # ... from delays and the latency model
         self.delay_rows = 0
@@ -216,6 +217,9 @@ class _State:
         samples["delay_ms"].add(delay[finite])
         turns = chunk.turns_per_session
         samples["calls"].add(turns)
+        link = chunk.extras.get("link")
+        self.continuations = self.continuations or bool(np.asarray(chunk.is_restart, dtype=bool).any()) or (
+            link is not None and bool(np.isin(np.asarray(link), (1, 2)).any()))
         firsts = chunk.row_offsets[:-1]
         lasts = chunk.row_offsets[1:] - 1
         opens = chunk.extras.get("opens_request")
