@@ -14,6 +14,7 @@ from tracedsl.analysis.profile import TraceProfile
 from tracedsl.reports import charts
 
 CDF_POINTS = 101  # quantiles drawn per CDF (every 1%)
+LOG_SPAN = 100  # a CDF whose shown values span more than this factor (all positive) gets a log x axis
 _UNITS = {"input": charts.TOKENS, "new_tokens": charts.TOKENS, "output": charts.TOKENS,
           "delay_ms": charts.Unit("milliseconds", "ms"), "calls": charts.Unit("calls", integer=True),
           "requests": charts.Unit("requests", integer=True), "duration_s": charts.SECONDS,
@@ -88,10 +89,12 @@ def _cdf_cards(a: TraceProfile, b: TraceProfile) -> list[dict]:
             continue
         cut = max(tops)
         shown = [(name, xs[xs <= cut].tolist(), ys[xs <= cut].tolist()) for name, xs, ys in series]
-        svg = charts.lines(shown, _UNITS[key], _SHARE, f"CDF of {title}", (0.0, 1.0), legend=True,
-                           x_label=_UNITS[key].axis)
+        low = min((xs[0] for _, xs, _ in shown if xs), default=0.0)
+        log_x = low > 0 and cut / low > LOG_SPAN  # a long positive tail reads better on a log axis
+        svg = charts.lines(shown, _UNITS[key], _SHARE, f"CDF of {title}", (0.0, 1.0), log_x=log_x, legend=True,
+                           x_label=_UNITS[key].axis + (" (log scale)" if log_x else ""))
         note = "each trace's quantiles at every 1%; x axis cut at the larger p99.5"
         if len(series) < 2:
             note = "one trace only (the other lacks it) · " + note
-        out.append({"id": f"cdf-{key}", "title": f"CDF: {title}", "wide": True, "svg": svg, "note": note})
+        out.append({"id": f"cdf-{key}", "title": f"CDF: {title}", "wide": False, "svg": svg, "note": note})
     return out
