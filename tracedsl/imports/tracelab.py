@@ -27,7 +27,7 @@ from tracedsl.imports.tracelab_rows import (
     parse_batch,
 )
 from tracedsl.imports.tracelab_write import logical_sessions, write_tracelab
-from tracedsl.output.lines import BOM, MAX_LINE_BYTES, raw_line_batches
+from tracedsl.output.lines import MAX_LINE_BYTES, raw_line_batches
 from tracedsl.trace import EndReason, TraceChunk
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "COMPACTION_SHRINK", "is_tracelab", "logical_sessions", "read_tracelab",
@@ -48,7 +48,7 @@ def is_tracelab(path: str | Path) -> bool:
             for raw in raws:
                 if isinstance(raw, bytes):
                     try:
-                        row = orjson.loads(raw.removeprefix(BOM))
+                        row = orjson.loads(raw)
                     except orjson.JSONDecodeError:
                         return False
                     return (isinstance(row, dict) and "input_tokens_total" in row and "round_index" in row
@@ -81,16 +81,19 @@ def read_tracelab(path: str | Path, block_size: int = DEFAULT_BLOCK_SIZE, chunk_
 def _read(path: Path) -> tuple[Columns, list[str]]:
     """Every row, checked, in file order, and the session names in order of first appearance."""
     parts: list[Columns] = []
+    numbered: dict[str, int] = {}  # session name -> its number, by first appearance
     first = True
     with open(path, "rb") as handle:
-        for numbers, raws, _ in raw_line_batches(handle, MAX_LINE_BYTES):
-            lines, texts = [], []
-            for number, raw in zip(numbers, raws, strict=True):
-                if isinstance(raw, bytes):
-                    lines.append(number)
-                    texts.append(raw)
-                elif raw.kind != "byte-order-mark":  # a BOM is dropped; the line after it is read
-                    fail(path, number, E_TRACELAB_JSON, raw.message, None, raw.column)
+        for numbers, raws, problems in raw_line_batches(handle, MAX_LINE_BYTES):
+            lines, texts = numbers, raws
+            if problems:
+                lines, texts = [], []
+                for number, raw in zip(numbers, raws, strict=True):
+                    if isinstance(raw, bytes):
+                        lines.append(number)
+                        texts.append(raw)
+                    elif raw.kind != "byte-order-mark":  # a BOM is dropped; the line after it is read
+                        fail(path, number, E_TRACELAB_JSON, raw.message, None, raw.column)
             if not texts:
                 continue
             if first:
@@ -98,13 +101,12 @@ def _read(path: Path) -> tuple[Columns, list[str]]:
                 if row is not None:
                     check_format(path, lines[0], row)
                 first = False
-            parts.append(parse_batch(path, lines, texts))
-    columns = Columns.join(parts)
-    number: dict[str, int] = {}
-    sequence = np.fromiter((number.setdefault(name, len(number)) for name in columns.sessions),
-                           dtype=np.int64, count=len(columns.sessions))
-    columns.sessions = sequence  # type: ignore[assignment]  # from here on, each row's session number
-    return columns, list(number)
+            part = parse_batch(path, lines, texts)
+            # each row's session number, by first appearance (the names are not kept per row)
+            part.sessions = np.fromiter((numbered.setdefault(name, len(numbered)) for name in part.sessions),
+                                        dtype=np.int64, count=len(part.sessions))
+            parts.append(part)
+    return Columns.join(parts), list(numbered)
 
 
 def _is_object(raw: bytes) -> bool:

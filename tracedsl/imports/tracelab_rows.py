@@ -10,7 +10,8 @@ from __future__ import annotations
 import gc
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import chain
+from itertools import chain, repeat
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -42,11 +43,12 @@ _KIND = {list: "an array", dict: "an object", str: "a string", int: "an integer"
 
 @dataclass
 class Columns:
-    """Checked rows in file order: per row its line, session name and counts, and the call's
-    start and completion (ms since the Unix epoch, NaN for a row without timing events)."""
+    """Checked rows in file order: per row its line, session (its name as parsed; the reader
+    numbers them) and counts, and the call's start and completion (ms since the Unix epoch, NaN
+    for a row without timing events)."""
 
     lines: np.ndarray
-    sessions: list[str]
+    sessions: list[str] | np.ndarray
     round_index: np.ndarray
     total: np.ndarray
     prefix: np.ndarray
@@ -62,7 +64,7 @@ class Columns:
             return np.concatenate([getattr(p, name) for p in parts]) if parts else np.zeros(0, dtype)
 
         earliest = [p.earliest_ms for p in parts if not np.isnan(p.earliest_ms)]
-        return Columns(cat("lines", np.int64), [s for p in parts for s in p.sessions],
+        return Columns(cat("lines", np.int64), cat("sessions", np.int64),
                        *(cat(name, np.int64) for name in ("round_index", "total", "prefix", "output")),
                        cat("start_ms", np.float64), cat("end_ms", np.float64), cat("opens", bool),
                        min(earliest) if earliest else float("nan"))
@@ -105,12 +107,12 @@ def parse_batch(path: Path, numbers: list[int], raws: list[bytes]) -> Columns:
 
 def _fast_columns(rows: list[dict], numbers: list[int]) -> Columns | None:
     """Columns when every row passes every test; None when any fails (then the rows are explained)."""
-    get = [row.get for row in rows]
-    sessions = [g("session_id") for g in get]
-    counts = [[g(name) for g in get] for name in COUNTS]
-    events = [g("timing_events") for g in get]
-    appends = [g(APPEND) for g in get]
-    firsts = [g(FIRST_INPUT) for g in get]
+    try:
+        sessions, *counts, events = zip(*map(_REQUIRED_FIELDS, rows), strict=True)
+    except KeyError:  # a row without a field the import reads
+        return None
+    appends = [row.get(APPEND) for row in rows]
+    firsts = [row.get(FIRST_INPUT) for row in rows]
     if not (set(map(type, sessions)) <= {str} and all(set(map(type, c)) <= {int} for c in counts)
             and set(map(type, events)) <= {list} and set(map(type, appends)) <= {int, type(None)}
             and set(map(type, firsts)) <= {str, type(None)}):
@@ -119,8 +121,8 @@ def _fast_columns(rows: list[dict], numbers: list[int]) -> Columns | None:
         round_index, total, prefix, output = (np.asarray(c, dtype=np.int64) for c in counts)
     except OverflowError:
         return None
-    if rows and ((round_index < 0).any() or (total < 0).any() or (prefix < 0).any() or (output < 0).any()
-                 or (prefix > total).any()):
+    if ((round_index < 0).any() or (total < 0).any() or (prefix < 0).any() or (output < 0).any()
+            or (prefix > total).any()):
         return None
     if None not in appends:
         if (np.asarray(appends, dtype=np.int64) != total - prefix).any():
@@ -130,20 +132,35 @@ def _fast_columns(rows: list[dict], numbers: list[int]) -> Columns | None:
     flat = list(chain.from_iterable(events))
     if set(map(type, flat)) - {dict}:
         return None
-    kinds = [event.get("event_type") for event in flat]
-    stamps = [event.get("timestamp") for event in flat]
+    try:
+        kinds, stamps = zip(*map(_EVENT_FIELDS, flat), strict=True) if flat else ((), ())
+    except KeyError:
+        return None
     if set(map(type, kinds)) - {str} or set(map(type, stamps)) - {str}:
         return None
     try:
-        times = np.fromiter(map(epoch_ms, stamps), dtype=np.float64, count=len(stamps))
+        times = epoch_ms_all(stamps)
     except ValueError:
         return None
     per_row = np.fromiter(map(len, events), dtype=np.int64, count=len(events))
-    is_input = np.fromiter((kind in INPUT_EVENTS for kind in kinds), dtype=bool, count=len(kinds))
+    is_input = np.fromiter(map(INPUT_EVENTS.__contains__, kinds), dtype=bool, count=len(kinds))
     start, end = call_times(times, is_input, per_row)
-    opens = np.fromiter((first == OPENING_EVENT for first in firsts), dtype=bool, count=len(firsts))
-    return Columns(np.asarray(numbers, dtype=np.int64), sessions, round_index, total, prefix, output,
+    opens = np.array([first == OPENING_EVENT for first in firsts], dtype=bool)
+    return Columns(np.asarray(numbers, dtype=np.int64), list(sessions), round_index, total, prefix, output,
                    start, end, opens, float(times.min()) if times.size else float("nan"))
+
+
+_REQUIRED_FIELDS = itemgetter(*REQUIRED)
+_EVENT_FIELDS = itemgetter("event_type", "timestamp")
+
+
+def epoch_ms_all(stamps: tuple[str, ...]) -> np.ndarray:
+    """:func:`epoch_ms` of every time (one call a time when all end in Z, as the release writes them)."""
+    if all(map(str.endswith, stamps, repeat("Z"))):
+        seconds = np.fromiter(map(datetime.timestamp, map(datetime.fromisoformat, stamps)), dtype=np.float64,
+                              count=len(stamps))
+        return np.round(seconds * 1000.0, 3)
+    return np.fromiter(map(epoch_ms, stamps), dtype=np.float64, count=len(stamps))
 
 
 def epoch_ms(text: str) -> float:
