@@ -122,6 +122,19 @@ def test_the_sniff_reads_the_first_non_blank_line(tmp_path):
         next(read_tracelab(FIXTURE, block_size=0))
 
 
+def test_times_without_an_offset_are_utc_and_a_call_without_events_has_no_time(tmp_path):
+    rows = _rows()[:2]  # claude:s1 round 0, codex:s2 round 0
+    rows[1]["timing_events"] = [{"event_type": "user_message", "timestamp": "2026-06-01T12:00:00.500+02:00"},
+                                {"event_type": "text", "timestamp": "2026-06-01T10:00:01"}]
+    extra = dict(rows[1], round_index=1, input_tokens_total=1200, prefix_tokens=1000, newly_append_tokens=200,
+                 timing_events=[])
+    path = tmp_path / "times.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in [*rows, extra]))
+    chunk = _one(path, block_size=100)
+    assert _same(chunk.timestamp_ms, [0, 500, NAN])
+    assert _same(chunk.delay_ms, [NAN, NAN, NAN])  # no start for the last call: no gap either
+
+
 # ---------------------------------------------------------------- a round trip through a run
 AGENT = """\
 workload "tracelab-round-trip"
@@ -156,7 +169,7 @@ def agent_run(tmp_path_factory):
     dataset, index = result.run_dir / "dataset.jsonl", result.run_dir / "sessions.jsonl"
     chunks = list(with_index(read_trace(dataset), None, index))
     path = where / "tracelab.jsonl"
-    write_tracelab(chunks, path, logical=logical_sessions(index))
+    write_tracelab(chunks, path, logical=logical_sessions(index), latency_ms=750.0)  # calls take 0.75 s
     return chunks, logical_sessions(index), path
 
 
