@@ -62,8 +62,9 @@ def test_the_hand_written_rows_give_the_structure_worked_out_by_hand():
                            list(range(11, 21)), [21, 22], [23], [], [24]]
     # starts: the latest input event (two tool results: the later one); ms since 10:00:00.000
     assert _same(chunk.timestamp_ms, [0, 3500, 64000, 70000, 672000, 500, 4000, 6000, 8000, 10000])
-    # delays: from the call before's last output event (a tool_call, a usage_report) to the start
-    assert _same(chunk.delay_ms, [NAN, 2000, 60000, NAN, NAN, NAN, 1990, 1000, 1000, 1000])
+    # delays: from the call before's last output event (a tool_call, a usage_report) to the start;
+    # a continuation's first row keeps its gap (10:01:06 -> 10:01:10, 10:01:12 -> 10:11:12)
+    assert _same(chunk.delay_ms, [NAN, 2000, 60000, 4000, 600000, NAN, 1990, 1000, 1000, 1000])
     assert chunk.extras["opens_request"].tolist() == [True, False, True, False, True,
                                                       True, False, False, False, False]
     assert chunk.extras["link"].tolist() == [0, 2, 2, 0]
@@ -95,9 +96,10 @@ def test_the_hand_written_rows_survive_a_write_and_a_read(tmp_path):
     again = _one(path, block_size=100)
     assert again.session_ids == ["tracedsl:claude:s1", "tracedsl:claude:s1#1", "tracedsl:claude:s1#2",
                                  "tracedsl:codex:s2"]
-    for name in ("input_length", "output_length", "delay_ms", "hash_ids", "hash_offsets", "row_offsets",
-                 "end_reasons"):
+    for name in ("input_length", "output_length", "hash_ids", "hash_offsets", "row_offsets", "end_reasons"):
         assert _same(getattr(again, name), getattr(chunk, name)), name
+    later = chunk.turn_index > 0  # (a continuation's first gap counts from a call written with no latency)
+    assert _same(again.delay_ms[later], chunk.delay_ms[later])
     assert again.extras["opens_request"].tolist() == chunk.extras["opens_request"].tolist()
 
 
@@ -200,6 +202,12 @@ def test_a_run_written_and_read_back_keeps_its_calls(agent_run):
     written = _sessions_by_chain(chunks, logical)
     read = _sessions_by_chain(list(read_tracelab(path)), {})
     assert len(read) == len(written) == sum(chunk.num_sessions for chunk in chunks)
+    # only a logical session's first call has no delay (a continuation's first keeps its gap)
+    imported = list(read_tracelab(path))
+    no_delay = np.concatenate([np.isnan(chunk.delay_ms) for chunk in imported])
+    firsts = np.concatenate([chunk.row_offsets[:-1][chunk.extras["link"] == 0] + offset for chunk, offset in
+                             zip(imported, np.cumsum([0] + [c.num_rows for c in imported[:-1]]), strict=True)])
+    assert np.flatnonzero(no_delay).tolist() == firsts.tolist()
     assert sum(s["compacted"] for s in written) > 10
     for before, after in zip(written, read, strict=True):
         assert before["prompt"].tolist() == after["prompt"].tolist()
@@ -207,7 +215,7 @@ def test_a_run_written_and_read_back_keeps_its_calls(agent_run):
         assert before["opens"].tolist() == after["opens"].tolist()
         assert before["compacted"] == after["compacted"]  # a compaction is told from a cache break
         later = ~np.isnan(before["delay"])
-        assert (np.isnan(after["delay"]) == ~later).all()
+        assert not np.isnan(after["delay"][later]).any()
         assert np.abs(before["delay"][later] - after["delay"][later]).max(initial=0) <= 1.0  # ms timestamps
 
 

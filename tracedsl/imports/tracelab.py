@@ -169,11 +169,12 @@ class _Builder:
         input_length[1:] = prompt[1:] - prompt[:-1] - output[:-1]
         input_length[seg_first] = total[seg_first]
 
-        # Times: a row's start; a later row's delay is the gap since the call before it completed.
+        # Times: a row's start; its delay is the gap since the call before it completed (a
+        # continuation's first row keeps its gap too: only a TraceLab session's first has none).
         start, end = self.start[lo:hi], self.end[lo:hi]
         delay = np.full(rows, np.nan)
         delay[1:] = np.maximum(start[1:] - end[:-1], 0.0)
-        delay[seg_first] = np.nan
+        delay[opening] = np.nan
 
         hash_offsets, hash_ids = self._ids(input_length, prefix, seg_first, opening[seg_first])
 
