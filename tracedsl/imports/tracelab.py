@@ -47,12 +47,9 @@ def is_tracelab(path: str | Path) -> bool:
         for _, raws, _ in raw_line_batches(handle):
             for raw in raws:
                 if isinstance(raw, bytes):
-                    try:
-                        row = orjson.loads(raw)
-                    except orjson.JSONDecodeError:
-                        return False
-                    return (isinstance(row, dict) and "input_tokens_total" in row and "round_index" in row
-                            and "hash_ids" not in row)
+                    row = _object(raw)
+                    return row is not None and "input_tokens_total" in row and "round_index" in row \
+                        and "hash_ids" not in row
                 if raw.kind != "byte-order-mark":
                     return False
     return False
@@ -96,8 +93,8 @@ def _read(path: Path) -> tuple[Columns, list[str]]:
                         fail(path, number, E_TRACELAB_JSON, raw.message, None, raw.column)
             if not texts:
                 continue
-            if first:
-                row = orjson.loads(texts[0]) if _is_object(texts[0]) else None
+            if first:  # a file of another format says so at its first row, before any field does
+                row = _object(texts[0])
                 if row is not None:
                     check_format(path, lines[0], row)
                 first = False
@@ -109,11 +106,13 @@ def _read(path: Path) -> tuple[Columns, list[str]]:
     return Columns.join(parts), list(numbered)
 
 
-def _is_object(raw: bytes) -> bool:
+def _object(raw: bytes) -> dict | None:
+    """The line as a JSON object; None when it is not one (parse_batch then says why)."""
     try:
-        return isinstance(orjson.loads(raw), dict)
+        row = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return False
+        return None
+    return row if isinstance(row, dict) else None
 
 
 class _Builder:
@@ -137,7 +136,7 @@ class _Builder:
         self.opening = np.ones(rows, dtype=bool)  # a session's first row
         self.opening[1:] = self.session[1:] != self.session[:-1]
         previous_total = np.concatenate([[0], self.total[:-1]])
-        # a call whose prefix misses more than a block of the prompt before it starts a segment
+        # a call whose prefix misses a block or more of the prompt before it starts a segment
         self.breaks = ~self.opening & (self.prefix + block_size <= previous_total)
 
     def chunks(self, chunk_rows: int) -> Iterator[TraceChunk]:

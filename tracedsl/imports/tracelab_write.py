@@ -24,6 +24,7 @@ from tracedsl.trace import TraceChunk
 ORIGIN = np.datetime64("2026-01-01T00:00:00", "ms")  # the written times' zero
 PROVIDER = "tracedsl"
 _CONTINUATIONS = ("restart", "compaction")
+MAX_ID = 1 << 32  # the writer's seen-id flags: a byte each
 
 
 def logical_sessions(index: str | Path) -> dict[str, str]:
@@ -123,6 +124,9 @@ class _Writer:
         earlier rows included)."""
         ids = chunk.hash_ids
         top = int(ids.max()) + 1 if ids.size else 0
+        if top > MAX_ID:
+            raise ValueError(f"hash id {top - 1} is above {MAX_ID:,}: write_tracelab keeps a flag a hash id "
+                             "and is meant for tracedsl runs, whose ids are dense")
         if top > self.seen.shape[0]:
             grown = np.zeros(max(top, 2 * self.seen.shape[0]), dtype=bool)
             grown[: self.seen.shape[0]] = self.seen
