@@ -72,7 +72,9 @@ def read_tracelab(path: str | Path, block_size: int = DEFAULT_BLOCK_SIZE, chunk_
     columns, names = _read(path)
     if columns.lines.shape[0] == 0:
         return
-    yield from _Builder(columns, names, block_size, shared_prefix_tokens // block_size).chunks(max(chunk_rows, 1))
+    builder = _Builder(columns, names, block_size, shared_prefix_tokens // block_size)
+    del columns  # the builder holds the rows sorted; the file-order columns can go
+    yield from builder.chunks(max(chunk_rows, 1))
 
 
 def _read(path: Path) -> tuple[Columns, list[str]]:
