@@ -17,6 +17,7 @@ from tracedsl.imports.tracelab import (
     is_tracelab,
     logical_sessions,
     read_tracelab,
+    write_run,
     write_tracelab,
 )
 from tracedsl.output.reader import read_trace
@@ -172,7 +173,7 @@ def agent_run(tmp_path_factory):
     chunks = list(with_index(read_trace(dataset), None, index))
     path = where / "tracelab.jsonl"
     write_tracelab(chunks, path, logical=logical_sessions(index), latency_ms=750.0)  # calls take 0.75 s
-    return chunks, logical_sessions(index), path
+    return chunks, logical_sessions(index), path, result.run_dir
 
 
 def _sessions_by_chain(chunks, logical):
@@ -197,7 +198,7 @@ def _reuse(chunks):
 
 
 def test_a_run_written_and_read_back_keeps_its_calls(agent_run):
-    chunks, logical, path = agent_run
+    chunks, logical, path, _ = agent_run
     assert any(chunk.extras.get("link") is not None for chunk in chunks)  # it has continuations
     written = _sessions_by_chain(chunks, logical)
     read = _sessions_by_chain(list(read_tracelab(path)), {})
@@ -220,7 +221,7 @@ def test_a_run_written_and_read_back_keeps_its_calls(agent_run):
 
 
 def test_a_run_written_and_read_back_keeps_its_prefix_hit_rate(agent_run):
-    chunks, _, path = agent_run
+    chunks, _, path, _ = agent_run
     before = _reuse(chunks)
     after = _reuse(read_tracelab(path, shared_prefix_tokens=4096))
     blind = _reuse(read_tracelab(path))
@@ -230,6 +231,12 @@ def test_a_run_written_and_read_back_keeps_its_prefix_hit_rate(agent_run):
     assert abs(after.summary()["prefix_hit_rate_unbounded"] - rate) <= one_block_each
     # without the shared system prompt the rows cannot show, every session's first 8 blocks miss
     assert blind.summary()["prefix_hit_rate_unbounded"] < rate - 0.005
+
+
+def test_a_run_directory_is_written_in_one_call(agent_run, tmp_path):
+    _, _, path, run_dir = agent_run
+    assert write_run(run_dir, tmp_path / "run.jsonl", latency_ms=750.0) > 0
+    assert (tmp_path / "run.jsonl").read_bytes() == path.read_bytes()
 
 
 # ---------------------------------------------------------------- bad rows

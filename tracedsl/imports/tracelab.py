@@ -26,12 +26,12 @@ from tracedsl.imports.tracelab_rows import (
     fail,
     parse_batch,
 )
-from tracedsl.imports.tracelab_write import logical_sessions, write_tracelab
+from tracedsl.imports.tracelab_write import logical_sessions, write_run, write_tracelab
 from tracedsl.output.lines import MAX_LINE_BYTES, raw_line_batches
 from tracedsl.trace import EndReason, TraceChunk
 
 __all__ = ["DEFAULT_BLOCK_SIZE", "COMPACTION_SHRINK", "is_tracelab", "logical_sessions", "read_tracelab",
-           "write_tracelab"]
+           "write_run", "write_tracelab"]
 
 CHUNK_ROWS = 16384
 # A continuation whose first prompt is below this share of the prompt before it follows a

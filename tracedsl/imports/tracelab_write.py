@@ -40,6 +40,21 @@ def logical_sessions(index: str | Path) -> dict[str, str]:
     return root
 
 
+def write_run(run_dir: str | Path, path: str | Path, *, block_size: int = DEFAULT_BLOCK_SIZE,
+              latency_ms: float = 0.0) -> int:
+    """A tracedsl run directory's dataset.jsonl as TraceLab rows (its sessions.jsonl gives the
+    continuations' logical sessions and the request openings); the number of rows written."""
+    # late: the reader and the index's extras pull in the IR (pydantic), which reading TraceLab rows never needs
+    from tracedsl.output.reader import read_trace
+    from tracedsl.reports.regenerate import with_index
+
+    dataset, index = Path(run_dir) / "dataset.jsonl", Path(run_dir) / "sessions.jsonl"
+    found = index if index.is_file() else None
+    return write_tracelab(with_index(read_trace(dataset), None, found), path,
+                          logical=logical_sessions(found) if found else None,
+                          block_size=block_size, latency_ms=latency_ms)
+
+
 def write_tracelab(chunks: Iterable[TraceChunk], path: str | Path, *, logical: Mapping[str, str] | None = None,
                    block_size: int = DEFAULT_BLOCK_SIZE, latency_ms: float = 0.0) -> int:
     """Write the chunks as TraceLab release rows to ``path``; the number of rows written.
