@@ -130,6 +130,24 @@ E_TOLERANCE = _define(
     "E216", "E_TOLERANCE", "a compare tolerance that is not a finite number of 0 or more"
 )
 
+# TraceLab's public release rows (tracedsl.imports.tracelab)
+E_TRACELAB_JSON = _define(
+    "E225", "E_TRACELAB_JSON", "a TraceLab row that is not a JSON object (not JSON, or another value)"
+)
+E_TRACELAB_FIELD = _define(
+    "E226", "E_TRACELAB_FIELD", "a TraceLab row without a field the import reads, or with one of the wrong type"
+)
+E_TRACELAB_COUNT = _define(
+    "E227", "E_TRACELAB_COUNT",
+    "a TraceLab row whose token counts cannot be (negative, or a prefix larger than the total)",
+)
+E_TRACELAB_TIME = _define(
+    "E228", "E_TRACELAB_TIME", "a TraceLab timing event whose timestamp is not an ISO-8601 time"
+)
+E_NOT_TRACELAB = _define(
+    "E229", "E_NOT_TRACELAB", "a file read as TraceLab release rows whose first row is not one"
+)
+
 # Reaching a file
 E_MISSING = _define("E401", "E_MISSING", "no such file (and no bundled spec of that name)")
 E_UNREADABLE = _define("E402", "E_UNREADABLE", "the file exists but cannot be read")

@@ -71,12 +71,13 @@ def load(target: str | Path, block_size: int | None = None) -> AnalysisInput:
 
     target = Path(target)
     if target.is_file():
+        from tracedsl.imports.tracelab import DEFAULT_BLOCK_SIZE, is_tracelab
+
         try:
-            first = _first_object(target)
+            tracelab = is_tracelab(target)
         except OSError as error:
             raise io_failure(error, str(target), writing=False, what="cannot read") from error
-        if first is not None and _is_tracelab_row(first):
-            from tracedsl.imports.tracelab import DEFAULT_BLOCK_SIZE
+        if tracelab:
 
             size, source = (block_size, "--block-size") if block_size is not None else (
                 DEFAULT_BLOCK_SIZE, "the importer's default")
@@ -117,11 +118,6 @@ def _first_object(path: Path) -> dict | None:
 def _has_text(path: Path) -> bool:
     with open(path, "rb") as handle:
         return any(line.removeprefix(_BOM).strip() for line in handle)
-
-
-def _is_tracelab_row(row: dict) -> bool:
-    """TraceLab's release rows: one LLM call with its total input and its round number; no hash ids."""
-    return "input_tokens_total" in row and "round_index" in row and "hash_ids" not in row
 
 
 def _is_reference_manifest(manifest: Path) -> bool:
