@@ -16,6 +16,7 @@ import click
 
 from tracedsl import pipeline
 from tracedsl.cli import exitcodes
+from tracedsl.cli.preset_commands import COMMANDS as PRESET_COMMANDS
 from tracedsl.cli.printing import fail
 from tracedsl.cli.report_commands import COMMANDS as REPORT_COMMANDS
 from tracedsl.cli.run_commands import COMMANDS as RUN_COMMANDS
@@ -55,7 +56,8 @@ def cli() -> None:
     """Write synthetic coding-agent traces in a small language and run them into Mooncake JSONL."""
 
 
-for _command in (*SPEC_COMMANDS, *RUN_COMMANDS, *REPORT_COMMANDS, *SIMULATE_COMMANDS):
+for _command in (*SPEC_COMMANDS, *RUN_COMMANDS, *REPORT_COMMANDS, *SIMULATE_COMMANDS,
+                 *PRESET_COMMANDS):
     cli.add_command(_command)
 
 
