@@ -83,8 +83,35 @@ def _row_figures(run_dir: Path, openings: dict[str, list[int]]) -> dict[str, np.
 
 
 def figures(run_dir: Path) -> dict[str, str]:
-    """Every figure of the presets table, as the table writes it."""
+    """Every figure of the presets table, as the table writes it: a spec's laws as it ran them,
+    and for a spec with requests the agent figures too."""
     quality = json.loads((run_dir / "quality.json").read_text())
+    found = _law_figures(quality)
+    if "agent" in quality:
+        found.update(_agent_figures(run_dir, quality))
+    return found
+
+
+def _law_figures(quality: dict) -> dict[str, str]:
+    """The sampled quantities against what the spec's laws give (quality.json ``expected``)."""
+    found = {}
+    names = {"initial_context": ("initial context", _count), "new_tokens_per_turn":
+             ("new tokens per turn", _count), "generation_length": ("output tokens per call", _count),
+             "inter_turn_delay_ms": ("delay", _seconds)}
+    for key, (name, written) in names.items():
+        figure = quality["observed_vs_target"].get(key, {})
+        expected = figure.get("expected")
+        if not isinstance(expected, dict):  # none where no one law gives it (classes)
+            continue
+        observed = figure.get("observed_compared", figure["observed"])
+        for stat, label in (("mean", "mean"), ("median", "p50")):
+            found[f"{name}, {label}"] = written(observed[stat])
+            found[f"{name}, {label}, expected"] = written(expected[stat])
+    return found
+
+
+def _agent_figures(run_dir: Path, quality: dict) -> dict[str, str]:
+    """The agent figures TraceLab publishes, as a run of a spec with requests gives them."""
     agent = quality["agent"]
     calls, requests, openings = _session_counts(run_dir)
     rows = _row_figures(run_dir, openings)
