@@ -77,13 +77,15 @@ REPLAYS = [
     (str(ROOT / "examples" / "compaction.trace"), []),
     (str(ROOT / "examples" / "subagents.trace"), []),
     (str(ROOT / "examples" / "coding-agent.trace"), []),
+    ("claude-code", []),  # the presets calibrated to TraceLab: classes, requests, compaction
+    ("codex", []),
 ]
 
 
 @pytest.mark.parametrize("spec, options", REPLAYS,
                          ids=["default", "aiperf-defaults", "inference-day-2026", "turns-truncate",
                               "turns-retry", "block-64", "classes", "compaction", "subagents",
-                              "coding-agent"])
+                              "coding-agent", "claude-code", "codex"])
 def test_default_engine_datasets_replay_in_aiperf(spec, options, tmp_path):
     dataset = _write_run(tmp_path, spec, *options)
     done = _replay(dataset)

@@ -17,6 +17,7 @@ import click
 from tracedsl import pipeline
 from tracedsl.cli import exitcodes
 from tracedsl.cli.compare_commands import COMMANDS as COMPARE_COMMANDS
+from tracedsl.cli.preset_commands import COMMANDS as PRESET_COMMANDS
 from tracedsl.cli.printing import fail
 from tracedsl.cli.report_commands import COMMANDS as REPORT_COMMANDS
 from tracedsl.cli.run_commands import COMMANDS as RUN_COMMANDS
@@ -57,7 +58,8 @@ def cli() -> None:
     """Write synthetic coding-agent traces in a small language and run them into Mooncake JSONL."""
 
 
-for _command in (*SPEC_COMMANDS, *RUN_COMMANDS, *REPORT_COMMANDS, *SIMULATE_COMMANDS, *COMPARE_COMMANDS):
+for _command in (*SPEC_COMMANDS, *RUN_COMMANDS, *REPORT_COMMANDS, *SIMULATE_COMMANDS,
+                 *COMPARE_COMMANDS, *PRESET_COMMANDS):
     cli.add_command(_command)
 
 
