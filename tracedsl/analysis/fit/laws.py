@@ -18,7 +18,15 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from tracedsl import families
-from tracedsl.analysis.fit.laws_families import Candidate, Sample, Slot, candidates, engine_mean
+from tracedsl.analysis.fit.laws_families import (
+    Candidate,
+    Sample,
+    Slot,
+    candidates,
+    engine_draws,
+    engine_mean,
+    ks_distance,
+)
 from tracedsl.analysis.fit.laws_mixture import split as mixture_split
 from tracedsl.analysis.fit.laws_text import UNITS, number, percents, whole
 
@@ -39,8 +47,6 @@ MEAN_TOLERANCE = 0.02
 # Values scored (and estimated from) at most: a deterministic draw of that many beyond it.
 SUBSAMPLE = 50_000
 _SUBSAMPLE_SEED = 14
-# The law's side of the KS distance: its quantiles at this many evenly spaced levels.
-_GRID = 1 << 16
 # The empirical table's cumulative levels: 26 steps of 3.5%, then finer ones in the tail.
 _TABLE_LEVELS = tuple(k * 0.035 for k in range(27)) + (0.94, 0.96, 0.98, 0.99, 0.999, 1.0)
 _TABLE_LIMIT = len(_TABLE_LEVELS) - 1
@@ -90,20 +96,6 @@ def _sample(data: np.ndarray, slot: Slot) -> Sample:
     return Sample(chosen, estimate, int(data.size), float(np.mean(data)), float(data.min()), float(data.max()))
 
 
-def engine_draws(model, slot: Slot) -> np.ndarray:
-    """The law's draws at evenly spaced uniforms, as the engine writes them, sorted."""
-    u = (np.arange(_GRID, dtype=np.float64) + 0.5) / _GRID
-    return np.sort(slot.engine(families.law(model, "fast").sample(u), model))
-
-
-def ks_distance(sorted_a: np.ndarray, sorted_b: np.ndarray) -> float:
-    """The two-sample KS statistic of two sorted samples (exact with ties: both step CDFs at every jump)."""
-    points = np.concatenate([sorted_a, sorted_b])
-    cdf_a = np.searchsorted(sorted_a, points, side="right") / sorted_a.size
-    cdf_b = np.searchsorted(sorted_b, points, side="right") / sorted_b.size
-    return float(np.max(np.abs(cdf_a - cdf_b)))
-
-
 @dataclass(frozen=True)
 class _Scored:
     candidate: Candidate
@@ -134,8 +126,8 @@ def _fitted(scored: _Scored, sample: Sample, comment: str) -> FittedLaw:
                      scored.mean, sample.mean, scored.candidate.model)
 
 
-def _choose(data: np.ndarray, sample: Sample, slot: Slot) -> FittedLaw:
-    scored = sorted((_score(c, sample, slot) for c in candidates(sample, slot)), key=lambda s: s.ks)
+def _choose(data: np.ndarray, sample: Sample, slot: Slot, within=(None, None)) -> FittedLaw:
+    scored = sorted((_score(c, sample, slot) for c in candidates(sample, slot, within)), key=lambda s: s.ks)
     limit = threshold(sample.values.size)
     fitting = [s for s in scored if _fits(s, sample, limit)]
     if fitting:
@@ -163,6 +155,10 @@ def _table(data: np.ndarray, sample: Sample, slot: Slot) -> Candidate:
         starts = np.array([0, *inner])
         counts = np.diff(np.append(starts, data.size))
         values = np.add.reduceat(ordered, starts) / counts
+        if data.size >= 1000:
+            # Every level then has a cut of its own: each bin's share as its levels say (3.5%,
+            # not 3.500212%), which its size misses by under one value.
+            counts = np.diff(np.array(_TABLE_LEVELS))
     entries: dict[float, tuple[str, float]] = {}
     for value, count in zip(values, counts, strict=True):
         text, read = whole(value) if slot.unit != "ms" else number(value, "ms")
@@ -187,6 +183,10 @@ def fit_law(values, *, unit: str, name: str) -> FittedLaw:
     floor = 30 if unit == "tokens" and name == "output" else 1
     slot = Slot(unit, floor=floor, whole_lognormal=unit == "count")
     return _choose(data, _sample(data, slot), slot)
+
+
+def _one_delay(data: np.ndarray) -> FittedLaw:
+    return _choose(data, _sample(data, _DELAY), _DELAY)
 
 
 def fit_count(values, *, slot: str = "turns") -> FittedLaw:
@@ -252,22 +252,27 @@ def _delay(data: np.ndarray) -> FittedLaw:
 
 def _gaps(data: np.ndarray) -> FittedLaw:
     """Positive gaps (a few zeros at most): one law, or two populations when they clearly are."""
-    single = fit_law(data, unit="ms", name="delay")
+    single = _one_delay(data)
     sample = _sample(data, _DELAY)
     positive = sample.values[sample.values > 0]
     found = mixture_split(np.log(positive)) if positive.size else None
     if found is None or not found.two:
         note = f"; one population (D {found.separation:.2f})" if found is not None else ""
         return replace(single, comment=single.comment + note)
-    cut = math.exp(found.threshold)
+    _text, cut = number(math.exp(found.threshold), "ms")
     lower, upper = data[data <= cut], data[data > cut]
     share = lower.size / data.size
-    options = [_mix([("short", share, fit_law(lower, unit="ms", name="delay")),
-                     ("long", 1.0 - share, fit_law(upper, unit="ms", name="delay"))])]
+    # Each population on its side of the cut, bounded there: the mix then follows the data on
+    # both sides, however much the two overlap.
+    options = [_mix([("short", share, _choose(lower, _sample(lower, _DELAY), _DELAY, (None, cut))),
+                     ("long", 1.0 - share, _choose(upper, _sample(upper, _DELAY), _DELAY, (cut, None)))])]
     options.append(_lognormal_pair(found, sample))
     scored = [_score(option, sample, _DELAY) for option in options if option is not None]
     scored = sorted((s for s in scored if abs(s.mean / sample.mean - 1.0) <= MEAN_TOLERANCE), key=lambda s: s.ks)
-    if not scored or scored[0].ks >= single.ks:
+    # The mix wins when it fits better than the one law, or when it fits and the one law is
+    # the fallback table (a law reads better, and fitting is the test the table failed).
+    fits = bool(scored) and scored[0].ks <= threshold(sample.values.size)
+    if not scored or not (scored[0].ks < single.ks or (fits and single.family == "empirical")):
         return replace(single, comment=single.comment + f"; two populations (D {found.separation:.2f}) fit no better")
     best = scored[0]
     comment = (f"# mix of 2 populations (log-gap mixture D {found.separation:.2f}, BIC gain "
