@@ -218,6 +218,9 @@ REFINE_ABOVE = 0.01
 # ...with this many evaluations of a golden-section search over log(shape) in [1/4, 4] times
 # the estimate, each scored on a coarser grid.
 _REFINE_STEPS = 12
+# A search still above this KS after this many steps stops: no shape of the family fits.
+GIVE_UP = 0.1
+_GIVE_UP_AFTER = 4
 _REFINE_GRID = 1 << 12
 
 
@@ -296,7 +299,9 @@ class Fitter:
 
         a, b = high - ratio * (high - low), low + ratio * (high - low)
         loss_a, loss_b = loss(a), loss(b)
-        for _ in range(_REFINE_STEPS):
+        for step in range(_REFINE_STEPS):
+            if step == _GIVE_UP_AFTER and min(loss_a, loss_b) > GIVE_UP:
+                return None  # heading nowhere near a fit: not worth the remaining steps
             if loss_a <= loss_b:
                 high, b, loss_b = b, a, loss_a
                 a = high - ratio * (high - low)
@@ -351,7 +356,7 @@ def proposals(sample: Sample, slot: Slot, within: tuple[float | None, float | No
 
 
 # Of the families with a shape, this many (the nearest by their estimate's KS) are searched.
-_REFINED = 2
+_REFINED = 4
 
 
 def candidates(sample: Sample, slot: Slot, within: tuple[float | None, float | None] = (None, None)) -> list[Candidate]:
