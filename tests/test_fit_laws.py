@@ -3,7 +3,9 @@ come back as that family, two populations of delays as a mix, the rest as a tabl
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +23,7 @@ from tracedsl.analysis.fit.laws_families import Slot
 from tracedsl.language import compile_source
 
 N = 20_000
+FIXTURES = Path(__file__).parent / "fixtures" / "mooncake-fast25"
 
 # Where a law's text goes in a tiny spec, and where the compiled IR keeps it.
 _SPECS = {
@@ -214,3 +217,19 @@ def test_bad_input_is_a_value_error():
         fit_law([1.0], unit="bytes", name="session")
     with pytest.raises(ValueError, match="count slot"):
         fit_count([1.0], slot="fanout")
+
+
+def test_the_public_mooncake_conversation_trace():
+    rows = [json.loads(line) for line in (FIXTURES / "conversation_trace.jsonl").read_text().splitlines() if line]
+    inputs = np.array([row["input_length"] for row in rows], dtype=float)
+    outputs = np.array([row["output_length"] for row in rows], dtype=float)
+    for values, slot in ((inputs, "session"), (outputs, "output")):
+        fitted = fit_law(values, unit="tokens", name=slot)
+        assert fitted.ks <= 0.03, fitted.comment
+        assert_sound(fitted, slot, values)
+    assert "below the engine's floor" in fit_law(outputs, unit="tokens", name="output").comment
+    # Its timestamps tick in whole seconds of ~3 s: one population, however sharp the peak.
+    gaps = np.diff(np.sort([float(row["timestamp"]) for row in rows]))
+    fitted = fit_delay(gaps)
+    assert "2 populations" not in fitted.comment
+    assert_sound(fitted, "delay", gaps)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+import tracedsl.ir  # noqa: F401 - binds the mix family's union of component laws
 from tracedsl import families
 from tracedsl.analysis.fit.laws_families import (
     Candidate,
@@ -92,8 +93,15 @@ def _sample(data: np.ndarray, slot: Slot) -> Sample:
     else:
         chosen = data
     chosen = np.sort(chosen)
+    below = 0.0
+    if slot.unit == "tokens":
+        # No law makes the engine write fewer tokens than its floor: the laws are compared
+        # with the data as the engine would write them (the comment says how many that moves).
+        below = float(np.mean(chosen < slot.floor))
+        chosen = np.maximum(chosen, slot.floor)
     estimate = chosen + 0.5 if slot.unit == "tokens" else chosen
-    return Sample(chosen, estimate, int(data.size), float(np.mean(data)), float(data.min()), float(data.max()))
+    low = max(float(data.min()), slot.floor) if slot.unit == "tokens" else float(data.min())
+    return Sample(chosen, estimate, int(data.size), float(np.mean(data)), low, float(data.max()), below)
 
 
 @dataclass(frozen=True)
@@ -118,7 +126,8 @@ def _fits(scored: _Scored, sample: Sample, limit: float) -> bool:
 
 def _scale_note(sample: Sample) -> str:
     scored = sample.values.size
-    return f"n={sample.n:,}" + (f", KS on {scored:,} drawn" if scored < sample.n else "")
+    note = f"n={sample.n:,}" + (f", KS on {scored:,} drawn" if scored < sample.n else "")
+    return note + (f", {sample.below:.1%} below the engine's floor" if sample.below else "")
 
 
 def _fitted(scored: _Scored, sample: Sample, comment: str) -> FittedLaw:
@@ -225,7 +234,7 @@ def fit_delay(values_ms, opens_request: Sequence[bool] | np.ndarray | None = Non
 
 def _mix(parts: list[tuple[str, float, FittedLaw | Candidate]]) -> Candidate:
     """``mix { name P%: law, … }`` of (name, share, law) with shares that add up to 100%."""
-    weights = percents([share for _name, share, _law in parts])
+    weights = percents([share for _name, share, _law in parts], places=2)
     text = "mix { " + ", ".join(
         f"{name} {weight}: {law.text}" for (name, _share, law), (weight, _f) in zip(parts, weights, strict=True)
     ) + " }"
@@ -257,7 +266,8 @@ def _gaps(data: np.ndarray) -> FittedLaw:
     positive = sample.values[sample.values > 0]
     found = mixture_split(np.log(positive)) if positive.size else None
     if found is None or not found.two:
-        note = f"; one population (D {found.separation:.2f})" if found is not None else ""
+        note = (f"; one population (D {found.separation:.2f}, medians x{found.median_ratio:.2f})"
+                if found is not None else "")
         return replace(single, comment=single.comment + note)
     _text, cut = number(math.exp(found.threshold), "ms")
     lower, upper = data[data <= cut], data[data > cut]

@@ -49,6 +49,7 @@ class Sample:
     mean: float
     low: float
     high: float
+    below: float = 0.0  # tokens: the share of the values under the engine's floor (raised to it)
 
 
 @dataclass(frozen=True)

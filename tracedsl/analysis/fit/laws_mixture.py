@@ -7,11 +7,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Two populations when all three hold: the two Gaussians' means lie apart by more than their
+# Two populations when all four hold: the two Gaussians' means lie apart by more than their
 # spread (Ashman's D > 2, the usual mark of a clean separation), the mixture's BIC beats one
-# Gaussian's by more than 10 ("very strong" evidence on Kass and Raftery's scale), and the
-# smaller population holds at least 5% of the gaps (a smaller one moves no figure of a run).
+# Gaussian's by more than 10 ("very strong" evidence on Kass and Raftery's scale), the
+# smaller population holds at least 5% of the gaps (a smaller one moves no figure of a run),
+# and their medians differ by a factor of 2 at least (gaps of 3.000 s and 3.002 s are
+# separated by D but are one population to any run).
 SEPARATION = 2.0
+MEDIAN_RATIO = 2.0
 BIC_MARGIN = 10.0
 SMALLEST_SHARE = 0.05
 _ITERATIONS = 300
@@ -32,9 +35,14 @@ class Split:
     threshold: float  # the log value where both components are equally likely
 
     @property
+    def median_ratio(self) -> float:
+        return math.exp(self.means[1] - self.means[0])
+
+    @property
     def two(self) -> bool:
         return (self.separation > SEPARATION and self.bic_gain > BIC_MARGIN
-                and min(self.weights) >= SMALLEST_SHARE)
+                and min(self.weights) >= SMALLEST_SHARE
+                and self.median_ratio >= MEDIAN_RATIO)
 
 
 def _log_density(x: np.ndarray, mean: float, sd: float) -> np.ndarray:
