@@ -233,3 +233,14 @@ def test_the_public_mooncake_conversation_trace():
     fitted = fit_delay(gaps)
     assert "2 populations" not in fitted.comment
     assert_sound(fitted, "delay", gaps)
+
+
+@pytest.mark.parametrize(("values", "slot"), [
+    ([5.0], "session"), ([0.0, 0.0, 0.0], "session"), ([1.0, 100.0], "session"), ([1e13, 5.0], "session"),
+    ([1.0, 2.0, 3.0] * 10, "output"), ([0.0] * 10, "delay"), ([-5.0, 10.0, 20.0, 30.0], "delay"),
+    ([0.1, 0.2, 0.1, 0.3] * 10, "delay"), ([0.0, 0.0], "calls"), ([1.0, 2.0], "turns"),
+], ids=str)
+def test_small_and_odd_inputs_still_give_a_law_that_compiles(values, slot):
+    fitted = _fit(np.array(values), slot)
+    assert compiled(fitted.text, slot) == fitted.model
+    assert fitted.comment.startswith("# ") and "\n" not in fitted.comment

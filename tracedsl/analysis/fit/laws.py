@@ -30,6 +30,7 @@ from tracedsl.analysis.fit.laws_families import (
 )
 from tracedsl.analysis.fit.laws_mixture import split as mixture_split
 from tracedsl.analysis.fit.laws_text import UNITS, number, percents, whole
+from tracedsl.limits import MAX_VALUE
 
 __all__ = [
     "KS_THRESHOLD", "MEAN_TOLERANCE", "PARSIMONY", "SUBSAMPLE", "DelaySplit", "FittedLaw",
@@ -84,7 +85,8 @@ def _prepare(values, unit: str) -> np.ndarray:
     data = data[np.isfinite(data)]
     if not data.size:
         raise ValueError("no finite values to fit")
-    return np.maximum(data, 1.0 if unit == "count" else 0.0)
+    # Every slot holds a count or a duration, at most the largest value a law may take.
+    return np.clip(data, 1.0 if unit == "count" else 0.0, MAX_VALUE)
 
 
 def _sample(data: np.ndarray, slot: Slot) -> Sample:
@@ -116,12 +118,19 @@ def _score(candidate: Candidate, sample: Sample, slot: Slot) -> _Scored:
                    engine_mean(candidate.model, slot))
 
 
+def mean_error(mean: float, target: float) -> float:
+    """|mean / target - 1|; a target of 0 is met by 0 alone."""
+    if target == 0.0:
+        return 0.0 if mean == 0.0 else math.inf
+    return abs(mean / target - 1.0)
+
+
 def threshold(n: int) -> float:
     return max(KS_THRESHOLD, _NOISE / math.sqrt(n))
 
 
 def _fits(scored: _Scored, sample: Sample, limit: float) -> bool:
-    return scored.ks <= limit and abs(scored.mean / sample.mean - 1.0) <= MEAN_TOLERANCE
+    return scored.ks <= limit and mean_error(scored.mean, sample.mean) <= MEAN_TOLERANCE
 
 
 def _scale_note(sample: Sample) -> str:
@@ -278,7 +287,7 @@ def _gaps(data: np.ndarray) -> FittedLaw:
                      ("long", 1.0 - share, _choose(upper, _sample(upper, _DELAY), _DELAY, (cut, None)))])]
     options.append(_lognormal_pair(found, sample))
     scored = [_score(option, sample, _DELAY) for option in options if option is not None]
-    scored = sorted((s for s in scored if abs(s.mean / sample.mean - 1.0) <= MEAN_TOLERANCE), key=lambda s: s.ks)
+    scored = sorted((s for s in scored if mean_error(s.mean, sample.mean) <= MEAN_TOLERANCE), key=lambda s: s.ks)
     # The mix wins when it fits better than the one law, or when it fits and the one law is
     # the fallback table (a law reads better, and fitting is the test the table failed).
     fits = bool(scored) and scored[0].ks <= threshold(sample.values.size)
@@ -299,7 +308,7 @@ def _lognormal_pair(found, sample: Sample) -> Candidate | None:
         if pair is None:
             return None
         mean = engine_mean(pair.model, _DELAY)
-        if abs(mean / sample.mean - 1.0) <= 2e-4:
+        if mean_error(mean, sample.mean) <= 2e-4:
             break
         factor *= sample.mean / mean
     return _pair(found, factor, sample.high, rounded=True)

@@ -97,6 +97,8 @@ def _matched(build: Callable[[float], object | None], level: float, target: floa
         model = build(value)
         return None if model is None else engine_mean(model, slot)
 
+    if target <= 0.0:
+        return None  # only a constant 0 has that mean
     for _ in range(8):
         mean = mean_at(level)
         if mean is None or not mean > 0 or not math.isfinite(mean):

@@ -15,6 +15,8 @@ import numpy as np
 # separated by D but are one population to any run).
 SEPARATION = 2.0
 MEDIAN_RATIO = 2.0
+# Fewer gaps than this are one population: too few to tell a second one from a few outliers.
+SMALLEST_SAMPLE = 100
 BIC_MARGIN = 10.0
 SMALLEST_SHARE = 0.05
 _ITERATIONS = 300
@@ -60,7 +62,7 @@ def split(logs: np.ndarray) -> Split | None:
         logs = np.sort(logs)[np.linspace(0, logs.size - 1, _EM_VALUES).round().astype(np.int64)]
     n = logs.size
     overall_sd = float(np.std(logs))
-    if n < 20 or not overall_sd > 0:
+    if n < SMALLEST_SAMPLE or not overall_sd > 0:
         return None
     ends = [end for end in (_em(logs, start, overall_sd) for start in _STARTS) if end is not None]
     if not ends:
