@@ -145,6 +145,18 @@ def test_zero_delays_are_their_own_component():
     assert_sound(fitted, "delay", values)
 
 
+@pytest.mark.parametrize("slot", ["delay", "think"])
+def test_zeros_and_two_populations_nest_and_compile_in_either_delay_slot(slot):
+    text = "mix { z 10%: constant(0ms), a 60%: lognormal(mean=1s, median=800ms), b 30%: lognormal(mean=60s, median=40s) }"
+    values = draws(text, slot)
+    fitted = fit_delay(values)
+    zero, rest = fitted.model.components
+    assert zero.weight == pytest.approx(0.1, abs=0.01) and rest.law.kind == "mix"
+    assert [c.weight for c in rest.law.components] == pytest.approx([0.6 / 0.9, 0.3 / 0.9], abs=0.02)
+    assert fitted.ks <= 0.02
+    assert_sound(fitted, slot, values)
+
+
 def test_request_openings_split_think_from_tool_latency():
     rng = np.random.default_rng(5)
     opens = rng.random(N) < 0.25
@@ -208,6 +220,9 @@ def test_ten_million_values_fit_in_seconds():
     assert f"KS on {SUBSAMPLE:,} drawn" in fitted.comment and "n=10,000,000" in fitted.comment
     assert elapsed < 15.0  # about 1 s alone; the bound leaves room for a shared machine
     assert fitted.ks <= KS_THRESHOLD
+    start = time.perf_counter()
+    delays = fit_delay(values)
+    assert time.perf_counter() - start < 15.0 and delays.family == "lognormal"
 
 
 def test_bad_input_is_a_value_error():
