@@ -20,6 +20,10 @@ import numpy as np
 import tracedsl.ir  # noqa: F401 - binds the mix family's union of component laws
 from tracedsl import families
 from tracedsl.analysis.fit.laws_families import (
+    CONSTANT,
+    EMPIRICAL,
+    LOGNORMAL,
+    MIX,
     Candidate,
     Sample,
     Slot,
@@ -189,9 +193,9 @@ def _table(data: np.ndarray, sample: Sample, slot: Slot) -> Candidate:
     text = "empirical { " + ", ".join(
         f"{shown}: {weight}" for (_read, (shown, _share)), (weight, _w) in zip(ordered_entries, weights, strict=True)
     ) + " }"
-    model = families.get("empirical").model(values=[read for read, _ in ordered_entries],
+    model = families.get(EMPIRICAL).model(values=[read for read, _ in ordered_entries],
                                             weights=[fraction for _weight, fraction in weights])
-    return Candidate("empirical", len(ordered_entries), text, model)
+    return Candidate(EMPIRICAL, len(ordered_entries), text, model)
 
 
 def fit_law(values, *, unit: str, name: str) -> FittedLaw:
@@ -249,7 +253,11 @@ def _mix(parts: list[tuple[str, float, FittedLaw | Candidate]]) -> Candidate:
     ) + " }"
     components = [{"name": name, "weight": fraction, "law": law.model}
                   for (name, _share, law), (_weight, fraction) in zip(parts, weights, strict=True)]
-    return Candidate("mix", sum(2 for _ in parts), text, families.get("mix").model(components=components))
+    return Candidate(MIX, sum(2 for _ in parts), text, families.get(MIX).model(components=components))
+
+
+def _zero_delay() -> Candidate:
+    return Candidate(CONSTANT, 1, f"{CONSTANT}(0ms)", families.get(CONSTANT).model(value=0.0))
 
 
 def _delay(data: np.ndarray) -> FittedLaw:
@@ -258,12 +266,10 @@ def _delay(data: np.ndarray) -> FittedLaw:
         return _gaps(data)
     sample = _sample(data, _DELAY)
     if zero == 1.0:
-        scored = _score(Candidate("constant", 1, "constant(0ms)", families.get("constant").model(value=0.0)),
-                        sample, _DELAY)
+        scored = _score(_zero_delay(), sample, _DELAY)
         return _fitted(scored, sample, f"# constant (every delay 0 ms, {_scale_note(sample)})")
     rest = _gaps(data[data > 0])
-    atom = Candidate("constant", 1, "constant(0ms)", families.get("constant").model(value=0.0))
-    scored = _score(_mix([("zero", zero, atom), ("rest", 1.0 - zero, rest)]), sample, _DELAY)
+    scored = _score(_mix([("zero", zero, _zero_delay()), ("rest", 1.0 - zero, rest)]), sample, _DELAY)
     return _fitted(scored, sample, f"# {zero:.1%} of delays 0 ms, the rest {rest.comment[2:]}; "
                                    f"mix KS {scored.ks:.3f}, {_scale_note(sample)}")
 
@@ -291,7 +297,7 @@ def _gaps(data: np.ndarray) -> FittedLaw:
     # The mix wins when it fits better than the one law, or when it fits and the one law is
     # the fallback table (a law reads better, and fitting is the test the table failed).
     fits = bool(scored) and scored[0].ks <= threshold(sample.values.size)
-    if not scored or not (scored[0].ks < single.ks or (fits and single.family == "empirical")):
+    if not scored or not (scored[0].ks < single.ks or (fits and single.family == EMPIRICAL)):
         return replace(single, comment=single.comment + f"; two populations (D {found.separation:.2f}) fit no better")
     best = scored[0]
     comment = (f"# mix of 2 populations (log-gap mixture D {found.separation:.2f}, BIC gain "
@@ -329,10 +335,10 @@ def _pair(found, factor: float, high: float, rounded: bool = False) -> Candidate
             words.append(f"max={text}")
             arguments["max"] = read
         try:
-            model = families.get("lognormal").model(**arguments)
+            model = families.get(LOGNORMAL).model(**arguments)
         except ValueError:
             return None
-        parts.append((name, weight, Candidate("lognormal", 2, f"lognormal({', '.join(words)})", model)))
+        parts.append((name, weight, Candidate(LOGNORMAL, 2, f"{LOGNORMAL}({', '.join(words)})", model)))
     try:
         return _mix(parts)
     except ValueError:

@@ -11,7 +11,23 @@ import numpy as np
 
 from tracedsl import families
 from tracedsl.analysis.fit.laws_text import number, whole
+from tracedsl.families import constant as constant_family
+from tracedsl.families import empirical as empirical_family
+from tracedsl.families import exponential as exponential_family
+from tracedsl.families import gamma as gamma_family
+from tracedsl.families import lognormal as lognormal_family
+from tracedsl.families import mix as mix_family
+from tracedsl.families import normal as normal_family
+from tracedsl.families import pareto as pareto_family
+from tracedsl.families import uniform as uniform_family
+from tracedsl.families import weibull as weibull_family
 from tracedsl.limits import MAX_TURNS
+
+# Each family by its own module's name for it (no other module spells a family's name).
+CONSTANT, EMPIRICAL, EXPONENTIAL, GAMMA, LOGNORMAL, MIX, NORMAL, PARETO, UNIFORM, WEIBULL = (
+    module.FAMILY.name for module in (constant_family, empirical_family, exponential_family, gamma_family,
+                                      lognormal_family, mix_family, normal_family, pareto_family,
+                                      uniform_family, weibull_family))
 
 # A bound from the data's largest value is written when the fitted law puts more than this
 # many times 1/n beyond it: data drawn from the law itself exceed that about once in e^10.
@@ -162,17 +178,17 @@ class Writer:
 
     def law(self, name: str, shown: list[tuple[str, str, float]], low, high) -> Candidate | None:
         """``shown``: (keyword, text, value) of the family's own parameters."""
-        words, lo, hi = self.bounds(None if name == "pareto" else low, high)  # a pareto's min is its own
+        words, lo, hi = self.bounds(None if name == PARETO else low, high)  # a pareto's min is its own
         arguments = {keyword: value for keyword, _text, value in shown}
         if hi is not None:
             arguments["max"] = hi
-        if lo is not None and name != "pareto":
+        if lo is not None and name != PARETO:
             arguments["min"] = lo
         model = _model(name, **arguments)
         if model is None:
             return None
-        if name == "constant":
-            text = f"constant({shown[0][1]})"
+        if name == CONSTANT:
+            text = f"{name}({shown[0][1]})"
         else:
             text = f"{name}({', '.join([f'{keyword}={text}' for keyword, text, _v in shown] + words)})"
         # Every number written counts, bounds too: a uniform is simpler than an exponential
@@ -324,7 +340,7 @@ def proposals(sample: Sample, slot: Slot, within: tuple[float | None, float | No
         positive = np.array([1e-3])
     logs = np.log(positive)
     mean = float(np.mean(x))
-    out = [Proposal("exponential", lambda w, m, _s: [("mean", *w.value(m))], mean, None)]
+    out = [Proposal(EXPONENTIAL, lambda w, m, _s: [("mean", *w.value(m))], mean, None)]
 
     sigma = float(np.std(logs))
     if sigma > 0:
@@ -334,26 +350,26 @@ def proposals(sample: Sample, slot: Slot, within: tuple[float | None, float | No
                 return [("mean", *w.whole(median * spread)), ("median", *w.whole(median))]
             return [("mean", *w.value(median * spread)), ("median", *w.value(median))]
 
-        out.append(Proposal("lognormal", lognormal, math.exp(float(np.mean(logs))), sigma))
+        out.append(Proposal(LOGNORMAL, lognormal, math.exp(float(np.mean(logs))), sigma))
 
     shape = _gamma_shape(positive)
     if shape < 1e5:
-        out.append(Proposal("gamma", lambda w, m, k: [("shape", *w.plain(k)), ("mean", *w.value(m))], mean, shape))
+        out.append(Proposal(GAMMA, lambda w, m, k: [("shape", *w.plain(k)), ("mean", *w.value(m))], mean, shape))
 
     k = _weibull_shape(positive)
     if k < 50:
         scale = float(np.mean((positive / positive.max()) ** k)) ** (1.0 / k) * float(positive.max())
-        out.append(Proposal("weibull", lambda w, c, k: [("shape", *w.plain(k)), ("scale", *w.value(c))], scale, k))
+        out.append(Proposal(WEIBULL, lambda w, c, k: [("shape", *w.plain(k)), ("scale", *w.value(c))], scale, k))
 
     sd = float(np.std(x))
     if sd > 0:
-        out.append(Proposal("normal", lambda w, m, d: [("mean", *w.value(m)), ("sd", *w.value(d))], mean, sd))
+        out.append(Proposal(NORMAL, lambda w, m, d: [("mean", *w.value(m)), ("sd", *w.value(d))], mean, sd))
 
     if sample.low > 0:
         # Its min is the smallest value as written: every draw of the law lies above it.
         floor = max(sample.low, within[0] or 0.0)
         alpha = positive.size / max(float(np.sum(np.log(np.maximum(positive, floor) / floor))), 1e-12)
-        out.append(Proposal("pareto", lambda w, inverse, _s: [("alpha", *w.plain(1.0 / inverse)),
+        out.append(Proposal(PARETO, lambda w, inverse, _s: [("alpha", *w.plain(1.0 / inverse)),
                                                               ("min", *w.value(floor))], 1.0 / alpha, None))
     return out
 
@@ -371,7 +387,7 @@ def candidates(sample: Sample, slot: Slot, within: tuple[float | None, float | N
     out: list[Candidate] = []
     whole_value = fitter.counts or slot.unit == "tokens"
     target = sample.mean
-    constant = writer.law("constant", [("value", *(writer.whole(target) if whole_value else writer.value(target)))],
+    constant = writer.law(CONSTANT, [("value", *(writer.whole(target) if whole_value else writer.value(target)))],
                           None, None)
     if constant is not None:
         out.append(constant)
@@ -380,7 +396,7 @@ def candidates(sample: Sample, slot: Slot, within: tuple[float | None, float | N
     span_high = sample.high + (1.0 if slot.unit == "tokens" else 0.0)
     if span_high > sample.low:
         end = writer.whole if fitter.counts else writer.value
-        uniform = writer.law("uniform", [("min", *end(sample.low)), ("max", *end(span_high, up=True))], None, None)
+        uniform = writer.law(UNIFORM, [("min", *end(sample.low)), ("max", *end(span_high, up=True))], None, None)
         if uniform is not None:
             out.append(uniform)
 
@@ -405,6 +421,6 @@ def _unrounded(name: str, shown: list[tuple[str, str, float]], low, high):
     arguments = {keyword: value for keyword, _text, value in shown}
     if high is not None:
         arguments["max"] = high
-    if low is not None and name != "pareto":
+    if low is not None and name != PARETO:
         arguments["min"] = low
     return _model(name, **arguments)
