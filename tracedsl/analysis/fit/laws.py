@@ -253,7 +253,7 @@ def _mix(parts: list[tuple[str, float, FittedLaw | Candidate]]) -> Candidate:
     ) + " }"
     components = [{"name": name, "weight": fraction, "law": law.model}
                   for (name, _share, law), (_weight, fraction) in zip(parts, weights, strict=True)]
-    return Candidate(MIX, sum(2 for _ in parts), text, families.get(MIX).model(components=components))
+    return Candidate(MIX, sum(2 for _ in parts), text, families.get(MIX).model(components=components), tuple(parts))
 
 
 def _zero_delay() -> Candidate:
@@ -263,19 +263,22 @@ def _zero_delay() -> Candidate:
 def _delay(data: np.ndarray) -> FittedLaw:
     zero = float(np.mean(data == 0))
     if zero < ZERO_SHARE:
-        return _gaps(data)
+        return _gaps(data)[0]
     sample = _sample(data, _DELAY)
     if zero == 1.0:
         scored = _score(_zero_delay(), sample, _DELAY)
         return _fitted(scored, sample, f"# constant (every delay 0 ms, {_scale_note(sample)})")
-    rest = _gaps(data[data > 0])
-    scored = _score(_mix([("zero", zero, _zero_delay()), ("rest", 1.0 - zero, rest)]), sample, _DELAY)
+    rest, parts = _gaps(data[data > 0])
+    # Two populations beside the zeros are three components of one mix, not a mix in a mix.
+    inside = [(name, (1.0 - zero) * share, law) for name, share, law in parts] or [("rest", 1.0 - zero, rest)]
+    scored = _score(_mix([("zero", zero, _zero_delay()), *inside]), sample, _DELAY)
     return _fitted(scored, sample, f"# {zero:.1%} of delays 0 ms, the rest {rest.comment[2:]}; "
                                    f"mix KS {scored.ks:.3f}, {_scale_note(sample)}")
 
 
-def _gaps(data: np.ndarray) -> FittedLaw:
-    """Positive gaps (a few zeros at most): one law, or two populations when they clearly are."""
+def _gaps(data: np.ndarray) -> tuple[FittedLaw, tuple]:
+    """Positive gaps (a few zeros at most): one law, or two populations when they clearly are
+    (with the mix's components)."""
     single = _one_delay(data)
     sample = _sample(data, _DELAY)
     positive = sample.values[sample.values > 0]
@@ -283,7 +286,7 @@ def _gaps(data: np.ndarray) -> FittedLaw:
     if found is None or not found.two:
         note = (f"; one population (D {found.separation:.2f}, medians x{found.median_ratio:.2f})"
                 if found is not None else "")
-        return replace(single, comment=single.comment + note)
+        return replace(single, comment=single.comment + note), ()
     _text, cut = number(math.exp(found.threshold), "ms")
     lower, upper = data[data <= cut], data[data > cut]
     share = lower.size / data.size
@@ -298,11 +301,11 @@ def _gaps(data: np.ndarray) -> FittedLaw:
     # the fallback table (a law reads better, and fitting is the test the table failed).
     fits = bool(scored) and scored[0].ks <= threshold(sample.values.size)
     if not scored or not (scored[0].ks < single.ks or (fits and single.family == EMPIRICAL)):
-        return replace(single, comment=single.comment + f"; two populations (D {found.separation:.2f}) fit no better")
+        return replace(single, comment=single.comment + f"; two populations (D {found.separation:.2f}) fit no better"), ()
     best = scored[0]
     comment = (f"# mix of 2 populations (log-gap mixture D {found.separation:.2f}, BIC gain "
                f"{found.bic_gain:,.0f}; KS {best.ks:.3f}, {_scale_note(sample)}; one law: {single.family} {single.ks:.3f})")
-    return _fitted(best, sample, comment)
+    return _fitted(best, sample, comment), best.candidate.parts
 
 
 def _lognormal_pair(found, sample: Sample) -> Candidate | None:

@@ -74,6 +74,7 @@ class Candidate:
     parameters: int
     text: str
     model: object
+    parts: tuple = ()  # a mix's (name, share, law) components, so an enclosing mix can take them in
 
 
 # The engine's mean, for matching, by quadrature over the uniforms: midpoints of the body up
