@@ -258,3 +258,14 @@ def test_small_and_odd_inputs_still_give_a_law_that_compiles(values, slot):
     fitted = _fit(np.array(values), slot)
     assert compiled(fitted.text, slot) == fitted.model
     assert fitted.comment.startswith("# ") and "\n" not in fitted.comment
+
+
+def test_a_table_of_whole_counts_gives_each_value_its_exact_share():
+    # 40% single calls, the rest spread over 50..150: no family, and more values than a table holds.
+    rng = np.random.default_rng(11)
+    values = np.where(rng.random(N) < 0.4, 1.0, rng.integers(50, 151, N).astype(float))
+    fitted = fit_count(values, slot="calls")
+    assert fitted.family == "empirical" and len(fitted.model.values) <= 32
+    assert fitted.model.values[0] == 1.0
+    assert fitted.model.weights[0] == pytest.approx(float(np.mean(values == 1.0)), abs=1e-6)
+    assert_sound(fitted, "calls", values)

@@ -174,10 +174,17 @@ def _table(data: np.ndarray, sample: Sample, slot: Slot) -> Candidate:
         cuts = sorted({int(round(level * data.size)) for level in _TABLE_LEVELS})
         inner = [cut for cut in cuts if 0 < cut < data.size]
         ordered = np.partition(data, inner) if inner else data.copy()
+        tied = distinct.size * 4 < sample.values.size
+        if tied:
+            # Values repeated four times over on average (whole counts): each cut moves to the
+            # nearer end of its value's run, so no value is split between two entries and every
+            # entry has its exact share.
+            inner = sorted({_run_end(data, ordered[cut], cut) for cut in inner} - {0, data.size})
+            ordered = np.partition(data, inner) if inner else data.copy()
         starts = np.array([0, *inner])
         counts = np.diff(np.append(starts, data.size))
         values = np.add.reduceat(ordered, starts) / counts
-        if data.size >= 1000:
+        if data.size >= 1000 and not tied:
             # Every level then has a cut of its own: each bin's share as its levels say (3.5%,
             # not 3.500212%), which its size misses by under one value.
             counts = np.diff(np.array(_TABLE_LEVELS))
@@ -196,6 +203,12 @@ def _table(data: np.ndarray, sample: Sample, slot: Slot) -> Candidate:
     model = families.get(EMPIRICAL).model(values=[read for read, _ in ordered_entries],
                                             weights=[fraction for _weight, fraction in weights])
     return Candidate(EMPIRICAL, len(ordered_entries), text, model)
+
+
+def _run_end(data: np.ndarray, value: float, cut: int) -> int:
+    """The end of ``value``'s run in the sorted data (where it starts, or just past it) nearer ``cut``."""
+    start, stop = int(np.count_nonzero(data < value)), int(np.count_nonzero(data <= value))
+    return start if cut - start <= stop - cut else stop
 
 
 def fit_law(values, *, unit: str, name: str) -> FittedLaw:
