@@ -1,0 +1,1 @@
+"""Fitting a `.trace` program to a trace."""
