@@ -162,7 +162,7 @@ def _both_ways(path, monkeypatch, expect_plain: bool = True, **options) -> tuple
         fast = validate_file(path, **options).to_dict()
     assert any(taken) == expect_plain, taken
     with monkeypatch.context() as patch:
-        patch.setattr(validate_module, "plain_block", lambda text: None)
+        patch.setattr(validate_module, "plain_padded", lambda padded: None)
         slow = validate_file(path, **options).to_dict()
     return fast, slow
 
@@ -279,7 +279,7 @@ def _read_both_ways(path, monkeypatch, chunk_rows: int):
 
     fast = outcome()
     with monkeypatch.context() as patch:
-        patch.setattr(reader, "plain_block", lambda text: None)
+        patch.setattr(reader, "plain_padded", lambda padded: None)
         patch.setattr(reader, "session_runs", lambda text: None)
         slow = outcome()
     return fast, slow

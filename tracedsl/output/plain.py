@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_PAD = 16  # zero bytes before and after the text, so every 8-byte read stays inside the buffer
+from tracedsl.output.lines import PAD as _PAD
+
 _HEAD = b'{"session_id":"'
 _AFTER_SESSION = b'","input_length":'
 _AFTER_INPUT = b',"output_length":'
@@ -141,11 +142,15 @@ def _digit_values(words: np.ndarray) -> np.ndarray:
     return np.right_shift(words, _SHIFT32, out=words)
 
 
+def _padded(text: bytes) -> bytes:
+    return bytes(_PAD) + text + b"\n" + bytes(_PAD)
+
+
 class _Text:
     """The block as a zero-padded byte array and as 8-byte words at every offset."""
 
-    def __init__(self, text: bytes) -> None:
-        buffer = bytes(_PAD) + text + b"\n" + bytes(_PAD)
+    def __init__(self, buffer: bytes) -> None:
+        """``buffer``: the text and a final newline between ``_PAD`` zero bytes either side."""
         self.bytes = np.frombuffer(buffer, dtype=np.uint8)
         self.words = np.ndarray(shape=(len(buffer) - 7,), dtype="<u8", buffer=buffer, offset=0, strides=(1,))
         self.core = self.bytes[_PAD : len(buffer) - _PAD]  # the text and its final newline
@@ -240,10 +245,15 @@ class _Text:
 
 def plain_block(text: bytes) -> PlainBlock | None:
     """The rows of ``text`` (whole lines joined by newlines, none blank) if every one is plain."""
-    if not text or not text.isascii() or b"\\" in text:
+    return plain_padded(_padded(text)) if text else None
+
+
+def plain_padded(padded: bytes) -> PlainBlock | None:
+    """``plain_block`` of a text given padded, as ``lines.LineBlock.padded`` holds it (no copy)."""
+    if len(padded) <= 2 * _PAD + 1 or not padded.isascii() or b"\\" in padded:
         return None
     keep_freed_memory()
-    block = _Text(text)
+    block = _Text(padded)
     core = block.core
     ends = np.flatnonzero(core == 10) + _PAD  # each line's newline
     rows = ends.shape[0]
@@ -313,7 +323,7 @@ def plain_block(text: bytes) -> PlainBlock | None:
     session_starts = _session_starts(block, name_starts, name_ends)
     if session_starts is None:
         return None
-    names = [text[s - _PAD : e - _PAD].decode("ascii")
+    names = [padded[s:e].decode("ascii")
              for s, e in zip(name_starts[session_starts].tolist(), name_ends[session_starts].tolist(), strict=True)]
     return PlainBlock(rows, session_starts, names, inputs, outputs, timestamps, delays, groups, restarts,
                       id_counts, ids)
@@ -431,7 +441,7 @@ def session_runs(text: bytes) -> tuple[np.ndarray, list[str]] | None:
     if not text or not text.isascii():
         return None
     keep_freed_memory()
-    block = _Text(text)
+    block = _Text(_padded(text))
     core = block.core
     ends = np.flatnonzero(core == 10) + _PAD
     starts = np.empty(ends.shape[0], dtype=np.int64)

@@ -25,7 +25,7 @@ import orjson
 
 from tracedsl.diagnostics import Diagnostic, DiagnosticError, Span
 from tracedsl.output.lines import BOM, MAX_LINE_BYTES, LineProblem, line_blocks, parse_line
-from tracedsl.output.plain import PlainBlock, plain_block, session_runs
+from tracedsl.output.plain import PlainBlock, plain_padded, session_runs
 from tracedsl.output.rows import PLAIN_KEYS, check_row, hash_id_problem, ids_array, plain_row_ok
 from tracedsl.trace import EndReason, TraceChunk
 
@@ -405,7 +405,9 @@ def _row_batches(path: Path, batch_rows: int) -> Iterator[_Part]:
     held = 0
     with open(path, "rb") as handle:
         for block in line_blocks(handle):
-            plain = plain_block(block.text) if block.text is not None else None
+            plain = plain_padded(block.padded) if block.padded is not None else None
+            if plain is not None:
+                block.known_count(plain.rows)
             if plain is not None and _rules_hold(plain):
                 if raws:
                     parts.append(_checked_batch(path, numbers, raws).part())

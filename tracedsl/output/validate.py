@@ -32,7 +32,7 @@ from tracedsl.output.blocksize import (
 )
 from tracedsl.output.lines import LineProblem, line_blocks, parse_line, parsed_lines
 from tracedsl.output.names import SessionMemory
-from tracedsl.output.plain import PlainBlock, plain_block
+from tracedsl.output.plain import PlainBlock, plain_padded
 from tracedsl.output.rows import (
     MAX_COUNT,
     check_row,
@@ -153,7 +153,9 @@ def validate_file(path: str | Path, block_size: int | None = None,
         with open(path, "rb") as handle:
             next_line = 1  # the line after the last non-blank one: a gap before the next is blank lines
             for block in line_blocks(handle):
-                plain = plain_block(block.text) if block.text is not None else None
+                plain = plain_padded(block.padded) if block.padded is not None else None
+                if plain is not None:
+                    block.known_count(plain.rows)
                 if plain is not None and checker.plain(block.first, plain):
                     if block.first > next_line:
                         checker.blank(next_line, block.first - 1)
