@@ -176,11 +176,17 @@ class _Text:
         uniform = shortest == longest  # the common case: one length, masks are scalars
         low = self.words[ends - 8]
         np.bitwise_xor(low, _ZEROS, out=low)
-        np.bitwise_and(low, _KEEP[min(longest, 8)] if uniform else _KEEP[np.minimum(lengths, 8)], out=low)
+        np.bitwise_and(low, _KEEP[min(longest, 8)] if uniform else _KEEP.take(np.minimum(lengths, 8)), out=low)
         if np.bitwise_or.reduce(low + _OVER_NINE) & _HIGH_BITS:
             return None
         values = _digit_values(low).view(np.int64)
-        if longest > 8:
+        if longest == 9 and not uniform:  # the ids past 10**8: one more digit, on those alone
+            longer = np.flatnonzero(lengths == 9)
+            digits = self.bytes[starts[longer]] - _ZERO_BYTE  # a byte that was no digit is above 9
+            if int(digits.max()) > 9:
+                return None
+            values[longer] += digits * _POWERS_OF_TEN[8]
+        elif longest > 8:
             for index in range(longest - 8):
                 digits = self.bytes[starts + index] - _ZERO_BYTE  # a byte that was no digit is above 9
                 if uniform:
@@ -196,7 +202,7 @@ class _Text:
             if uniform:
                 if longest > 1 and int(values.min()) < 10 ** (longest - 1):
                     return None
-            elif (values < _LOWEST[lengths]).any():
+            elif (values < _LOWEST.take(lengths)).any():
                 return None
         return values
 
@@ -399,7 +405,7 @@ def _hash_ids(block: _Text, separators, first, after_ids, opens, closes):
     with_ids = ~empty
     bounds[after_ids[with_ids]] = closes[with_ids]
     firsts = np.cumsum(counts) - counts  # each row's first id among all
-    ends = bounds[np.repeat(first + 3 - firsts, counts) + np.arange(total)]
+    ends = bounds.take(np.repeat(first + 3 - firsts, counts) + np.arange(total))
     starts = np.empty(total, dtype=np.int64)
     starts[1:] = ends[:-1] + 1  # one past the comma before, or past the "[" for a row's first
     starts[firsts[with_ids]] = opens[with_ids] + 1
