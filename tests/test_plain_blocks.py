@@ -280,7 +280,7 @@ def _read_both_ways(path, monkeypatch, chunk_rows: int):
     fast = outcome()
     with monkeypatch.context() as patch:
         patch.setattr(reader, "plain_padded", lambda padded: None)
-        patch.setattr(reader, "session_runs", lambda text: None)
+        patch.setattr(reader, "session_runs_padded", lambda padded: None)
         slow = outcome()
     return fast, slow
 
@@ -290,8 +290,7 @@ def _read_both_ways(path, monkeypatch, chunk_rows: int):
 def test_reader_reads_the_same_with_and_without_plain_blocks(tmp_path, monkeypatch, chunk_rows, seed):
     from tracedsl.output import reader
 
-    monkeypatch.setattr(lines_module, "_BLOCK_BYTES", 2500)
-    monkeypatch.setattr(reader, "_FIRST_PASS_BYTES", 1800)
+    monkeypatch.setattr(lines_module, "_BLOCK_BYTES", 2500)  # both passes read blocks of lines.py
     monkeypatch.setattr(reader, "_BATCH_ROWS", 41)
     rng = random.Random(seed)
     lines = _trace(40, seed, spec="inference-day-2026").splitlines()

@@ -64,7 +64,7 @@ def raw_line_batches(
             yield batch
 
 
-PAD = 16  # zero bytes around a block's text (``LineBlock.padded``), so every 8-byte read stays inside
+PAD = 32  # zero bytes around a block's text (``LineBlock.padded``), so every 8-byte read stays inside
 
 
 class LineBlock:

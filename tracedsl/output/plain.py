@@ -444,29 +444,50 @@ def session_runs(text: bytes) -> tuple[np.ndarray, list[str]] | None:
     Only the lines' openings are read (what the reader's first pass needs); the rest of each
     line is left to the reading proper.
     """
-    if not text or not text.isascii():
+    return session_runs_padded(_padded(text)) if text else None
+
+
+def session_runs_padded(padded: bytes) -> tuple[np.ndarray, list[str]] | None:
+    """``session_runs`` of a text given padded, as ``lines.LineBlock.padded`` holds it (no copy)."""
+    if len(padded) <= 2 * _PAD + 1 or not padded.isascii():
         return None
     keep_freed_memory()
-    block = _Text(_padded(text))
-    core = block.core
-    ends = np.flatnonzero(core == 10) + _PAD
+    block = _Text(padded)
+    ends = np.flatnonzero(block.bytes == 10)
     starts = np.empty(ends.shape[0], dtype=np.int64)
     starts[0] = _PAD
     starts[1:] = ends[:-1] + 1
     if (ends - starts < len(_HEAD) + 1).any() or not block.matches(starts, _HEAD_WORDS):
         return None
-    quotes = np.flatnonzero(core == 34) + _PAD
     name_starts = starts + len(_HEAD)
-    at = np.searchsorted(quotes, name_starts)
-    if int(at.max()) >= quotes.shape[0]:
-        return None
-    name_ends = quotes[at]
-    if (name_ends >= ends).any():
+    name_ends = _first_quotes(block, name_starts)
+    if name_ends is None:
         return None
     run_starts = _session_starts(block, name_starts, name_ends)
     if run_starts is None:
         return None
     last_rows = np.append(run_starts[1:] - 1, ends.shape[0] - 1)
-    names = [text[s - _PAD : e - _PAD].decode("ascii")
+    names = [padded[s:e].decode("ascii")
              for s, e in zip(name_starts[last_rows].tolist(), name_ends[last_rows].tolist(), strict=True)]
     return last_rows, names
+
+
+_NAME_WINDOW = 32  # bytes looked at from a name's start: _session_starts takes names of up to 24
+
+
+def _first_quotes(block: _Text, name_starts: np.ndarray) -> np.ndarray | None:
+    """Each line's first quote at or after its name's start, within 32 bytes and before the line's
+    end; None when a line has none there (a long name, or none at all).
+
+    The 32 bytes from each name's start as one row of a small array (the padding holds them for
+    the last line), and in each the first byte that is a quote or a newline.
+    """
+    windows = np.lib.stride_tricks.sliding_window_view(block.bytes, _NAME_WINDOW)[name_starts]
+    stops = windows == 34
+    quotes = stops.copy()
+    stops |= windows == 10
+    first = stops.argmax(axis=1)
+    rows = np.arange(name_starts.shape[0])
+    if not quotes[rows, first].all():  # no stop, or a newline first: the line ends inside the name
+        return None
+    return name_starts + first

@@ -24,15 +24,14 @@ import numpy as np
 import orjson
 
 from tracedsl.diagnostics import Diagnostic, DiagnosticError, Span
-from tracedsl.output.lines import BOM, MAX_LINE_BYTES, LineProblem, line_blocks, parse_line
-from tracedsl.output.plain import PlainBlock, plain_padded, session_runs
+from tracedsl.output.lines import BOM, LineProblem, line_blocks, parse_line
+from tracedsl.output.plain import PlainBlock, plain_padded, session_runs_padded
 from tracedsl.output.rows import PLAIN_KEYS, check_row, hash_id_problem, ids_array, plain_row_ok
 from tracedsl.trace import EndReason, TraceChunk
 
 CHUNK_ROWS = 16384
 _BATCH_ROWS = 4096
 _SESSION_KEY = b'{"session_id":"'
-_FIRST_PASS_BYTES = 1 << 22
 _SESSION_IDS = re.compile(rb'\{"session_id":"([^"]*)"')
 
 
@@ -70,45 +69,32 @@ def _last_lines(path: Path) -> dict[str, int]:
     last: dict[str, int] = {}
     last_bytes: dict[bytes, int] = {}  # from the plain blocks, decoded once per session at the end
     last_plain: dict[str, int] = {}  # from blocks whose lines all open with a short ASCII session id
-    number = 0  # physical lines before the block, as raw_lines counts them
-    carry = b""
-    skipping = False
     with open(path, "rb") as handle:
-        while True:
-            block = handle.read(_FIRST_PASS_BYTES)
-            if not block:
-                break
-            if skipping:  # the rest of a line too long to read (the second pass reports it)
-                end = block.find(b"\n")
-                if end < 0:
-                    continue
-                block, skipping, number = block[end + 1 :], False, number + 1
-            block = carry + block
-            cut = block.rfind(b"\n") + 1
-            if cut == 0:
-                carry = block
-                if len(carry) > MAX_LINE_BYTES:
-                    carry, skipping = b"", True
+        for block in line_blocks(handle):
+            number = block.first - 1  # physical lines before the block
+            if block.padded is None:  # a line too long (the second pass reports it), or the last one
+                numbers, raws, _ = block.batch()
+                for line, raw in zip(numbers, raws, strict=True):
+                    if type(raw) is not LineProblem:
+                        _last_lines_slowly([raw], line - 1, last)
                 continue
-            block, carry = block[:cut - 1], block[cut:]
-            text = np.frombuffer(block, dtype=np.uint8)  # numpy counts a byte faster than bytes.count
-            count = 1 + int(np.count_nonzero(text == 10))
+            padded = block.padded
+            text = np.frombuffer(padded, dtype=np.uint8)  # numpy counts a byte faster than bytes.count
+            count = block.count
             braces = int(np.count_nonzero(text == 123))
-            flat = braces == count and b"\\" not in block and block.count(b'"session_id"') == count
-            runs = session_runs(block) if flat else None
+            flat = braces == count and b"\\" not in padded and padded.count(b'"session_id"') == count
+            runs = session_runs_padded(padded) if flat else None
             if runs is not None:  # the common block, read with numpy: one step per run of a session
                 last_rows, names = runs
                 last_plain.update(zip(names, (last_rows + number + 1).tolist(), strict=True))
             else:
-                lines = block.split(b"\n")
-                keys = _SESSION_IDS.findall(block) if braces == count else None
-                if flat and len(keys) == count and block.startswith(_SESSION_KEY):
+                block_text = block.text
+                lines = block_text.split(b"\n")
+                keys = _SESSION_IDS.findall(block_text) if braces == count else None
+                if flat and len(keys) == count and block_text.startswith(_SESSION_KEY):
                     last_bytes.update(zip(keys, range(number + 1, number + count + 1), strict=True))
                 else:
                     _last_lines_slowly(lines, number, last)
-            number += count
-    if carry:
-        _last_lines_slowly([carry], number, last)
     for key, line in last_bytes.items():
         name = key.decode("utf-8", "replace")
         if last.get(name, 0) < line:
