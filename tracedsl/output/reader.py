@@ -168,12 +168,15 @@ class _Gatherer:
         run_starts = part.run_starts.tolist()
         run_ends = run_starts[1:] + [count]
         last_numbers = part.numbers[np.asarray(run_ends, dtype=np.int64) - 1].tolist()
-        for start, end, key, last_number in zip(run_starts, run_ends, part.run_keys, last_numbers, strict=True):
+        # each run's first row's group and restart, as its JSON gave them (numbers as Python's)
+        groups, restarts = part.groups[part.run_starts].tolist(), part.restarts[part.run_starts].tolist()
+        for start, end, key, last_number, group, restart in zip(run_starts, run_ends, part.run_keys, last_numbers,
+                                                                 groups, restarts, strict=True):
             seq = open_sessions.get(key)
             if seq is None:
                 seq = open_sessions[key] = len(complete)
                 complete.append(0)
-                self.first_row[seq] = (key, *part.first_of(start))
+                self.first_row[seq] = (key, group, restart)
             sequence[start:end] = seq
             if last_line.get(key) == last_number:
                 complete[seq] = 1
@@ -258,12 +261,6 @@ class _Part:
         return _Part(first + np.arange(block.rows, dtype=np.int64), block.session_starts, block.session_names,
                      groups, block.is_restart, block.input_length, block.output_length, block.timestamp,
                      block.delay, block.id_counts, block.ids)
-
-    def first_of(self, row: int) -> tuple:
-        """The group and restart of a session's first row, as its JSON gave them."""
-        group, restart = self.groups[row], self.restarts[row]
-        return (int(group) if isinstance(group, np.integer) else group,
-                bool(restart) if isinstance(restart, np.bool_) else restart)
 
     def columns(self, sequence: np.ndarray) -> _Rows:
         return _Rows(sequence, self.inputs, self.outputs, self.timestamps, self.delays, self.id_counts, self.ids)
