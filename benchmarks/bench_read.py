@@ -1,15 +1,19 @@
-"""Reading speed: `tracedsl validate` and the shared reader (report, simulate), this checkout vs another.
+"""Reading speed: `tracedsl validate`, the shared reader and `tracedsl report`, this checkout vs another.
 
     python benchmarks/bench_read.py --sessions 100000                      # this checkout alone
-    python benchmarks/bench_read.py --trace RUN/dataset.jsonl --baseline /work/main --repeat 2
+    python benchmarks/bench_read.py --trace RUN100K/dataset.jsonl --trace RUN1M/dataset.jsonl \\
+        --baseline /path/to/other/checkout --repeat 1 --out read.json
 
-The trace is a run of ``default`` (seed 42) made with this checkout into --workdir, unless
---trace names one (a run's dataset.jsonl is validated with the sessions.jsonl beside it, as
-``tracedsl validate`` does). Two cases, each in its own child process (measure.py): validate,
-and read_trace over the whole file (what report and simulate read through). With --baseline,
+Each trace is a run of ``default`` (seed 42) made with this checkout into --workdir for each
+--sessions, unless --trace names them (a run's dataset.jsonl is validated with the
+sessions.jsonl beside it, as ``tracedsl validate`` does). Three cases, each in its own child
+process (measure.py): validate; read_trace over the whole file (what report, simulate, compare
+and fit read through); and ``tracedsl report --no-html`` into a scratch folder (the reader and
+the reports' collector: quality.json, comparison.txt, cache_structure.json). With --baseline,
 every repeat runs the baseline's case right after this checkout's, so both meet the same load
-on a shared machine; each figure is the best of --repeat by CPU time. Rows per second are
-rows over CPU seconds. The file is read once before timing, so the page cache holds it.
+on a shared machine; each figure is the best of --repeat by CPU time, and the ratio is the
+baseline's CPU over this checkout's. Rows per second are rows over CPU seconds, start-up
+included. The file is read once before timing, so the page cache holds it.
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from machine import describe_machine  # noqa: E402
 from measure import Measurement, run_measured  # noqa: E402
 
 SEED = 42
+CASES = ("validate", "read_trace", "report")
 # ``python -c`` puts the working directory first on sys.path, ahead of PYTHONPATH: dropped, so
 # each child imports the checkout it was given, not the one the benchmark runs in.
 VALIDATE = (
@@ -44,17 +50,25 @@ READ_ALL = (
     "rows = sum(chunk.num_rows for chunk in read_trace(sys.argv[1]))\n"
     "print(rows)\n"
 )
+REPORT = (
+    "import sys\n"
+    "del sys.path[0]\n"
+    "from tracedsl.__main__ import main\n"
+    "sys.argv = ['tracedsl', 'report', sys.argv[1], '-o', sys.argv[2], '--no-html']\n"
+    "main()\n"
+)
 
 
 def _env(checkout: Path) -> dict:
     return {**os.environ, "PYTHONPATH": str(checkout)}
 
 
-def _cases(checkout: Path, trace: Path) -> dict[str, list[str]]:
-    return {
-        "validate": [sys.executable, "-c", VALIDATE, str(trace)],
-        "read_trace": [sys.executable, "-c", READ_ALL, str(trace)],
-    }
+def _command(case: str, trace: Path, scratch: Path) -> list[str]:
+    if case == "validate":
+        return [sys.executable, "-c", VALIDATE, str(trace)]
+    if case == "read_trace":
+        return [sys.executable, "-c", READ_ALL, str(trace)]
+    return [sys.executable, "-c", REPORT, str(trace), str(scratch)]
 
 
 def _rows(trace: Path) -> int:
@@ -81,51 +95,59 @@ def _best(runs: list[Measurement]) -> Measurement:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trace", type=Path, help="a Mooncake JSONL trace (default: a run of default)")
-    parser.add_argument("--sessions", type=int, default=100_000, help="size of the run made without --trace")
-    parser.add_argument("--workdir", type=Path, help="where the run goes (default: a temporary folder)")
+    parser.add_argument("--trace", type=Path, action="append", help="a Mooncake JSONL trace (repeatable; "
+                        "default: a run of default for each --sessions)")
+    parser.add_argument("--sessions", type=int, action="append", help="size of a run made without --trace "
+                        "(repeatable; default 100000)")
+    parser.add_argument("--workdir", type=Path, help="where the runs go (default: a temporary folder)")
     parser.add_argument("--baseline", type=Path, help="another tracedsl checkout, measured side by side")
+    parser.add_argument("--cases", nargs="+", choices=CASES, default=list(CASES))
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args(argv)
 
-    scratch = None
-    if args.trace is None and args.workdir is None:
-        scratch = Path(tempfile.mkdtemp(prefix="bench-read-"))
+    scratch = Path(tempfile.mkdtemp(prefix="bench-read-"))
     try:
-        trace = args.trace or _make_trace(args.sessions, args.workdir or scratch)
-        rows, size = _rows(trace), trace.stat().st_size
+        traces = args.trace or [_make_trace(sessions, args.workdir or scratch)
+                                for sessions in (args.sessions or [100_000])]
         checkouts = {"this": HERE.parent}
         if args.baseline is not None:
             checkouts["baseline"] = args.baseline.resolve()
-        runs: dict[tuple[str, str], list[Measurement]] = {}
-        for _ in range(args.repeat):
-            for case in ("validate", "read_trace"):
-                for name, checkout in checkouts.items():
-                    measured = run_measured(_cases(checkout, trace)[case], env=_env(checkout))
-                    if not measured.ok:
-                        raise SystemExit(f"{name} {case} failed:\n{measured.stderr[-2000:]}")
-                    runs.setdefault((case, name), []).append(measured)
+        sizes = {trace: (_rows(trace), trace.stat().st_size) for trace in traces}
+        runs: dict[tuple[Path, str, str], list[Measurement]] = {}
+        for trace in traces:
+            for _ in range(args.repeat):
+                for case in args.cases:
+                    for name, checkout in checkouts.items():
+                        reports = scratch / "reports"
+                        shutil.rmtree(reports, ignore_errors=True)
+                        measured = run_measured(_command(case, trace, reports), env=_env(checkout))
+                        if not measured.ok:
+                            raise SystemExit(f"{name} {case} failed:\n{measured.stderr[-2000:]}")
+                        runs.setdefault((trace, case, name), []).append(measured)
     finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
 
-    print(f"{trace}: {rows:,} rows, {size / 1e9:.2f} GB; best of {args.repeat} by CPU")
-    print(f"{'case':<11} {'checkout':<9} {'wall s':>8} {'CPU s':>8} {'rows/s (CPU)':>13} {'peak RSS MB':>12}")
+    machine = describe_machine()
+    print(f"{machine['cpu_model']}, {machine['nproc']} cores, load {machine['load_average_1m']}; "
+          f"best of {args.repeat} by CPU")
+    print(f"{'trace':<12} {'case':<11} {'checkout':<9} {'wall s':>8} {'CPU s':>8} {'rows/s (CPU)':>13} "
+          f"{'peak RSS MB':>12} {'ratio':>6}")
     results = []
-    for (case, name), measured in runs.items():
+    for (trace, case, name), measured in runs.items():
+        rows, size = sizes[trace]
         best = _best(measured)
         rate = rows / best.cpu_s
-        print(f"{case:<11} {name:<9} {best.wall_s:>8.1f} {best.cpu_s:>8.1f} {rate:>13,.0f} {best.peak_rss_mb:>12.0f}")
-        results.append({"case": case, "checkout": name, "rows": rows, "wall_s": best.wall_s,
-                        "cpu_s": best.cpu_s, "rows_per_cpu_s": rate, "peak_rss_mb": best.peak_rss_mb,
-                        "all_cpu_s": [m.cpu_s for m in measured]})
-    if args.baseline is not None:
-        for case in ("validate", "read_trace"):
-            ratio = _best(runs[(case, "baseline")]).cpu_s / _best(runs[(case, "this")]).cpu_s
-            print(f"{case}: {ratio:.2f}x less CPU than the baseline")
+        ratio = ""
+        if name == "this" and (trace, case, "baseline") in runs:
+            ratio = f"{_best(runs[(trace, case, 'baseline')]).cpu_s / best.cpu_s:.2f}x"
+        print(f"{rows / 1e6:>5.1f}M rows  {case:<11} {name:<9} {best.wall_s:>8.1f} {best.cpu_s:>8.1f} "
+              f"{rate:>13,.0f} {best.peak_rss_mb:>12.0f} {ratio:>6}")
+        results.append({"trace": str(trace), "rows": rows, "bytes": size, "case": case, "checkout": name,
+                        "wall_s": best.wall_s, "cpu_s": best.cpu_s, "rows_per_cpu_s": rate,
+                        "peak_rss_mb": best.peak_rss_mb, "all_cpu_s": [m.cpu_s for m in measured]})
     if args.out is not None:
-        args.out.write_text(json.dumps({"trace": str(trace), "rows": rows, "results": results}, indent=2))
+        args.out.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
     return 0
 
 

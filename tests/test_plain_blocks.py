@@ -162,7 +162,7 @@ def _both_ways(path, monkeypatch, expect_plain: bool = True, **options) -> tuple
         fast = validate_file(path, **options).to_dict()
     assert any(taken) == expect_plain, taken
     with monkeypatch.context() as patch:
-        patch.setattr(validate_module, "plain_block", lambda text: None)
+        patch.setattr(validate_module, "plain_padded", lambda padded: None)
         slow = validate_file(path, **options).to_dict()
     return fast, slow
 
@@ -252,6 +252,45 @@ def test_a_run_directory_is_the_same_with_and_without_plain_blocks(tmp_path, mon
     assert fast == slow and not fast["valid"]
 
 
+@pytest.mark.parametrize("max_errors", [3, 50])
+def test_sessions_index_findings_are_the_same_in_bulk_and_one_by_one(tmp_path, monkeypatch, max_errors):
+    # IndexChecker.start_many compares a plain block's sessions at once when none has a finding,
+    # and leaves a block with one to start(); both ways must find and word the same
+    from click.testing import CliRunner
+
+    from tracedsl.cli import cli
+    from tracedsl.output import sessions as sessions_module
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(cli, ["run", "default", "-n", "400", "--seed", "6", "-o", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    dataset = next(out.rglob("dataset.jsonl"))
+    index = dataset.parent / "sessions.jsonl"
+    rows = [orjson.loads(line) for line in index.read_bytes().splitlines()]
+    rng = random.Random(max_errors)
+    edits = [lambda row: row.update(turns=row["turns"] + 1), lambda row: row.update(first_row=row["first_row"] + 2),
+             lambda row: row.update(link="restart", parent_session_id=rows[0]["session_id"]),
+             lambda row: row.update(turns=float(row["turns"])), lambda row: row.update({"class": 3}),
+             lambda row: row.update(end_reason="compacted"), lambda row: row.pop("group_id")]
+    for at in rng.sample(range(40, len(rows)), 12):
+        rng.choice(edits)(rows[at])
+    lines = [orjson.dumps(row) for row in rows]
+    lines.insert(300, b"not json")
+    index.write_bytes(b"\n".join(lines) + b"\n")
+    monkeypatch.setattr(lines_module, "_BLOCK_BYTES", 6000)
+    bulk = []
+    start_many = sessions_module.IndexChecker.start_many
+
+    def counted(self, *args):
+        bulk.append(start_many(self, *args))
+        return bulk[-1]
+
+    monkeypatch.setattr(sessions_module.IndexChecker, "start_many", counted)
+    fast, slow = _both_ways(dataset, monkeypatch, max_errors=max_errors)
+    assert fast == slow and not fast["valid"]
+    assert any(bulk) and not all(bulk)  # both ways were taken
+
+
 def _read_all(path, chunk_rows: int) -> list[dict]:
     from tracedsl.output.reader import read_trace
 
@@ -279,8 +318,8 @@ def _read_both_ways(path, monkeypatch, chunk_rows: int):
 
     fast = outcome()
     with monkeypatch.context() as patch:
-        patch.setattr(reader, "plain_block", lambda text: None)
-        patch.setattr(reader, "session_runs", lambda text: None)
+        patch.setattr(reader, "plain_padded", lambda padded: None)
+        patch.setattr(reader, "session_runs_padded", lambda padded: None)
         slow = outcome()
     return fast, slow
 
@@ -290,8 +329,7 @@ def _read_both_ways(path, monkeypatch, chunk_rows: int):
 def test_reader_reads_the_same_with_and_without_plain_blocks(tmp_path, monkeypatch, chunk_rows, seed):
     from tracedsl.output import reader
 
-    monkeypatch.setattr(lines_module, "_BLOCK_BYTES", 2500)
-    monkeypatch.setattr(reader, "_FIRST_PASS_BYTES", 1800)
+    monkeypatch.setattr(lines_module, "_BLOCK_BYTES", 2500)  # both passes read blocks of lines.py
     monkeypatch.setattr(reader, "_BATCH_ROWS", 41)
     rng = random.Random(seed)
     lines = _trace(40, seed, spec="inference-day-2026").splitlines()

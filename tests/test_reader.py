@@ -109,10 +109,11 @@ def test_reader_agrees_with_a_plain_reading(chunk_rows):
 
 
 def test_rows_that_are_not_plain_are_read_too(tmp_path, monkeypatch):
+    from tracedsl.output import lines as lines_module
     from tracedsl.output import reader
 
     monkeypatch.setattr(reader, "_BATCH_ROWS", 2)
-    monkeypatch.setattr(reader, "_FIRST_PASS_BYTES", 64)
+    monkeypatch.setattr(lines_module, "_BLOCK_BYTES", 64)  # both passes read blocks of lines.py
     path = _write(tmp_path, "\n".join([
         # a nested object naming another session: the first pass must not take its id
         '{"session_id":"a","input_length":10,"hash_ids":[0],"timestamp":0,"extra":{"session_id":"x"}}',
@@ -147,3 +148,11 @@ def test_first_bad_row_of_a_batch_is_the_one_reported(tmp_path, line, field):
         list(read_trace(path))
     diag = caught.value.diagnostics[0]
     assert diag.span.line == 6 and diag.path == field
+
+
+def test_a_short_last_line_is_a_located_error_not_a_crash(tmp_path):
+    # the first pass reads a few words past each session id: the padding must hold them
+    path = _write(tmp_path, '{"session_id":"a","input_length":5,"hash_ids":[1]}\n{"session_id":""}\n')
+    with pytest.raises(DiagnosticError) as caught:
+        list(read_trace(path))
+    assert caught.value.diagnostics[0].span.line == 2

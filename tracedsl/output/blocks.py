@@ -459,8 +459,9 @@ def _runs_without(ids: np.ndarray, steps: np.ndarray, left_out: np.ndarray) -> t
     firsts = firsts[:-1]
     keep = np.ones(count, dtype=bool)
     keep[left_out] = False
-    kept = keep[firsts]  # a left-out position is a run of its own
-    return ids[firsts[kept]], ids[lasts[kept]] + 1
+    kept = keep.take(firsts)  # a left-out position is a run of its own
+    # compress and take: the same as boolean and fancy indexing, at a fraction of the cost
+    return ids.take(firsts.compress(kept)), ids.take(lasts.compress(kept)) + 1
 
 
 def _no_runs() -> tuple[np.ndarray, np.ndarray]:

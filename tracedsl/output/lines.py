@@ -64,21 +64,47 @@ def raw_line_batches(
             yield batch
 
 
+PAD = 32  # zero bytes around a block's text (``LineBlock.padded``), so every 8-byte read stays inside
+
+
 class LineBlock:
     """The whole lines of one block read: their text, split into lines only when asked (``batch``).
 
-    ``text`` is the lines joined by newlines (None for a line reported too long); ``first``
-    the number of its first line.
+    ``padded`` is the lines joined by newlines, with a final newline, between ``PAD`` zero
+    bytes either side (None for a line reported too long): the one copy a block is read into.
+    ``text`` is the lines alone, made from it when asked; ``first`` the number of its first line.
     """
 
-    __slots__ = ("first", "text", "_batch", "_max_line_bytes")
+    __slots__ = ("first", "padded", "_text", "_count", "_batch", "_max_line_bytes")
 
     def __init__(self, first: int, text: bytes | None, max_line_bytes: int,
-                 batch: tuple[Sequence[int], list, bool] | None = None) -> None:
+                 batch: tuple[Sequence[int], list, bool] | None = None, padded: bytes | None = None) -> None:
         self.first = first
-        self.text = text
+        self._text = text
+        self.padded = padded if padded is not None or text is None else bytes(PAD) + text + b"\n" + bytes(PAD)
+        self._count: int | None = None
         self._max_line_bytes = max_line_bytes
         self._batch = batch
+
+    @property
+    def text(self) -> bytes | None:
+        if self._text is None and self.padded is not None:
+            self._text = self.padded[PAD : len(self.padded) - PAD - 1]
+        return self._text
+
+    @property
+    def count(self) -> int:
+        """How many physical lines the block holds."""
+        if self._count is None:
+            if self.padded is None:
+                self._count = len(self._batch[0]) if self._batch is not None else 0
+            else:
+                self._count = int(np.count_nonzero(np.frombuffer(self.padded, dtype=np.uint8) == 10))
+        return self._count
+
+    def known_count(self, count: int) -> None:
+        """The line count, when the caller has found the lines already (a plain block's rows)."""
+        self._count = count
 
     def batch(self) -> tuple[Sequence[int], list[bytes | LineProblem], bool]:
         """As raw_line_batches gives it: (line numbers, raw bytes or problems, any problem?)."""
@@ -93,30 +119,45 @@ class LineBlock:
 
 
 def line_blocks(handle: BinaryIO, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[LineBlock]:
-    """The file's lines, a block read at a time (see LineBlock); every line is in one block."""
+    """The file's lines, a block read at a time (see LineBlock); every line is in one block.
+
+    Each block is read into a buffer behind the unfinished line of the block before, and
+    copied out once, padded (``LineBlock.padded``).
+    """
     number = 0
     carry = b""  # the start of a line whose end is in a later block
     skipping = False  # inside a line already reported as too long
+    buffer = bytearray(PAD + _BLOCK_BYTES + PAD)
+    view = memoryview(buffer)
     while True:
-        block = handle.read(_BLOCK_BYTES)
-        if not block:
+        if len(buffer) < PAD + len(carry) + _BLOCK_BYTES + PAD:  # a long line: room for it and a block
+            view.release()
+            buffer = bytearray(PAD + len(carry) + _BLOCK_BYTES + PAD)
+            view = memoryview(buffer)
+        start = PAD + len(carry)
+        buffer[PAD:start] = carry
+        got = handle.readinto(view[start : start + _BLOCK_BYTES])
+        if not got:
             break
+        end = start + got
         if skipping:
-            end = block.find(b"\n")
-            if end < 0:
+            cut = buffer.find(b"\n", start, end)
+            if cut < 0:
                 continue
             skipping = False
-            block = block[end + 1 :]  # the end of the line reported as too long
-        elif carry:
-            block = carry + block
-        cut = block.rfind(b"\n")
+            rest = bytes(view[cut + 1 : end])  # the end of the line reported as too long
+            carry = b""
+            buffer[PAD : PAD + len(rest)] = rest
+            end = PAD + len(rest)
+        cut = buffer.rfind(b"\n", PAD, end)
         if cut >= 0:
-            text, carry = block[:cut], block[cut + 1 :]
-            count = 1 + int(np.count_nonzero(np.frombuffer(text, dtype=np.uint8) == 10))
-            yield LineBlock(number + 1, text, max_line_bytes)
-            number += count
+            carry = bytes(view[cut + 1 : end])
+            buffer[cut + 1 : cut + 1 + PAD] = bytes(PAD)
+            block = LineBlock(number + 1, None, max_line_bytes, padded=bytes(view[: cut + 1 + PAD]))
+            yield block
+            number += block.count
         else:
-            carry = block
+            carry = bytes(view[PAD:end])
         if len(carry) > max_line_bytes:
             number += 1
             yield LineBlock(number, None, max_line_bytes, ([number], [_too_long(max_line_bytes)], True))

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_PAD = 16  # zero bytes before and after the text, so every 8-byte read stays inside the buffer
+from tracedsl.output.lines import PAD as _PAD
+
 _HEAD = b'{"session_id":"'
 _AFTER_SESSION = b'","input_length":'
 _AFTER_INPUT = b',"output_length":'
@@ -141,11 +142,15 @@ def _digit_values(words: np.ndarray) -> np.ndarray:
     return np.right_shift(words, _SHIFT32, out=words)
 
 
+def _padded(text: bytes) -> bytes:
+    return bytes(_PAD) + text + b"\n" + bytes(_PAD)
+
+
 class _Text:
     """The block as a zero-padded byte array and as 8-byte words at every offset."""
 
-    def __init__(self, text: bytes) -> None:
-        buffer = bytes(_PAD) + text + b"\n" + bytes(_PAD)
+    def __init__(self, buffer: bytes) -> None:
+        """``buffer``: the text and a final newline between ``_PAD`` zero bytes either side."""
         self.bytes = np.frombuffer(buffer, dtype=np.uint8)
         self.words = np.ndarray(shape=(len(buffer) - 7,), dtype="<u8", buffer=buffer, offset=0, strides=(1,))
         self.core = self.bytes[_PAD : len(buffer) - _PAD]  # the text and its final newline
@@ -171,11 +176,17 @@ class _Text:
         uniform = shortest == longest  # the common case: one length, masks are scalars
         low = self.words[ends - 8]
         np.bitwise_xor(low, _ZEROS, out=low)
-        np.bitwise_and(low, _KEEP[min(longest, 8)] if uniform else _KEEP[np.minimum(lengths, 8)], out=low)
+        np.bitwise_and(low, _KEEP[min(longest, 8)] if uniform else _KEEP.take(np.minimum(lengths, 8)), out=low)
         if np.bitwise_or.reduce(low + _OVER_NINE) & _HIGH_BITS:
             return None
         values = _digit_values(low).view(np.int64)
-        if longest > 8:
+        if longest == 9 and not uniform:  # the ids past 10**8: one more digit, on those alone
+            longer = np.flatnonzero(lengths == 9)
+            digits = self.bytes[starts[longer]] - _ZERO_BYTE  # a byte that was no digit is above 9
+            if int(digits.max()) > 9:
+                return None
+            values[longer] += digits * _POWERS_OF_TEN[8]
+        elif longest > 8:
             for index in range(longest - 8):
                 digits = self.bytes[starts + index] - _ZERO_BYTE  # a byte that was no digit is above 9
                 if uniform:
@@ -191,7 +202,7 @@ class _Text:
             if uniform:
                 if longest > 1 and int(values.min()) < 10 ** (longest - 1):
                     return None
-            elif (values < _LOWEST[lengths]).any():
+            elif (values < _LOWEST.take(lengths)).any():
                 return None
         return values
 
@@ -240,10 +251,15 @@ class _Text:
 
 def plain_block(text: bytes) -> PlainBlock | None:
     """The rows of ``text`` (whole lines joined by newlines, none blank) if every one is plain."""
-    if not text or not text.isascii() or b"\\" in text:
+    return plain_padded(_padded(text)) if text else None
+
+
+def plain_padded(padded: bytes) -> PlainBlock | None:
+    """``plain_block`` of a text given padded, as ``lines.LineBlock.padded`` holds it (no copy)."""
+    if len(padded) <= 2 * _PAD + 1 or not padded.isascii() or b"\\" in padded:
         return None
     keep_freed_memory()
-    block = _Text(text)
+    block = _Text(padded)
     core = block.core
     ends = np.flatnonzero(core == 10) + _PAD  # each line's newline
     rows = ends.shape[0]
@@ -313,7 +329,7 @@ def plain_block(text: bytes) -> PlainBlock | None:
     session_starts = _session_starts(block, name_starts, name_ends)
     if session_starts is None:
         return None
-    names = [text[s - _PAD : e - _PAD].decode("ascii")
+    names = [padded[s:e].decode("ascii")
              for s, e in zip(name_starts[session_starts].tolist(), name_ends[session_starts].tolist(), strict=True)]
     return PlainBlock(rows, session_starts, names, inputs, outputs, timestamps, delays, groups, restarts,
                       id_counts, ids)
@@ -389,7 +405,7 @@ def _hash_ids(block: _Text, separators, first, after_ids, opens, closes):
     with_ids = ~empty
     bounds[after_ids[with_ids]] = closes[with_ids]
     firsts = np.cumsum(counts) - counts  # each row's first id among all
-    ends = bounds[np.repeat(first + 3 - firsts, counts) + np.arange(total)]
+    ends = bounds.take(np.repeat(first + 3 - firsts, counts) + np.arange(total))
     starts = np.empty(total, dtype=np.int64)
     starts[1:] = ends[:-1] + 1  # one past the comma before, or past the "[" for a row's first
     starts[firsts[with_ids]] = opens[with_ids] + 1
@@ -428,29 +444,50 @@ def session_runs(text: bytes) -> tuple[np.ndarray, list[str]] | None:
     Only the lines' openings are read (what the reader's first pass needs); the rest of each
     line is left to the reading proper.
     """
-    if not text or not text.isascii():
+    return session_runs_padded(_padded(text)) if text else None
+
+
+def session_runs_padded(padded: bytes) -> tuple[np.ndarray, list[str]] | None:
+    """``session_runs`` of a text given padded, as ``lines.LineBlock.padded`` holds it (no copy)."""
+    if len(padded) <= 2 * _PAD + 1 or not padded.isascii():
         return None
     keep_freed_memory()
-    block = _Text(text)
-    core = block.core
-    ends = np.flatnonzero(core == 10) + _PAD
+    block = _Text(padded)
+    ends = np.flatnonzero(block.bytes == 10)
     starts = np.empty(ends.shape[0], dtype=np.int64)
     starts[0] = _PAD
     starts[1:] = ends[:-1] + 1
     if (ends - starts < len(_HEAD) + 1).any() or not block.matches(starts, _HEAD_WORDS):
         return None
-    quotes = np.flatnonzero(core == 34) + _PAD
     name_starts = starts + len(_HEAD)
-    at = np.searchsorted(quotes, name_starts)
-    if int(at.max()) >= quotes.shape[0]:
-        return None
-    name_ends = quotes[at]
-    if (name_ends >= ends).any():
+    name_ends = _first_quotes(block, name_starts)
+    if name_ends is None:
         return None
     run_starts = _session_starts(block, name_starts, name_ends)
     if run_starts is None:
         return None
     last_rows = np.append(run_starts[1:] - 1, ends.shape[0] - 1)
-    names = [text[s - _PAD : e - _PAD].decode("ascii")
+    names = [padded[s:e].decode("ascii")
              for s, e in zip(name_starts[last_rows].tolist(), name_ends[last_rows].tolist(), strict=True)]
     return last_rows, names
+
+
+_NAME_WINDOW = 32  # bytes looked at from a name's start: _session_starts takes names of up to 24
+
+
+def _first_quotes(block: _Text, name_starts: np.ndarray) -> np.ndarray | None:
+    """Each line's first quote at or after its name's start, within 32 bytes and before the line's
+    end; None when a line has none there (a long name, or none at all).
+
+    The 32 bytes from each name's start as one row of a small array (the padding holds them for
+    the last line), and in each the first byte that is a quote or a newline.
+    """
+    windows = np.lib.stride_tricks.sliding_window_view(block.bytes, _NAME_WINDOW)[name_starts]
+    stops = windows == 34
+    quotes = stops.copy()
+    stops |= windows == 10
+    first = stops.argmax(axis=1)
+    rows = np.arange(name_starts.shape[0])
+    if not quotes[rows, first].all():  # no stop, or a newline first: the line ends inside the name
+        return None
+    return name_starts + first

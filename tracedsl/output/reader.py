@@ -24,15 +24,14 @@ import numpy as np
 import orjson
 
 from tracedsl.diagnostics import Diagnostic, DiagnosticError, Span
-from tracedsl.output.lines import BOM, MAX_LINE_BYTES, LineProblem, line_blocks, parse_line
-from tracedsl.output.plain import PlainBlock, plain_block, session_runs
+from tracedsl.output.lines import BOM, LineProblem, line_blocks, parse_line
+from tracedsl.output.plain import PlainBlock, plain_padded, session_runs_padded
 from tracedsl.output.rows import PLAIN_KEYS, check_row, hash_id_problem, ids_array, plain_row_ok
 from tracedsl.trace import EndReason, TraceChunk
 
 CHUNK_ROWS = 16384
 _BATCH_ROWS = 4096
 _SESSION_KEY = b'{"session_id":"'
-_FIRST_PASS_BYTES = 1 << 22
 _SESSION_IDS = re.compile(rb'\{"session_id":"([^"]*)"')
 
 
@@ -70,45 +69,32 @@ def _last_lines(path: Path) -> dict[str, int]:
     last: dict[str, int] = {}
     last_bytes: dict[bytes, int] = {}  # from the plain blocks, decoded once per session at the end
     last_plain: dict[str, int] = {}  # from blocks whose lines all open with a short ASCII session id
-    number = 0  # physical lines before the block, as raw_lines counts them
-    carry = b""
-    skipping = False
     with open(path, "rb") as handle:
-        while True:
-            block = handle.read(_FIRST_PASS_BYTES)
-            if not block:
-                break
-            if skipping:  # the rest of a line too long to read (the second pass reports it)
-                end = block.find(b"\n")
-                if end < 0:
-                    continue
-                block, skipping, number = block[end + 1 :], False, number + 1
-            block = carry + block
-            cut = block.rfind(b"\n") + 1
-            if cut == 0:
-                carry = block
-                if len(carry) > MAX_LINE_BYTES:
-                    carry, skipping = b"", True
+        for block in line_blocks(handle):
+            number = block.first - 1  # physical lines before the block
+            if block.padded is None:  # a line too long (the second pass reports it), or the last one
+                numbers, raws, _ = block.batch()
+                for line, raw in zip(numbers, raws, strict=True):
+                    if type(raw) is not LineProblem:
+                        _last_lines_slowly([raw], line - 1, last)
                 continue
-            block, carry = block[:cut - 1], block[cut:]
-            text = np.frombuffer(block, dtype=np.uint8)  # numpy counts a byte faster than bytes.count
-            count = 1 + int(np.count_nonzero(text == 10))
+            padded = block.padded
+            text = np.frombuffer(padded, dtype=np.uint8)  # numpy counts a byte faster than bytes.count
+            count = block.count
             braces = int(np.count_nonzero(text == 123))
-            flat = braces == count and b"\\" not in block and block.count(b'"session_id"') == count
-            runs = session_runs(block) if flat else None
+            flat = braces == count and b"\\" not in padded and padded.count(b'"session_id"') == count
+            runs = session_runs_padded(padded) if flat else None
             if runs is not None:  # the common block, read with numpy: one step per run of a session
                 last_rows, names = runs
                 last_plain.update(zip(names, (last_rows + number + 1).tolist(), strict=True))
             else:
-                lines = block.split(b"\n")
-                keys = _SESSION_IDS.findall(block) if braces == count else None
-                if flat and len(keys) == count and block.startswith(_SESSION_KEY):
+                block_text = block.text
+                lines = block_text.split(b"\n")
+                keys = _SESSION_IDS.findall(block_text) if braces == count else None
+                if flat and len(keys) == count and block_text.startswith(_SESSION_KEY):
                     last_bytes.update(zip(keys, range(number + 1, number + count + 1), strict=True))
                 else:
                     _last_lines_slowly(lines, number, last)
-            number += count
-    if carry:
-        _last_lines_slowly([carry], number, last)
     for key, line in last_bytes.items():
         name = key.decode("utf-8", "replace")
         if last.get(name, 0) < line:
@@ -182,12 +168,15 @@ class _Gatherer:
         run_starts = part.run_starts.tolist()
         run_ends = run_starts[1:] + [count]
         last_numbers = part.numbers[np.asarray(run_ends, dtype=np.int64) - 1].tolist()
-        for start, end, key, last_number in zip(run_starts, run_ends, part.run_keys, last_numbers, strict=True):
+        # each run's first row's group and restart, as its JSON gave them (numbers as Python's)
+        groups, restarts = part.groups[part.run_starts].tolist(), part.restarts[part.run_starts].tolist()
+        for start, end, key, last_number, group, restart in zip(run_starts, run_ends, part.run_keys, last_numbers,
+                                                                 groups, restarts, strict=True):
             seq = open_sessions.get(key)
             if seq is None:
                 seq = open_sessions[key] = len(complete)
                 complete.append(0)
-                self.first_row[seq] = (key, *part.first_of(start))
+                self.first_row[seq] = (key, group, restart)
             sequence[start:end] = seq
             if last_line.get(key) == last_number:
                 complete[seq] = 1
@@ -272,12 +261,6 @@ class _Part:
         return _Part(first + np.arange(block.rows, dtype=np.int64), block.session_starts, block.session_names,
                      groups, block.is_restart, block.input_length, block.output_length, block.timestamp,
                      block.delay, block.id_counts, block.ids)
-
-    def first_of(self, row: int) -> tuple:
-        """The group and restart of a session's first row, as its JSON gave them."""
-        group, restart = self.groups[row], self.restarts[row]
-        return (int(group) if isinstance(group, np.integer) else group,
-                bool(restart) if isinstance(restart, np.bool_) else restart)
 
     def columns(self, sequence: np.ndarray) -> _Rows:
         return _Rows(sequence, self.inputs, self.outputs, self.timestamps, self.delays, self.id_counts, self.ids)
@@ -405,7 +388,9 @@ def _row_batches(path: Path, batch_rows: int) -> Iterator[_Part]:
     held = 0
     with open(path, "rb") as handle:
         for block in line_blocks(handle):
-            plain = plain_block(block.text) if block.text is not None else None
+            plain = plain_padded(block.padded) if block.padded is not None else None
+            if plain is not None:
+                block.known_count(plain.rows)
             if plain is not None and _rules_hold(plain):
                 if raws:
                     parts.append(_checked_batch(path, numbers, raws).part())

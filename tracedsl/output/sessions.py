@@ -236,7 +236,7 @@ class IndexChecker:
         self._compacted: dict[str, tuple[np.ndarray, object]] = {}  # awaiting their continuation
         self._block: dict[str, tuple[np.ndarray, object]] = {}  # the current host and its subagents
         self._handle = open(self.path, "rb")  # noqa: SIM115 - closed in finish()
-        self._rows = _numbered_rows(self._handle)
+        self._rows = _IndexRows(self._handle)
         self._pending: tuple | None = None
         self._diverged = False
         self._exhausted = False
@@ -252,6 +252,84 @@ class IndexChecker:
             self._compare(*self._pending, turns=row_index - self._pending[1])
         self._pending = (name, row_index, line, is_restart, first_ids)
 
+    def start_many(self, names: list[str], row_indexes: np.ndarray, lines: np.ndarray, restarts: np.ndarray,
+                   first_ids) -> bool:
+        """``start`` for each of a block's session starts at once, when that is all it would do.
+
+        ``first_ids(k)``: the k-th session's turn-0 ids (as for ``start``). True when done: every
+        session compared here matches its index row with no link, parent, restart or compaction,
+        so it has no finding and leaves nothing behind but its name (and, for the last, what
+        ``_shared`` keeps). False, with nothing done, when any would need a closer look: the
+        caller then calls ``start`` one by one, which words the findings.
+        """
+        count = len(names)
+        if count == 0:
+            return True
+        compared = count - 1 + (self._pending is not None)  # every start but the last closes one
+        if compared and not (self._diverged or self._exhausted):
+            if not self._compare_clean(names, row_indexes, lines, restarts, first_ids, compared):
+                return False
+        else:
+            self.sessions += compared
+        last = count - 1
+        self._pending = (names[last], int(row_indexes[last]), int(lines[last]), bool(restarts[last]),
+                         first_ids(last))
+        return True
+
+    def _compare_clean(self, names, row_indexes, lines, restarts, first_ids, compared: int) -> bool:
+        """Compare the pending session and the block's sessions but the last, if every one is clean."""
+        pending = self._pending
+        ahead = self._rows.peek(compared)
+        if len(ahead[1]) < compared:
+            return False  # the index ends inside: ``_compare`` says where
+        numbers, rows = ahead
+        offset = 1 if pending is not None else 0  # names[k - offset] is compared with rows[k]
+        block_names = names[: compared - offset]
+        expected_names = [pending[0], *block_names] if pending is not None else block_names
+        starts = row_indexes[: compared - offset + 1].tolist()
+        first_rows = [pending[1], *starts[:-1]] if pending is not None else starts[:-1]
+        ends = starts if pending is not None else starts[1:]
+        turns = [end - begin for begin, end in zip(first_rows, ends, strict=True)]
+        if pending is not None and pending[3] or restarts[: compared - offset].any():
+            return False
+        try:
+            if (
+                [row["session_id"] for row in rows] != expected_names
+                or [row["turns"] for row in rows] != turns
+                or [row["first_row"] for row in rows] != first_rows
+            ):
+                return False
+            links = [row["link"] for row in rows]
+            parents = [row["parent_session_id"] for row in rows]
+            classes = [row["class"] for row in rows]
+            reasons = [row["end_reason"] for row in rows]
+            for row in rows:  # present, though not compared
+                row["group_id"]  # noqa: B018
+        except (KeyError, TypeError):  # a missing field, or a row that is not an object (None)
+            return False
+        if not (
+            links.count(None) == compared and parents.count(None) == compared
+            and _types([row["turns"] for row in rows]) <= _INT
+            and _types([row["first_row"] for row in rows]) <= _INT
+            and _types(classes) <= _NULL_OR_STR and _COMPACTED not in reasons
+        ):
+            return False
+        self._rows.skip(compared)
+        self.sessions += compared
+        # What ``_compare`` leaves behind for a clean row: its name for the parents' lookups,
+        # and what ``_shared`` keeps of it (each clean row clears what the one before kept).
+        last = compared - 1
+        last_ids = pending[4] if offset and last == 0 else first_ids(last - offset)
+        self._shared(expected_names[last], rows[last], last_ids, numbers[last])
+        taken = 0
+        while taken < compared:
+            room = _PARENT_BATCH - len(self._batch_names)
+            self._batch_names.extend(expected_names[taken : taken + room])
+            taken += room
+            if len(self._batch_names) >= _PARENT_BATCH:
+                self._flush_parents()
+        return True
+
     def finish(self, rows: int) -> None:
         try:
             if self._pending is not None:
@@ -259,9 +337,9 @@ class IndexChecker:
                 self._pending = None
             self._flush_parents()
             if not self._exhausted and not self._diverged:
-                extra = next(self._rows, None)
+                extra = self._rows.next()
                 if extra is not None:
-                    more = 1 + sum(1 for _ in self._rows)
+                    more = 1 + self._rows.count_rest()
                     self.add(INDEX_COUNT, f"sessions.jsonl lists {more} more session(s) than the "
                              f"dataset's {self.sessions}", extra[0])
         finally:
@@ -274,7 +352,7 @@ class IndexChecker:
         self.sessions += 1
         if self._diverged or self._exhausted:
             return
-        numbered = next(self._rows, None)
+        numbered = self._rows.next()
         if numbered is None:
             self._exhausted = True
             self.add(INDEX_COUNT, f"sessions.jsonl ends after {self.sessions - 1} sessions; the "
@@ -424,6 +502,102 @@ def params_beside(index: str | Path):
         return GenerationParams.model_validate(data["generation_params"])
     except Exception:  # noqa: BLE001 - no usable spec: the checks that need one are skipped
         return None
+
+
+_INT = {int}
+_DICT = {dict}
+_NULL_OR_STR = {type(None), str}
+_COMPACTED = EndReason.COMPACTED.reference_name
+_INDEX_READ_BYTES = 1 << 20
+
+
+def _types(values: list) -> set:
+    return set(map(type, values))
+
+
+class _IndexRows:
+    """The index's non-blank lines as (line number, row or None), read a block at a time, with
+    a look ahead (``peek``) for the checks that take many rows at once."""
+
+    def __init__(self, handle) -> None:
+        self._handle = handle
+        self._numbers: list[int] = []
+        self._rows: list[dict | None] = []
+        self._at = 0  # the next row's place in the lists
+        self._line = 0  # physical lines read
+        self._carry = b""
+        self._ended = False
+
+    def next(self) -> tuple[int, dict | None] | None:
+        if self._at == len(self._rows) and not self._read():
+            return None
+        at = self._at
+        self._at += 1
+        return self._numbers[at], self._rows[at]
+
+    def peek(self, count: int) -> tuple[list[int], list[dict | None]]:
+        """The next ``count`` rows (fewer at the end of the file), not consumed."""
+        while len(self._rows) - self._at < count and self._read():
+            pass
+        end = self._at + count
+        return self._numbers[self._at : end], self._rows[self._at : end]
+
+    def skip(self, count: int) -> None:
+        self._at += count
+
+    def count_rest(self) -> int:
+        rest = len(self._rows) - self._at
+        self._at = len(self._rows)
+        while self._read():
+            rest += len(self._rows) - self._at
+            self._at = len(self._rows)
+        return rest
+
+    def _read(self) -> bool:
+        """Append the next block's rows; False at the end of the file."""
+        if self._at:
+            del self._numbers[: self._at], self._rows[: self._at]
+            self._at = 0
+        while not self._ended:
+            block = self._handle.read(_INDEX_READ_BYTES)
+            if not block:
+                self._ended = True
+                lines = [self._carry] if self._carry else []
+                self._carry = b""
+            else:
+                block = self._carry + block
+                cut = block.rfind(b"\n")
+                if cut < 0:
+                    self._carry = block
+                    continue
+                lines, self._carry = block[:cut].split(b"\n"), block[cut + 1 :]
+            before = len(self._rows)
+            self._add(lines)
+            if len(self._rows) > before:
+                return True
+        return False
+
+    def _add(self, lines: list[bytes]) -> None:
+        first = self._line + 1
+        self._line += len(lines)
+        if [line[:1] for line in lines].count(b"{") == len(lines):  # none blank: one object each, mostly
+            try:
+                rows = [orjson.loads(line) for line in lines]
+            except orjson.JSONDecodeError:
+                pass
+            else:
+                self._numbers.extend(range(first, first + len(lines)))
+                self._rows.extend(rows if _types(rows) == _DICT else [row if type(row) is dict else None for row in rows])
+                return
+        for number, line in enumerate(lines, start=first):
+            if not line.strip():
+                continue
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                row = None
+            self._numbers.append(number)
+            self._rows.append(row if type(row) is dict else None)
 
 
 def _numbered_rows(handle) -> Iterator[tuple[int, dict | None]]:

@@ -32,7 +32,7 @@ from tracedsl.output.blocksize import (
 )
 from tracedsl.output.lines import LineProblem, line_blocks, parse_line, parsed_lines
 from tracedsl.output.names import SessionMemory
-from tracedsl.output.plain import PlainBlock, plain_block
+from tracedsl.output.plain import PlainBlock, plain_padded
 from tracedsl.output.rows import (
     MAX_COUNT,
     check_row,
@@ -153,7 +153,9 @@ def validate_file(path: str | Path, block_size: int | None = None,
         with open(path, "rb") as handle:
             next_line = 1  # the line after the last non-blank one: a gap before the next is blank lines
             for block in line_blocks(handle):
-                plain = plain_block(block.text) if block.text is not None else None
+                plain = plain_padded(block.padded) if block.padded is not None else None
+                if plain is not None:
+                    block.known_count(plain.rows)
                 if plain is not None and checker.plain(block.first, plain):
                     if block.first > next_line:
                         checker.blank(next_line, block.first - 1)
@@ -309,8 +311,11 @@ class _Checker:
         self.cumulative_warned = False
         # rows waiting for their hash ids to be checked as one numpy batch of _BATCH_ROWS
         self.pending = PendingIds()
-        # rows starting a named session: (name, line, has timestamp, has delay), resolved in batches
-        self.starts: list[tuple[str, int, bool, bool]] = []
+        # rows starting a named session (name, line, has timestamp, has delay), resolved in batches
+        self.start_names: list[str] = []
+        self.start_lines: list[int] = []
+        self.start_timestamps: list[bool] = []
+        self.start_delays: list[bool] = []
 
     def row(self, number: int, row: dict, raw: bytes) -> None:
         report = self.report
@@ -332,7 +337,7 @@ class _Checker:
             problem = hash_id_problem(hash_ids, raw)
             if problem is not None:
                 report.add(problem.kind, problem.message, number, None, problem.field)
-        if len(self.starts) >= _BATCH_ROWS:
+        if len(self.start_names) >= _BATCH_ROWS:
             self._resolve_starts()
 
     def plain(self, first: int, block: PlainBlock) -> bool:
@@ -355,38 +360,19 @@ class _Checker:
         report = self.report
         before = report.rows
         report.rows += rows
-        # Row by row, only what a clean row triggers: a session start, a later row without a
-        # delay (nor timestamp), and the batch of hash ids filling up.
         starting = np.zeros(rows, dtype=bool)
         starting[start_rows] = True
         untimed = np.isnan(block.delay) & np.isnan(block.timestamp) & ~starting
         with_ids = counts > 0
         filled = np.cumsum(with_ids) + self.pending.rows
         full = with_ids & (filled % _BATCH_ROWS == 0)
-        events = np.flatnonzero(starting | untimed | full).tolist()
-        is_start, is_untimed, is_full = starting[events].tolist(), untimed[events].tolist(), full[events].tolist()
-        has_timestamp = (~np.isnan(block.timestamp[events])).tolist()
-        has_delay = (~np.isnan(block.delay[events])).tolist()
-        restarts = block.is_restart[events].tolist()
-        next_name = iter(names)
-        added = 0  # rows of the block given to self.pending
         lines = first + np.arange(rows, dtype=np.int64)
-        for index, row in enumerate(events):
-            number = first + row
-            if is_start[index]:
-                name = next(next_name)
-                self.starts.append((name, number, has_timestamp[index], has_delay[index]))
-                if self.index is not None:  # its turn-0 ids as a view: copied only if kept
-                    self.index.start(name, before + row, number, restarts[index], ids[offsets[row]:offsets[row + 1]])
-            elif is_untimed[index]:
-                self._timing(number, False, False, False)
-            if is_full[index]:
-                self._add_checked(lines, inputs, counts, ids, offsets, with_ids, added, row + 1)
-                added = row + 1
-                self._flush()
-            if len(self.starts) >= _BATCH_ROWS:
-                self._resolve_starts()
-        self._add_checked(lines, inputs, counts, ids, offsets, with_ids, added, rows)
+        if untimed.any() or (self.index is not None and not self.index.start_many(
+                names, before + start_rows, first + start_rows, block.is_restart[start_rows],
+                lambda k: ids[offsets[start_rows[k]] : offsets[start_rows[k] + 1]])):
+            self._events(first, block, before, names, starting, untimed, full, lines, offsets)
+        else:
+            self._events_in_bulk(first, block, start_rows, names, full, lines, offsets)
         # where the cumulative-input test stands after the block's last row
         last_start = int(start_rows[-1]) if start_rows.shape[0] else None
         if last_start is None:
@@ -398,6 +384,76 @@ class _Checker:
         self.current = block.session_names[-1]
         self.previous = (int(inputs[-1]), int(outputs[-1]), ids[offsets[-2]:].tolist())
         return True
+
+    def _events(self, first: int, block: PlainBlock, before: int, names: list[str], starting, untimed, full,
+                lines, offsets) -> None:
+        """A plain block's rows one event at a time: what a clean row triggers (a session start, a
+        later row without a delay nor timestamp, the batch of hash ids filling up), in row order."""
+        rows, inputs, counts, ids = block.rows, block.input_length, block.id_counts, block.ids
+        with_ids = counts > 0
+        events = np.flatnonzero(starting | untimed | full).tolist()
+        is_start, is_untimed, is_full = starting[events].tolist(), untimed[events].tolist(), full[events].tolist()
+        has_timestamp = (~np.isnan(block.timestamp[events])).tolist()
+        has_delay = (~np.isnan(block.delay[events])).tolist()
+        restarts = block.is_restart[events].tolist()
+        next_name = iter(names)
+        added = 0  # rows of the block given to self.pending
+        for index, row in enumerate(events):
+            number = first + row
+            if is_start[index]:
+                name = next(next_name)
+                self._start(name, number, has_timestamp[index], has_delay[index])
+                if self.index is not None:  # its turn-0 ids as a view: copied only if kept
+                    self.index.start(name, before + row, number, restarts[index], ids[offsets[row]:offsets[row + 1]])
+            elif is_untimed[index]:
+                self._timing(number, False, False, False)
+            if is_full[index]:
+                self._add_checked(lines, inputs, counts, ids, offsets, with_ids, added, row + 1)
+                added = row + 1
+                self._flush()
+            if len(self.start_names) >= _BATCH_ROWS:
+                self._resolve_starts()
+        self._add_checked(lines, inputs, counts, ids, offsets, with_ids, added, rows)
+
+    def _events_in_bulk(self, first: int, block: PlainBlock, start_rows, names: list[str], full, lines,
+                        offsets) -> None:
+        """``_events`` for a block with no untimed row whose index rows are already checked: the
+        same steps in the same order, taken between the few rows where the batch of hash ids
+        fills up or the session starts waiting fill theirs."""
+        rows, inputs, counts, ids = block.rows, block.input_length, block.id_counts, block.ids
+        with_ids = counts > 0
+        numbers = (first + start_rows).tolist()
+        has_timestamp = (~np.isnan(block.timestamp[start_rows])).tolist()
+        has_delay = (~np.isnan(block.delay[start_rows])).tolist()
+        resolving = start_rows[_BATCH_ROWS - len(self.start_names) - 1 :: _BATCH_ROWS]
+        taken = 0  # of the block's session starts
+        added = 0  # rows of the block given to self.pending
+        for row in np.union1d(resolving, np.flatnonzero(full)).tolist():
+            upto = int(np.searchsorted(start_rows, row, side="right"))
+            self._starts(names[taken:upto], numbers[taken:upto], has_timestamp[taken:upto], has_delay[taken:upto])
+            taken = upto
+            if full[row]:
+                self._add_checked(lines, inputs, counts, ids, offsets, with_ids, added, row + 1)
+                added = row + 1
+                self._flush()
+            if len(self.start_names) >= _BATCH_ROWS:
+                self._resolve_starts()
+        self._starts(names[taken:], numbers[taken:], has_timestamp[taken:], has_delay[taken:])
+        self._add_checked(lines, inputs, counts, ids, offsets, with_ids, added, rows)
+
+    def _start(self, name: str, number: int, has_timestamp: bool, has_delay: bool) -> None:
+        """A row starting a named session: whether it is the session's first row is known once the
+        batch's names are looked up (``_resolve_starts``)."""
+        self.start_names.append(name)
+        self.start_lines.append(number)
+        self.start_timestamps.append(has_timestamp)
+        self.start_delays.append(has_delay)
+
+    def _starts(self, names: list[str], numbers: list[int], has_timestamp: list[bool], has_delay: list[bool]) -> None:
+        self.start_names += names
+        self.start_lines += numbers
+        self.start_timestamps += has_timestamp
+        self.start_delays += has_delay
 
     def _add_checked(self, lines, inputs, counts, ids, offsets, with_ids, start: int, end: int) -> None:
         """Rows ``start`` to ``end`` of a plain block, those with ids, to the rows waiting."""
@@ -455,9 +511,7 @@ class _Checker:
             if row.get("delay") is None and row.get("timestamp") is None:
                 self._timing(number, False, False, False)
         else:
-            # whether it is the session's first row is known once the batch's names are looked up
-            self.starts.append((session_id, number, row.get("timestamp") is not None,
-                                row.get("delay") is not None))
+            self._start(session_id, number, row.get("timestamp") is not None, row.get("delay") is not None)
             if self.index is not None:
                 self.index.start(session_id, self.report.rows - 1, number, row.get("is_restart") is True, hash_ids)
             self.current = session_id
@@ -483,19 +537,22 @@ class _Checker:
             )
 
     def _resolve_starts(self) -> None:
-        if not self.starts:
+        if not self.start_names:
             return
-        seen = self.sessions.seen_before([name for name, _, _, _ in self.starts])
-        for (name, number, has_timestamp, has_delay), again in zip(self.starts, seen.tolist(), strict=True):
+        seen = self.sessions.seen_before(self.start_names)
+        # only a start seen before, or one without a timestamp, has a finding
+        flagged = np.flatnonzero(seen | ~np.asarray(self.start_timestamps, dtype=bool)).tolist()
+        for index in flagged:
+            again, number = bool(seen[index]), self.start_lines[index]
             if again:
                 self.report.add(
                     "session-not-contiguous",
-                    f"session {name!r} continues here after other sessions' rows; replay "
+                    f"session {self.start_names[index]!r} continues here after other sessions' rows; replay "
                     "gathers it, but the file is probably a concatenation or a shuffle",
                     number, None, "session_id", warning=True,
                 )
-            self._timing(number, not again, has_timestamp, has_delay)
-        self.starts.clear()
+            self._timing(number, not again, self.start_timestamps[index], self.start_delays[index])
+        self.start_names, self.start_lines, self.start_timestamps, self.start_delays = [], [], [], []
 
     def _cumulative(self, number: int, row: dict, input_length, hash_ids) -> None:
         # Incremental rows carry only the turn's new tokens and fresh ids. A row that holds
