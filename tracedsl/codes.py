@@ -126,6 +126,9 @@ E_EMPTY_TRACE = _define("E214", "E_EMPTY_TRACE", "a trace with no rows to report
 E_BLOCK_SIZE = _define(
     "E215", "E_BLOCK_SIZE", "a trace whose rows agree on no one block size, and none was given"
 )
+E_FIT_OPTION = _define(
+    "E220", "E_FIT_OPTION", "a fit option the trace cannot take (--classes, --sessions)"
+)
 
 # Reaching a file
 E_MISSING = _define("E401", "E_MISSING", "no such file (and no bundled spec of that name)")
@@ -170,6 +173,9 @@ W_TURN_ZERO = _define(
     "W107", "W_TURN_ZERO", "most sessions (of the workload or of a class) cannot fit turn 1 and end at turn 0"
 )
 W_LEGACY = _define("W201", "W_LEGACY", "a legacy spelling of a key, accepted and rewritten")
+W_FIT_MISSED = _define(
+    "W203", "W_FIT_MISSED", "a run of the fitted spec misses a must-hold figure of the input"
+)
 
 
 def meaning(code: str) -> str:

@@ -17,6 +17,7 @@ import click
 from tracedsl import pipeline
 from tracedsl.cli import exitcodes
 from tracedsl.cli.printing import fail
+from tracedsl.cli.fit_commands import COMMANDS as FIT_COMMANDS
 from tracedsl.cli.report_commands import COMMANDS as REPORT_COMMANDS
 from tracedsl.cli.run_commands import COMMANDS as RUN_COMMANDS
 from tracedsl.cli.simulate_commands import COMMANDS as SIMULATE_COMMANDS
@@ -55,7 +56,7 @@ def cli() -> None:
     """Write synthetic coding-agent traces in a small language and run them into Mooncake JSONL."""
 
 
-for _command in (*SPEC_COMMANDS, *RUN_COMMANDS, *REPORT_COMMANDS, *SIMULATE_COMMANDS):
+for _command in (*SPEC_COMMANDS, *RUN_COMMANDS, *REPORT_COMMANDS, *SIMULATE_COMMANDS, *FIT_COMMANDS):
     cli.add_command(_command)
 
 

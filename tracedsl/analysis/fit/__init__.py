@@ -1,0 +1,62 @@
+"""``tracedsl fit``: a commented .trace whose run resembles a given trace (docs/fit.md).
+
+:func:`fit_trace` observes the trace (:mod:`.structure`), fits the statements calibration does
+not touch and drafts the rest (:mod:`.writer`), calibrates the shared layers, the session
+layer's scale and the arrival rate on runs of the draft (:mod:`.calibrate`), and returns the
+text with what the last round measured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tracedsl.analysis.fit.calibrate import Round, calibrate, measured_by
+from tracedsl.analysis.fit.structure import Figures, Layers, Observed, observe, shared_layers, zipf_skew
+from tracedsl.analysis.fit.writer import Knobs, draft, figures_lines, plan, render
+from tracedsl.analysis.load import AnalysisInput
+
+MIN_GROUPED = 0.02  # first rows that must share a group run for a groups layer
+
+
+@dataclass
+class FitOutcome:
+    text: str
+    target: Figures
+    achieved: Figures
+    rounds: list[Round]
+    layers: Layers
+    notes: list[str] = field(default_factory=list)
+
+
+def fit_trace(trace: AnalysisInput, *, seed: int, name: str | None = None, classes: int | None = None) -> FitOutcome:
+    """Fit ``trace``; every calibration run uses ``seed`` and the input's number of sessions."""
+    observed = observe(trace)
+    layers = shared_layers(observed.first_ids)
+    fitted = plan(observed)
+    knobs = initial_knobs(observed, layers)
+    name = name or f"{trace.name}-fit"
+    source = (f"{trace.name} ({trace.format}, {observed.figures.sessions:,} sessions from "
+              f"{trace.sessions_from}, {observed.figures.rows:,} rows; block size from {trace.block_size_from})")
+
+    def text_of(k: Knobs, header: list[str] | None = None) -> str:
+        return render(draft(observed, fitted, k, name, header or []))
+
+    typical = int(np.median([ids.size for ids in observed.first_ids])) if observed.first_ids else 1
+    measure = measured_by(text_of, seed, observed.block_size)
+    knobs, rounds = calibrate(observed, knobs, measure, max(typical - knobs.global_blocks, 1))
+    achieved = rounds[-1].figures
+    header = [f"Fitted by `tracedsl fit` from {source}.",
+              f"Calibrated in {len(rounds)} rounds of runs (seed {seed}, last at {rounds[-1].sessions:,} "
+              "sessions):", *(f"  {line}" for line in figures_lines(observed.figures, achieved)),
+              *(f"Not fitted: {note}." for note in fitted.notes)]
+    return FitOutcome(text_of(knobs, header), observed.figures, achieved, rounds, layers, fitted.notes)
+
+
+def initial_knobs(observed: Observed, layers: Layers) -> Knobs:
+    grouped = layers.grouped_share >= MIN_GROUPED and layers.group_blocks > 0
+    groups = int(layers.group_sizes.size) if grouped else 1
+    zipf = zipf_skew(layers.group_sizes) if grouped else 0.0
+    return Knobs(layers.global_blocks, groups, layers.group_blocks if grouped else 0, zipf,
+                 rate=observed.figures.arrival_rate)

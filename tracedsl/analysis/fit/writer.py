@@ -1,0 +1,249 @@
+"""A fitted spec as .trace text: each statement from the observed values and the calibrated
+knobs, each with a comment saying how it was fitted and how well.
+
+:func:`plan` makes the decisions that calibration does not touch (context, endings, laws of
+outputs, new tokens, delays, requests, the arrival family); :func:`draft` adds the knobs'
+statements (the prefix layers, the session layer's law, the new tokens' bias, the arrival rate);
+:func:`render` writes the text in canonical form.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tracedsl.analysis.fit import choose as laws
+from tracedsl.analysis.fit.structure import Figures, Observed
+from tracedsl.language.format import format_text
+from tracedsl.trace import EndReason
+
+TURNS_SHARE = 0.5  # sessions ending at their target turn count above this share: explicit turns
+POISSON_CV = (0.8, 1.25)  # inter-arrival CVs taken as Poisson
+
+
+@dataclass(frozen=True)
+class Statement:
+    text: str
+    comment: str = ""
+
+
+@dataclass
+class Knobs:
+    """What calibration adjusts: the shared layers, the session layer's scale, the growth's bias
+    and the arrival rate."""
+
+    global_blocks: int
+    groups: int
+    group_blocks: int
+    zipf: float
+    session_scale: float = 1.0
+    bias: float = 1.0
+    rate: float | None = None  # sessions per second
+
+
+@dataclass
+class Plan:
+    """The fitted statements calibration leaves alone."""
+
+    block_size: int
+    context: Statement
+    turn: list[Statement]  # output, new tokens (no bias yet), delay
+    new_tokens: object  # its FittedLaw, the bias goes on when drafted
+    request: list[Statement] | None
+    endings: list[Statement]
+    arrivals: tuple[str, str] | None  # family text with {rate}, comment
+    notes: list[str] = field(default_factory=list)  # what could not be fitted
+
+
+def plan(observed: Observed) -> Plan:
+    """Context, endings and the per-row laws (calibration does not change them)."""
+    notes: list[str] = []
+    size = observed.block_size
+    output = laws.fit_law(observed.outputs, unit="tokens", name="output")
+    opens = observed.opens_request
+    later_new = observed.new_tokens
+    later_delay = observed.delays_ms
+    request = None
+    if opens is not None and observed.calls is not None and opens.any():
+        calls = laws.fit_count(observed.calls, name="calls")
+        message = laws.fit_law(later_new[opens], unit="tokens", name="message")
+        think = laws.fit_law(_finite(later_delay[opens]), unit="ms", name="think")
+        request = [Statement(f"calls {calls.text}", calls.comment),
+                   Statement(f"message {message.text}", message.comment),
+                   Statement(f"think {think.text}", think.comment)]
+        later_new, later_delay = later_new[~opens], later_delay[~opens]
+    new_tokens = laws.fit_law(later_new, unit="tokens", name="new tokens")
+    delays = _finite(later_delay)
+    turn = [Statement(f"output {output.text}", output.comment)]
+    if delays.size:
+        delay = laws.fit_delay(delays)
+        turn.append(Statement(f"delay {delay.text}", delay.comment))
+    context, endings = _endings(observed, notes)
+    return Plan(size, context, turn, new_tokens, request, endings, _arrivals(observed), notes)
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    return values[np.isfinite(values)]
+
+
+def _endings(observed: Observed, notes: list[str]) -> tuple[Statement, list[Statement]]:
+    ends = observed.end_counts
+    total = sum(ends.values())
+    top = int(observed.prompts.max()) if observed.prompts.size else 0
+    peak = int((observed.prompts + observed.outputs).max()) if observed.prompts.size else 0
+    turns = laws.fit_count(observed.turns, name="turns")
+    retired = ends.get(EndReason.FORCED_RETIRE.reference_name, 0)
+    if total and ends.get(EndReason.TARGET_TURN_COUNT.reference_name, 0) <= TURNS_SHARE * total:
+        # reset-driven: the context is where retired sessions stopped growing
+        context = _round_up(peak + 1, 1000)
+        comment = (f"largest prompt + output seen {peak:,} tokens; {retired:,} of {total:,} sessions "
+                   "were retired at the context")
+        endings = [_reset(observed, context)]
+        splits = observed.restart_turns
+        if splits.size:
+            primaries = observed.turns.size
+            share = splits.size / primaries
+            endings.append(Statement(
+                f"restart {_percent(share)} at turn [{int(splits.min())}, {int(splits.max()) + 1})",
+                f"{splits.size:,} restart splits in {primaries:,} sessions, at turns "
+                f"{int(splits.min())}..{int(splits.max())}"))
+        return Statement(f"context {context}", comment), endings
+    context = _round_up(int(peak * 1.05) + 1, 1000)
+    why = ("sessions end at their target turn count" if total else
+           "no end reasons are recorded, so the turn counts are the sessions' lengths")
+    if not total:
+        notes.append("end reasons: none recorded; turn counts fitted as targets (truncate)")
+    comment = f"5% above the largest prompt + output seen ({peak:,}); the largest prompt {top:,}"
+    return Statement(f"context {context}", comment), [
+        Statement(f"turns {turns.text} truncate", f"{why}; {turns.comment}")]
+
+
+def _reset(observed: Observed, context: int) -> Statement:
+    """reset P scaling S: a linear fit of reset events on prompt / context, per row."""
+    events = observed.reset_at.astype(np.float64)
+    if not events.any():
+        return Statement("reset none", "no session ended by a reset")
+    x = observed.prompts / context
+    slope, intercept = np.polyfit(x, events, 1) if np.ptp(x) > 0 else (0.0, events.mean())
+    if intercept <= 0 or slope < 0:
+        base, scaling = float(events.mean()), 1.0
+    else:
+        base, scaling = float(intercept), float(min(1 + slope / intercept, 20.0))
+    return Statement(
+        f"reset {_percent(base)} scaling {scaling:.3g}",
+        f"{int(events.sum()):,} resets in {events.size:,} calls; linear fit of reset on prompt/context")
+
+
+def _arrivals(observed: Observed) -> tuple[str, str] | None:
+    starts = np.sort(observed.starts_ms[np.isfinite(observed.starts_ms)])
+    if starts.size < 3 or starts[-1] <= starts[0]:
+        return None
+    gaps = np.diff(starts)
+    cv = float(gaps.std() / gaps.mean())
+    n = f"{starts.size:,} session starts over {(starts[-1] - starts[0]) / 1000:,.1f} s"
+    if cv < 0.05:
+        return "constant(rate={rate})", f"{n}; gaps all but equal (CV {cv:.2f})"
+    if POISSON_CV[0] <= cv <= POISSON_CV[1]:
+        return "poisson(rate={rate})", f"{n}; gap CV {cv:.2f}, taken as Poisson"
+    return f"gamma(rate={{rate}}, cv={cv:.3g})", f"{n}; gap CV {cv:.2f}, gamma gaps"
+
+
+@dataclass
+class Draft:
+    """A fitted spec's statements, ready to render."""
+
+    header: list[str]
+    name: str
+    plan: Plan
+    prefix: list[Statement]
+    turn: list[Statement]
+    arrivals: Statement | None
+
+
+def session_values(observed: Observed, knobs: Knobs) -> np.ndarray:
+    """The session layer: each first row's prompt past the shared layers, times the scale."""
+    shared = (knobs.global_blocks + (knobs.group_blocks if knobs.groups > 1 else 0)) * observed.block_size
+    return np.maximum(observed.first_input - shared, 0) * knobs.session_scale
+
+
+def draft(observed: Observed, fitted: Plan, knobs: Knobs, name: str, header: list[str]) -> Draft:
+    size = observed.block_size
+    layer = laws.fit_law(session_values(observed, knobs), unit="tokens", name="session layer")
+    global_comment = (f"{knobs.global_blocks} leading blocks held by most sessions' first rows"
+                      if knobs.global_blocks else "no leading block is held by most sessions")
+    prefix = [Statement(f"global {knobs.global_blocks * size}", global_comment)]
+    if knobs.groups > 1 and knobs.group_blocks > 0:
+        prefix.append(Statement(
+            f"groups {knobs.groups} of {knobs.group_blocks * size} zipf {knobs.zipf:g}",
+            "groups: first rows sharing a run past the global prefix; count and skew from the "
+            "groups' sizes, the run's length calibrated on the hit rate"))
+    else:
+        prefix.append(Statement("groups 1 of 0", "no run past the global prefix is shared by several sessions"))
+    scale = f", values scaled by {knobs.session_scale:.3g} to keep the mean input" if knobs.session_scale != 1 else ""
+    prefix.append(Statement(f"session {layer.text}", f"first rows past the shared layers{scale}; {layer.comment}"))
+    new_tokens = fitted.new_tokens
+    bias = f" bias {knobs.bias:.3g}" if abs(knobs.bias - 1) > 1e-9 else ""
+    turn = [Statement(f"new_tokens {new_tokens.text}{bias}", new_tokens.comment), *fitted.turn]
+    arrivals = None
+    if fitted.arrivals is not None and knobs.rate:
+        family, comment = fitted.arrivals
+        arrivals = Statement(f"arrivals {family.format(rate=_rate(knobs.rate))}", comment)
+    return Draft(header, name, fitted, prefix, turn, arrivals)
+
+
+def render(spec: Draft) -> str:
+    lines = [*(f"# {line}".rstrip() for line in spec.header), f'workload "{spec.name}"', ""]
+    lines += _statement(spec.plan.context)
+    lines += _statement(Statement(f"block {spec.plan.block_size}", "block size of the input's hash ids"))
+    lines += _block("prefix", spec.prefix)
+    lines += _block("turn", spec.turn)
+    if spec.plan.request:
+        lines += _block("request", spec.plan.request)
+    for statement in spec.plan.endings:
+        lines += _statement(statement)
+    if spec.arrivals is not None:
+        lines += _statement(spec.arrivals)
+    return format_text("\n".join(lines) + "\n", f"{spec.name}.trace")
+
+
+def _statement(statement: Statement, indent: str = "") -> list[str]:
+    comment = [f"{indent}# {statement.comment}"] if statement.comment else []
+    return [*comment, f"{indent}{statement.text}"]
+
+
+def _block(keyword: str, statements: list[Statement]) -> list[str]:
+    lines = [f"{keyword} {{"]
+    for statement in statements:
+        lines += _statement(statement, "  ")
+    return [*lines, "}"]
+
+
+def figures_lines(target: Figures, achieved: Figures | None) -> list[str]:
+    """The header's table: each must-hold figure of the input and of the fitted run."""
+    lines = [f"{'figure':<16}{'input':>12}{'fitted run':>12}"]
+    for (label, a), b in zip(target.table().items(),
+                             (achieved.table().values() if achieved else [None] * 4), strict=True):
+        lines.append(f"{label:<16}{_shown(a):>12}{_shown(b):>12}")
+    return lines
+
+
+def _shown(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3f}" if value < 10 else f"{value:,.0f}"
+
+
+def _percent(share: float) -> str:
+    return f"{share * 100:.4g}%"
+
+
+def _rate(per_second: float) -> str:
+    if per_second >= 0.1:
+        return f"{per_second:.5g}/s"
+    return f"{per_second * 3600:.5g}/h"
+
+
+def _round_up(value: int, step: int) -> int:
+    return int(math.ceil(value / step) * step)
