@@ -16,8 +16,8 @@ import click
 
 from tracedsl import pipeline
 from tracedsl.cli import exitcodes
-from tracedsl.cli.printing import fail
 from tracedsl.cli.fit_commands import COMMANDS as FIT_COMMANDS
+from tracedsl.cli.printing import fail
 from tracedsl.cli.report_commands import COMMANDS as REPORT_COMMANDS
 from tracedsl.cli.run_commands import COMMANDS as RUN_COMMANDS
 from tracedsl.cli.simulate_commands import COMMANDS as SIMULATE_COMMANDS

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracedsl.codes import E_FIT_OPTION, W_FIT_MISSED
-from tracedsl.diagnostics import Diagnostic
+from tracedsl.diagnostics import Diagnostic, Severity
 from tracedsl.pipeline.defaults import DEFAULT_SEED, MAX_SESSIONS
 from tracedsl.pipeline.failures import Category, categorised, fail
 
@@ -58,7 +58,7 @@ def fit(trace: str | Path, *, output: str | Path | None = None, classes: int | N
     it at the input's size (or ``sessions``) and measure the run against the input."""
     from tracedsl.analysis.fit import fit_trace
     from tracedsl.analysis.load import load
-    from tracedsl.pipeline.specs import compile_text, write_text
+    from tracedsl.pipeline.specs import compile_text
 
     if classes is not None and classes < 1:
         raise fail(E_FIT_OPTION, f"--classes must be at least 1, not {classes}", Category.USAGE, path="--classes")
@@ -70,7 +70,7 @@ def fit(trace: str | Path, *, output: str | Path | None = None, classes: int | N
     with categorised(Category.INPUT):
         outcome = fit_trace(found, seed=seed, name=name, classes=classes)
     compiled = compile_text(outcome.text, f"{name}.trace")  # the fit must compile: a bug otherwise
-    written = write_text(output, outcome.text) if output is not None else None
+    written = _write(Path(output), outcome.text) if output is not None else None
     result = FitResult(outcome.text, written, name, outcome.target.sessions, len(outcome.rounds), [],
                        notes=list(outcome.notes))
     if not check:
@@ -89,9 +89,24 @@ def fit(trace: str | Path, *, output: str | Path | None = None, classes: int | N
     if missed:
         result.warnings.append(Diagnostic(
             W_FIT_MISSED, f"the fitted spec's run misses {', '.join(missed)} by more than the margin",
-            file=str(written) if written else None,
+            Severity.WARNING, file=str(written) if written else None,
             hint="the table below says by how much; docs/fit.md says what cannot be recovered"))
     return result
+
+
+def _write(path: Path, text: str) -> Path:
+    """Atomically into a file; straight into anything else (a device, a pipe), never replacing it."""
+    from tracedsl.pipeline.failures import io_failure
+    from tracedsl.pipeline.specs import write_text
+
+    if path.exists() and not path.is_file():
+        try:
+            with open(path, "w", encoding="utf-8") as stream:
+                stream.write(text)
+        except OSError as error:
+            raise io_failure(error, str(path), writing=True, what="cannot write") from error
+        return path
+    return write_text(path, text)
 
 
 def must_holds(target, achieved) -> list[MustHold]:
@@ -99,12 +114,12 @@ def must_holds(target, achieved) -> list[MustHold]:
     def relative(name: str, a: float | None, b: float | None) -> MustHold:
         if a is None:
             return MustHold(name, a, b, f"±{MEAN_MARGIN:.0%}", None)
-        ok = b is not None and abs(b - a) <= MEAN_MARGIN * abs(a)
+        ok = bool(b is not None and abs(b - a) <= MEAN_MARGIN * abs(a))
         return MustHold(name, a, b, f"±{MEAN_MARGIN:.0%}", ok)
 
     return [
         MustHold("hit rate", target.hit_rate, achieved.hit_rate, f"±{HIT_MARGIN}",
-                 abs(achieved.hit_rate - target.hit_rate) <= HIT_MARGIN),
+                 bool(abs(achieved.hit_rate - target.hit_rate) <= HIT_MARGIN)),
         relative("mean input", target.mean_input, achieved.mean_input),
         relative("mean output", target.mean_output, achieved.mean_output),
         relative("arrival rate", target.arrival_rate, achieved.arrival_rate),

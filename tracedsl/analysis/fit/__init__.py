@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tracedsl.analysis.fit.calibrate import Round, calibrate, measured_by
-from tracedsl.analysis.fit.structure import Figures, Layers, Observed, observe, shared_layers, zipf_skew
+from tracedsl.analysis.fit.structure import (
+    Figures,
+    Layers,
+    Observed,
+    observe,
+    shared_layers,
+    zipf_skew,
+)
 from tracedsl.analysis.fit.writer import Knobs, draft, figures_lines, plan, render
 from tracedsl.analysis.load import AnalysisInput
 
@@ -45,11 +52,10 @@ def fit_trace(trace: AnalysisInput, *, seed: int, name: str | None = None, class
 
     typical = int(np.median([ids.size for ids in observed.first_ids])) if observed.first_ids else 1
     measure = measured_by(text_of, seed, observed.block_size)
-    knobs, rounds = calibrate(observed, knobs, measure, max(typical - knobs.global_blocks, 1))
-    achieved = rounds[-1].figures
+    knobs, achieved, rounds = calibrate(observed, knobs, measure, max(typical - knobs.global_blocks, 1))
     header = [f"Fitted by `tracedsl fit` from {source}.",
-              f"Calibrated in {len(rounds)} rounds of runs (seed {seed}, last at {rounds[-1].sessions:,} "
-              "sessions):", *(f"  {line}" for line in figures_lines(observed.figures, achieved)),
+              f"Calibrated in {len(rounds)} rounds of runs (seed {seed}, at most {rounds[-1].sessions:,} "
+              "sessions); the chosen round measured:", *(f"  {line}" for line in figures_lines(observed.figures, achieved)),
               *(f"Not fitted: {note}." for note in fitted.notes)]
     return FitOutcome(text_of(knobs, header), observed.figures, achieved, rounds, layers, fitted.notes)
 

@@ -10,6 +10,7 @@ Each round generates the spec in memory with the fast engine (no files), at a sm
   even the longest run leaves the hit rate short, the groups are halved in number;
 - the session layer's scale: a Newton step on the mean input (each row's prompt holds its
   session's whole layer);
+- the output's scale: one ratio step on the mean output (its law is refitted to the scaled values);
 - the arrival rate: the measured rate is proportional to the written one (the same draws), so
   one ratio step.
 """
@@ -39,8 +40,9 @@ class Round:
 
 
 def calibrate(observed: Observed, knobs: Knobs, measure: Callable[[Knobs, int], Figures],
-              max_group_blocks: int) -> tuple[Knobs, list[Round]]:
-    """Knobs whose run at the input's size meets the figures, and the rounds that found them."""
+              max_group_blocks: int) -> tuple[Knobs, Figures, list[Round]]:
+    """Knobs whose run at the input's size meets the figures (else the nearest of the rounds),
+    what their run measured, and the rounds that found them."""
     target = observed.figures
     rounds: list[Round] = []
     axis = _SharingAxis(knobs, max_group_blocks)
@@ -55,11 +57,14 @@ def calibrate(observed: Observed, knobs: Knobs, measure: Callable[[Knobs, int], 
         rounds.append(Round(size, knobs, got))
         hit_ok = abs(got.hit_rate - target.hit_rate) <= HIT_TOLERANCE
         mean_ok = _near(got.mean_input, target.mean_input, MEAN_TOLERANCE)
+        output_ok = _near(got.mean_output, target.mean_output, MEAN_TOLERANCE)
         rate_ok = target.arrival_rate is None or got.arrival_rate is None or _near(
             got.arrival_rate, target.arrival_rate, RATE_TOLERANCE)
-        if full and hit_ok and mean_ok and rate_ok:
+        if full and hit_ok and mean_ok and output_ok and rate_ok:
             break
         knobs = replace(knobs)
+        if not output_ok and got.mean_output:
+            knobs.output_scale *= target.mean_output / got.mean_output
         if not rate_ok and got.arrival_rate:
             knobs.rate = knobs.rate * target.arrival_rate / got.arrival_rate
         if not hit_ok and axis.top > 0:
@@ -77,9 +82,8 @@ def calibrate(observed: Observed, knobs: Knobs, measure: Callable[[Knobs, int], 
                 knobs.session_scale = max(0.05, knobs.session_scale + change)
     else:  # out of rounds: the best full-size round's knobs, measured
         best = min((r for r in rounds if r.sessions == target.sessions), key=lambda r: _miss(r.figures, target))
-        rounds.append(best)
-        return best.knobs, rounds
-    return knobs, rounds
+        return best.knobs, best.figures, rounds
+    return knobs, got, rounds
 
 
 def _miss(got: Figures, target: Figures) -> float:

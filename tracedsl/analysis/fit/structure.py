@@ -90,7 +90,7 @@ def arrival_rate(starts_ms: np.ndarray) -> float | None:
     starts = np.sort(starts_ms[np.isfinite(starts_ms)])
     if starts.size < 2 or starts[-1] <= starts[0]:
         return None
-    return (starts.size - 1) / ((starts[-1] - starts[0]) / 1000.0)
+    return float((starts.size - 1) / ((starts[-1] - starts[0]) / 1000.0))
 
 
 def observe(trace: AnalysisInput) -> Observed:

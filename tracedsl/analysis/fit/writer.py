@@ -39,6 +39,7 @@ class Knobs:
     group_blocks: int
     zipf: float
     session_scale: float = 1.0
+    output_scale: float = 1.0
     bias: float = 1.0
     rate: float | None = None  # sessions per second
 
@@ -49,7 +50,7 @@ class Plan:
 
     block_size: int
     context: Statement
-    turn: list[Statement]  # output, new tokens (no bias yet), delay
+    turn: list[Statement]  # the delay (new tokens and output come with their knobs)
     new_tokens: object  # its FittedLaw, the bias goes on when drafted
     request: list[Statement] | None
     endings: list[Statement]
@@ -61,7 +62,6 @@ def plan(observed: Observed) -> Plan:
     """Context, endings and the per-row laws (calibration does not change them)."""
     notes: list[str] = []
     size = observed.block_size
-    output = laws.fit_law(observed.outputs, unit="tokens", name="output")
     opens = observed.opens_request
     later_new = observed.new_tokens
     later_delay = observed.delays_ms
@@ -76,7 +76,7 @@ def plan(observed: Observed) -> Plan:
         later_new, later_delay = later_new[~opens], later_delay[~opens]
     new_tokens = laws.fit_law(later_new, unit="tokens", name="new tokens")
     delays = _finite(later_delay)
-    turn = [Statement(f"output {output.text}", output.comment)]
+    turn = []
     if delays.size:
         delay = laws.fit_delay(delays)
         turn.append(Statement(f"delay {delay.text}", delay.comment))
@@ -185,7 +185,10 @@ def draft(observed: Observed, fitted: Plan, knobs: Knobs, name: str, header: lis
     prefix.append(Statement(f"session {layer.text}", f"first rows past the shared layers{scale}; {layer.comment}"))
     new_tokens = fitted.new_tokens
     bias = f" bias {knobs.bias:.3g}" if abs(knobs.bias - 1) > 1e-9 else ""
-    turn = [Statement(f"new_tokens {new_tokens.text}{bias}", new_tokens.comment), *fitted.turn]
+    output = laws.fit_law(observed.outputs * knobs.output_scale, unit="tokens", name="output")
+    scaled = f"; values scaled by {knobs.output_scale:.3g} to keep the mean" if knobs.output_scale != 1 else ""
+    turn = [Statement(f"new_tokens {new_tokens.text}{bias}", new_tokens.comment),
+            Statement(f"output {output.text}", output.comment + scaled), *fitted.turn]
     arrivals = None
     if fitted.arrivals is not None and knobs.rate:
         family, comment = fitted.arrivals
