@@ -58,6 +58,17 @@ class Observed:
     end_counts: dict[str, int] = field(default_factory=dict)  # session end reasons, when recorded
     restart_turns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     starts_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    compactions: Compactions | None = None
+
+
+@dataclass
+class Compactions:
+    """The summarization calls of sessions that ended compacted."""
+
+    history: np.ndarray  # the prompt each compacted (its history: inputs and outputs so far)
+    instruction: np.ndarray  # the summarization call's own input
+    summary: np.ndarray  # its output
+    most: int  # the most compactions one logical session made
 
 
 def figures(chunks: Iterable[TraceChunk], block_size: int, *, sessions: int | None = None,
@@ -102,7 +113,7 @@ def _observe_sessions(trace: AnalysisInput) -> Observed:
     first_ids: list[np.ndarray] = []
     parts: dict[str, list[np.ndarray]] = {key: [] for key in (
         "first_input", "turns", "new_tokens", "outputs", "delays", "opens", "prompts", "reset_at",
-        "restart_turns", "starts", "calls")}
+        "restart_turns", "starts", "calls", "history", "instruction", "summary")}
     ends: dict[str, int] = {}
     known_opens = True
     for chunk in trace.chunks():
@@ -129,6 +140,11 @@ def _observe_sessions(trace: AnalysisInput) -> Observed:
         reset = np.zeros(chunk.num_rows, dtype=bool)
         reset[last[chunk.end_reasons == int(EndReason.PROBABILISTIC_RESET)]] = True
         parts["reset_at"].append(reset)
+        compacted = last[chunk.end_reasons == int(EndReason.COMPACTED)]
+        prompts = chunk.request_input_length
+        parts["history"].append(prompts[compacted] - chunk.input_length[compacted])
+        parts["instruction"].append(chunk.input_length[compacted])
+        parts["summary"].append(chunk.output_length[compacted])
         split = chunk.end_reasons == int(EndReason.RESTART_SPLIT)
         parts["restart_turns"].append(chunk.turns_per_session[split])
         parts["starts"].append(chunk.timestamp_ms[firsts[primary]])
@@ -142,6 +158,10 @@ def _observe_sessions(trace: AnalysisInput) -> Observed:
     found = figures(trace.chunks(), trace.block_size, starts_ms=starts)
     if "unknown" in ends:
         ends = {}
+    compactions = None
+    if joined["history"].size:
+        compactions = Compactions(joined["history"].astype(np.int64), joined["instruction"].astype(np.int64),
+                                  joined["summary"].astype(np.int64), _most_compactions(trace))
     return Observed(
         figures=found, block_size=trace.block_size, first_ids=first_ids,
         first_input=joined["first_input"].astype(np.int64), turns=joined["turns"].astype(np.int64),
@@ -150,7 +170,23 @@ def _observe_sessions(trace: AnalysisInput) -> Observed:
         opens_request=joined["opens"].astype(bool) if known_opens and parts["opens"] else None,
         calls=joined["calls"].astype(np.int64) if known_opens and parts["calls"] else None,
         prompts=joined["prompts"].astype(np.int64), reset_at=joined["reset_at"].astype(bool),
-        end_counts=ends, restart_turns=joined["restart_turns"].astype(np.int64), starts_ms=starts)
+        end_counts=ends, restart_turns=joined["restart_turns"].astype(np.int64), starts_ms=starts,
+        compactions=compactions)
+
+
+def _most_compactions(trace: AnalysisInput) -> int:
+    """The most compacted sessions of one logical session, from sessions.jsonl (1 without one)."""
+    index = trace.sessions_index()
+    if index is None:
+        return 1
+    from tracedsl.output.sessions import read_index
+
+    counts: dict[str, int] = {}
+    for _, row in read_index(index):
+        if row and row.get("end_reason") == "compacted":
+            key = str(row.get("logical_session_id") or row.get("session_id"))
+            counts[key] = counts.get(key, 0) + 1
+    return max(counts.values(), default=1)
 
 
 def _observe_chained(trace: AnalysisInput) -> Observed:

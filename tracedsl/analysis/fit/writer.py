@@ -109,6 +109,8 @@ def _endings(observed: Observed, notes: list[str]) -> tuple[Statement, list[Stat
                 f"restart {_percent(share)} at turn [{int(splits.min())}, {int(splits.max()) + 1})",
                 f"{splits.size:,} restart splits in {primaries:,} sessions, at turns "
                 f"{int(splits.min())}..{int(splits.max())}"))
+        if observed.compactions is not None:
+            endings.append(_compact(observed, context))
         return Statement(f"context {context}", comment), endings
     context = _round_up(int(peak * 1.05) + 1, 1000)
     why = ("sessions end at their target turn count" if total else
@@ -118,6 +120,20 @@ def _endings(observed: Observed, notes: list[str]) -> tuple[Statement, list[Stat
     comment = f"5% above the largest prompt + output seen ({peak:,}); the largest prompt {top:,}"
     return Statement(f"context {context}", comment), [
         Statement(f"turns {turns.text} truncate", f"{why}; {turns.comment}")]
+
+
+def _compact(observed: Observed, context: int) -> Statement:
+    """compact at P% to LAW max N instruction I: P where the compacted sessions' next call would
+    have reached (their history plus half a typical new-tokens draw), of the context."""
+    found = observed.compactions
+    step = float(np.median(observed.new_tokens)) if observed.new_tokens.size else 0.0
+    threshold = min((float(np.median(found.history)) + step / 2) / context, 1.0)
+    summary = laws.fit_law(found.summary, unit="tokens", name="summary")
+    instruction = int(np.median(found.instruction))
+    return Statement(
+        f"compact at {_percent(threshold)} to {summary.text} max {found.most} instruction {instruction}",
+        f"{found.history.size:,} compactions, at a median history of {int(np.median(found.history)):,} tokens; "
+        f"at most {found.most} in one logical session; {summary.comment}")
 
 
 def _reset(observed: Observed, context: int) -> Statement:
