@@ -12,6 +12,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tracedsl.analysis.fit.calibrate import HIT_MARGIN, MEAN_MARGIN
 from tracedsl.codes import E_FIT_OPTION, W_FIT_MISSED
 from tracedsl.diagnostics import Diagnostic, Severity
 from tracedsl.pipeline.defaults import DEFAULT_SEED, MAX_SESSIONS
@@ -19,8 +20,6 @@ from tracedsl.pipeline.failures import Category, categorised, fail
 
 __all__ = ["FitResult", "MustHold", "fit"]
 
-HIT_MARGIN = 0.03  # unbounded prefix hit rate, absolute
-MEAN_MARGIN = 0.05  # mean input, mean output, arrival rate: relative
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tracedsl.analysis.fit.calibrate import Round, calibrate, measured_by
+from tracedsl.analysis.fit.calibrate import Round, calibrate, measured_by, within_margins
 from tracedsl.analysis.fit.structure import (
     Figures,
     Layers,
@@ -47,17 +47,24 @@ def fit_trace(trace: AnalysisInput, *, seed: int, name: str | None = None, class
     source = (f"{trace.name} ({trace.format}, {observed.figures.sessions:,} sessions from "
               f"{trace.sessions_from}, {observed.figures.rows:,} rows; block size from {trace.block_size_from})")
 
-    def text_of(k: Knobs, header: list[str] | None = None) -> str:
-        return render(draft(observed, fitted, k, name, header or []))
+    def text_of(k: Knobs, header: list[str] | None = None, tables: bool = True) -> str:
+        return render(draft(observed, fitted, k, name, header or [], tables))
 
     typical = int(np.median([ids.size for ids in observed.first_ids])) if observed.first_ids else 1
     measure = measured_by(text_of, seed, observed.block_size)
     knobs, achieved, rounds = calibrate(observed, knobs, measure, max(typical - knobs.global_blocks, 1))
+    # The chooser's laws for the session layer and the output, at the calibrated scales, when
+    # their run still meets the must-holds; else the calibration's tables stay.
+    chosen = measured_by(lambda k: text_of(k, tables=False), seed, observed.block_size)(knobs, observed.figures.sessions)
+    tables = not within_margins(chosen, observed.figures)
+    if not tables:
+        achieved = chosen
     header = [f"Fitted by `tracedsl fit` from {source}.",
               f"Calibrated in {len(rounds)} rounds of runs (seed {seed}, at most {rounds[-1].sessions:,} "
-              "sessions); the chosen round measured:", *(f"  {line}" for line in figures_lines(observed.figures, achieved)),
+              "sessions); a run of this file measured:",
+              *(f"  {line}" for line in figures_lines(observed.figures, achieved)),
               *(f"Not fitted: {note}." for note in fitted.notes)]
-    return FitOutcome(text_of(knobs, header), observed.figures, achieved, rounds, layers, fitted.notes)
+    return FitOutcome(text_of(knobs, header, tables), observed.figures, achieved, rounds, layers, fitted.notes)
 
 
 def initial_knobs(observed: Observed, layers: Layers) -> Knobs:

@@ -26,6 +26,8 @@ from tracedsl.analysis.fit.structure import Figures, Observed, figures
 from tracedsl.analysis.fit.writer import Knobs, session_values
 
 SMALL = 2000  # sessions of the first rounds
+HIT_MARGIN = 0.03  # the must-holds (docs/fit.md): unbounded prefix hit rate, absolute
+MEAN_MARGIN = 0.05  # mean input, mean output, arrival rate: relative
 ROUNDS = 12
 HIT_TOLERANCE = 0.01  # the loop stops inside these: a third of the must-holds' margins
 MEAN_TOLERANCE = 0.015
@@ -86,13 +88,18 @@ def calibrate(observed: Observed, knobs: Knobs, measure: Callable[[Knobs, int], 
     return knobs, got, rounds
 
 
+def within_margins(got: Figures, target: Figures) -> bool:
+    """The must-holds: a run meets every figure of the input within its margin."""
+    return _miss(got, target) <= 1.0
+
+
 def _miss(got: Figures, target: Figures) -> float:
     """How far a round is from the figures, each in units of its must-hold margin."""
-    misses = [abs(got.hit_rate - target.hit_rate) / 0.03,
-              abs(got.mean_input - target.mean_input) / (0.05 * target.mean_input or 1),
-              abs(got.mean_output - target.mean_output) / (0.05 * target.mean_output or 1)]
-    if target.arrival_rate and got.arrival_rate:
-        misses.append(abs(got.arrival_rate - target.arrival_rate) / (0.05 * target.arrival_rate))
+    misses = [abs(got.hit_rate - target.hit_rate) / HIT_MARGIN,
+              abs(got.mean_input - target.mean_input) / (MEAN_MARGIN * target.mean_input or 1),
+              abs(got.mean_output - target.mean_output) / (MEAN_MARGIN * target.mean_output or 1)]
+    if target.arrival_rate:
+        misses.append(abs((got.arrival_rate or 0) - target.arrival_rate) / (MEAN_MARGIN * target.arrival_rate))
     return max(misses)
 
 

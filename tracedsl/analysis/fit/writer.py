@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tracedsl.analysis.fit import choose as laws
+from tracedsl.analysis.fit import laws
+from tracedsl.analysis.fit.fallback import checked, equal_mass
 from tracedsl.analysis.fit.structure import Figures, Observed
 from tracedsl.language.format import format_text
 from tracedsl.trace import EndReason
@@ -67,18 +68,22 @@ def plan(observed: Observed) -> Plan:
     later_delay = observed.delays_ms
     request = None
     if opens is not None and observed.calls is not None and opens.any():
-        calls = laws.fit_count(observed.calls, name="calls")
-        message = laws.fit_law(later_new[opens], unit="tokens", name="message")
-        think = laws.fit_law(_finite(later_delay[opens]), unit="ms", name="think")
+        calls = checked(laws.fit_count(observed.calls, slot="calls"), observed.calls, "calls")
+        message = checked(laws.fit_law(later_new[opens], unit="tokens", name="message"), later_new[opens], "message")
+        known = np.isfinite(later_delay)
+        split = laws.fit_delay(later_delay[known], opens[known]).split
+        think = split.think if split is not None else laws.fit_law(
+            _finite(later_delay[opens]), unit="ms", name="think")
+        think = checked(think, _finite(later_delay[opens]), "think")
         request = [Statement(f"calls {calls.text}", calls.comment),
                    Statement(f"message {message.text}", message.comment),
                    Statement(f"think {think.text}", think.comment)]
         later_new, later_delay = later_new[~opens], later_delay[~opens]
-    new_tokens = laws.fit_law(later_new, unit="tokens", name="new tokens")
+    new_tokens = checked(laws.fit_law(later_new, unit="tokens", name="new tokens"), later_new, "new_tokens")
     delays = _finite(later_delay)
     turn = []
     if delays.size:
-        delay = laws.fit_delay(delays)
+        delay = checked(laws.fit_delay(delays), delays, "delay")
         turn.append(Statement(f"delay {delay.text}", delay.comment))
     context, endings = _endings(observed, notes)
     return Plan(size, context, turn, new_tokens, request, endings, _arrivals(observed), notes)
@@ -93,7 +98,7 @@ def _endings(observed: Observed, notes: list[str]) -> tuple[Statement, list[Stat
     total = sum(ends.values())
     top = int(observed.prompts.max()) if observed.prompts.size else 0
     peak = int((observed.prompts + observed.outputs).max()) if observed.prompts.size else 0
-    turns = laws.fit_count(observed.turns, name="turns")
+    turns = checked(laws.fit_count(observed.turns, slot="turns"), observed.turns, "turns")
     retired = ends.get(EndReason.FORCED_RETIRE.reference_name, 0)
     if total and ends.get(EndReason.TARGET_TURN_COUNT.reference_name, 0) <= TURNS_SHARE * total:
         # reset-driven: the context is where retired sessions stopped growing
@@ -119,7 +124,7 @@ def _endings(observed: Observed, notes: list[str]) -> tuple[Statement, list[Stat
         notes.append("end reasons: none recorded; turn counts fitted as targets (truncate)")
     comment = f"5% above the largest prompt + output seen ({peak:,}); the largest prompt {top:,}"
     return Statement(f"context {context}", comment), [
-        Statement(f"turns {turns.text} truncate", f"{why}; {turns.comment}")]
+        Statement(f"turns {turns.text} truncate", f"{why}; {_bare(turns.comment)}")]
 
 
 def _compact(observed: Observed, context: int) -> Statement:
@@ -128,12 +133,12 @@ def _compact(observed: Observed, context: int) -> Statement:
     found = observed.compactions
     step = float(np.median(observed.new_tokens)) if observed.new_tokens.size else 0.0
     threshold = min((float(np.median(found.history)) + step / 2) / context, 1.0)
-    summary = laws.fit_law(found.summary, unit="tokens", name="summary")
+    summary = checked(laws.fit_law(found.summary, unit="tokens", name="summary"), found.summary, "output")
     instruction = int(np.median(found.instruction))
     return Statement(
         f"compact at {_percent(threshold)} to {summary.text} max {found.most} instruction {instruction}",
         f"{found.history.size:,} compactions, at a median history of {int(np.median(found.history)):,} tokens; "
-        f"at most {found.most} in one logical session; {summary.comment}")
+        f"at most {found.most} in one logical session; {_bare(summary.comment)}")
 
 
 def _reset(observed: Observed, context: int) -> Statement:
@@ -184,10 +189,16 @@ def session_values(observed: Observed, knobs: Knobs) -> np.ndarray:
     return np.maximum(observed.first_input - shared, 0) * knobs.session_scale
 
 
-def draft(observed: Observed, fitted: Plan, knobs: Knobs, name: str, header: list[str]) -> Draft:
+def draft(observed: Observed, fitted: Plan, knobs: Knobs, name: str, header: list[str],
+          tables: bool = False) -> Draft:
+    """The spec of ``knobs``; with ``tables`` the two laws the knobs rescale (the session layer,
+    the output) are equal-mass tables, as the calibration rounds use them: they keep the mean
+    exactly and cost nothing to refit."""
     size = observed.block_size
-    layer = laws.fit_law(session_values(observed, knobs), unit="tokens", name="session layer")
-    global_comment = (f"{knobs.global_blocks} leading blocks held by most sessions' first rows"
+    values = session_values(observed, knobs)
+    layer = _law(values, "tokens", "session layer", "session", tables)
+    blocks = "block" if knobs.global_blocks == 1 else "blocks"
+    global_comment = (f"{knobs.global_blocks} leading {blocks} held by most sessions' first rows"
                       if knobs.global_blocks else "no leading block is held by most sessions")
     prefix = [Statement(f"global {knobs.global_blocks * size}", global_comment)]
     if knobs.groups > 1 and knobs.group_blocks > 0:
@@ -198,10 +209,10 @@ def draft(observed: Observed, fitted: Plan, knobs: Knobs, name: str, header: lis
     else:
         prefix.append(Statement("groups 1 of 0", "no run past the global prefix is shared by several sessions"))
     scale = f", values scaled by {knobs.session_scale:.3g} to keep the mean input" if knobs.session_scale != 1 else ""
-    prefix.append(Statement(f"session {layer.text}", f"first rows past the shared layers{scale}; {layer.comment}"))
+    prefix.append(Statement(f"session {layer.text}", f"first rows past the shared layers{scale}; {_bare(layer.comment)}"))
     new_tokens = fitted.new_tokens
     bias = f" bias {knobs.bias:.3g}" if abs(knobs.bias - 1) > 1e-9 else ""
-    output = laws.fit_law(observed.outputs * knobs.output_scale, unit="tokens", name="output")
+    output = _law(observed.outputs * knobs.output_scale, "tokens", "output", "output", tables)
     scaled = f"; values scaled by {knobs.output_scale:.3g} to keep the mean" if knobs.output_scale != 1 else ""
     turn = [Statement(f"new_tokens {new_tokens.text}{bias}", new_tokens.comment),
             Statement(f"output {output.text}", output.comment + scaled), *fitted.turn]
@@ -210,6 +221,13 @@ def draft(observed: Observed, fitted: Plan, knobs: Knobs, name: str, header: lis
         family, comment = fitted.arrivals
         arrivals = Statement(f"arrivals {family.format(rate=_rate(knobs.rate))}", comment)
     return Draft(header, name, fitted, prefix, turn, arrivals)
+
+
+def _law(values: np.ndarray, unit: str, name: str, slot: str, table: bool):
+    if table:
+        return laws.FittedLaw(equal_mass(values, unit), "empirical", 0.0,
+                              f"equal-mass table of {values.size:,} values, mean kept")
+    return checked(laws.fit_law(values, unit=unit, name=name), values, slot)
 
 
 def render(spec: Draft) -> str:
@@ -228,8 +246,13 @@ def render(spec: Draft) -> str:
 
 
 def _statement(statement: Statement, indent: str = "") -> list[str]:
-    comment = [f"{indent}# {statement.comment}"] if statement.comment else []
+    comment = [f"{indent}# {_bare(statement.comment)}"] if statement.comment else []
     return [*comment, f"{indent}{statement.text}"]
+
+
+def _bare(comment: str) -> str:
+    """A law's comment inside another: without its own ``# ``."""
+    return comment.removeprefix("# ")
 
 
 def _block(keyword: str, statements: list[Statement]) -> list[str]:
