@@ -126,6 +126,9 @@ E_EMPTY_TRACE = _define("E214", "E_EMPTY_TRACE", "a trace with no rows to report
 E_BLOCK_SIZE = _define(
     "E215", "E_BLOCK_SIZE", "a trace whose rows agree on no one block size, and none was given"
 )
+E_TOLERANCE = _define(
+    "E216", "E_TOLERANCE", "a compare tolerance that is not a finite number of 0 or more"
+)
 E_FIT_OPTION = _define(
     "E220", "E_FIT_OPTION", "a fit option the trace cannot take (--classes, --sessions)"
 )

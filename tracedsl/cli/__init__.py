@@ -16,6 +16,7 @@ import click
 
 from tracedsl import pipeline
 from tracedsl.cli import exitcodes
+from tracedsl.cli.compare_commands import COMMANDS as COMPARE_COMMANDS
 from tracedsl.cli.fit_commands import COMMANDS as FIT_COMMANDS
 from tracedsl.cli.printing import fail
 from tracedsl.cli.report_commands import COMMANDS as REPORT_COMMANDS
@@ -27,7 +28,8 @@ from tracedsl.diagnostics import DiagnosticError
 _EPILOG = """\b
 Exit codes:
   0    ok
-  1    the command found problems (validate, check, fmt --check, run --strict)
+  1    the command found problems (validate, check, fmt --check, run --strict,
+       compare: a figure outside tolerance)
   2    bad arguments
   3    invalid input (a .trace, config, manifest or trace row)
   4    a file could not be read or written
@@ -56,7 +58,7 @@ def cli() -> None:
     """Write synthetic coding-agent traces in a small language and run them into Mooncake JSONL."""
 
 
-for _command in (*SPEC_COMMANDS, *RUN_COMMANDS, *REPORT_COMMANDS, *SIMULATE_COMMANDS, *FIT_COMMANDS):
+for _command in (*SPEC_COMMANDS, *RUN_COMMANDS, *REPORT_COMMANDS, *SIMULATE_COMMANDS, *COMPARE_COMMANDS, *FIT_COMMANDS):
     cli.add_command(_command)
 
 
