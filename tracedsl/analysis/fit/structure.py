@@ -51,6 +51,7 @@ class Observed:
     new_tokens: np.ndarray  # rows after turn 0
     outputs: np.ndarray
     delays_ms: np.ndarray  # rows after turn 0 (NaN where a row carries none)
+    history: np.ndarray  # rows after turn 0: the prompt before the row's own input (the delay's context)
     opens_request: np.ndarray | None  # rows after turn 0: the row opens a request (None: unknown)
     calls: np.ndarray | None  # calls per request, when requests are known
     prompts: np.ndarray  # every row's request input
@@ -112,7 +113,7 @@ def observe(trace: AnalysisInput) -> Observed:
 def _observe_sessions(trace: AnalysisInput) -> Observed:
     first_ids: list[np.ndarray] = []
     parts: dict[str, list[np.ndarray]] = {key: [] for key in (
-        "first_input", "turns", "new_tokens", "outputs", "delays", "opens", "prompts", "reset_at",
+        "first_input", "turns", "new_tokens", "outputs", "delays", "before", "opens", "prompts", "reset_at",
         "restart_turns", "starts", "calls", "history", "instruction", "summary")}
     ends: dict[str, int] = {}
     known_opens = True
@@ -126,6 +127,7 @@ def _observe_sessions(trace: AnalysisInput) -> Observed:
         parts["new_tokens"].append(chunk.input_length[later])
         parts["outputs"].append(chunk.output_length)
         parts["delays"].append(chunk.delay_ms[later])
+        parts["before"].append((chunk.request_input_length - chunk.input_length)[later])
         opens = chunk.extras.get("opens_request")
         if opens is None:
             known_opens = False
@@ -166,7 +168,7 @@ def _observe_sessions(trace: AnalysisInput) -> Observed:
         figures=found, block_size=trace.block_size, first_ids=first_ids,
         first_input=joined["first_input"].astype(np.int64), turns=joined["turns"].astype(np.int64),
         new_tokens=joined["new_tokens"].astype(np.int64), outputs=joined["outputs"].astype(np.int64),
-        delays_ms=joined["delays"].astype(np.float64),
+        delays_ms=joined["delays"].astype(np.float64), history=joined["before"].astype(np.int64),
         opens_request=joined["opens"].astype(bool) if known_opens and parts["opens"] else None,
         calls=joined["calls"].astype(np.int64) if known_opens and parts["calls"] else None,
         prompts=joined["prompts"].astype(np.int64), reset_at=joined["reset_at"].astype(bool),
@@ -215,6 +217,7 @@ def _observe_chained(trace: AnalysisInput) -> Observed:
         figures=found, block_size=trace.block_size, first_ids=first_ids,
         first_input=prompt[first], turns=chains.turns_per_session().astype(np.int64),
         new_tokens=new_tokens, outputs=output, delays_ms=np.maximum(gaps, 0),
+        history=prompt[parent] + output[parent],
         opens_request=None, calls=None, prompts=prompt, reset_at=np.zeros(prompt.size, dtype=bool),
         end_counts={}, starts_ms=starts)
 

@@ -63,18 +63,20 @@ def plan(observed: Observed) -> Plan:
     """Context, endings and the per-row laws (calibration does not change them)."""
     notes: list[str] = []
     size = observed.block_size
+    context, endings = _endings(observed, notes)
+    limit = int(context.text.split()[1])
+    # The engine scales each tool delay by max(0.2, 1 - 0.8 * history / context): undo it, so
+    # the law is of the drawn values (a request's think time is not scaled).
+    unscaled = observed.delays_ms / np.maximum(0.2, 1.0 - 0.8 * observed.history / limit)
     opens = observed.opens_request
     later_new = observed.new_tokens
-    later_delay = observed.delays_ms
+    later_delay = unscaled
     request = None
     if opens is not None and observed.calls is not None and opens.any():
         calls = checked(laws.fit_count(observed.calls, slot="calls"), observed.calls, "calls")
         message = checked(laws.fit_law(later_new[opens], unit="tokens", name="message"), later_new[opens], "message")
-        known = np.isfinite(later_delay)
-        split = laws.fit_delay(later_delay[known], opens[known]).split
-        think = split.think if split is not None else laws.fit_law(
-            _finite(later_delay[opens]), unit="ms", name="think")
-        think = checked(think, _finite(later_delay[opens]), "think")
+        thinks = _finite(observed.delays_ms[opens])
+        think = checked(laws.fit_delay(thinks), thinks, "think")
         request = [Statement(f"calls {calls.text}", calls.comment),
                    Statement(f"message {message.text}", message.comment),
                    Statement(f"think {think.text}", think.comment)]
@@ -85,7 +87,6 @@ def plan(observed: Observed) -> Plan:
     if delays.size:
         delay = checked(laws.fit_delay(delays), delays, "delay")
         turn.append(Statement(f"delay {delay.text}", delay.comment))
-    context, endings = _endings(observed, notes)
     return Plan(size, context, turn, new_tokens, request, endings, _arrivals(observed), notes)
 
 
