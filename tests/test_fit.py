@@ -96,11 +96,14 @@ def test_fit_mooncake_fast25(name):
     assert result.sessions < sum(1 for _ in path.open())
 
 
-def test_fit_tracelab_rows(tmp_path):
+@pytest.mark.parametrize("example", ["requests", "compaction"])
+def test_fit_tracelab_rows(tmp_path, example):
     tracelab = pytest.importorskip("tracedsl.imports.tracelab")
-    run = pipeline.run(ROOT / "examples" / "requests.trace", tmp_path, num_sessions=200, seed=3, html=False)
+    run = pipeline.run(ROOT / "examples" / f"{example}.trace", tmp_path, num_sessions=200, seed=3, html=False)
     rows = tmp_path / "rows.jsonl"
-    tracelab.write_tracelab(load(run.run_dir).chunks(), rows)
+    found = load(run.run_dir)
+    tracelab.write_tracelab(found.chunks(), rows, logical=tracelab.logical_sessions(found.sessions_index()))
+    assert load(rows).format == "tracelab"
     _assert_holds(pipeline.fit(rows))
 
 
