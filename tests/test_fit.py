@@ -198,3 +198,23 @@ def test_fit_writes_into_a_device_without_replacing_it(tmp_path):
     result = pipeline.fit(fixture_dir("turns_s5_n200"), output=fifo, check=False)
     reader.join(10)
     assert got == [result.text] and not fifo.is_file()
+
+
+@pytest.fixture(scope="module")
+def classes_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("classes")
+    return pipeline.run(ROOT / "examples" / "classes.trace", root, num_sessions=400, seed=5, html=False).run_dir
+
+
+def test_fit_classes(classes_run):
+    result = pipeline.fit(classes_run, classes=3)
+    _assert_holds(result)
+    params = _compiled(result.text)
+    assert [c.name for c in params.classes] == ["c1", "c2", "c3"]
+    assert abs(sum(c.fraction for c in params.classes) - 1.0) < 1e-9
+    assert all(c.shares_global and c.shares_groups for c in params.classes)  # one shared prefix
+    assert pipeline.fit(classes_run, classes=3, check=False).text == result.text
+
+
+def test_one_class_is_no_classes(classes_run):
+    assert "class " not in pipeline.fit(classes_run, classes=1, check=False).text

@@ -8,11 +8,12 @@ text with what the last round measured.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from tracedsl.analysis.fit.calibrate import Round, calibrate, measured_by, within_margins
+from tracedsl.analysis.fit.classes import cluster, subset
 from tracedsl.analysis.fit.structure import (
     Figures,
     Layers,
@@ -21,7 +22,7 @@ from tracedsl.analysis.fit.structure import (
     shared_layers,
     zipf_skew,
 )
-from tracedsl.analysis.fit.writer import Knobs, draft, figures_lines, plan, render
+from tracedsl.analysis.fit.writer import ClassPlan, Knobs, draft, figures_lines, plan, render
 from tracedsl.analysis.load import AnalysisInput
 
 MIN_GROUPED = 0.02  # first rows that must share a group run for a groups layer
@@ -47,8 +48,10 @@ def fit_trace(trace: AnalysisInput, *, seed: int, name: str | None = None, class
     source = (f"{trace.name} ({trace.format}, {observed.figures.sessions:,} sessions from "
               f"{trace.sessions_from}, {observed.figures.rows:,} rows; block size from {trace.block_size_from})")
 
+    found = class_plans(observed, classes) if classes and classes > 1 else None
+
     def text_of(k: Knobs, header: list[str] | None = None, tables: bool = True) -> str:
-        return render(draft(observed, fitted, k, name, header or [], tables))
+        return render(draft(observed, fitted, k, name, header or [], tables, found))
 
     typical = int(np.median([ids.size for ids in observed.first_ids])) if observed.first_ids else 1
     measure = measured_by(text_of, seed, observed.block_size)
@@ -65,6 +68,24 @@ def fit_trace(trace: AnalysisInput, *, seed: int, name: str | None = None, class
               *(f"  {line}" for line in figures_lines(observed.figures, achieved)),
               *(f"Not fitted: {note}." for note in fitted.notes)]
     return FitOutcome(text_of(knobs, header, tables), observed.figures, achieved, rounds, layers, fitted.notes)
+
+
+def class_plans(observed: Observed, k: int) -> list[ClassPlan]:
+    """The K session classes (docs/fit.md): each one's values fitted apart; the shared layers,
+    the context, compactions, restarts and arrivals stay the whole trace's."""
+    labels = cluster(observed, k)
+    primaries = labels[observed.primary_session]
+    found = []
+    for number in range(int(labels.max()) + 1):
+        keep = labels == number
+        part = replace(subset(observed, keep), compactions=None,
+                       restart_turns=np.zeros(0, dtype=np.int64))
+        if not part.outputs.size or not (primaries == number).any():
+            continue
+        fitted = plan(part)
+        found.append(ClassPlan(f"c{len(found) + 1}", float((primaries == number).mean()), part, fitted,
+                               int((primaries == number).sum())))
+    return found
 
 
 def initial_knobs(observed: Observed, layers: Layers) -> Knobs:

@@ -60,6 +60,15 @@ class Observed:
     restart_turns: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     starts_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
     compactions: Compactions | None = None
+    # Where each value comes from, for session classes: file session numbers in file order.
+    row_session: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # per row
+    later: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per row: turn > 0
+    primary_session: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # per primary
+    call_session: np.ndarray | None = None  # per request, with calls
+
+    @property
+    def num_file_sessions(self) -> int:
+        return int(self.row_session.max()) + 1 if self.row_session.size else 0
 
 
 @dataclass
@@ -114,14 +123,21 @@ def _observe_sessions(trace: AnalysisInput) -> Observed:
     first_ids: list[np.ndarray] = []
     parts: dict[str, list[np.ndarray]] = {key: [] for key in (
         "first_input", "turns", "new_tokens", "outputs", "delays", "before", "opens", "prompts", "reset_at",
-        "restart_turns", "starts", "calls", "history", "instruction", "summary")}
+        "restart_turns", "starts", "calls", "history", "instruction", "summary", "row_session", "later",
+        "primary_session", "call_session")}
     ends: dict[str, int] = {}
     known_opens = True
+    sessions = 0
     for chunk in trace.chunks():
         turn = chunk.turn_index
         firsts = chunk.row_offsets[:-1]
         primary = chunk.is_primary
         later = turn > 0
+        numbers = sessions + np.repeat(np.arange(chunk.num_sessions, dtype=np.int64), chunk.turns_per_session)
+        parts["row_session"].append(numbers)
+        parts["later"].append(later)
+        parts["primary_session"].append(sessions + np.flatnonzero(primary))
+        sessions += chunk.num_sessions
         parts["first_input"].append(chunk.input_length[firsts[primary]])
         parts["turns"].append(chunk.turns_per_session[primary])
         parts["new_tokens"].append(chunk.input_length[later])
@@ -137,6 +153,7 @@ def _observe_sessions(trace: AnalysisInput) -> Observed:
             # calls per request: the rows from one opening to the next (turn 0 opens one)
             at = np.flatnonzero(opens | (turn == 0))
             parts["calls"].append(np.diff(np.append(at, chunk.num_rows)))
+            parts["call_session"].append(numbers[at])
         parts["prompts"].append(chunk.request_input_length)
         last = chunk.row_offsets[1:] - 1
         reset = np.zeros(chunk.num_rows, dtype=bool)
@@ -173,7 +190,9 @@ def _observe_sessions(trace: AnalysisInput) -> Observed:
         calls=joined["calls"].astype(np.int64) if known_opens and parts["calls"] else None,
         prompts=joined["prompts"].astype(np.int64), reset_at=joined["reset_at"].astype(bool),
         end_counts=ends, restart_turns=joined["restart_turns"].astype(np.int64), starts_ms=starts,
-        compactions=compactions)
+        compactions=compactions, row_session=joined["row_session"].astype(np.int64),
+        later=joined["later"].astype(bool), primary_session=joined["primary_session"].astype(np.int64),
+        call_session=joined["call_session"].astype(np.int64) if known_opens and parts["calls"] else None)
 
 
 def _most_compactions(trace: AnalysisInput) -> int:
@@ -219,7 +238,8 @@ def _observe_chained(trace: AnalysisInput) -> Observed:
         new_tokens=new_tokens, outputs=output, delays_ms=np.maximum(gaps, 0),
         history=prompt[parent] + output[parent],
         opens_request=None, calls=None, prompts=prompt, reset_at=np.zeros(prompt.size, dtype=bool),
-        end_counts={}, starts_ms=starts)
+        end_counts={}, starts_ms=starts, row_session=chains.session.astype(np.int64), later=later,
+        primary_session=np.arange(chains.num_sessions, dtype=np.int64))
 
 
 @dataclass(frozen=True)

@@ -182,6 +182,18 @@ class Draft:
     prefix: list[Statement]
     turn: list[Statement]
     arrivals: Statement | None
+    classes: list[list[str]] = field(default_factory=list)  # each class block's lines
+
+
+@dataclass
+class ClassPlan:
+    """One session class of ``fit --classes``: its share of the sessions, values and plan."""
+
+    name: str
+    share: float
+    observed: Observed
+    plan: Plan
+    sessions: int
 
 
 def session_values(observed: Observed, knobs: Knobs) -> np.ndarray:
@@ -191,7 +203,7 @@ def session_values(observed: Observed, knobs: Knobs) -> np.ndarray:
 
 
 def draft(observed: Observed, fitted: Plan, knobs: Knobs, name: str, header: list[str],
-          tables: bool = False) -> Draft:
+          tables: bool = False, classes: list[ClassPlan] | None = None) -> Draft:
     """The spec of ``knobs``; with ``tables`` the two laws the knobs rescale (the session layer,
     the output) are equal-mass tables, as the calibration rounds use them: they keep the mean
     exactly and cost nothing to refit."""
@@ -221,7 +233,42 @@ def draft(observed: Observed, fitted: Plan, knobs: Knobs, name: str, header: lis
     if fitted.arrivals is not None and knobs.rate:
         family, comment = fitted.arrivals
         arrivals = Statement(f"arrivals {family.format(rate=_rate(knobs.rate))}", comment)
-    return Draft(header, name, fitted, prefix, turn, arrivals)
+    shares = _percents([c.share for c in classes or []])
+    blocks = [_class_block(c, share, knobs, tables) for c, share in zip(classes or [], shares, strict=True)]
+    return Draft(header, name, fitted, prefix, turn, arrivals, blocks)
+
+
+def _class_block(found: ClassPlan, share: str, knobs: Knobs, tables: bool) -> list[str]:
+    """``class NAME P% { … }``: the class's own laws of the session layer, the turn and the
+    requests, and its own ending (the shared layers, context, compaction, restarts and arrivals
+    are the top level's)."""
+    values = session_values(found.observed, knobs)
+    layer = _law(values, "tokens", "session layer", "session", tables)
+    output = _law(found.observed.outputs * knobs.output_scale, "tokens", "output", "output", tables)
+    bias = f" bias {knobs.bias:.3g}" if abs(knobs.bias - 1) > 1e-9 else ""
+    turn = [Statement(f"new_tokens {found.plan.new_tokens.text}{bias}", found.plan.new_tokens.comment),
+            Statement(f"output {output.text}", output.comment), *found.plan.turn]
+    lines = [f"# {found.sessions:,} sessions clustered together (calls, first prompt, growth, output)",
+             f"class {found.name} {share} {{"]
+    lines += ["  " + line for line in _block("prefix", [Statement(f"session {layer.text}", layer.comment)])]
+    lines += ["  " + line for line in _block("turn", turn)]
+    if found.plan.request:
+        lines += ["  " + line for line in _block("request", found.plan.request)]
+    for statement in found.plan.endings:
+        if statement.text.startswith(("turns", "reset")):
+            lines += _statement(statement, "  ")
+    return [*lines, "}"]
+
+
+def _percents(shares: list[float]) -> list[str]:
+    """Shares as percentages of two decimals adding up to exactly 100% (largest remainders)."""
+    if not shares:
+        return []
+    scaled = np.array(shares) / sum(shares) * 10_000
+    whole = np.floor(scaled).astype(np.int64)
+    for i in np.argsort(-(scaled - whole), kind="stable")[: 10_000 - int(whole.sum())]:
+        whole[i] += 1
+    return [f"{w / 100:g}%" for w in whole.tolist()]
 
 
 def _law(values: np.ndarray, unit: str, name: str, slot: str, table: bool):
@@ -243,6 +290,8 @@ def render(spec: Draft) -> str:
         lines += _statement(statement)
     if spec.arrivals is not None:
         lines += _statement(spec.arrivals)
+    for block in spec.classes:
+        lines += ["", *block]
     return format_text("\n".join(lines) + "\n", f"{spec.name}.trace")
 
 
