@@ -57,9 +57,9 @@ def fit_trace(trace: AnalysisInput, *, seed: int, name: str | None = None, class
     measure = measured_by(text_of, seed, observed.block_size)
     knobs, achieved, rounds = calibrate(observed, knobs, measure, max(typical - knobs.global_blocks, 1))
     # The chooser's laws for the session layer and the output, at the calibrated scales, when
-    # their run still meets the must-holds; else the calibration's tables stay.
+    # their run still meets the must-holds within half their margins; else the tables stay.
     chosen = measured_by(lambda k: text_of(k, tables=False), seed, observed.block_size)(knobs, observed.figures.sessions)
-    tables = not within_margins(chosen, observed.figures)
+    tables = not within_margins(chosen, observed.figures, 0.5)
     if not tables:
         achieved = chosen
     header = [f"Fitted by `tracedsl fit` from {source}.",

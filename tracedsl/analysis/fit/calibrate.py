@@ -88,9 +88,9 @@ def calibrate(observed: Observed, knobs: Knobs, measure: Callable[[Knobs, int], 
     return knobs, got, rounds
 
 
-def within_margins(got: Figures, target: Figures) -> bool:
-    """The must-holds: a run meets every figure of the input within its margin."""
-    return _miss(got, target) <= 1.0
+def within_margins(got: Figures, target: Figures, share: float = 1.0) -> bool:
+    """A run meets every must-hold figure of the input within ``share`` of its margin."""
+    return _miss(got, target) <= share
 
 
 def _miss(got: Figures, target: Figures) -> float:
