@@ -69,7 +69,11 @@ def test_the_fast_engine_runs_what_aiperf_cannot(tmp_path):
     assert result.exit_code == 0 and "warning[W105]" in result.output
 
 
+# Bundled specs fitted to a foreign trace (docs/fit.md): their tables and arrivals are not AIPerf's.
+FITTED = {"mooncake-conversation"}
+
+
 def test_the_bundled_specs_are_all_aiperf_specs():
-    for name in bundled_spec_names():
+    for name in set(bundled_spec_names()) - FITTED:
         loaded = load_spec(name)
         assert not [w for w in loaded.warnings if w.code == "W105"], name
