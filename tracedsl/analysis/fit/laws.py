@@ -17,10 +17,24 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+import tracedsl.ir  # noqa: F401 - binds the mix family's union of component laws
 from tracedsl import families
-from tracedsl.analysis.fit.laws_families import Candidate, Sample, Slot, candidates, engine_mean
+from tracedsl.analysis.fit.laws_families import (
+    CONSTANT,
+    EMPIRICAL,
+    LOGNORMAL,
+    MIX,
+    Candidate,
+    Sample,
+    Slot,
+    candidates,
+    engine_draws,
+    engine_mean,
+    ks_distance,
+)
 from tracedsl.analysis.fit.laws_mixture import split as mixture_split
 from tracedsl.analysis.fit.laws_text import UNITS, number, percents, whole
+from tracedsl.limits import MAX_VALUE
 
 __all__ = [
     "KS_THRESHOLD", "MEAN_TOLERANCE", "PARSIMONY", "SUBSAMPLE", "DelaySplit", "FittedLaw",
@@ -39,8 +53,6 @@ MEAN_TOLERANCE = 0.02
 # Values scored (and estimated from) at most: a deterministic draw of that many beyond it.
 SUBSAMPLE = 50_000
 _SUBSAMPLE_SEED = 14
-# The law's side of the KS distance: its quantiles at this many evenly spaced levels.
-_GRID = 1 << 16
 # The empirical table's cumulative levels: 26 steps of 3.5%, then finer ones in the tail.
 _TABLE_LEVELS = tuple(k * 0.035 for k in range(27)) + (0.94, 0.96, 0.98, 0.99, 0.999, 1.0)
 _TABLE_LIMIT = len(_TABLE_LEVELS) - 1
@@ -77,7 +89,8 @@ def _prepare(values, unit: str) -> np.ndarray:
     data = data[np.isfinite(data)]
     if not data.size:
         raise ValueError("no finite values to fit")
-    return np.maximum(data, 1.0 if unit == "count" else 0.0)
+    # Every slot holds a count or a duration, at most the largest value a law may take.
+    return np.clip(data, 1.0 if unit == "count" else 0.0, MAX_VALUE)
 
 
 def _sample(data: np.ndarray, slot: Slot) -> Sample:
@@ -86,22 +99,15 @@ def _sample(data: np.ndarray, slot: Slot) -> Sample:
     else:
         chosen = data
     chosen = np.sort(chosen)
+    below = 0.0
+    if slot.unit == "tokens":
+        # No law makes the engine write fewer tokens than its floor: the laws are compared
+        # with the data as the engine would write them (the comment says how many that moves).
+        below = float(np.mean(chosen < slot.floor))
+        chosen = np.maximum(chosen, slot.floor)
     estimate = chosen + 0.5 if slot.unit == "tokens" else chosen
-    return Sample(chosen, estimate, int(data.size), float(np.mean(data)), float(data.min()), float(data.max()))
-
-
-def engine_draws(model, slot: Slot) -> np.ndarray:
-    """The law's draws at evenly spaced uniforms, as the engine writes them, sorted."""
-    u = (np.arange(_GRID, dtype=np.float64) + 0.5) / _GRID
-    return np.sort(slot.engine(families.law(model, "fast").sample(u), model))
-
-
-def ks_distance(sorted_a: np.ndarray, sorted_b: np.ndarray) -> float:
-    """The two-sample KS statistic of two sorted samples (exact with ties: both step CDFs at every jump)."""
-    points = np.concatenate([sorted_a, sorted_b])
-    cdf_a = np.searchsorted(sorted_a, points, side="right") / sorted_a.size
-    cdf_b = np.searchsorted(sorted_b, points, side="right") / sorted_b.size
-    return float(np.max(np.abs(cdf_a - cdf_b)))
+    low = max(float(data.min()), slot.floor) if slot.unit == "tokens" else float(data.min())
+    return Sample(chosen, estimate, int(data.size), float(np.mean(data)), low, float(data.max()), below)
 
 
 @dataclass(frozen=True)
@@ -116,17 +122,25 @@ def _score(candidate: Candidate, sample: Sample, slot: Slot) -> _Scored:
                    engine_mean(candidate.model, slot))
 
 
+def mean_error(mean: float, target: float) -> float:
+    """|mean / target - 1|; a target of 0 is met by 0 alone."""
+    if target == 0.0:
+        return 0.0 if mean == 0.0 else math.inf
+    return abs(mean / target - 1.0)
+
+
 def threshold(n: int) -> float:
     return max(KS_THRESHOLD, _NOISE / math.sqrt(n))
 
 
 def _fits(scored: _Scored, sample: Sample, limit: float) -> bool:
-    return scored.ks <= limit and abs(scored.mean / sample.mean - 1.0) <= MEAN_TOLERANCE
+    return scored.ks <= limit and mean_error(scored.mean, sample.mean) <= MEAN_TOLERANCE
 
 
 def _scale_note(sample: Sample) -> str:
     scored = sample.values.size
-    return f"n={sample.n:,}" + (f", KS on {scored:,} drawn" if scored < sample.n else "")
+    note = f"n={sample.n:,}" + (f", KS on {scored:,} drawn" if scored < sample.n else "")
+    return note + (f", {sample.below:.1%} below the engine's floor" if sample.below else "")
 
 
 def _fitted(scored: _Scored, sample: Sample, comment: str) -> FittedLaw:
@@ -134,8 +148,8 @@ def _fitted(scored: _Scored, sample: Sample, comment: str) -> FittedLaw:
                      scored.mean, sample.mean, scored.candidate.model)
 
 
-def _choose(data: np.ndarray, sample: Sample, slot: Slot) -> FittedLaw:
-    scored = sorted((_score(c, sample, slot) for c in candidates(sample, slot)), key=lambda s: s.ks)
+def _choose(data: np.ndarray, sample: Sample, slot: Slot, within=(None, None)) -> FittedLaw:
+    scored = sorted((_score(c, sample, slot) for c in candidates(sample, slot, within)), key=lambda s: s.ks)
     limit = threshold(sample.values.size)
     fitting = [s for s in scored if _fits(s, sample, limit)]
     if fitting:
@@ -163,6 +177,10 @@ def _table(data: np.ndarray, sample: Sample, slot: Slot) -> Candidate:
         starts = np.array([0, *inner])
         counts = np.diff(np.append(starts, data.size))
         values = np.add.reduceat(ordered, starts) / counts
+        if data.size >= 1000:
+            # Every level then has a cut of its own: each bin's share as its levels say (3.5%,
+            # not 3.500212%), which its size misses by under one value.
+            counts = np.diff(np.array(_TABLE_LEVELS))
     entries: dict[float, tuple[str, float]] = {}
     for value, count in zip(values, counts, strict=True):
         text, read = whole(value) if slot.unit != "ms" else number(value, "ms")
@@ -175,9 +193,9 @@ def _table(data: np.ndarray, sample: Sample, slot: Slot) -> Candidate:
     text = "empirical { " + ", ".join(
         f"{shown}: {weight}" for (_read, (shown, _share)), (weight, _w) in zip(ordered_entries, weights, strict=True)
     ) + " }"
-    model = families.get("empirical").model(values=[read for read, _ in ordered_entries],
+    model = families.get(EMPIRICAL).model(values=[read for read, _ in ordered_entries],
                                             weights=[fraction for _weight, fraction in weights])
-    return Candidate("empirical", len(ordered_entries), text, model)
+    return Candidate(EMPIRICAL, len(ordered_entries), text, model)
 
 
 def fit_law(values, *, unit: str, name: str) -> FittedLaw:
@@ -187,6 +205,10 @@ def fit_law(values, *, unit: str, name: str) -> FittedLaw:
     floor = 30 if unit == "tokens" and name == "output" else 1
     slot = Slot(unit, floor=floor, whole_lognormal=unit == "count")
     return _choose(data, _sample(data, slot), slot)
+
+
+def _one_delay(data: np.ndarray) -> FittedLaw:
+    return _choose(data, _sample(data, _DELAY), _DELAY)
 
 
 def fit_count(values, *, slot: str = "turns") -> FittedLaw:
@@ -225,54 +247,65 @@ def fit_delay(values_ms, opens_request: Sequence[bool] | np.ndarray | None = Non
 
 def _mix(parts: list[tuple[str, float, FittedLaw | Candidate]]) -> Candidate:
     """``mix { name P%: law, … }`` of (name, share, law) with shares that add up to 100%."""
-    weights = percents([share for _name, share, _law in parts])
+    weights = percents([share for _name, share, _law in parts], places=2)
     text = "mix { " + ", ".join(
         f"{name} {weight}: {law.text}" for (name, _share, law), (weight, _f) in zip(parts, weights, strict=True)
     ) + " }"
     components = [{"name": name, "weight": fraction, "law": law.model}
                   for (name, _share, law), (_weight, fraction) in zip(parts, weights, strict=True)]
-    return Candidate("mix", sum(2 for _ in parts), text, families.get("mix").model(components=components))
+    return Candidate(MIX, sum(2 for _ in parts), text, families.get(MIX).model(components=components), tuple(parts))
+
+
+def _zero_delay() -> Candidate:
+    return Candidate(CONSTANT, 1, f"{CONSTANT}(0ms)", families.get(CONSTANT).model(value=0.0))
 
 
 def _delay(data: np.ndarray) -> FittedLaw:
     zero = float(np.mean(data == 0))
     if zero < ZERO_SHARE:
-        return _gaps(data)
+        return _gaps(data)[0]
     sample = _sample(data, _DELAY)
     if zero == 1.0:
-        scored = _score(Candidate("constant", 1, "constant(0ms)", families.get("constant").model(value=0.0)),
-                        sample, _DELAY)
+        scored = _score(_zero_delay(), sample, _DELAY)
         return _fitted(scored, sample, f"# constant (every delay 0 ms, {_scale_note(sample)})")
-    rest = _gaps(data[data > 0])
-    atom = Candidate("constant", 1, "constant(0ms)", families.get("constant").model(value=0.0))
-    scored = _score(_mix([("zero", zero, atom), ("rest", 1.0 - zero, rest)]), sample, _DELAY)
+    rest, parts = _gaps(data[data > 0])
+    # Two populations beside the zeros are three components of one mix, not a mix in a mix.
+    inside = [(name, (1.0 - zero) * share, law) for name, share, law in parts] or [("rest", 1.0 - zero, rest)]
+    scored = _score(_mix([("zero", zero, _zero_delay()), *inside]), sample, _DELAY)
     return _fitted(scored, sample, f"# {zero:.1%} of delays 0 ms, the rest {rest.comment[2:]}; "
                                    f"mix KS {scored.ks:.3f}, {_scale_note(sample)}")
 
 
-def _gaps(data: np.ndarray) -> FittedLaw:
-    """Positive gaps (a few zeros at most): one law, or two populations when they clearly are."""
-    single = fit_law(data, unit="ms", name="delay")
+def _gaps(data: np.ndarray) -> tuple[FittedLaw, tuple]:
+    """Positive gaps (a few zeros at most): one law, or two populations when they clearly are
+    (with the mix's components)."""
+    single = _one_delay(data)
     sample = _sample(data, _DELAY)
     positive = sample.values[sample.values > 0]
     found = mixture_split(np.log(positive)) if positive.size else None
     if found is None or not found.two:
-        note = f"; one population (D {found.separation:.2f})" if found is not None else ""
-        return replace(single, comment=single.comment + note)
-    cut = math.exp(found.threshold)
+        note = (f"; one population (D {found.separation:.2f}, medians x{found.median_ratio:.2f})"
+                if found is not None else "")
+        return replace(single, comment=single.comment + note), ()
+    _text, cut = number(math.exp(found.threshold), "ms")
     lower, upper = data[data <= cut], data[data > cut]
     share = lower.size / data.size
-    options = [_mix([("short", share, fit_law(lower, unit="ms", name="delay")),
-                     ("long", 1.0 - share, fit_law(upper, unit="ms", name="delay"))])]
+    # Each population on its side of the cut, bounded there: the mix then follows the data on
+    # both sides, however much the two overlap.
+    options = [_mix([("short", share, _choose(lower, _sample(lower, _DELAY), _DELAY, (None, cut))),
+                     ("long", 1.0 - share, _choose(upper, _sample(upper, _DELAY), _DELAY, (cut, None)))])]
     options.append(_lognormal_pair(found, sample))
     scored = [_score(option, sample, _DELAY) for option in options if option is not None]
-    scored = sorted((s for s in scored if abs(s.mean / sample.mean - 1.0) <= MEAN_TOLERANCE), key=lambda s: s.ks)
-    if not scored or scored[0].ks >= single.ks:
-        return replace(single, comment=single.comment + f"; two populations (D {found.separation:.2f}) fit no better")
+    scored = sorted((s for s in scored if mean_error(s.mean, sample.mean) <= MEAN_TOLERANCE), key=lambda s: s.ks)
+    # The mix wins when it fits better than the one law, or when it fits and the one law is
+    # the fallback table (a law reads better, and fitting is the test the table failed).
+    fits = bool(scored) and scored[0].ks <= threshold(sample.values.size)
+    if not scored or not (scored[0].ks < single.ks or (fits and single.family == EMPIRICAL)):
+        return replace(single, comment=single.comment + f"; two populations (D {found.separation:.2f}) fit no better"), ()
     best = scored[0]
     comment = (f"# mix of 2 populations (log-gap mixture D {found.separation:.2f}, BIC gain "
                f"{found.bic_gain:,.0f}; KS {best.ks:.3f}, {_scale_note(sample)}; one law: {single.family} {single.ks:.3f})")
-    return _fitted(best, sample, comment)
+    return _fitted(best, sample, comment), best.candidate.parts
 
 
 def _lognormal_pair(found, sample: Sample) -> Candidate | None:
@@ -284,7 +317,7 @@ def _lognormal_pair(found, sample: Sample) -> Candidate | None:
         if pair is None:
             return None
         mean = engine_mean(pair.model, _DELAY)
-        if abs(mean / sample.mean - 1.0) <= 2e-4:
+        if mean_error(mean, sample.mean) <= 2e-4:
             break
         factor *= sample.mean / mean
     return _pair(found, factor, sample.high, rounded=True)
@@ -305,10 +338,10 @@ def _pair(found, factor: float, high: float, rounded: bool = False) -> Candidate
             words.append(f"max={text}")
             arguments["max"] = read
         try:
-            model = families.get("lognormal").model(**arguments)
+            model = families.get(LOGNORMAL).model(**arguments)
         except ValueError:
             return None
-        parts.append((name, weight, Candidate("lognormal", 2, f"lognormal({', '.join(words)})", model)))
+        parts.append((name, weight, Candidate(LOGNORMAL, 2, f"{LOGNORMAL}({', '.join(words)})", model)))
     try:
         return _mix(parts)
     except ValueError:

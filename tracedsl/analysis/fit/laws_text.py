@@ -11,8 +11,9 @@ from tracedsl.language.units import PROBABILITY_UNITS, TIME_UNITS, TOKEN_UNITS
 
 # Significant digits of every fitted number: enough that rounding moves a mean by under 0.05%.
 DIGITS = 4
-# A table's weights are written in millionths of a percent, so they add up to 100% exactly.
-WEIGHT_STEPS = 100_000_000
+# Weights are written in steps of 1e-4 percent (a mix's in hundredths), so they add up to
+# 100% exactly.
+WEIGHT_PLACES = 4
 
 UNITS = ("tokens", "ms", "count")
 
@@ -66,17 +67,18 @@ def whole(value: float, *, up: bool = False) -> tuple[str, float]:
     return str(int(rounded)), float(rounded)
 
 
-def percents(shares: list[float]) -> list[tuple[str, float]]:
+def percents(shares: list[float], places: int = WEIGHT_PLACES) -> list[tuple[str, float]]:
     """Shares as percentages that add up to exactly 100%: (text, the fraction the compiler
-    reads). Each is rounded to a millionth of a percent and the largest takes the remainder;
-    a share too small to show is given one step, taken from the largest as well."""
+    reads). Each is rounded to ``places`` decimals of a percent and the largest takes the
+    remainder; a share too small to show is given one step, taken from the largest as well."""
+    whole_steps = 100 * 10**places
     total = math.fsum(shares)
-    steps = [max(int(round(share / total * WEIGHT_STEPS)), 1) for share in shares]
+    steps = [max(int(round(share / total * whole_steps)), 1) for share in shares]
     largest = max(range(len(steps)), key=lambda index: steps[index])
-    steps[largest] += WEIGHT_STEPS - sum(steps)
+    steps[largest] += whole_steps - sum(steps)
     out = []
     for step in steps:
-        text = digits_exact(Decimal(step) * Decimal(100) / Decimal(WEIGHT_STEPS))
+        text = digits_exact(Decimal(step) / Decimal(10**places))
         out.append((text + "%", float(Decimal(text) * PROBABILITY_UNITS["%"])))
     return out
 
