@@ -262,3 +262,21 @@ def test_profile_reads_a_run_directory(runs):
     assert trace.samples["new_tokens"].count == trace.rows - trace.sessions
     assert "latency model" in trace.notes["duration_s"]  # rows carry delays, not timestamps
     assert trace.unbounded_hit_rate is not None and trace.reuse["sample"]["sessions"] == SESSIONS
+
+
+def test_logical_sessions_gather_restarts_from_the_parent_links(tmp_path):
+    """examples/restarts.trace: sessions.jsonl links each Session B to its parent (no logical id)."""
+    run_dir = pipeline.run(str(ROOT / "examples" / "restarts.trace"), tmp_path, num_sessions=200, seed=4,
+                           html=False).run_dir
+    trace = profile(load(run_dir))
+    logical = trace.samples["logical_calls"]
+    assert trace.has_continuations and trace.sessions > 200
+    assert logical.count == 200  # one per primary session
+    assert logical.total == trace.rows == trace.samples["calls"].total
+
+
+def test_inter_arrival_gaps_of_spread_starts(tmp_path):
+    run_dir = pipeline.run(str(ROOT / "examples" / "arrivals.trace"), tmp_path, num_sessions=200, seed=4,
+                           html=False).run_dir
+    gaps = profile(load(run_dir)).samples["interarrival_s"]
+    assert gaps.count == 199 and gaps.min >= 0 and gaps.mean > 0

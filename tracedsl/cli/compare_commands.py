@@ -25,7 +25,7 @@ def _tolerance_options(command):
     return command
 
 
-@click.command("compare", short_help="Compare two traces figure by figure; exit 1 when one is outside tolerance.")
+@click.command("compare", short_help="Compare two traces figure by figure, as a CI gate.")
 @click.argument("a", metavar="A", type=click.Path(path_type=Path))
 @click.argument("b", metavar="B", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="print the comparison as JSON (docs/compare.md gives its schema)")
