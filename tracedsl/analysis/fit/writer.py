@@ -81,7 +81,8 @@ def plan(observed: Observed) -> Plan:
                    Statement(f"message {message.text}", message.comment),
                    Statement(f"think {think.text}", think.comment)]
         later_new, later_delay = later_new[~opens], later_delay[~opens]
-    new_tokens = checked(laws.fit_law(later_new, unit="tokens", name="new tokens"), later_new, "new_tokens")
+    new_tokens = (checked(laws.fit_law(later_new, unit="tokens", name="new tokens"), later_new, "new_tokens")
+                  if later_new.size else laws.FittedLaw("constant(1)", "constant", 0.0, "no call after turn 0"))
     delays = _finite(later_delay)
     turn = []
     if delays.size:
@@ -183,6 +184,7 @@ class Draft:
     turn: list[Statement]
     arrivals: Statement | None
     classes: list[list[str]] = field(default_factory=list)  # each class block's lines
+    context: Statement | None = None  # the plan's, unless the shared layers need more
 
 
 @dataclass
@@ -198,8 +200,17 @@ class ClassPlan:
 
 def session_values(observed: Observed, knobs: Knobs) -> np.ndarray:
     """The session layer: each first row's prompt past the shared layers, times the scale."""
-    shared = (knobs.global_blocks + (knobs.group_blocks if knobs.groups > 1 else 0)) * observed.block_size
-    return np.maximum(observed.first_input - shared, 0) * knobs.session_scale
+    shared = layer_tokens(knobs.global_blocks, observed.block_size)
+    if knobs.groups > 1:
+        shared += layer_tokens(knobs.group_blocks, observed.block_size)
+    return np.maximum((observed.first_input - shared) * knobs.session_scale, 1)
+
+
+def layer_tokens(blocks: int, block_size: int) -> int:
+    """A shared layer of ``blocks`` blocks, in tokens: half a block short of them, which the
+    engine rounds up to the same blocks (the observed blocks say only that the layer's tokens
+    lie within the last one; ``global 32k`` at block 512 is 63 blocks and comes back as 32k)."""
+    return round((blocks - 0.5) * block_size) if blocks > 0 else 0
 
 
 def draft(observed: Observed, fitted: Plan, knobs: Knobs, name: str, header: list[str],
@@ -213,10 +224,10 @@ def draft(observed: Observed, fitted: Plan, knobs: Knobs, name: str, header: lis
     blocks = "block" if knobs.global_blocks == 1 else "blocks"
     global_comment = (f"{knobs.global_blocks} leading {blocks} held by most sessions' first rows"
                       if knobs.global_blocks else "no leading block is held by most sessions")
-    prefix = [Statement(f"global {knobs.global_blocks * size}", global_comment)]
+    prefix = [Statement(f"global {layer_tokens(knobs.global_blocks, size)}", global_comment)]
     if knobs.groups > 1 and knobs.group_blocks > 0:
         prefix.append(Statement(
-            f"groups {knobs.groups} of {knobs.group_blocks * size} zipf {knobs.zipf:g}",
+            f"groups {knobs.groups} of {layer_tokens(knobs.group_blocks, size)} zipf {knobs.zipf:g}",
             "groups: first rows sharing a run past the global prefix; count and skew from the "
             "groups' sizes, the run's length calibrated on the hit rate"))
     else:
@@ -235,7 +246,13 @@ def draft(observed: Observed, fitted: Plan, knobs: Knobs, name: str, header: lis
         arrivals = Statement(f"arrivals {family.format(rate=_rate(knobs.rate))}", comment)
     shares = _percents([c.share for c in classes or []])
     blocks = [_class_block(c, share, knobs, tables) for c, share in zip(classes or [], shares, strict=True)]
-    return Draft(header, name, fitted, prefix, turn, arrivals, blocks)
+    # the engine holds the shared layers as whole blocks below the context, with an L2 beside
+    floor = (knobs.global_blocks + (knobs.group_blocks if knobs.groups > 1 else 0)) * size + int(values.max()) + 1
+    context = fitted.context
+    if floor >= int(context.text.split()[1]):
+        context = Statement(f"context {_round_up(floor + 1, 1000)}",
+                            f"{context.comment}; raised to hold the shared layers' blocks and the largest session layer")
+    return Draft(header, name, fitted, prefix, turn, arrivals, blocks, context)
 
 
 def _class_block(found: ClassPlan, share: str, knobs: Knobs, tables: bool) -> list[str]:
@@ -280,7 +297,7 @@ def _law(values: np.ndarray, unit: str, name: str, slot: str, table: bool):
 
 def render(spec: Draft) -> str:
     lines = [*(f"# {line}".rstrip() for line in spec.header), f'workload "{spec.name}"', ""]
-    lines += _statement(spec.plan.context)
+    lines += _statement(spec.context or spec.plan.context)
     lines += _statement(Statement(f"block {spec.plan.block_size}", "block size of the input's hash ids"))
     lines += _block("prefix", spec.prefix)
     lines += _block("turn", spec.turn)
