@@ -129,6 +129,9 @@ E_BLOCK_SIZE = _define(
 E_TOLERANCE = _define(
     "E216", "E_TOLERANCE", "a compare tolerance that is not a finite number of 0 or more"
 )
+E_FIT_OPTION = _define(
+    "E220", "E_FIT_OPTION", "a fit option the trace cannot take (--classes, --sessions)"
+)
 
 # TraceLab's public release rows (tracedsl.imports.tracelab)
 E_TRACELAB_JSON = _define(
@@ -191,6 +194,9 @@ W_TURN_ZERO = _define(
     "W107", "W_TURN_ZERO", "most sessions (of the workload or of a class) cannot fit turn 1 and end at turn 0"
 )
 W_LEGACY = _define("W201", "W_LEGACY", "a legacy spelling of a key, accepted and rewritten")
+W_FIT_MISSED = _define(
+    "W203", "W_FIT_MISSED", "a run of the fitted spec misses a must-hold figure of the input"
+)
 
 
 def meaning(code: str) -> str:

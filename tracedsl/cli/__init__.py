@@ -17,6 +17,7 @@ import click
 from tracedsl import pipeline
 from tracedsl.cli import exitcodes
 from tracedsl.cli.compare_commands import COMMANDS as COMPARE_COMMANDS
+from tracedsl.cli.fit_commands import COMMANDS as FIT_COMMANDS
 from tracedsl.cli.preset_commands import COMMANDS as PRESET_COMMANDS
 from tracedsl.cli.printing import fail
 from tracedsl.cli.report_commands import COMMANDS as REPORT_COMMANDS
@@ -59,7 +60,7 @@ def cli() -> None:
 
 
 for _command in (*SPEC_COMMANDS, *RUN_COMMANDS, *REPORT_COMMANDS, *SIMULATE_COMMANDS,
-                 *COMPARE_COMMANDS, *PRESET_COMMANDS):
+                 *COMPARE_COMMANDS, *FIT_COMMANDS, *PRESET_COMMANDS):
     cli.add_command(_command)
 
 

@@ -37,6 +37,7 @@ from tracedsl.pipeline.failures import Category, PipelineError, category_of
 # The names each command family's module gives the package, loaded on first use.
 _FAMILIES = {
     "comparing": ("TOLERANCE_HELP", "Tolerances", "compare"),
+    "fitting": ("FitResult", "MustHold", "fit"),
     "presets": ("Preset", "list_presets"),
     "runs": ("E_OPTION", "OPTION_FIELDS", "RunFailed", "RunOptions", "RunPlan", "RunResult",
              "abandon_runs", "execute_run", "option_problem", "plan_run", "run", "run_rows"),
