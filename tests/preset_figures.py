@@ -86,7 +86,7 @@ def figures(run_dir: Path) -> dict[str, str]:
     """Every figure of the presets table, as the table writes it: a spec's laws as it ran them,
     and for a spec with requests the agent figures too."""
     quality = json.loads((run_dir / "quality.json").read_text())
-    found = _law_figures(quality)
+    found = _law_figures(quality) | _trace_figures(quality)
     if "agent" in quality:
         found.update(_agent_figures(run_dir, quality))
     return found
@@ -107,6 +107,21 @@ def _law_figures(quality: dict) -> dict[str, str]:
         for stat, label in (("mean", "mean"), ("median", "p50")):
             found[f"{name}, {label}"] = written(observed[stat])
             found[f"{name}, {label}, expected"] = written(expected[stat])
+    return found
+
+
+def _trace_figures(quality: dict) -> dict[str, str]:
+    """What any trace shows, with or without requests: per-request means, the unbounded prefix
+    hit rate, and the rate at which sessions start."""
+    found = {
+        "input tokens per request, mean": _count(quality["request_input_length"]["mean"]),
+        "output tokens per request, mean": _count(
+            quality["observed_vs_target"]["generation_length"]["observed"]["mean"]),
+        "prefix hit rate, all calls": _share(quality["kv_reuse"]["prefix_hit_rate_unbounded"]),
+    }
+    arrivals = quality.get("arrivals")
+    if arrivals:
+        found["sessions started per second"] = f"{arrivals['rate_per_s']['observed']:.2f}"
     return found
 
 
@@ -143,7 +158,6 @@ def _agent_figures(run_dir: Path, quality: dict) -> dict[str, str]:
             compaction["compactions_per_compacting_session"]["observed_mean"]),
         "prefix hit rate, tool-result calls": _share(by_kind["tool"]["hit_rate"]),
         "prefix hit rate, request-opening calls": _share(by_kind["request_opening"]["hit_rate"]),
-        "prefix hit rate, all calls": _share(quality["kv_reuse"]["prefix_hit_rate_unbounded"]),
     }
 
 
