@@ -107,6 +107,40 @@ def test_fit_tracelab_rows(tmp_path, example):
     _assert_holds(pipeline.fit(rows))
 
 
+TURNS_AND_COMPACTION = """workload "turns-compact"
+
+context 160k
+
+turns lognormal(mean=30, median=25, min=5, max=80) truncate
+compact at 80% to lognormal(mean=4k, median=3k, max=10k) max 3 instruction 200
+"""
+
+
+def _logical_turns(run_dir: Path) -> list[int]:
+    import json
+
+    totals: dict[str, int] = {}
+    for line in (Path(run_dir) / "sessions.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        totals[row["logical_session_id"]] = totals.get(row["logical_session_id"], 0) + row["turns"]
+    return list(totals.values())
+
+
+def test_sessions_that_run_to_a_turn_count_and_compact(tmp_path):
+    # The turn target counts a logical session's rows, its continuations' too: fit must read
+    # the turns per logical session, and keep the compaction beside the turn count.
+    spec = tmp_path / "spec.trace"
+    spec.write_text(TURNS_AND_COMPACTION)
+    source = pipeline.run(spec, tmp_path / "in", num_sessions=200, seed=3, html=False).run_dir
+    out = tmp_path / "fitted.trace"
+    result = pipeline.fit(source, output=out)
+    _assert_holds(result)
+    assert "\ncompact at " in result.text and " truncate\n" in result.text
+    again = pipeline.run(out, tmp_path / "again", num_sessions=200, seed=5, html=False).run_dir
+    wanted, got = _logical_turns(source), _logical_turns(again)
+    assert abs(sum(got) / len(got) - sum(wanted) / len(wanted)) <= 0.1 * sum(wanted) / len(wanted)
+
+
 def test_the_check_is_a_real_run_of_the_written_spec(tmp_path, known_runs):
     out = tmp_path / "fitted.trace"
     result = pipeline.fit(known_runs["default"], output=out, seed=11)

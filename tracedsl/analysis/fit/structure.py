@@ -126,6 +126,7 @@ def _observe_sessions(trace: AnalysisInput) -> Observed:
         "restart_turns", "starts", "calls", "history", "instruction", "summary", "row_session", "later",
         "primary_session", "call_session")}
     ends: dict[str, int] = {}
+    primary_ids: list[str] = []
     known_opens = True
     sessions = 0
     for chunk in trace.chunks():
@@ -140,6 +141,7 @@ def _observe_sessions(trace: AnalysisInput) -> Observed:
         sessions += chunk.num_sessions
         parts["first_input"].append(chunk.input_length[firsts[primary]])
         parts["turns"].append(chunk.turns_per_session[primary])
+        primary_ids.extend(chunk.session_ids[int(s)] for s in np.flatnonzero(primary))
         parts["new_tokens"].append(chunk.input_length[later])
         parts["outputs"].append(chunk.output_length)
         parts["delays"].append(chunk.delay_ms[later])
@@ -179,8 +181,11 @@ def _observe_sessions(trace: AnalysisInput) -> Observed:
         ends = {}
     compactions = None
     if joined["history"].size:
+        most, continued = _compaction_chains(trace)
         compactions = Compactions(joined["history"].astype(np.int64), joined["instruction"].astype(np.int64),
-                                  joined["summary"].astype(np.int64), _most_compactions(trace))
+                                  joined["summary"].astype(np.int64), most)
+        if continued:  # a turn target counts a logical session's rows, its continuations' too
+            joined["turns"] = joined["turns"] + np.array([continued.get(s, 0) for s in primary_ids], dtype=np.int64)
     return Observed(
         figures=found, block_size=trace.block_size, first_ids=first_ids,
         first_input=joined["first_input"].astype(np.int64), turns=joined["turns"].astype(np.int64),
@@ -195,19 +200,25 @@ def _observe_sessions(trace: AnalysisInput) -> Observed:
         call_session=joined["call_session"].astype(np.int64) if known_opens and parts["calls"] else None)
 
 
-def _most_compactions(trace: AnalysisInput) -> int:
-    """The most compacted sessions of one logical session, from sessions.jsonl (1 without one)."""
+def _compaction_chains(trace: AnalysisInput) -> tuple[int, dict[str, int]]:
+    """From sessions.jsonl: the most compacted sessions of one logical session (1 without an
+    index), and the rows of each logical session's compaction continuations, by its root."""
     index = trace.sessions_index()
     if index is None:
-        return 1
+        return 1, {}
     from tracedsl.output.sessions import read_index
 
     counts: dict[str, int] = {}
+    continued: dict[str, int] = {}
     for _, row in read_index(index):
-        if row and row.get("end_reason") == "compacted":
-            key = str(row.get("logical_session_id") or row.get("session_id"))
+        if not row:
+            continue
+        key = str(row.get("logical_session_id") or row.get("session_id"))
+        if row.get("end_reason") == "compacted":
             counts[key] = counts.get(key, 0) + 1
-    return max(counts.values(), default=1)
+        if row.get("link") == "compaction" and isinstance(row.get("turns"), int):
+            continued[key] = continued.get(key, 0) + row["turns"]
+    return max(counts.values(), default=1), continued
 
 
 def _observe_chained(trace: AnalysisInput) -> Observed:

@@ -97,7 +97,8 @@ def _finite(values: np.ndarray) -> np.ndarray:
 
 def _endings(observed: Observed, notes: list[str]) -> tuple[Statement, list[Statement]]:
     ends = observed.end_counts
-    total = sum(ends.values())
+    # a compacted session's ending is its continuation's: only the chains' last sessions count
+    total = sum(count for reason, count in ends.items() if reason != EndReason.COMPACTED.reference_name)
     top = int(observed.prompts.max()) if observed.prompts.size else 0
     peak = int((observed.prompts + observed.outputs).max()) if observed.prompts.size else 0
     turns = checked(laws.fit_count(observed.turns, slot="turns"), observed.turns, "turns")
@@ -125,8 +126,10 @@ def _endings(observed: Observed, notes: list[str]) -> tuple[Statement, list[Stat
     if not total:
         notes.append("end reasons: none recorded; turn counts fitted as targets (truncate)")
     comment = f"5% above the largest prompt + output seen ({peak:,}); the largest prompt {top:,}"
-    return Statement(f"context {context}", comment), [
-        Statement(f"turns {turns.text} truncate", f"{why}; {_bare(turns.comment)}")]
+    endings = [Statement(f"turns {turns.text} truncate", f"{why}; {_bare(turns.comment)}")]
+    if observed.compactions is not None:  # sessions that ran to their turn count can compact on the way
+        endings.append(_compact(observed, context))
+    return Statement(f"context {context}", comment), endings
 
 
 def _compact(observed: Observed, context: int) -> Statement:
