@@ -20,27 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SPEC = """\
-workload "tracelab-bench"
-context 64k
-prefix {
-  global 4k
-  groups 1 of 0
-  session lognormal(mean=6k, median=3k, max=20k)
-}
-turn {
-  new_tokens lognormal(mean=2k, median=800, max=20k)
-  output lognormal(mean=400, median=250, max=4k)
-  delay lognormal(mean=4s, median=1s, max=5min)
-}
-request {
-  calls lognormal(mean=4, median=2, max=30)
-  message lognormal(mean=1k, median=400, max=10k)
-  think lognormal(mean=60s, median=20s, max=1h)
-}
-turns lognormal(mean=30, median=15, min=1, max=200) truncate
-compact at 80% to lognormal(mean=6k, median=5k, max=12k) max 4 instruction 300
-"""
+SPEC = ROOT / "tests" / "fixtures" / "tracelab" / "agent.trace"  # the round-trip test's workload
 
 READ = """\
 import re, sys, time
@@ -73,7 +53,7 @@ def main() -> None:
         where = args.keep or Path(scratch)
         where.mkdir(parents=True, exist_ok=True)
         spec = where / "bench.trace"
-        spec.write_text(SPEC)
+        spec.write_text(SPEC.read_text())
         result = pipeline.run(spec, where / "runs", num_sessions=args.sessions, seed=1, html=False)
         dataset, index = result.run_dir / "dataset.jsonl", result.run_dir / "sessions.jsonl"
         path = where / "tracelab.jsonl"

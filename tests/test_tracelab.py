@@ -139,27 +139,7 @@ def test_times_without_an_offset_are_utc_and_a_call_without_events_has_no_time(t
 
 
 # ---------------------------------------------------------------- a round trip through a run
-AGENT = """\
-workload "tracelab-round-trip"
-context 64k
-prefix {
-  global 4k
-  groups 1 of 0
-  session lognormal(mean=6k, median=3k, max=20k)
-}
-turn {
-  new_tokens lognormal(mean=2k, median=800, max=20k)
-  output lognormal(mean=400, median=250, max=4k)
-  delay lognormal(mean=4s, median=1s, max=5min)
-}
-request {
-  calls lognormal(mean=4, median=2, max=30)
-  message lognormal(mean=1k, median=400, max=10k)
-  think lognormal(mean=60s, median=20s, max=1h)
-}
-turns lognormal(mean=30, median=15, min=1, max=200) truncate
-compact at 80% to lognormal(mean=6k, median=5k, max=12k) max 4 instruction 300
-"""
+AGENT = ROOT / "tests" / "fixtures" / "tracelab" / "agent.trace"
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +147,7 @@ def agent_run(tmp_path_factory):
     """A run with requests and compaction whose only shared blocks are the global prefix (4k, 8 blocks)."""
     where = tmp_path_factory.mktemp("tracelab")
     spec = where / "agent.trace"
-    spec.write_text(AGENT)
+    spec.write_text(AGENT.read_text())
     result = pipeline.run(spec, where / "runs", num_sessions=200, seed=5, html=False)
     dataset, index = result.run_dir / "dataset.jsonl", result.run_dir / "sessions.jsonl"
     chunks = list(with_index(read_trace(dataset), None, index))
