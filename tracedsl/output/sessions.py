@@ -589,19 +589,19 @@ class _IndexRows:
                 self._numbers.extend(range(first, first + len(lines)))
                 self._rows.extend(rows if _types(rows) == _DICT else [row if type(row) is dict else None for row in rows])
                 return
-        for number, line in enumerate(lines, start=first):
-            if not line.strip():
-                continue
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                row = None
+        for number, row in _numbered(lines, first):
             self._numbers.append(number)
-            self._rows.append(row if type(row) is dict else None)
+            self._rows.append(row)
 
 
 def _numbered_rows(handle) -> Iterator[tuple[int, dict | None]]:
-    for number, line in enumerate(handle, start=1):
+    return _numbered(handle, 1)
+
+
+def _numbered(lines, first: int) -> Iterator[tuple[int, dict | None]]:
+    """Each line that is not blank, numbered from ``first``, as its object (None when it is
+    not one)."""
+    for number, line in enumerate(lines, start=first):
         if not line.strip():
             continue
         try:
