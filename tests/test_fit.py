@@ -141,6 +141,33 @@ def test_sessions_that_run_to_a_turn_count_and_compact(tmp_path):
     assert abs(sum(got) / len(got) - sum(wanted) / len(wanted)) <= 0.1 * sum(wanted) / len(wanted)
 
 
+def _requests_per_session(run_dir: Path) -> float:
+    import json
+
+    rows = [json.loads(line) for line in (Path(run_dir) / "sessions.jsonl").read_text().splitlines()]
+    return sum(len(row["requests"]) for row in rows) / len(rows)
+
+
+def test_requests_are_inferred_from_two_populations_of_gaps(tmp_path):
+    # A dataset alone does not say which calls open a request; a human's think (minutes) and a
+    # tool's latency (a fraction of a second) are clearly two populations, so fit writes requests.
+    source = pipeline.run(ROOT / "examples" / "requests.trace", tmp_path / "in", num_sessions=400, seed=4,
+                          html=False).run_dir
+    bare = tmp_path / "bare.jsonl"
+    bare.write_bytes((source / "dataset.jsonl").read_bytes())
+    out = tmp_path / "fitted.trace"
+    result = pipeline.fit(bare, output=out)
+    _assert_holds(result)
+    assert "# requests inferred from the gaps" in result.text and "\nrequest {" in result.text
+    again = pipeline.run(out, tmp_path / "again", num_sessions=400, seed=9, html=False).run_dir
+    assert abs(_requests_per_session(again) / _requests_per_session(source) - 1) <= 0.15
+
+
+def test_a_mix_of_similar_gaps_is_no_requests():
+    # AIPerf's agentic and human delays (medians 2 s and 15 s) are one per-call law
+    assert "request {" not in _fit(fixture_dir("default_s1_n300")).text
+
+
 def test_the_check_is_a_real_run_of_the_written_spec(tmp_path, known_runs):
     out = tmp_path / "fitted.trace"
     result = pipeline.fit(known_runs["default"], output=out, seed=11)

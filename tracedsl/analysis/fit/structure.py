@@ -16,6 +16,7 @@ import numpy as np
 
 from tracedsl.analysis.chains import chain_sessions
 from tracedsl.analysis.load import AnalysisInput
+from tracedsl.engine.columns import LINK_COMPACTION
 from tracedsl.reports.reuse import ReuseAnalysis
 from tracedsl.trace import EndReason, TraceChunk
 
@@ -126,7 +127,8 @@ def _observe_sessions(trace: AnalysisInput) -> Observed:
         "restart_turns", "starts", "calls", "history", "instruction", "summary", "row_session", "later",
         "primary_session", "call_session")}
     ends: dict[str, int] = {}
-    primary_ids: list[str] = []
+    primary_ids: list[tuple[str, object]] = []  # each primary's key in the continuations' tallies
+    chunk_continued: dict[tuple[str, object], int] = {}
     known_opens = True
     sessions = 0
     for chunk in trace.chunks():
@@ -141,7 +143,15 @@ def _observe_sessions(trace: AnalysisInput) -> Observed:
         sessions += chunk.num_sessions
         parts["first_input"].append(chunk.input_length[firsts[primary]])
         parts["turns"].append(chunk.turns_per_session[primary])
-        primary_ids.extend(chunk.session_ids[int(s)] for s in np.flatnonzero(primary))
+        link, root = chunk.extras.get("link"), chunk.extras.get("primary_index")
+        if link is not None and root is not None:  # an import's chunks say which sessions continue which
+            root = np.asarray(root, dtype=np.int64)
+            primary_ids.extend(("root", r) for r in root[primary].tolist())
+            carried = np.asarray(link) == LINK_COMPACTION
+            for r, n in zip(root[carried].tolist(), chunk.turns_per_session[carried].tolist(), strict=True):
+                chunk_continued[("root", r)] = chunk_continued.get(("root", r), 0) + n
+        else:
+            primary_ids.extend(("id", chunk.session_ids[int(s)]) for s in np.flatnonzero(primary))
         parts["new_tokens"].append(chunk.input_length[later])
         parts["outputs"].append(chunk.output_length)
         parts["delays"].append(chunk.delay_ms[later])
@@ -182,6 +192,7 @@ def _observe_sessions(trace: AnalysisInput) -> Observed:
     compactions = None
     if joined["history"].size:
         most, continued = _compaction_chains(trace)
+        continued = {("id", key): n for key, n in continued.items()} | chunk_continued
         compactions = Compactions(joined["history"].astype(np.int64), joined["instruction"].astype(np.int64),
                                   joined["summary"].astype(np.int64), most)
         if continued:  # a turn target counts a logical session's rows, its continuations' too

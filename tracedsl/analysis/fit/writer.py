@@ -9,6 +9,7 @@ statements (the prefix layers, the session layer's law, the new tokens' bias, th
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -16,10 +17,19 @@ import numpy as np
 
 from tracedsl.analysis.fit import laws
 from tracedsl.analysis.fit.fallback import checked, equal_mass
+from tracedsl.analysis.fit.laws_mixture import split as mixture_split
+from tracedsl.analysis.fit.laws_text import number
 from tracedsl.analysis.fit.structure import Figures, Observed
 from tracedsl.language.format import format_text
 from tracedsl.trace import EndReason
 
+# Requests are inferred from the gaps of a trace without markers only with this many of both,
+# and when the two populations' medians lie this far apart: a human's wait is minutes where a
+# tool's is under a second or two (TraceLab: 79 s against 0.125 s), while a mix of similar gaps
+# (AIPerf's agentic and human delays, medians 2 s and 15 s) is one per-call law, not requests.
+MIN_INFERRED_GAPS = 200
+MIN_INFERRED_REQUESTS = 30
+MIN_INFERRED_RATIO = 30.0
 TURNS_SHARE = 0.5  # sessions ending at their target turn count above this share: explicit turns
 POISSON_CV = (0.8, 1.25)  # inter-arrival CVs taken as Poisson
 
@@ -68,12 +78,16 @@ def plan(observed: Observed) -> Plan:
     # The engine scales each tool delay by max(0.2, 1 - 0.8 * history / context): undo it, so
     # the law is of the drawn values (a request's think time is not scaled).
     unscaled = observed.delays_ms / np.maximum(0.2, 1.0 - 0.8 * observed.history / limit)
-    opens = observed.opens_request
+    opens, calls_seen, inferred = observed.opens_request, observed.calls, ""
+    if opens is None:
+        opens, calls_seen, inferred = _inferred_requests(observed)
     later_new = observed.new_tokens
     later_delay = unscaled
     request = None
-    if opens is not None and observed.calls is not None and opens.any():
-        calls = checked(laws.fit_count(observed.calls, slot="calls"), observed.calls, "calls")
+    if opens is not None and calls_seen is not None and opens.any():
+        calls = checked(laws.fit_count(calls_seen, slot="calls"), calls_seen, "calls")
+        if inferred:
+            calls = dataclasses.replace(calls, comment=f"# {inferred}; {_bare(calls.comment)}")
         message = checked(laws.fit_law(later_new[opens], unit="tokens", name="message"), later_new[opens], "message")
         thinks = _finite(observed.delays_ms[opens])
         think = checked(laws.fit_delay(thinks), thinks, "think")
@@ -89,6 +103,34 @@ def plan(observed: Observed) -> Plan:
         delay = checked(laws.fit_delay(delays), delays, "delay")
         turn.append(Statement(f"delay {delay.text}", delay.comment))
     return Plan(size, context, turn, new_tokens, request, endings, _arrivals(observed), notes)
+
+
+def _inferred_requests(observed: Observed) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+    """For a trace that does not say which calls open a request: when its gaps are clearly two
+    populations (laws_mixture), a gap in the upper one is a human's think time and opens a
+    request; else (None, None, "")."""
+    delays = observed.delays_ms
+    positive = delays[np.isfinite(delays) & (delays > 0)]
+    if positive.size < MIN_INFERRED_GAPS:
+        return None, None, ""
+    found = mixture_split(np.log(positive))
+    if found is None or not found.two or found.median_ratio < MIN_INFERRED_RATIO:
+        return None, None, ""
+    cut = math.exp(found.threshold)
+    opens = np.isfinite(delays) & (delays > cut)
+    if opens.sum() < MIN_INFERRED_REQUESTS or opens.all():
+        return None, None, ""
+    # every row in its session's order (a chained trace interleaves them): turn 0 opens a
+    # request, as does each row after a think; a request's calls run to the next opening
+    rows = ~observed.later
+    rows[observed.later] = opens
+    ordered = rows[np.argsort(observed.row_session, kind="stable")]
+    at = np.flatnonzero(ordered)
+    calls = np.diff(np.append(at, ordered.size))
+    cut_text, _ = number(cut, "ms")
+    return opens, calls, (f"requests inferred from the gaps: two populations (D {found.separation:.2f}, medians "
+                          f"x{found.median_ratio:.0f}), "
+                          f"a gap above {cut_text} is a think and opens a request")
 
 
 def _finite(values: np.ndarray) -> np.ndarray:
