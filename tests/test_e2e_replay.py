@@ -79,13 +79,14 @@ REPLAYS = [
     (str(ROOT / "examples" / "coding-agent.trace"), []),
     ("claude-code", []),  # the presets calibrated to TraceLab: classes, requests, compaction
     ("codex", []),
+    ("mooncake-conversation", []),  # fitted from the FAST'25 trace: empirical tables, gamma arrivals
 ]
 
 
 @pytest.mark.parametrize("spec, options", REPLAYS,
                          ids=["default", "aiperf-defaults", "inference-day-2026", "turns-truncate",
                               "turns-retry", "block-64", "classes", "compaction", "subagents",
-                              "coding-agent", "claude-code", "codex"])
+                              "coding-agent", "claude-code", "codex", "mooncake-conversation"])
 def test_default_engine_datasets_replay_in_aiperf(spec, options, tmp_path):
     dataset = _write_run(tmp_path, spec, *options)
     done = _replay(dataset)
