@@ -151,8 +151,14 @@ def _requests_per_session(run_dir: Path) -> float:
 def test_requests_are_inferred_from_two_populations_of_gaps(tmp_path):
     # A dataset alone does not say which calls open a request; a human's think (minutes) and a
     # tool's latency (a fraction of a second) are clearly two populations, so fit writes requests.
-    source = pipeline.run(ROOT / "examples" / "requests.trace", tmp_path / "in", num_sessions=400, seed=4,
-                          html=False).run_dir
+    # examples/requests.trace with a think that is always a human's (its 40% of 0 ms thinks
+    # cannot be told from tool calls by their gaps)
+    text = (ROOT / "examples" / "requests.trace").read_text()
+    think = "think mix { 60%: lognormal(mean=10min, median=80s, max=14h), 40%: constant(0ms) }"
+    assert think in text
+    spec = tmp_path / "requests.trace"
+    spec.write_text(text.replace(think, "think lognormal(mean=10min, median=80s, max=14h)"))
+    source = pipeline.run(spec, tmp_path / "in", num_sessions=400, seed=4, html=False).run_dir
     bare = tmp_path / "bare.jsonl"
     bare.write_bytes((source / "dataset.jsonl").read_bytes())
     out = tmp_path / "fitted.trace"

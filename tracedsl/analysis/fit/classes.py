@@ -61,13 +61,14 @@ def subset(observed: Observed, keep: np.ndarray) -> Observed:
     later = row[observed.later]
     primary = keep[observed.primary_session]
     opens = observed.opens_request[later] if observed.opens_request is not None else None
-    calls = None
+    calls = call_session = None
     if observed.calls is not None and observed.call_session is not None:
-        calls = observed.calls[keep[observed.call_session]]
+        kept_calls = keep[observed.call_session]
+        calls, call_session = observed.calls[kept_calls], observed.call_session[kept_calls]
     first_ids = [ids for ids, kept in zip(observed.first_ids, primary, strict=False) if kept]
     return replace(
         observed, first_ids=first_ids, first_input=observed.first_input[primary], turns=observed.turns[primary],
         new_tokens=observed.new_tokens[later], outputs=observed.outputs[row], delays_ms=observed.delays_ms[later],
         history=observed.history[later], opens_request=opens, calls=calls, prompts=observed.prompts[row],
         reset_at=observed.reset_at[row], row_session=observed.row_session[row], later=observed.later[row],
-        primary_session=observed.primary_session[primary], call_session=None)
+        primary_session=observed.primary_session[primary], call_session=call_session)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tracedsl.analysis.fit import laws
+from tracedsl.analysis.fit.censored import uncensored_sample
 from tracedsl.analysis.fit.fallback import checked, equal_mass
 from tracedsl.analysis.fit.laws_mixture import split as mixture_split
 from tracedsl.analysis.fit.laws_text import number
@@ -78,16 +79,24 @@ def plan(observed: Observed) -> Plan:
     # The engine scales each tool delay by max(0.2, 1 - 0.8 * history / context): undo it, so
     # the law is of the drawn values (a request's think time is not scaled).
     unscaled = observed.delays_ms / np.maximum(0.2, 1.0 - 0.8 * observed.history / limit)
-    opens, calls_seen, inferred = observed.opens_request, observed.calls, ""
+    opens, calls_seen, call_session, inferred = observed.opens_request, observed.calls, observed.call_session, ""
     if opens is None:
-        opens, calls_seen, inferred = _inferred_requests(observed)
+        opens, calls_seen, call_session, inferred = _inferred_requests(observed)
     later_new = observed.new_tokens
     later_delay = unscaled
     request = None
     if opens is not None and calls_seen is not None and opens.any():
-        calls = checked(laws.fit_count(calls_seen, slot="calls"), calls_seen, "calls")
-        if inferred:
-            calls = dataclasses.replace(calls, comment=f"# {inferred}; {_bare(calls.comment)}")
+        whole, cut_short = calls_seen, ""
+        if call_session is not None and call_session.size == calls_seen.size and calls_seen.size:
+            # each session's last request ends with its session: it would have made at least that many calls
+            last = np.append(call_session[1:] != call_session[:-1], True)
+            whole = uncensored_sample(calls_seen, last)
+            cut_short = (f"calls per request estimated with each session's last request as cut short "
+                         f"(Kaplan-Meier; mean {calls_seen.mean():.2f} as counted, {whole.mean():.2f} estimated)")
+        calls = checked(laws.fit_count(whole, slot="calls"), whole, "calls")
+        said = "; ".join(part for part in (inferred, cut_short) if part)
+        if said:
+            calls = dataclasses.replace(calls, comment=f"# {said}; {_bare(calls.comment)}")
         message = checked(laws.fit_law(later_new[opens], unit="tokens", name="message"), later_new[opens], "message")
         thinks = _finite(observed.delays_ms[opens])
         think = checked(laws.fit_delay(thinks), thinks, "think")
@@ -105,30 +114,33 @@ def plan(observed: Observed) -> Plan:
     return Plan(size, context, turn, new_tokens, request, endings, _arrivals(observed), notes)
 
 
-def _inferred_requests(observed: Observed) -> tuple[np.ndarray | None, np.ndarray | None, str]:
+def _inferred_requests(observed: Observed) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, str]:
     """For a trace that does not say which calls open a request: when its gaps are clearly two
     populations (laws_mixture), a gap in the upper one is a human's think time and opens a
-    request; else (None, None, "")."""
+    request. (openings of the rows after turn 0, calls per request, each request's session, the
+    comment), or Nones and ""."""
     delays = observed.delays_ms
     positive = delays[np.isfinite(delays) & (delays > 0)]
+    none = None, None, None, ""
     if positive.size < MIN_INFERRED_GAPS:
-        return None, None, ""
+        return none
     found = mixture_split(np.log(positive))
     if found is None or not found.two or found.median_ratio < MIN_INFERRED_RATIO:
-        return None, None, ""
+        return none
     cut = math.exp(found.threshold)
     opens = np.isfinite(delays) & (delays > cut)
     if opens.sum() < MIN_INFERRED_REQUESTS or opens.all():
-        return None, None, ""
+        return none
     # every row in its session's order (a chained trace interleaves them): turn 0 opens a
     # request, as does each row after a think; a request's calls run to the next opening
     rows = ~observed.later
     rows[observed.later] = opens
-    ordered = rows[np.argsort(observed.row_session, kind="stable")]
+    order = np.argsort(observed.row_session, kind="stable")
+    ordered = rows[order]
     at = np.flatnonzero(ordered)
     calls = np.diff(np.append(at, ordered.size))
     cut_text, _ = number(cut, "ms")
-    return opens, calls, (f"requests inferred from the gaps: two populations (D {found.separation:.2f}, medians "
+    return opens, calls, observed.row_session[order][at], (f"requests inferred from the gaps: two populations (D {found.separation:.2f}, medians "
                           f"x{found.median_ratio:.0f}), "
                           f"a gap above {cut_text} is a think and opens a request")
 
