@@ -126,8 +126,6 @@ _POWERS = 10.0 ** np.arange(_MAX_DECIMAL_DIGITS + 1)
 _INT_POWERS = 10 ** np.arange(_MAX_DECIMAL_DIGITS + 1, dtype=np.int64)
 _POWERS_OF_TEN = 10 ** np.arange(_MAX_DIGITS, dtype=np.int64)
 _ZERO_BYTE = np.uint8(48)
-# the least value of n digits without a leading zero (none for one digit: "0" is JSON)
-_LOWEST = np.array([0, 0] + [10 ** (n - 1) for n in range(2, _MAX_DIGITS + 1)], dtype=np.int64)
 
 
 def _digit_values(words: np.ndarray) -> np.ndarray:
@@ -180,12 +178,15 @@ class _Text:
         if np.bitwise_or.reduce(low + _OVER_NINE) & _HIGH_BITS:
             return None
         values = _digit_values(low).view(np.int64)
-        if longest == 9 and not uniform:  # the ids past 10**8: one more digit, on those alone
-            longer = np.flatnonzero(lengths == 9)
-            digits = self.bytes[starts[longer]] - _ZERO_BYTE  # a byte that was no digit is above 9
-            if int(digits.max()) > 9:
+        # each number's first byte: the ninth digit from the end of a nine-digit one, and what
+        # tells a leading zero when the lengths differ
+        firsts = None if uniform else self.bytes.take(starts)
+        if longest == 9 and not uniform:  # the ids past 10**8: one more digit, added in one pass
+            nine = lengths == 9
+            digits = firsts - _ZERO_BYTE  # a byte that was no digit is above 9
+            if int(digits.max(where=nine, initial=0)) > 9:
                 return None
-            values[longer] += digits * _POWERS_OF_TEN[8]
+            values += np.where(nine, digits, 0) * _POWERS_OF_TEN[8]
         elif longest > 8:
             for index in range(longest - 8):
                 digits = self.bytes[starts + index] - _ZERO_BYTE  # a byte that was no digit is above 9
@@ -202,7 +203,7 @@ class _Text:
             if uniform:
                 if longest > 1 and int(values.min()) < 10 ** (longest - 1):
                     return None
-            elif (values < _LOWEST.take(lengths)).any():
+            elif ((firsts == _ZERO_BYTE) & (lengths > 1)).any():  # every digit is one by now
                 return None
         return values
 
