@@ -126,6 +126,9 @@ _POWERS = 10.0 ** np.arange(_MAX_DECIMAL_DIGITS + 1)
 _INT_POWERS = 10 ** np.arange(_MAX_DECIMAL_DIGITS + 1, dtype=np.int64)
 _POWERS_OF_TEN = 10 ** np.arange(_MAX_DIGITS, dtype=np.int64)
 _ZERO_BYTE = np.uint8(48)
+# a byte as the first of nine digits: its value times 10**8, or -1 when it is no digit
+_NINTH_DIGIT = np.full(256, -1, dtype=np.int64)
+_NINTH_DIGIT[48:58] = np.arange(10) * 10**8
 
 
 def _digit_values(words: np.ndarray) -> np.ndarray:
@@ -182,11 +185,10 @@ class _Text:
         # tells a leading zero when the lengths differ
         firsts = None if uniform else self.bytes.take(starts)
         if longest == 9 and not uniform:  # the ids past 10**8: one more digit, added in one pass
-            nine = lengths == 9
-            digits = firsts - _ZERO_BYTE  # a byte that was no digit is above 9
-            if int(digits.max(where=nine, initial=0)) > 9:
+            ninth = _NINTH_DIGIT.take(firsts) * (lengths == 9)
+            if int(ninth.min()) < 0:
                 return None
-            values += np.where(nine, digits, 0) * _POWERS_OF_TEN[8]
+            values += ninth
         elif longest > 8:
             for index in range(longest - 8):
                 digits = self.bytes[starts + index] - _ZERO_BYTE  # a byte that was no digit is above 9
