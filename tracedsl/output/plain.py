@@ -236,9 +236,11 @@ class _Text:
             return None
         if not decimal.any():
             return whole.astype(np.float64)
-        which = np.flatnonzero(decimal)
+        # all decimals (tracedsl prints every timestamp and delay so): the whole columns, not a selection
+        which = slice(None) if decimal.all() else np.flatnonzero(decimal)
         digits = fraction_digits[which]
-        if int(digits.max()) == 1:  # tracedsl's one decimal: the last byte is the digit
+        most = int(digits.max())
+        if most == 1:  # tracedsl's one decimal: the last byte is the digit
             fraction = self.bytes[ends[which] - 1] - _ZERO_BYTE
             if int(fraction.max()) > 9:
                 return None
@@ -247,8 +249,9 @@ class _Text:
             if fraction is None:
                 return None
         values = whole.astype(np.float64)
+        scale = most if int(digits.min()) == most else digits  # one count of fraction digits: a scalar
         # an exact integer below 2**53 over an exact power of ten: the correctly rounded decimal
-        values[which] = (whole[which] * _INT_POWERS[digits] + fraction).astype(np.float64) / _POWERS[digits]
+        values[which] = (whole[which] * _INT_POWERS[scale] + fraction).astype(np.float64) / _POWERS[scale]
         return values
 
 
