@@ -162,25 +162,28 @@ class _Gatherer:
 
     def add(self, part: _Part) -> _Rows | None:
         count = part.rows
-        sequence = np.empty(count, dtype=np.int64)
-        open_sessions, last_line, complete = self.open, self.last_line, self.complete
+        open_sessions, last_line, complete, first_row = self.open, self.last_line, self.complete, self.first_row
         # one step per run of rows of the same session, not per row
-        run_starts = part.run_starts.tolist()
-        run_ends = run_starts[1:] + [count]
-        last_numbers = part.numbers[np.asarray(run_ends, dtype=np.int64) - 1].tolist()
+        run_ends = np.append(part.run_starts[1:], count)
+        last_numbers = part.numbers[run_ends - 1].tolist()
         # each run's first row's group and restart, as its JSON gave them (numbers as Python's)
         groups, restarts = part.groups[part.run_starts].tolist(), part.restarts[part.run_starts].tolist()
-        for start, end, key, last_number, group, restart in zip(run_starts, run_ends, part.run_keys, last_numbers,
-                                                                 groups, restarts, strict=True):
+        run_sequences = []
+        for key, last_number, group, restart in zip(part.run_keys, last_numbers, groups, restarts, strict=True):
             seq = open_sessions.get(key)
-            if seq is None:
-                seq = open_sessions[key] = len(complete)
-                complete.append(0)
-                self.first_row[seq] = (key, group, restart)
-            sequence[start:end] = seq
-            if last_line.get(key) == last_number:
+            if seq is None:  # a session's first run: most sessions are whole in it, and never open
+                seq = len(complete)
+                first_row[seq] = (key, group, restart)
+                if last_line.get(key) == last_number:
+                    complete.append(1)
+                else:
+                    complete.append(0)
+                    open_sessions[key] = seq
+            elif last_line.get(key) == last_number:
                 complete[seq] = 1
                 del open_sessions[key]
+            run_sequences.append(seq)
+        sequence = np.repeat(np.asarray(run_sequences, dtype=np.int64), run_ends - part.run_starts)
         while self.frontier < len(complete) and complete[self.frontier]:
             self.frontier += 1
         rows = part.columns(sequence)
