@@ -212,18 +212,24 @@ class _Gatherer:
         rows = _Rows.join(parts)
         starts = np.flatnonzero(np.concatenate(([True], rows.sequence[1:] != rows.sequence[:-1])))
         row_offsets = np.append(starts, rows.rows).astype(np.int64)
-        names, groups, restarts = [], [], []
-        for seq in rows.sequence[starts].tolist():
-            name, group, restart = self.first_row.pop(seq)
-            names.append(name)
-            groups.append(group if type(group) is int and group >= 0 else -1)
-            restarts.append(restart is True)
+        names, groups, restarts = zip(*map(self.first_row.pop, rows.sequence[starts].tolist()), strict=True)
+        # a plain block's groups are ints and its restarts bools: whole columns; any other JSON
+        # value (rows read one by one) is no group and no restart
+        if _types(groups) <= _INT:
+            group_ids = np.asarray(groups, dtype=np.int64)
+            group_ids[group_ids < 0] = -1
+        else:
+            group_ids = np.asarray([g if type(g) is int and g >= 0 else -1 for g in groups], dtype=np.int64)
+        if _types(restarts) <= _BOOL:
+            is_restart = np.asarray(restarts, dtype=bool)
+        else:
+            is_restart = np.asarray([r is True for r in restarts], dtype=bool)
         hash_offsets = np.zeros(rows.rows + 1, dtype=np.int64)
         np.cumsum(rows.id_counts, out=hash_offsets[1:])
         return TraceChunk(
-            session_ids=names,
-            group_ids=np.asarray(groups, dtype=np.int64),
-            is_restart=np.asarray(restarts, dtype=bool),
+            session_ids=list(names),
+            group_ids=group_ids,
+            is_restart=is_restart,
             end_reasons=np.full(len(names), EndReason.UNKNOWN, dtype=np.int8),
             row_offsets=row_offsets,
             input_length=rows.inputs,
@@ -366,6 +372,7 @@ class _Batch:
 
 
 _INT = {int}
+_BOOL = {bool}
 _INT_OR_NONE = {int, type(None)}
 _LIST = {list}
 _STR = {str}
