@@ -374,17 +374,24 @@ class _Partials:
         """For sorted unique ``ids``: the segment and position holding each, or -1."""
         segment_of = np.full(ids.shape[0], -1, dtype=np.int64)
         position = np.zeros(ids.shape[0], dtype=np.int64)
-        for index, segment in enumerate(self.segments):
-            low = np.searchsorted(ids, segment.first, side="left")
-            high = np.searchsorted(ids, segment.last, side="right")
-            if low >= high:
-                continue
+        firsts, lasts = self._ranges()
+        lows = np.searchsorted(ids, firsts, side="left")
+        highs = np.searchsorted(ids, lasts, side="right")
+        for index in np.flatnonzero(lows < highs).tolist():  # the few segments whose range holds some
+            segment, low, high = self.segments[index], lows[index], highs[index]
             wanted = ids[low:high]
             where = np.minimum(segment.search(wanted), segment.count - 1)
             hit = segment.ids_at(where) == wanted
             segment_of[low:high][hit] = index
             position[low:high][hit] = where[hit]
         return segment_of, position
+
+    def _ranges(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each segment's first and last id: one search over them all finds the few a batch meets
+        (a long trace holds dozens of segments, and a batch meets one or two)."""
+        count = len(self.segments)
+        return (np.fromiter((segment.first for segment in self.segments), np.int64, count),
+                np.fromiter((segment.last for segment in self.segments), np.int64, count))
 
     def values(self, segment_of: np.ndarray, position: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         sizes = np.zeros(segment_of.shape[0], dtype=np.int64)
@@ -405,12 +412,12 @@ class _Partials:
         """Yield (segment, positions) of the held ids inside sorted disjoint intervals."""
         if starts.shape[0] == 0:
             return
-        for segment in self.segments:
-            # the intervals that can overlap this segment's id range
-            low = np.searchsorted(ends, segment.first, side="right")
-            high = np.searchsorted(starts, segment.last, side="right")
-            if low >= high:
-                continue
+        # for each segment, the intervals that can overlap its id range
+        firsts, lasts = self._ranges()
+        lows = np.searchsorted(ends, firsts, side="right")
+        highs = np.searchsorted(starts, lasts, side="right")
+        for index in np.flatnonzero(lows < highs).tolist():
+            segment, low, high = self.segments[index], lows[index], highs[index]
             first = segment.search(starts[low:high])
             last = segment.search(ends[low:high])
             counts = last - first

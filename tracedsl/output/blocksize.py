@@ -74,12 +74,15 @@ class BlockSizeEvidence:
         if inputs.shape[0] == 0:
             return
         self.rows += int(inputs.shape[0])
-        self.low = max(self.low, int(np.max(-(-inputs // counts))))
+        # each row's least and (rows of 2+ ids) greatest block size, shared with _power_fits
+        lows = -(-inputs // counts)
         several = counts >= 2
+        highs = (inputs - 1) // np.maximum(counts - 1, 1)
+        self.low = max(self.low, int(lows.max()))
         if several.any():
-            high = int(np.min((inputs[several] - 1) // (counts[several] - 1)))
+            high = int(highs[several].min())
             self.high = high if self.high is None else min(self.high, high)
-        self.power_fits += _power_fits(inputs, counts)
+        self.power_fits += _power_fits(lows, highs, several, counts == 1)
 
     def finding(self, rows_fitting: Callable[[int], int] | None = None) -> BlockSizeFinding:
         """The rule applied to the evidence so far.
@@ -139,21 +142,19 @@ def _agreed_note(size: int, low: int, high: int | None, rows: int) -> str:
             "(give --block-size if the trace was made at another)")
 
 
-def _power_fits(inputs: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def _power_fits(lows: np.ndarray, highs: np.ndarray, several: np.ndarray, single: np.ndarray) -> np.ndarray:
     """For each of POWER_SIZES, how many of these rows fit it (a few array passes, not one per size).
 
-    A row fits the powers of two from the smallest one >= ceil(input / count): all of them
-    for a single id, else just that one if it is <= (input - 1) // (count - 1).
+    A row fits the powers of two from the smallest one >= its least size (``lows``): all of
+    them for a single id, else just that one if it is <= its greatest size (``highs``, read
+    only where ``several``).
     """
-    lows = -(-inputs // counts)
     # the exponent of the smallest power of two >= low: the bit length of low - 1 (exact in
     # float64 far beyond the largest power counted)
-    exponents = np.frexp((lows - 1).astype(np.float64))[1].astype(np.int64)
+    exponents = np.frexp((lows - 1).astype(np.float64))[1]
     counted = exponents < len(POWER_SIZES)
-    single = counts == 1
-    several = counted & ~single
-    fitting = several.copy()
-    fitting[several] = (np.int64(1) << exponents[several]) <= (inputs[several] - 1) // (counts[several] - 1)
+    smallest = np.left_shift(np.int64(1), np.minimum(exponents, len(POWER_SIZES)))
+    fitting = counted & several & (smallest <= highs)
     tally = np.bincount(exponents[fitting], minlength=len(POWER_SIZES))
     tally += np.cumsum(np.bincount(exponents[counted & single], minlength=len(POWER_SIZES)))
     return tally

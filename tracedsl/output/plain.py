@@ -126,8 +126,9 @@ _POWERS = 10.0 ** np.arange(_MAX_DECIMAL_DIGITS + 1)
 _INT_POWERS = 10 ** np.arange(_MAX_DECIMAL_DIGITS + 1, dtype=np.int64)
 _POWERS_OF_TEN = 10 ** np.arange(_MAX_DIGITS, dtype=np.int64)
 _ZERO_BYTE = np.uint8(48)
-# the least value of n digits without a leading zero (none for one digit: "0" is JSON)
-_LOWEST = np.array([0, 0] + [10 ** (n - 1) for n in range(2, _MAX_DIGITS + 1)], dtype=np.int64)
+# a byte as the first of nine digits: its value times 10**8, or -1 when it is no digit
+_NINTH_DIGIT = np.full(256, -1, dtype=np.int64)
+_NINTH_DIGIT[48:58] = np.arange(10) * 10**8
 
 
 def _digit_values(words: np.ndarray) -> np.ndarray:
@@ -180,12 +181,14 @@ class _Text:
         if np.bitwise_or.reduce(low + _OVER_NINE) & _HIGH_BITS:
             return None
         values = _digit_values(low).view(np.int64)
-        if longest == 9 and not uniform:  # the ids past 10**8: one more digit, on those alone
-            longer = np.flatnonzero(lengths == 9)
-            digits = self.bytes[starts[longer]] - _ZERO_BYTE  # a byte that was no digit is above 9
-            if int(digits.max()) > 9:
+        # each number's first byte: the ninth digit from the end of a nine-digit one, and what
+        # tells a leading zero when the lengths differ
+        firsts = None if uniform else self.bytes.take(starts)
+        if longest == 9 and not uniform:  # the ids past 10**8: one more digit, added in one pass
+            ninth = _NINTH_DIGIT.take(firsts) * (lengths == 9)
+            if int(ninth.min()) < 0:
                 return None
-            values[longer] += digits * _POWERS_OF_TEN[8]
+            values += ninth
         elif longest > 8:
             for index in range(longest - 8):
                 digits = self.bytes[starts + index] - _ZERO_BYTE  # a byte that was no digit is above 9
@@ -202,7 +205,7 @@ class _Text:
             if uniform:
                 if longest > 1 and int(values.min()) < 10 ** (longest - 1):
                     return None
-            elif (values < _LOWEST.take(lengths)).any():
+            elif ((firsts == _ZERO_BYTE) & (lengths > 1)).any():  # every digit is one by now
                 return None
         return values
 
@@ -233,9 +236,11 @@ class _Text:
             return None
         if not decimal.any():
             return whole.astype(np.float64)
-        which = np.flatnonzero(decimal)
+        # all decimals (tracedsl prints every timestamp and delay so): the whole columns, not a selection
+        which = slice(None) if decimal.all() else np.flatnonzero(decimal)
         digits = fraction_digits[which]
-        if int(digits.max()) == 1:  # tracedsl's one decimal: the last byte is the digit
+        most = int(digits.max())
+        if most == 1:  # tracedsl's one decimal: the last byte is the digit
             fraction = self.bytes[ends[which] - 1] - _ZERO_BYTE
             if int(fraction.max()) > 9:
                 return None
@@ -244,8 +249,9 @@ class _Text:
             if fraction is None:
                 return None
         values = whole.astype(np.float64)
+        scale = most if int(digits.min()) == most else digits  # one count of fraction digits: a scalar
         # an exact integer below 2**53 over an exact power of ten: the correctly rounded decimal
-        values[which] = (whole[which] * _INT_POWERS[digits] + fraction).astype(np.float64) / _POWERS[digits]
+        values[which] = (whole[which] * _INT_POWERS[scale] + fraction).astype(np.float64) / _POWERS[scale]
         return values
 
 
@@ -261,14 +267,19 @@ def plain_padded(padded: bytes) -> PlainBlock | None:
     keep_freed_memory()
     block = _Text(padded)
     core = block.core
-    ends = np.flatnonzero(core == 10) + _PAD  # each line's newline
+    # The newlines, "]"s and commas in one scan of the bytes, told apart among the few found.
+    marks = np.flatnonzero((core == 10) | (core == 93) | (core == 44))
+    kinds = core[marks]
+    newline_marks = np.flatnonzero(kinds == 10)
+    close_marks = np.flatnonzero(kinds == 93)
+    ends = marks[newline_marks] + _PAD  # each line's newline
     rows = ends.shape[0]
     # No control byte but the newlines (JSON allows none in a string; a blank elsewhere is not plain)
     if int(np.count_nonzero(core < 32)) != rows:
         return None
-    closes = np.flatnonzero(core == 93) + _PAD  # each line's "]"
-    if closes.shape[0] != rows:
+    if close_marks.shape[0] != rows:
         return None
+    closes = marks[close_marks] + _PAD  # each line's "]"
     starts = np.empty(rows, dtype=np.int64)
     starts[0] = _PAD
     starts[1:] = ends[:-1] + 1
@@ -280,12 +291,15 @@ def plain_padded(padded: bytes) -> PlainBlock | None:
 
     # Commas split every row: 3 in the head, the ids' own, then one before each tail key. The
     # last one stands for "past the end".
-    commas = np.append(np.flatnonzero(core == 44) + _PAD, data.shape[0])
-    line_ends = np.searchsorted(commas, ends)  # the first comma after each row
+    commas = np.append(marks[kinds == 44] + _PAD, data.shape[0])
+    # A mark's place less the newlines and "]"s before it is the commas before it: row i's "]"
+    # lies inside row i, so 2i of them precede that "]" and 2i + 1 the row's newline.
+    twice_rows = np.arange(0, 2 * rows, 2)
+    line_ends = newline_marks - twice_rows - 1  # the first comma after each row
     first = np.empty(rows, dtype=np.int64)
     first[0] = 0
     first[1:] = line_ends[:-1]
-    after_ids = np.searchsorted(commas, closes)  # the first comma after the "]"
+    after_ids = close_marks - twice_rows  # the first comma after the "]"
     if not (after_ids - first >= 3).all():
         return None
     comma0, comma1, comma2 = commas[first], commas[first + 1], commas[first + 2]

@@ -162,25 +162,28 @@ class _Gatherer:
 
     def add(self, part: _Part) -> _Rows | None:
         count = part.rows
-        sequence = np.empty(count, dtype=np.int64)
-        open_sessions, last_line, complete = self.open, self.last_line, self.complete
+        open_sessions, last_line, complete, first_row = self.open, self.last_line, self.complete, self.first_row
         # one step per run of rows of the same session, not per row
-        run_starts = part.run_starts.tolist()
-        run_ends = run_starts[1:] + [count]
-        last_numbers = part.numbers[np.asarray(run_ends, dtype=np.int64) - 1].tolist()
+        run_ends = np.append(part.run_starts[1:], count)
+        last_numbers = part.numbers[run_ends - 1].tolist()
         # each run's first row's group and restart, as its JSON gave them (numbers as Python's)
         groups, restarts = part.groups[part.run_starts].tolist(), part.restarts[part.run_starts].tolist()
-        for start, end, key, last_number, group, restart in zip(run_starts, run_ends, part.run_keys, last_numbers,
-                                                                 groups, restarts, strict=True):
+        run_sequences = []
+        for key, last_number, group, restart in zip(part.run_keys, last_numbers, groups, restarts, strict=True):
             seq = open_sessions.get(key)
-            if seq is None:
-                seq = open_sessions[key] = len(complete)
-                complete.append(0)
-                self.first_row[seq] = (key, group, restart)
-            sequence[start:end] = seq
-            if last_line.get(key) == last_number:
+            if seq is None:  # a session's first run: most sessions are whole in it, and never open
+                seq = len(complete)
+                first_row[seq] = (key, group, restart)
+                if last_line.get(key) == last_number:
+                    complete.append(1)
+                else:
+                    complete.append(0)
+                    open_sessions[key] = seq
+            elif last_line.get(key) == last_number:
                 complete[seq] = 1
                 del open_sessions[key]
+            run_sequences.append(seq)
+        sequence = np.repeat(np.asarray(run_sequences, dtype=np.int64), run_ends - part.run_starts)
         while self.frontier < len(complete) and complete[self.frontier]:
             self.frontier += 1
         rows = part.columns(sequence)
@@ -209,18 +212,24 @@ class _Gatherer:
         rows = _Rows.join(parts)
         starts = np.flatnonzero(np.concatenate(([True], rows.sequence[1:] != rows.sequence[:-1])))
         row_offsets = np.append(starts, rows.rows).astype(np.int64)
-        names, groups, restarts = [], [], []
-        for seq in rows.sequence[starts].tolist():
-            name, group, restart = self.first_row.pop(seq)
-            names.append(name)
-            groups.append(group if type(group) is int and group >= 0 else -1)
-            restarts.append(restart is True)
+        names, groups, restarts = zip(*map(self.first_row.pop, rows.sequence[starts].tolist()), strict=True)
+        # a plain block's groups are ints and its restarts bools: whole columns; any other JSON
+        # value (rows read one by one) is no group and no restart
+        if _types(groups) <= _INT:
+            group_ids = np.asarray(groups, dtype=np.int64)
+            group_ids[group_ids < 0] = -1
+        else:
+            group_ids = np.asarray([g if type(g) is int and g >= 0 else -1 for g in groups], dtype=np.int64)
+        if _types(restarts) <= _BOOL:
+            is_restart = np.asarray(restarts, dtype=bool)
+        else:
+            is_restart = np.asarray([r is True for r in restarts], dtype=bool)
         hash_offsets = np.zeros(rows.rows + 1, dtype=np.int64)
         np.cumsum(rows.id_counts, out=hash_offsets[1:])
         return TraceChunk(
-            session_ids=names,
-            group_ids=np.asarray(groups, dtype=np.int64),
-            is_restart=np.asarray(restarts, dtype=bool),
+            session_ids=list(names),
+            group_ids=group_ids,
+            is_restart=is_restart,
             end_reasons=np.full(len(names), EndReason.UNKNOWN, dtype=np.int8),
             row_offsets=row_offsets,
             input_length=rows.inputs,
@@ -363,6 +372,7 @@ class _Batch:
 
 
 _INT = {int}
+_BOOL = {bool}
 _INT_OR_NONE = {int, type(None)}
 _LIST = {list}
 _STR = {str}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -292,25 +293,15 @@ class IndexChecker:
         turns = [end - begin for begin, end in zip(first_rows, ends, strict=True)]
         if pending is not None and pending[3] or restarts[: compared - offset].any():
             return False
-        try:
-            if (
-                [row["session_id"] for row in rows] != expected_names
-                or [row["turns"] for row in rows] != turns
-                or [row["first_row"] for row in rows] != first_rows
-            ):
-                return False
-            links = [row["link"] for row in rows]
-            parents = [row["parent_session_id"] for row in rows]
-            classes = [row["class"] for row in rows]
-            reasons = [row["end_reason"] for row in rows]
-            for row in rows:  # present, though not compared
-                row["group_id"]  # noqa: B018
+        try:  # every field as a column, in one pass over the rows (group_id present, though not compared)
+            given_names, given_turns, given_firsts, links, parents, classes, reasons, _ = zip(
+                *map(_CLEAN_FIELDS, rows), strict=True)
         except (KeyError, TypeError):  # a missing field, or a row that is not an object (None)
             return False
         if not (
-            links.count(None) == compared and parents.count(None) == compared
-            and _types([row["turns"] for row in rows]) <= _INT
-            and _types([row["first_row"] for row in rows]) <= _INT
+            list(given_names) == expected_names and list(given_turns) == turns and list(given_firsts) == first_rows
+            and links.count(None) == compared and parents.count(None) == compared
+            and _types(given_turns) <= _INT and _types(given_firsts) <= _INT
             and _types(classes) <= _NULL_OR_STR and _COMPACTED not in reasons
         ):
             return False
@@ -508,10 +499,13 @@ _INT = {int}
 _DICT = {dict}
 _NULL_OR_STR = {type(None), str}
 _COMPACTED = EndReason.COMPACTED.reference_name
+# the fields a clean index row is read for, in the order _compare_clean takes them
+_CLEAN_FIELDS = itemgetter("session_id", "turns", "first_row", "link", "parent_session_id", "class", "end_reason",
+                           "group_id")
 _INDEX_READ_BYTES = 1 << 20
 
 
-def _types(values: list) -> set:
+def _types(values) -> set:
     return set(map(type, values))
 
 
@@ -582,7 +576,7 @@ class _IndexRows:
         self._line += len(lines)
         if [line[:1] for line in lines].count(b"{") == len(lines):  # none blank: one object each, mostly
             try:
-                rows = [orjson.loads(line) for line in lines]
+                rows = list(map(orjson.loads, lines))
             except orjson.JSONDecodeError:
                 pass
             else:

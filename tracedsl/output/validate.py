@@ -474,20 +474,22 @@ class _Checker:
                 grows and not prev_ids
             ):
                 return True
+        # each row against the one before, as whole shifted columns (no gathers): entry r is the
+        # pair of rows r and r + 1, counted when row r + 1 continues a session
         later = np.ones(block.rows, dtype=bool)
         later[block.session_starts] = False
-        later[0] = False
-        pairs = np.flatnonzero(later)
-        if pairs.shape[0] == 0:
+        later = later[1:]
+        if not later.any():
             return False
-        before = pairs - 1
-        whole = counts[before] - 1
-        if ((counts[before] == 0) & (inputs[pairs] >= inputs[before] + outputs[before])).any():
+        counts_before = counts[:-1]
+        if (later & (counts_before == 0) & (inputs[1:] >= inputs[:-1] + outputs[:-1])).any():
             return True
         # a repeated prefix starts with the same first id: compare those few in full
-        maybe = (whole >= 1) & (counts[pairs] > whole)
-        maybe[maybe] = ids[offsets[pairs[maybe]]] == ids[offsets[before[maybe]]]
-        for row, length in zip(pairs[maybe].tolist(), whole[maybe].tolist(), strict=True):
+        whole = counts_before - 1
+        candidates = np.flatnonzero(later & (whole >= 1) & (counts[1:] > whole))
+        same_first = ids[offsets[candidates + 1]] == ids[offsets[candidates]]
+        for row, length in zip((candidates[same_first] + 1).tolist(), whole[candidates[same_first]].tolist(),
+                               strict=True):
             start, earlier = int(offsets[row]), int(offsets[row - 1])
             if np.array_equal(ids[start : start + length], ids[earlier : earlier + length]):
                 return True
