@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -281,6 +282,51 @@ def test_fit_classes(classes_run):
     assert abs(sum(c.fraction for c in params.classes) - 1.0) < 1e-9
     assert all(c.shares_global and c.shares_groups for c in params.classes)  # one shared prefix
     assert pipeline.fit(classes_run, classes=3, check=False).text == result.text
+
+
+TASKS_AND_CHATS = """workload "tasks-and-chats"
+
+context 400k
+
+turn {
+  delay lognormal(mean=2s, median=300ms, max=1min)
+}
+
+request {
+  calls lognormal(mean=4, median=3, max=40)
+  message lognormal(mean=1k, median=400, max=20k)
+  think lognormal(mean=3min, median=90s, max=2h)
+}
+
+turns lognormal(mean=40, median=30, min=10, max=200) truncate
+
+class task 50% {
+  request {
+    calls constant(1000)
+  }
+}
+
+class chat 50% {
+}
+"""
+
+
+def test_classes_part_sessions_of_one_request_from_sessions_of_many(tmp_path):
+    # The two classes differ in their requests alone: with the requests a feature, k-means
+    # finds them (a session of one request in one class, of many in the other).
+    from tracedsl.analysis.fit.classes import cluster
+    from tracedsl.analysis.fit.structure import observe
+
+    spec = tmp_path / "spec.trace"
+    spec.write_text(TASKS_AND_CHATS)
+    run = pipeline.run(spec, tmp_path, num_sessions=300, seed=2, html=False).run_dir
+    observed = observe(load(run))
+    labels = cluster(observed, 2)
+    requests = np.bincount(observed.call_session, minlength=labels.size)
+    one = requests == 1
+    assert 0.3 < one.mean() < 0.7
+    agree = max(np.mean(labels == one), np.mean(labels != one))
+    assert agree >= 0.85, agree  # 0.89 (0.52, chance, without the requests feature)
 
 
 def test_one_class_is_no_classes(classes_run):

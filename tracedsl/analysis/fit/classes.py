@@ -1,7 +1,8 @@
 """``fit --classes K``: the sessions clustered into K populations, each fitted as a session class.
 
 Each file session is a point of four features, in log space and standardized: its number of
-calls, its first prompt, its mean new tokens after turn 0 and its mean output. k-means
+calls, its first prompt, its mean new tokens after turn 0 and its mean output, and a fifth, its
+requests, when the trace says which calls open one. k-means
 (Lloyd's iterations from centres at the quantiles of the first principal component, so the same
 input gives the same classes) splits them; the classes are ordered by their mean first prompt
 and named ``c1`` … ``cK``, and each one's values go through the same fit as the whole trace
@@ -30,7 +31,10 @@ def cluster(observed: Observed, k: int) -> np.ndarray:
     output = np.bincount(rows, weights=observed.outputs, minlength=sessions) / np.maximum(turns, 1)
     later_rows = rows[observed.later]
     growth = np.bincount(later_rows, weights=observed.new_tokens, minlength=sessions) / np.maximum(turns - 1, 1)
-    points = np.log1p(np.column_stack([turns, first, growth, output]))
+    features = [turns, first, growth, output]
+    if observed.call_session is not None:  # the trace says which calls open a request
+        features.append(np.bincount(observed.call_session, minlength=sessions).astype(np.float64))
+    points = np.log1p(np.column_stack(features))
     spread = points.std(axis=0)
     points = (points - points.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
     k = max(1, min(k, sessions))
