@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -c 'from tracedsl.output.plain_compiled import warm; warm()' || echo 'numba did not load: tracedsl reads with numpy alone'  # compile the fast reader once, now
 	touch $(STAMP)
 
 # Debian's chromium, for the HTML tests (needs root, as on the project's machines).

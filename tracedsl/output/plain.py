@@ -265,6 +265,52 @@ def plain_padded(padded: bytes) -> PlainBlock | None:
     if len(padded) <= 2 * _PAD + 1 or not padded.isascii() or b"\\" in padded:
         return None
     keep_freed_memory()
+    compiled = _compiled_reader(len(padded))
+    if compiled is not None:
+        return compiled(padded)
+    return _numpy_padded(padded)
+
+
+# Bytes of plain blocks a process reads with numpy before it turns to the compiled reader
+# (plain_compiled.py): importing numba and loading the cached kernel costs about a second, and
+# compiling it on a machine's first use several more, so a small file never pays for it.
+COMPILE_AFTER_BYTES = 64 << 20
+
+
+class _Compiled:
+    """Whether the compiled reader is in use: not yet (``read`` counts the bytes), yes, or never."""
+
+    read = 0
+    forced: bool | None = None  # tests: True from the first block, False never
+    reader = None
+    failed = False
+
+
+def use_compiled(enabled: bool | None) -> None:
+    """Read with the compiled reader from the first block (True), never (False), or once earned (None)."""
+    _Compiled.forced = enabled
+
+
+def _compiled_reader(size: int):
+    state = _Compiled
+    if state.reader is not None and state.forced is not False:
+        return state.reader
+    if state.failed or state.forced is False:
+        return None
+    state.read += size
+    if state.forced is None and state.read <= COMPILE_AFTER_BYTES:
+        return None
+    try:
+        from tracedsl.output.plain_compiled import read_padded, warm
+        warm()
+    except Exception:  # no numba for this platform or numpy, or it failed to compile: numpy it is
+        state.failed = True
+        return None
+    state.reader = read_padded
+    return read_padded
+
+
+def _numpy_padded(padded: bytes) -> PlainBlock | None:
     block = _Text(padded)
     core = block.core
     # The newlines, "]"s and commas in one scan of the bytes, told apart among the few found.
@@ -459,6 +505,23 @@ def session_runs(text: bytes) -> tuple[np.ndarray, list[str]] | None:
     line is left to the reading proper.
     """
     return session_runs_padded(_padded(text)) if text else None
+
+
+def flat_session_runs(padded: bytes, count: int) -> tuple[np.ndarray, list[str]] | None:
+    """``session_runs_padded`` of a block of ``count`` lines that are each one flat object opening with
+    its session id: one "{" and one ``"session_id"`` a line, no backslash (so the id read is the
+    row's, as orjson reads it); None for any other block."""
+    if len(padded) <= 2 * _PAD + 1 or not padded.isascii() or b"\\" in padded:
+        return None
+    keep_freed_memory()
+    compiled = _compiled_reader(len(padded))
+    if compiled is not None:
+        from tracedsl.output.plain_compiled import session_runs_padded as compiled_runs
+        return compiled_runs(padded)
+    text = np.frombuffer(padded, dtype=np.uint8)  # numpy counts a byte faster than bytes.count
+    if int(np.count_nonzero(text == 123)) != count or padded.count(b'"session_id"') != count:
+        return None
+    return session_runs_padded(padded)
 
 
 def session_runs_padded(padded: bytes) -> tuple[np.ndarray, list[str]] | None:

@@ -25,7 +25,7 @@ import orjson
 
 from tracedsl.diagnostics import Diagnostic, DiagnosticError, Span
 from tracedsl.output.lines import BOM, LineProblem, line_blocks, parse_line
-from tracedsl.output.plain import PlainBlock, plain_padded, session_runs_padded
+from tracedsl.output.plain import PlainBlock, flat_session_runs, plain_padded
 from tracedsl.output.rows import PLAIN_KEYS, check_row, hash_id_problem, ids_array, plain_row_ok
 from tracedsl.trace import EndReason, TraceChunk
 
@@ -79,15 +79,14 @@ def _last_lines(path: Path) -> dict[str, int]:
                         _last_lines_slowly([raw], line - 1, last)
                 continue
             padded = block.padded
-            text = np.frombuffer(padded, dtype=np.uint8)  # numpy counts a byte faster than bytes.count
             count = block.count
-            braces = int(np.count_nonzero(text == 123))
-            flat = braces == count and b"\\" not in padded and padded.count(b'"session_id"') == count
-            runs = session_runs_padded(padded) if flat else None
-            if runs is not None:  # the common block, read with numpy: one step per run of a session
+            runs = flat_session_runs(padded, count)
+            if runs is not None:  # the common block, read in bulk: one step per run of a session
                 last_rows, names = runs
                 last_plain.update(zip(names, (last_rows + number + 1).tolist(), strict=True))
             else:
+                braces = int(np.count_nonzero(np.frombuffer(padded, dtype=np.uint8) == 123))
+                flat = braces == count and b"\\" not in padded and padded.count(b'"session_id"') == count
                 block_text = block.text
                 lines = block_text.split(b"\n")
                 keys = _SESSION_IDS.findall(block_text) if braces == count else None
