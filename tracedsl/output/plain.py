@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import os
 import sys
 from dataclasses import dataclass
 
@@ -262,12 +263,14 @@ def plain_block(text: bytes) -> PlainBlock | None:
 
 def plain_padded(padded: bytes) -> PlainBlock | None:
     """``plain_block`` of a text given padded, as ``lines.LineBlock.padded`` holds it (no copy)."""
-    if len(padded) <= 2 * _PAD + 1 or not padded.isascii() or b"\\" in padded:
+    if len(padded) <= 2 * _PAD + 1:
         return None
     keep_freed_memory()
     compiled = _compiled_reader(len(padded))
-    if compiled is not None:
+    if compiled is not None:  # it checks every byte it reads
         return compiled(padded)
+    if not padded.isascii() or b"\\" in padded:
+        return None
     return _numpy_padded(padded)
 
 
@@ -280,10 +283,21 @@ COMPILE_AFTER_BYTES = 64 << 20
 class _Compiled:
     """Whether the compiled reader is in use: not yet (``read`` counts the bytes), yes, or never."""
 
-    read = 0
+    read = 0  # bytes of plain blocks read, and of files about to be (``will_read``)
     forced: bool | None = None  # tests: True from the first block, False never
     reader = None
     failed = False
+
+
+def will_read(handle) -> None:
+    """The file open in ``handle`` is about to be read: when it is larger than the threshold, the
+    compiled reader loads at its first block instead of after 64 MiB read with numpy."""
+    try:
+        size = os.fstat(handle.fileno()).st_size  # 0 for a pipe: it is counted as it comes
+    except (OSError, AttributeError, ValueError):
+        return
+    if size > COMPILE_AFTER_BYTES:
+        _Compiled.read += size
 
 
 def use_compiled(enabled: bool | None) -> None:

@@ -62,6 +62,7 @@ LOW_BYTE, NINE = np.uint64(0xFF), np.uint64(9)
 ONES = np.uint64(0x0101010101010101)
 QUOTES = np.uint64(0x2222222222222222)
 SPACES = np.uint64(0x2020202020202020)
+BACKSLASHES = np.uint64(0x5C5C5C5C5C5C5C5C)
 TIMES_2561, TIMES_6553601 = np.uint64(2561), np.uint64(6553601)
 TIMES_42949672960001 = np.uint64(42949672960001)
 PAIRS, QUADS = np.uint64(0x00FF00FF00FF00FF), np.uint64(0x0000FFFF0000FFFF)
@@ -103,6 +104,12 @@ def _digits(words, at):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
+def _zero_bytes(word):  # pragma: no cover - compiled
+    """The high bit of each zero byte of ``word``; the lowest one set is exact (higher ones may be false)."""
+    return (word - ONES) & ~word & HIGH_BITS
+
+
+@njit(cache=True)
 def _fraction(words, at, whole_digits):  # pragma: no cover - compiled
     """(value, digits) of the fraction after a decimal point at ``at``; digits 0 if it is not plain."""
     fraction, places = _digits(words, at)
@@ -136,7 +143,8 @@ def _read(data, words, start, stop, rows_out, ints, floats, restarts, ids):  # p
             word = words[at]
             quotes = word ^ QUOTES
             quotes = (quotes - ONES) & ~quotes & HIGH_BITS  # a zero byte's high bit, the lowest exact
-            controls = (word - SPACES) & ~word & HIGH_BITS  # a byte below 0x20, the lowest exact
+            # a byte below 0x20, a backslash or a byte past ASCII: the lowest exact
+            controls = ((word - SPACES) & ~word & HIGH_BITS) | _zero_bytes(word ^ BACKSLASHES) | (word & HIGH_BITS)
             if quotes != 0:
                 stop_bit = np.int64(trailing_zeros(quotes))
                 if controls != 0 and np.int64(trailing_zeros(controls)) < stop_bit:
@@ -269,12 +277,6 @@ SESSION_KEY_0, SESSION_KEY_1 = _word(b'"session_id"'), _word(b'"session_id"'[4:]
 
 
 @njit(cache=True)
-def _zero_bytes(word):  # pragma: no cover - compiled
-    """The high bit of each zero byte of ``word``; the lowest one set is exact (higher ones may be false)."""
-    return (word - ONES) & ~word & HIGH_BITS
-
-
-@njit(cache=True)
 def _runs(words, start, stop, last_rows, name_starts, name_ends):  # pragma: no cover - compiled
     """The runs of one session among lines that are each one flat object opening with its session id.
 
@@ -375,7 +377,9 @@ class _Scratch:
 
 
 def read_padded(padded: bytes):
-    """``plain.plain_padded`` of a padded block (ASCII, no backslash: the caller checked), or None."""
+    """``plain.plain_padded`` of a padded block, or None. Every byte outside a session id is matched
+    exactly, and a session id's are printable ASCII without a quote or backslash, so the block's
+    bytes need no check of their own."""
     from tracedsl.output.plain import PlainBlock
 
     stop = len(padded) - PAD

@@ -25,7 +25,7 @@ import orjson
 
 from tracedsl.diagnostics import Diagnostic, DiagnosticError, Span
 from tracedsl.output.lines import BOM, LineProblem, line_blocks, parse_line
-from tracedsl.output.plain import PlainBlock, flat_session_runs, plain_padded
+from tracedsl.output.plain import PlainBlock, flat_session_runs, plain_padded, will_read
 from tracedsl.output.rows import PLAIN_KEYS, check_row, hash_id_problem, ids_array, plain_row_ok
 from tracedsl.trace import EndReason, TraceChunk
 
@@ -70,6 +70,7 @@ def _last_lines(path: Path) -> dict[str, int]:
     last_bytes: dict[bytes, int] = {}  # from the plain blocks, decoded once per session at the end
     last_plain: dict[str, int] = {}  # from blocks whose lines all open with a short ASCII session id
     with open(path, "rb") as handle:
+        will_read(handle)
         for block in line_blocks(handle):
             number = block.first - 1  # physical lines before the block
             if block.padded is None:  # a line too long (the second pass reports it), or the last one
@@ -396,6 +397,7 @@ def _row_batches(path: Path, batch_rows: int) -> Iterator[_Part]:
     parts: list[_Part] = []  # rows checked, not yet handed on
     held = 0
     with open(path, "rb") as handle:
+        will_read(handle)
         for block in line_blocks(handle):
             plain = plain_padded(block.padded) if block.padded is not None else None
             if plain is not None:

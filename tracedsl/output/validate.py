@@ -32,7 +32,7 @@ from tracedsl.output.blocksize import (
 )
 from tracedsl.output.lines import LineProblem, line_blocks, parse_line, parsed_lines
 from tracedsl.output.names import SessionMemory
-from tracedsl.output.plain import PlainBlock, plain_padded
+from tracedsl.output.plain import PlainBlock, plain_padded, will_read
 from tracedsl.output.rows import (
     MAX_COUNT,
     check_row,
@@ -151,6 +151,7 @@ def validate_file(path: str | Path, block_size: int | None = None,
     checker = _Checker(report, block_size, index_beside(path))
     try:
         with open(path, "rb") as handle:
+            will_read(handle)
             next_line = 1  # the line after the last non-blank one: a gap before the next is blank lines
             for block in line_blocks(handle):
                 plain = plain_padded(block.padded) if block.padded is not None else None

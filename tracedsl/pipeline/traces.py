@@ -136,10 +136,10 @@ def validate(path: str | Path, block_size: int | None = None,
 def _recorded_block_size(manifest: Path | None) -> int | None:
     """The block size a manifest records; None without one, or for one that does not load
     (validate checks the trace, and says which block size it used)."""
+    if manifest is None:  # the IR's models are imported only when a manifest is there
+        return None
     from tracedsl.loading import load_spec
 
-    if manifest is None:
-        return None
     try:
         return load_spec(str(manifest)).params.block_size
     except DiagnosticError:
