@@ -474,3 +474,4 @@ def test_the_first_pass_reads_session_runs_as_line_by_line(plain_reader):
         assert (runs[0].tolist(), runs[1]) == _runs_by_regex(data), data
         read += 1
     assert read > 300
+

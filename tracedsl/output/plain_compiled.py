@@ -421,7 +421,11 @@ _WARM_BLOCK = (b'{"session_id":"a","input_length":12,"output_length":3,"hash_ids
 
 
 def warm() -> None:
-    """Compile the kernel (or load it from numba's cache) and check it on one row: raises if it fails."""
-    block = read_padded(bytes(PAD) + _WARM_BLOCK + b"\n" + bytes(PAD))
+    """Compile the kernels (or load them from numba's cache) and check them on one row: raises if one fails."""
+    padded = bytes(PAD) + _WARM_BLOCK + b"\n" + bytes(PAD)
+    block = read_padded(padded)
     if block is None or block.ids.tolist() != [123456789, 1] or block.timestamp.tolist() != [0.5]:
         raise RuntimeError("the compiled plain reader misread its check row")
+    runs = session_runs_padded(padded)
+    if runs is None or runs[0].tolist() != [0] or runs[1] != ["a"]:
+        raise RuntimeError("the compiled session-run reader misread its check row")
