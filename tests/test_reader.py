@@ -156,3 +156,39 @@ def test_a_short_last_line_is_a_located_error_not_a_crash(tmp_path):
     with pytest.raises(DiagnosticError) as caught:
         list(read_trace(path))
     assert caught.value.diagnostics[0].span.line == 2
+
+
+@pytest.mark.parametrize("block_bytes, batch_rows", [(1500, 7), (40_000, 300), (1 << 21, 4096)])
+@pytest.mark.parametrize("chunk_rows", [1, 500])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_interleaved_sessions_are_gathered_whole_whatever_the_blocks(tmp_path, monkeypatch, block_bytes,
+                                                                      batch_rows, chunk_rows, seed):
+    """Rows moved elsewhere, rows of no session, blank and spaced-out lines: every session comes whole,
+    once, in first-appearance order, however the file's blocks and batches cut its runs."""
+    import random
+
+    from tracedsl.output import lines as lines_module
+    from tracedsl.output import reader as reader_module
+
+    monkeypatch.setattr(lines_module, "_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(reader_module, "_BATCH_ROWS", batch_rows)
+    rng = random.Random(seed)
+    lines = (fixture_dir("manifest1k_s3_n300") / "dataset.jsonl").read_bytes().splitlines()
+    for _ in range(40):  # a row moved: its session now comes in two or three runs
+        row = lines.pop(rng.randrange(len(lines)))
+        lines.insert(rng.randrange(len(lines)), row)
+    for _ in range(5):
+        lines.insert(rng.randrange(len(lines)), b'{"input_length":3,"output_length":1,"hash_ids":[5],"timestamp":1}')
+        lines.insert(rng.randrange(len(lines)), b"")
+        at = rng.randrange(len(lines))
+        lines[at] = lines[at].replace(b'","input_length"', b'", "input_length"')  # not plain
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    expected = _plain_reading(path)
+    chunks = list(read_trace(path, chunk_rows=chunk_rows))
+    names = [name for c in chunks for name in c.session_ids]
+    assert names == list(expected)  # each session once: whole in one chunk
+    for chunk in chunks:
+        for index, name in enumerate(chunk.session_ids):
+            start, end = chunk.row_offsets[index], chunk.row_offsets[index + 1]
+            assert chunk.input_length[start:end].tolist() == [r["input_length"] for r in expected[name]]

@@ -2,8 +2,8 @@
 
 Rows without ``session_id`` are sessions of their own (named ``row-<line>``). A session's
 rows are gathered even when they are not contiguous, in file order; to do that without
-holding the file, a first pass learns each session's last line and the second pass hands
-a session on as soon as it is complete. The first bad row raises a located
+holding the file, a first pass learns which sessions come in more than one run of rows, and
+their last lines, and the second pass hands a session on as soon as it is complete. The first bad row raises a located
 :class:`DiagnosticError` (file, line, field).
 
 Speed: the first pass reads the session id straight from the bytes when the row is plain
@@ -25,6 +25,7 @@ import orjson
 
 from tracedsl.diagnostics import Diagnostic, DiagnosticError, Span
 from tracedsl.output.lines import BOM, LineProblem, line_blocks, parse_line
+from tracedsl.output.names import SessionMemory
 from tracedsl.output.plain import PlainBlock, flat_session_runs, plain_padded, will_read
 from tracedsl.output.rows import PLAIN_KEYS, check_row, hash_id_problem, ids_array, plain_row_ok
 from tracedsl.trace import EndReason, TraceChunk
@@ -38,7 +39,7 @@ _SESSION_IDS = re.compile(rb'\{"session_id":"([^"]*)"')
 def read_trace(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[TraceChunk]:
     """Yield the trace's sessions as chunks of about ``chunk_rows`` rows, in first-appearance order."""
     path = Path(path)
-    gatherer = _Gatherer(_last_lines(path))
+    gatherer = _Gatherer(_repeated_sessions(path))
     parts: list[_Rows] = []
     held = 0
     for batch in _row_batches(path, min(_BATCH_ROWS, max(chunk_rows, 1))):
@@ -56,19 +57,24 @@ def read_trace(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[Trace
         yield gatherer.chunk(parts)
 
 
-def _last_lines(path: Path) -> dict[str, int]:
-    """Each session's last line (the first pass); bad lines are left to the second pass.
+def _repeated_sessions(path: Path) -> dict[str, int]:
+    """The last line of each session seen in more than one run of rows (the first pass); bad lines
+    are left to the second pass.
+
+    A session all of whose rows are one run of lines is not kept by name: the second pass hands
+    it on where its run ends. So the names held are those of the sessions a shuffle or a
+    concatenation interleaves (and of those a block boundary cuts, one a block), and the rest
+    cost 8 bytes a session (``SessionMemory``, for the engines' names) whatever the trace's
+    length. Rows without a session id are sessions of their own, never repeated: not kept.
 
     Whole blocks of lines are read at once when every line is one flat object that begins
     with its session_id and holds no escapes (one "{", one "session_id", no backslash in
     the block): the id is then the bytes up to the next quote, as orjson would read it
-    (plain.session_runs finds them, and the runs of one session, with numpy).
+    (plain.flat_session_runs finds them, and the runs of one session, in bulk).
     (A line not starting that way while the counts still agree is not a JSON object at all,
     and the second pass stops there.)
     """
-    last: dict[str, int] = {}
-    last_bytes: dict[bytes, int] = {}  # from the plain blocks, decoded once per session at the end
-    last_plain: dict[str, int] = {}  # from blocks whose lines all open with a short ASCII session id
+    ends = _RepeatedSessions()
     with open(path, "rb") as handle:
         will_read(handle)
         for block in line_blocks(handle):
@@ -77,42 +83,69 @@ def _last_lines(path: Path) -> dict[str, int]:
                 numbers, raws, _ = block.batch()
                 for line, raw in zip(numbers, raws, strict=True):
                     if type(raw) is not LineProblem:
-                        _last_lines_slowly([raw], line - 1, last)
+                        ends.lines(*_keys_slowly([raw], line - 1))
                 continue
             padded = block.padded
             count = block.count
             runs = flat_session_runs(padded, count)
             if runs is not None:  # the common block, read in bulk: one step per run of a session
                 last_rows, names = runs
-                last_plain.update(zip(names, (last_rows + number + 1).tolist(), strict=True))
+                ends.runs(names, (last_rows + number + 1).tolist())
+                continue
+            braces = int(np.count_nonzero(np.frombuffer(padded, dtype=np.uint8) == 123))
+            flat = braces == count and b"\\" not in padded and padded.count(b'"session_id"') == count
+            block_text = block.text
+            keys = _SESSION_IDS.findall(block_text) if braces == count else None
+            if flat and len(keys) == count and block_text.startswith(_SESSION_KEY):
+                ends.lines([key.decode("utf-8", "replace") for key in keys], range(number + 1, number + count + 1))
             else:
-                braces = int(np.count_nonzero(np.frombuffer(padded, dtype=np.uint8) == 123))
-                flat = braces == count and b"\\" not in padded and padded.count(b'"session_id"') == count
-                block_text = block.text
-                lines = block_text.split(b"\n")
-                keys = _SESSION_IDS.findall(block_text) if braces == count else None
-                if flat and len(keys) == count and block_text.startswith(_SESSION_KEY):
-                    last_bytes.update(zip(keys, range(number + 1, number + count + 1), strict=True))
-                else:
-                    _last_lines_slowly(lines, number, last)
-    for key, line in last_bytes.items():
-        name = key.decode("utf-8", "replace")
-        if last.get(name, 0) < line:
-            last[name] = line
-    for name, line in last_plain.items():
-        if last.get(name, 0) < line:
-            last[name] = line
-    return last
+                ends.lines(*_keys_slowly(block_text.split(b"\n"), number))
+    return ends.again
 
 
-def _last_lines_slowly(lines: list[bytes], number: int, last: dict[str, int]) -> None:
+class _RepeatedSessions:
+    """The first pass's memory: every session id seen, compactly, and the last line of those seen again."""
+
+    def __init__(self) -> None:
+        self.memory = SessionMemory()
+        self.again: dict[str, int] = {}
+
+    def runs(self, names: list[str], last_lines: list[int]) -> None:
+        """Runs of rows of one session, in file order: their ids and last lines."""
+        seen = self.memory.seen_before(names)
+        if seen.any():
+            for index in np.flatnonzero(seen).tolist():
+                self.again[names[index]] = last_lines[index]
+
+    def lines(self, keys: list[str | None], lines) -> None:
+        """Rows in file order: their session ids (None: a session of its own) and line numbers."""
+        names: list[str] = []
+        last_lines: list[int] = []
+        for key, line in zip(keys, lines, strict=True):
+            if key is None:
+                continue
+            if names and names[-1] == key and last_lines[-1] == line - 1:
+                last_lines[-1] = line
+            else:
+                names.append(key)
+                last_lines.append(line)
+        if names:
+            self.runs(names, last_lines)
+
+
+def _keys_slowly(lines: list[bytes], number: int) -> tuple[list[str | None], list[int]]:
+    """The session id of each line that is a JSON object (None for one without a string id), and its number."""
+    keys: list[str | None] = []
+    numbers: list[int] = []
     for offset, raw in enumerate(lines, start=number + 1):
         if not raw or raw.isspace():
             continue
         row = parse_line(raw[len(BOM):] if offset == 1 and raw.startswith(BOM) else raw)
         if isinstance(row, dict):
             key = row.get("session_id")
-            last[f"row-{offset}" if key is None or type(key) is not str else key] = offset
+            keys.append(key if type(key) is str else None)
+            numbers.append(offset)
+    return keys, numbers
 
 
 class _Rows:
@@ -150,38 +183,55 @@ class _Rows:
 
 
 class _Gatherer:
-    """Sessions numbered by first appearance; rows handed on once every earlier session is complete."""
+    """Sessions numbered by first appearance; rows handed on once every earlier session is complete.
 
-    def __init__(self, last_line: dict[str, int]):
-        self.last_line = last_line
+    A session the first pass saw in more than one run (``repeated``: its last line) is complete
+    at that line; any other is complete where its one run ends, which is known once a later run
+    follows it (in the same part, or at the next part's start: a run may go on across parts).
+    """
+
+    def __init__(self, repeated: dict[str, int]):
+        self.repeated = repeated
         self.open: dict[str, int] = {}  # session name -> sequence number, while rows may come
         self.first_row: dict[int, tuple[str, int, bool]] = {}  # sequence -> name, group, restart
         self.complete = bytearray()
         self.frontier = 0  # every session numbered below this is complete
         self.pending: _Rows | None = None
+        self.tail: tuple[str, int] | None = None  # a one-run session the last part ended in: name, sequence
 
     def add(self, part: _Part) -> _Rows | None:
         count = part.rows
-        open_sessions, last_line, complete, first_row = self.open, self.last_line, self.complete, self.first_row
+        open_sessions, repeated, complete, first_row = self.open, self.repeated, self.complete, self.first_row
+        if self.tail is not None and part.run_keys and part.run_keys[0] != self.tail[0]:
+            complete[self.tail[1]] = 1  # its run ended with the last part
+            del open_sessions[self.tail[0]]
+            self.tail = None
         # one step per run of rows of the same session, not per row
         run_ends = np.append(part.run_starts[1:], count)
         last_numbers = part.numbers[run_ends - 1].tolist()
         # each run's first row's group and restart, as its JSON gave them (numbers as Python's)
         groups, restarts = part.groups[part.run_starts].tolist(), part.restarts[part.run_starts].tolist()
         run_sequences = []
-        for key, last_number, group, restart in zip(part.run_keys, last_numbers, groups, restarts, strict=True):
+        final = len(part.run_keys) - 1
+        for index, (key, last_number, group, restart) in enumerate(
+                zip(part.run_keys, last_numbers, groups, restarts, strict=True)):
+            end = repeated.get(key)
+            # complete here: at its last line, or a one-run session whose run another follows
+            done = end == last_number if end is not None else index != final
             seq = open_sessions.get(key)
             if seq is None:  # a session's first run: most sessions are whole in it, and never open
                 seq = len(complete)
                 first_row[seq] = (key, group, restart)
-                if last_line.get(key) == last_number:
-                    complete.append(1)
-                else:
-                    complete.append(0)
+                complete.append(done)
+                if not done:
                     open_sessions[key] = seq
-            elif last_line.get(key) == last_number:
+            elif done:
                 complete[seq] = 1
                 del open_sessions[key]
+            if not done and end is None:
+                self.tail = (key, seq)
+            elif self.tail is not None and index == 0:
+                self.tail = None  # the session it held is done
             run_sequences.append(seq)
         sequence = np.repeat(np.asarray(run_sequences, dtype=np.int64), run_ends - part.run_starts)
         while self.frontier < len(complete) and complete[self.frontier]:
