@@ -521,18 +521,21 @@ def session_runs(text: bytes) -> tuple[np.ndarray, list[str]] | None:
     return session_runs_padded(_padded(text)) if text else None
 
 
-def flat_session_runs(padded: bytes, count: int) -> tuple[np.ndarray, list[str]] | None:
-    """``session_runs_padded`` of a block of ``count`` lines that are each one flat object opening with
-    its session id: one "{" and one ``"session_id"`` a line, no backslash (so the id read is the
-    row's, as orjson reads it); None for any other block."""
-    if len(padded) <= 2 * _PAD + 1 or not padded.isascii() or b"\\" in padded:
+def flat_session_runs(padded: bytes) -> tuple[np.ndarray, list[str]] | None:
+    """``session_runs_padded`` of a block of lines that are each one flat object opening with its
+    session id: one "{" and one ``"session_id"`` a line, ASCII, no backslash (so the id read is
+    the row's, as orjson reads it); None for any other block."""
+    if len(padded) <= 2 * _PAD + 1:
         return None
     keep_freed_memory()
     compiled = _compiled_reader(len(padded))
-    if compiled is not None:
+    if compiled is not None:  # it checks every byte
         from tracedsl.output.plain_compiled import session_runs_padded as compiled_runs
         return compiled_runs(padded)
+    if not padded.isascii() or b"\\" in padded:
+        return None
     text = np.frombuffer(padded, dtype=np.uint8)  # numpy counts a byte faster than bytes.count
+    count = int(np.count_nonzero(text == 10))
     if int(np.count_nonzero(text == 123)) != count or padded.count(b'"session_id"') != count:
         return None
     return session_runs_padded(padded)

@@ -32,6 +32,7 @@ from tracedsl.trace import EndReason, TraceChunk
 
 CHUNK_ROWS = 16384
 _BATCH_ROWS = 4096
+_BATCH_RUNS = 16384  # runs of one session the first pass looks up at once
 _SESSION_KEY = b'{"session_id":"'
 _SESSION_IDS = re.compile(rb'\{"session_id":"([^"]*)"')
 
@@ -86,12 +87,12 @@ def _repeated_sessions(path: Path) -> dict[str, int]:
                         ends.lines(*_keys_slowly([raw], line - 1))
                 continue
             padded = block.padded
-            count = block.count
-            runs = flat_session_runs(padded, count)
+            runs = flat_session_runs(padded)
             if runs is not None:  # the common block, read in bulk: one step per run of a session
                 last_rows, names = runs
                 ends.runs(names, (last_rows + number + 1).tolist())
                 continue
+            count = block.count
             braces = int(np.count_nonzero(np.frombuffer(padded, dtype=np.uint8) == 123))
             flat = braces == count and b"\\" not in padded and padded.count(b'"session_id"') == count
             block_text = block.text
@@ -104,18 +105,39 @@ def _repeated_sessions(path: Path) -> dict[str, int]:
 
 
 class _RepeatedSessions:
-    """The first pass's memory: every session id seen, compactly, and the last line of those seen again."""
+    """The first pass's memory: every session id seen, compactly, and the last line of those seen again.
+
+    Runs are looked up a batch of ``_BATCH_RUNS`` at a time (several blocks'), in file order.
+    """
 
     def __init__(self) -> None:
         self.memory = SessionMemory()
-        self.again: dict[str, int] = {}
+        self._again: dict[str, int] = {}
+        self.names: list[str] = []
+        self.last_lines: list[int] = []
+
+    @property
+    def again(self) -> dict[str, int]:
+        """The last line of each session seen in more than one run (once every run is in)."""
+        self._look_up()
+        return self._again
 
     def runs(self, names: list[str], last_lines: list[int]) -> None:
         """Runs of rows of one session, in file order: their ids and last lines."""
+        self.names += names
+        self.last_lines += last_lines
+        if len(self.names) >= _BATCH_RUNS:
+            self._look_up()
+
+    def _look_up(self) -> None:
+        names, last_lines = self.names, self.last_lines
+        if not names:
+            return
         seen = self.memory.seen_before(names)
         if seen.any():
             for index in np.flatnonzero(seen).tolist():
-                self.again[names[index]] = last_lines[index]
+                self._again[names[index]] = last_lines[index]
+        self.names, self.last_lines = [], []
 
     def lines(self, keys: list[str | None], lines) -> None:
         """Rows in file order: their session ids (None: a session of its own) and line numbers."""
