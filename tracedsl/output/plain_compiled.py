@@ -111,6 +111,39 @@ def _zero_bytes(word):  # pragma: no cover - compiled
     return (word - ONES) & ~word & HIGH_BITS
 
 
+@njit(cache=True, inline="always")
+def _name_end(words, at):  # pragma: no cover - compiled
+    """The session id from ``at`` ends at its first quote: that quote's place, or -1 when a control
+    byte, a backslash or a byte past ASCII comes first."""
+    while True:
+        word = words[at]
+        quotes = _zero_bytes(word ^ QUOTES)
+        # a byte below 0x20, a backslash or a byte past ASCII: the lowest exact
+        others = ((word - SPACES) & ~word & HIGH_BITS) | _zero_bytes(word ^ BACKSLASHES) | (word & HIGH_BITS)
+        if quotes != 0:
+            stop = np.int64(trailing_zeros(quotes))
+            if others != 0 and np.int64(trailing_zeros(others)) < stop:
+                return -1
+            return at + (stop >> 3)
+        if others != 0:
+            return -1
+        at += 8
+
+
+@njit(cache=True, inline="always")
+def _same_name(words, at, before, length):  # pragma: no cover - compiled
+    """Whether the ``length`` bytes at ``at`` and at ``before`` are the same, a word at a time."""
+    offset = 0
+    while offset + 8 <= length:
+        if words[at + offset] != words[before + offset]:
+            return False
+        offset += 8
+    if offset == length:
+        return True
+    mask = (np.uint64(1) << np.uint64(8 * (length - offset))) - np.uint64(1)
+    return ((words[at + offset] ^ words[before + offset]) & mask) == 0
+
+
 @njit(cache=True)
 def _fraction(words, at, whole_digits):  # pragma: no cover - compiled
     """(value, digits) of the fraction after a decimal point at ``at``; digits 0 if it is not plain."""
@@ -140,38 +173,11 @@ def _read(data, words, start, stop, rows_out, ints, floats, restarts, ids):  # p
         if words[at] != HEAD_0 or words[at + HEAD_BYTES - 8] != HEAD_LAST:
             break
         name = at + HEAD_BYTES
-        at = name
-        while True:  # the session id: up to the first quote, no control byte (the bytes are ASCII)
-            word = words[at]
-            quotes = word ^ QUOTES
-            quotes = (quotes - ONES) & ~quotes & HIGH_BITS  # a zero byte's high bit, the lowest exact
-            # a byte below 0x20, a backslash or a byte past ASCII: the lowest exact
-            controls = ((word - SPACES) & ~word & HIGH_BITS) | _zero_bytes(word ^ BACKSLASHES) | (word & HIGH_BITS)
-            if quotes != 0:
-                stop_bit = np.int64(trailing_zeros(quotes))
-                if controls != 0 and np.int64(trailing_zeros(controls)) < stop_bit:
-                    at = -1
-                else:
-                    at += stop_bit >> 3
-                break
-            if controls != 0:
-                at = -1
-                break
-            at += 8
+        at = _name_end(words, name)
         if at < 0:
             break
         length = at - name
-        same = length == previous_length
-        if same:
-            offset = 0
-            while offset + 8 <= length:
-                if words[name + offset] != words[previous + offset]:
-                    same = False
-                    break
-                offset += 8
-            if same and offset < length:
-                mask = (np.uint64(1) << np.uint64(8 * (length - offset))) - np.uint64(1)
-                same = ((words[name + offset] ^ words[previous + offset]) & mask) == 0
+        same = length == previous_length and _same_name(words, name, previous, length)
         if not same:
             run_rows[runs], name_starts[runs], name_ends[runs] = rows, name, at
             runs += 1
@@ -297,36 +303,11 @@ def _runs(words, start, stop, last_rows, name_starts, name_ends):  # pragma: no 
         if words[at] != HEAD_0 or words[at + HEAD_BYTES - 8] != HEAD_LAST:
             break
         name = at + HEAD_BYTES
-        at = name
-        while True:  # the session id, as in _read
-            word = words[at]
-            quotes = _zero_bytes(word ^ QUOTES)
-            controls = ((word - SPACES) & ~word & HIGH_BITS) | _zero_bytes(word ^ BACKSLASHES) | (word & HIGH_BITS)
-            if quotes != 0:
-                stop_bit = np.int64(trailing_zeros(quotes))
-                if controls != 0 and np.int64(trailing_zeros(controls)) < stop_bit:
-                    at = -1
-                else:
-                    at += stop_bit >> 3
-                break
-            if controls != 0:
-                at = -1
-                break
-            at += 8
+        at = _name_end(words, name)
         if at < 0:
             break
         length = at - name
-        same = length == previous_length
-        if same:
-            offset = 0
-            while offset + 8 <= length:
-                if words[name + offset] != words[previous + offset]:
-                    same = False
-                    break
-                offset += 8
-            if same and offset < length:
-                mask = (np.uint64(1) << np.uint64(8 * (length - offset))) - np.uint64(1)
-                same = ((words[name + offset] ^ words[previous + offset]) & mask) == 0
+        same = length == previous_length and _same_name(words, name, previous, length)
         if not same:
             if runs:
                 last_rows[runs - 1] = rows - 1
