@@ -153,3 +153,44 @@ def test_block_size_given_overrides_the_rule(tmp_path):
     assert "block size 2048" in result.output
     inferred = CliRunner().invoke(cli, ["report", str(path), "-o", str(out), "--no-html"])
     assert inferred.exit_code == 0 and "block size 1024" in inferred.output
+
+
+@pytest.mark.parametrize("reader", ["numpy", "compiled"])
+@pytest.mark.parametrize("seed", range(6))
+def test_the_file_evidence_read_as_columns_is_the_row_by_row_evidence(tmp_path, monkeypatch, reader, seed):
+    """file_block_size reads plain blocks as columns: the rows counted are the ones orjson counts."""
+    from tracedsl.output import lines as lines_module
+    from tracedsl.output import plain as plain_module
+
+    monkeypatch.setattr(lines_module, "_BLOCK_BYTES", 700)  # many blocks, some plain, some not
+    plain_module.use_compiled(reader == "compiled")
+    rng = np.random.default_rng(seed)
+    size = int(rng.choice([16, 100, 512]))
+    text = []
+    for index in range(400):
+        count = int(rng.integers(0, 5))
+        length = (count - 1) * size + int(rng.integers(1, size + 1)) if count else int(rng.integers(0, 3))
+        row = {"session_id": f"s{index // 7}", "input_length": length, "output_length": 3,
+               "hash_ids": list(range(index * 8, index * 8 + count))}
+        roll = rng.random()
+        if roll < 0.03:
+            row["extra"] = "é"  # not plain: read with orjson
+        elif roll < 0.05:
+            row["input_length"] = -length  # no evidence either way
+        elif roll < 0.07:
+            row["input_length"] = str(length)
+        elif roll < 0.09:
+            row["input_length"] = 0  # ids but no tokens: no evidence
+        line = orjson.dumps(row).decode()
+        text.append(line[:-3] if rng.random() < 0.02 else line)  # now and then a broken row
+    path = tmp_path / "t.jsonl"
+    path.write_text("\n".join(text) + "\n")
+    try:
+        got = [np.concatenate(parts) for parts in zip(*blocksize._file_evidence(path), strict=True)]
+    finally:
+        plain_module.use_compiled(None)
+    raws = [line.encode() for line in text]
+    expected = blocksize._evidence_of(raws)
+    assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
+    assert expected[0].shape[0] > 250  # most rows are evidence
+    assert file_block_size(path) == block_size_finding(zip(*expected, strict=True))

@@ -23,14 +23,15 @@ powers of two and the range's ends) is given for checking the others against it.
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import orjson
 
-from tracedsl.output.lines import LineProblem, raw_line_batches
+from tracedsl.output.lines import LineProblem, line_blocks
+from tracedsl.output.plain import plain_padded, will_read
 from tracedsl.output.rows import MAX_COUNT
 
 AIPERF_DEFAULT_BLOCK_SIZE = 512  # the Mooncake loader's default when --isl-block-size is not given
@@ -182,16 +183,31 @@ def file_block_size(path: str | Path) -> BlockSizeFinding:
 
     The rows counted are the ones the validator counts: an integer input_length in
     [1, 2**63) and a non-empty hash_ids array (the ids themselves are not looked at), so
-    validate and report agree on any file.
+    validate and report agree on any file. A block of plain rows (``plain.plain_padded``) is
+    read as columns; any other block row by row.
     """
     evidence = BlockSizeEvidence()
-    with open(path, "rb") as handle:
-        for _, raws, _ in raw_line_batches(handle):
-            inputs, counts = _evidence_of(raws)
-            evidence.add(inputs, counts)
+    for inputs, counts in _file_evidence(path):
+        evidence.add(inputs, counts)
     if evidence.high is not None and evidence.low > evidence.high:
         return evidence.finding(lambda size: rows_fitting_in_file(path, size))
     return evidence.finding()
+
+
+def _file_evidence(path: str | Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Each block's evidence: the input lengths and id counts of its rows that count (int64)."""
+    with open(path, "rb") as handle:
+        will_read(handle)
+        for block in line_blocks(handle):
+            plain = plain_padded(block.padded) if block.padded is not None else None
+            if plain is not None:
+                inputs, counts = plain.input_length, plain.id_counts
+                counted = (counts > 0) & (inputs >= 1)
+                yield (inputs, counts) if counted.all() else (inputs[counted], counts[counted])
+                continue
+            _, raws, _ = block.batch()
+            if raws:
+                yield _evidence_of(raws)
 
 
 def _evidence_of(raws: list) -> tuple[np.ndarray, np.ndarray]:
@@ -222,5 +238,4 @@ def _evidence_of(raws: list) -> tuple[np.ndarray, np.ndarray]:
 
 def rows_fitting_in_file(path: str | Path, size: int) -> int:
     """How many of the file's rows (those counted as evidence) fit ``size``: a second reading."""
-    with open(path, "rb") as handle:
-        return sum(fitting_rows(*_evidence_of(raws), size) for _, raws, _ in raw_line_batches(handle))
+    return sum(fitting_rows(inputs, counts, size) for inputs, counts in _file_evidence(path))
