@@ -226,3 +226,56 @@ def test_only_a_runs_dataset_has_an_index(fast_restart_run, tmp_path):
     assert index_beside(other) is None
     report = pipeline.validate(other)
     assert report.sessions_index is None and report.ok
+
+
+@pytest.mark.parametrize("read_bytes", [7, 64, 1 << 20])
+def test_read_index_numbers_every_line_as_a_line_by_line_reading_does(tmp_path, monkeypatch, read_bytes):
+    """read_index reads a block at a time: blank lines skipped, non-objects None, line numbers kept."""
+    from tracedsl.output import sessions as sessions_module
+
+    monkeypatch.setattr(sessions_module, "_INDEX_READ_BYTES", read_bytes)
+    lines = [b'{"session_id":"a","turns":2}', b"", b'{"session_id":"b"}\r', b"[1,2]", b"   ",
+             b'{"session_id":"c", "broken"', b'{"session_id":"d","link":"restart"}', b"7"]
+    for tail in (b"", b"\n", b"\n\n"):
+        path = tmp_path / "sessions.jsonl"
+        path.write_bytes(b"\n".join(lines) + tail)
+        expected = []
+        for number, line in enumerate(path.read_bytes().split(b"\n"), start=1):
+            if line.strip():
+                try:
+                    row = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    row = None
+                expected.append((number, row if type(row) is dict else None))
+        assert list(sessions_module.read_index(path)) == expected
+        assert sessions_module.link_counts(path)["restart"] == 1
+
+
+@pytest.mark.parametrize("order", ["same", "shuffled", "some missing", "reversed runs"])
+def test_each_chunk_gets_its_own_sessions_index_rows_in_any_index_order(restart_run, tmp_path, order):
+    """with_index matches rows by name: in file order a chunk's rows are taken at once, otherwise
+    one name at a time; either way each session gets its own row's end reason ({} when absent)."""
+    import random
+
+    from tracedsl.output.reader import read_trace
+    from tracedsl.reports.regenerate import with_index
+
+    rows = _index(restart_run.run_dir / SESSIONS_NAME)
+    if order == "shuffled":
+        random.Random(7).shuffle(rows)
+    elif order == "some missing":
+        rows = [row for k, row in enumerate(rows) if k % 5 != 3]
+    elif order == "reversed runs":
+        rows = [row for k in range(0, len(rows), 40) for row in reversed(rows[k : k + 40])]
+    index = tmp_path / SESSIONS_NAME
+    index.write_bytes(b"\n".join(map(orjson.dumps, rows)) + b"\n")
+    reasons = {row["session_id"]: row["end_reason"] for row in rows}
+    codes = {reason.reference_name: int(reason) for reason in EndReason}
+    seen = 0
+    for chunk in with_index(read_trace(restart_run.run_dir / "dataset.jsonl", chunk_rows=97), None, index):
+        expected = [codes.get(reasons.get(name), int(EndReason.UNKNOWN)) for name in chunk.session_ids]
+        assert chunk.end_reasons.tolist() == expected
+        seen += chunk.num_sessions
+    assert seen == len(_index(restart_run.run_dir / SESSIONS_NAME))
+    if order == "some missing":
+        assert len(reasons) < seen

@@ -170,7 +170,12 @@ def index_beside(dataset: str | Path) -> Path | None:
 def read_index(path: str | Path) -> Iterator[tuple[int, dict | None]]:
     """Each non-blank line of a sessions.jsonl: (line number, row), None when not a JSON object."""
     with open(path, "rb") as handle:
-        yield from _numbered_rows(handle)
+        rows = _IndexRows(handle)
+        while True:
+            batch = rows.take()
+            if batch is None:
+                return
+            yield from batch
 
 
 def row_problem(row: dict | None) -> str | None:
@@ -529,6 +534,13 @@ class _IndexRows:
         self._at += 1
         return self._numbers[at], self._rows[at]
 
+    def take(self) -> Iterator[tuple[int, dict | None]] | None:
+        """Every row read and not yet consumed, consumed; None at the end of the file."""
+        if self._at == len(self._rows) and not self._read():
+            return None
+        at, self._at = self._at, len(self._rows)
+        return zip(self._numbers[at:], self._rows[at:], strict=True)
+
     def peek(self, count: int) -> tuple[list[int], list[dict | None]]:
         """The next ``count`` rows (fewer at the end of the file), not consumed."""
         while len(self._rows) - self._at < count and self._read():
@@ -586,10 +598,6 @@ class _IndexRows:
         for number, row in _numbered(lines, first):
             self._numbers.append(number)
             self._rows.append(row)
-
-
-def _numbered_rows(handle) -> Iterator[tuple[int, dict | None]]:
-    return _numbered(handle, 1)
 
 
 def _numbered(lines, first: int) -> Iterator[tuple[int, dict | None]]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +70,10 @@ def with_classes(chunks: Iterable[TraceChunk], params: GenerationParams | None,
     yield from with_index(chunks, params, index)
 
 
+def _session_id(row: dict):
+    return row.get("session_id")
+
+
 _REASON_CODES = {reason.reference_name: int(reason) for reason in EndReason}
 _LINK_CODES = {"restart": 1, "compaction": 2, "subagent": 3}
 
@@ -88,17 +94,23 @@ def with_index(chunks: Iterable[TraceChunk], params: GenerationParams | None,
         if params is not None and params.classes else None
     rows = (row for _, row in read_index(index) if isinstance(row, dict))
     pending: dict[str, dict] = {}  # index rows read past, for a trace whose order differs
+    returned: deque[dict] = deque()  # rows taken for a chunk whose names they did not match
     carried: tuple[TraceChunk, list[dict]] | None = None
     block: set[str] = set()  # the current host's subagents and their continuations
     for chunk in chunks:
-        found: list[dict] = []
-        for session_id in chunk.session_ids:
-            while session_id not in pending:
-                row = next(rows, None)
-                if row is None:
-                    break
-                pending[row.get("session_id")] = row
-            found.append(pending.pop(session_id, {}))
+        names = chunk.session_ids
+        found = list(islice(rows, len(names))) if not pending and not returned else []
+        if found and list(map(_session_id, found)) != list(names):  # another order, or rows missing
+            returned.extend(found)  # read again, one name at a time
+            found = []
+        if not found:
+            for session_id in names:
+                while session_id not in pending:
+                    row = returned.popleft() if returned else next(rows, None)
+                    if row is None:
+                        break
+                    pending[row.get("session_id")] = row
+                found.append(pending.pop(session_id, {}))
         if carried is not None:
             chunk, found = _join(carried[0], chunk), carried[1] + found
             carried = None
