@@ -190,7 +190,7 @@ def test_the_file_evidence_read_as_columns_is_the_row_by_row_evidence(tmp_path, 
     finally:
         plain_module.use_compiled(None)
     raws = [line.encode() for line in text]
-    expected = blocksize._evidence_of(raws)
+    expected = blocksize.row_evidence(raws)
     assert np.array_equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
     assert expected[0].shape[0] > 250  # most rows are evidence
     assert file_block_size(path) == block_size_finding(zip(*expected, strict=True))

@@ -192,3 +192,57 @@ def test_interleaved_sessions_are_gathered_whole_whatever_the_blocks(tmp_path, m
         for index, name in enumerate(chunk.session_ids):
             start, end = chunk.row_offsets[index], chunk.row_offsets[index + 1]
             assert chunk.input_length[start:end].tolist() == [r["input_length"] for r in expected[name]]
+
+
+@pytest.mark.parametrize("block_bytes", [700, 1 << 21])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_survey_is_the_first_pass_and_the_block_size_evidence_in_one_reading(tmp_path, monkeypatch,
+                                                                               block_bytes, seed):
+    """reader.survey (report's and compare's block-size inference) learns what read_trace's first
+    pass does, and file_block_size's evidence; the next read_trace of the file uses it, once."""
+    import random
+
+    from tracedsl.output import blocksize
+    from tracedsl.output import lines as lines_module
+    from tracedsl.output import reader as reader_module
+
+    monkeypatch.setattr(lines_module, "_BLOCK_BYTES", block_bytes)
+    rng = random.Random(seed)
+    lines = (fixture_dir("manifest1k_s3_n300") / "dataset.jsonl").read_bytes().splitlines()
+    for _ in range(60):
+        row = lines.pop(rng.randrange(len(lines)))
+        lines.insert(rng.randrange(len(lines)), row)
+    for _ in range(4):
+        lines.insert(rng.randrange(len(lines)), b'{"input_length":3,"output_length":1,"hash_ids":[5],"timestamp":1}')
+        at = rng.randrange(len(lines))
+        lines[at] = lines[at].replace(b'","input_length"', b'", "input_length"')  # not plain
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    first_pass = reader_module._repeated_sessions(path)
+    assert len(first_pass) > 20  # the moved rows' sessions
+    evidence = reader_module.survey(path)
+    assert evidence.finding() == blocksize.file_block_size(path)
+    assert reader_module._SURVEYS == {reader_module._file_key(path): first_pass}
+
+    calls = []
+    monkeypatch.setattr(reader_module, "_repeated_sessions", lambda p: calls.append(p) or first_pass)
+    expected = _plain_reading(path)
+    assert [n for c in read_trace(path) for n in c.session_ids] == list(expected)
+    assert calls == [] and reader_module._SURVEYS == {}  # the survey was read, and let go
+    list(read_trace(path))
+    assert calls == [path]  # a second reading makes its own first pass
+
+
+def test_a_survey_of_a_file_since_changed_is_not_used(tmp_path):
+    from tracedsl.output import reader as reader_module
+
+    path = _write(tmp_path, '{"session_id":"a","input_length":5,"hash_ids":[1]}\n'
+                            '{"session_id":"b","input_length":5,"hash_ids":[2]}\n')
+    reader_module.survey(path)
+    path.write_text('{"session_id":"a","input_length":5,"hash_ids":[1]}\n'
+                    '{"session_id":"b","input_length":5,"hash_ids":[2]}\n'
+                    '{"session_id":"a","input_length":7,"hash_ids":[1,3]}\n')
+    chunks = list(read_trace(path))
+    assert [n for c in chunks for n in c.session_ids] == ["a", "b"]
+    assert np.concatenate([c.input_length for c in chunks]).tolist() == [5, 7, 5]
+    reader_module._SURVEYS.clear()

@@ -31,7 +31,7 @@ import numpy as np
 import orjson
 
 from tracedsl.output.lines import LineProblem, line_blocks
-from tracedsl.output.plain import plain_padded, will_read
+from tracedsl.output.plain import PlainBlock, plain_padded, will_read
 from tracedsl.output.rows import MAX_COUNT
 
 AIPERF_DEFAULT_BLOCK_SIZE = 512  # the Mooncake loader's default when --isl-block-size is not given
@@ -201,16 +201,22 @@ def _file_evidence(path: str | Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         for block in line_blocks(handle):
             plain = plain_padded(block.padded) if block.padded is not None else None
             if plain is not None:
-                inputs, counts = plain.input_length, plain.id_counts
-                counted = (counts > 0) & (inputs >= 1)
-                yield (inputs, counts) if counted.all() else (inputs[counted], counts[counted])
+                yield plain_evidence(plain)
                 continue
             _, raws, _ = block.batch()
             if raws:
-                yield _evidence_of(raws)
+                yield row_evidence(raws)
 
 
-def _evidence_of(raws: list) -> tuple[np.ndarray, np.ndarray]:
+def plain_evidence(plain: PlainBlock) -> tuple[np.ndarray, np.ndarray]:
+    """A plain block's evidence (``plain.plain_padded``): its rows with ids and tokens."""
+    inputs, counts = plain.input_length, plain.id_counts
+    counted = (counts > 0) & (inputs >= 1)
+    return (inputs, counts) if counted.all() else (inputs[counted], counts[counted])
+
+
+def row_evidence(raws: list) -> tuple[np.ndarray, np.ndarray]:
+    """The evidence of raw lines read one by one (``LineProblem``s and broken rows are none)."""
     inputs: list[int] = []
     counts: list[int] = []
     loads = orjson.loads

@@ -15,6 +15,7 @@ only a row that fails goes through the full, explaining rule check.
 from __future__ import annotations
 
 import gc
+import os
 import re
 from collections.abc import Iterator
 from itertools import chain
@@ -24,6 +25,7 @@ import numpy as np
 import orjson
 
 from tracedsl.diagnostics import Diagnostic, DiagnosticError, Span
+from tracedsl.output.blocksize import BlockSizeEvidence, plain_evidence, row_evidence
 from tracedsl.output.lines import BOM, LineProblem, line_blocks, parse_line
 from tracedsl.output.names import SessionMemory
 from tracedsl.output.plain import PlainBlock, flat_session_runs, plain_padded, will_read
@@ -40,7 +42,7 @@ _SESSION_IDS = re.compile(rb'\{"session_id":"([^"]*)"')
 def read_trace(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[TraceChunk]:
     """Yield the trace's sessions as chunks of about ``chunk_rows`` rows, in first-appearance order."""
     path = Path(path)
-    gatherer = _Gatherer(_repeated_sessions(path))
+    gatherer = _Gatherer(_first_pass(path))
     parts: list[_Rows] = []
     held = 0
     for batch in _row_batches(path, min(_BATCH_ROWS, max(chunk_rows, 1))):
@@ -58,7 +60,47 @@ def read_trace(path: str | Path, chunk_rows: int = CHUNK_ROWS) -> Iterator[Trace
         yield gatherer.chunk(parts)
 
 
-def _repeated_sessions(path: Path) -> dict[str, int]:
+def survey(path: str | Path) -> BlockSizeEvidence:
+    """The block-size evidence of every row (``blocksize.file_block_size``'s), from read_trace's
+    first pass: what that pass learns is kept for the file's next read_trace, so a command that
+    infers the block size and then reads the trace reads the file twice, not three times.
+
+    The pass reads each plain block's columns (``plain.plain_padded``) instead of its session
+    ids alone, and other blocks' rows one by one, as file_block_size does; the file is known
+    again by its device, inode, size and modification time, and at most _SURVEYS_KEPT surveys
+    wait (a compare surveys both its traces before it reads either).
+    """
+    path = Path(path)
+    evidence = BlockSizeEvidence()
+    key = _file_key(path)
+    again = _repeated_sessions(path, evidence)
+    if key is not None:
+        _SURVEYS[key] = again
+        while len(_SURVEYS) > _SURVEYS_KEPT:
+            del _SURVEYS[next(iter(_SURVEYS))]
+    return evidence
+
+
+_SURVEYS: dict[tuple, dict[str, int]] = {}  # a surveyed file's key -> its first pass, until it is read
+_SURVEYS_KEPT = 4
+
+
+def _file_key(path: Path) -> tuple | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def _first_pass(path: Path) -> dict[str, int]:
+    """The surveyed first pass of this file, if it is unchanged since; else the pass itself."""
+    key = _file_key(path)
+    again = _SURVEYS.pop(key, None) if key is not None else None
+    return again if again is not None else _repeated_sessions(path)
+
+
+def _repeated_sessions(path: Path, evidence: BlockSizeEvidence | None = None) -> dict[str, int]:
     """The last line of each session seen in more than one run of rows (the first pass); bad lines
     are left to the second pass.
 
@@ -73,7 +115,8 @@ def _repeated_sessions(path: Path) -> dict[str, int]:
     the block): the id is then the bytes up to the next quote, as orjson would read it
     (plain.flat_session_runs finds them, and the runs of one session, in bulk).
     (A line not starting that way while the counts still agree is not a JSON object at all,
-    and the second pass stops there.)
+    and the second pass stops there.) With ``evidence`` (``survey``), each block's block-size
+    evidence is added to it as well.
     """
     ends = _RepeatedSessions()
     with open(path, "rb") as handle:
@@ -82,11 +125,21 @@ def _repeated_sessions(path: Path) -> dict[str, int]:
             number = block.first - 1  # physical lines before the block
             if block.padded is None:  # a line too long (the second pass reports it), or the last one
                 numbers, raws, _ = block.batch()
+                if evidence is not None:
+                    evidence.add(*row_evidence(raws))
                 for line, raw in zip(numbers, raws, strict=True):
                     if type(raw) is not LineProblem:
                         ends.lines(*_keys_slowly([raw], line - 1))
                 continue
             padded = block.padded
+            if evidence is not None:
+                plain = plain_padded(padded)
+                if plain is not None:
+                    evidence.add(*plain_evidence(plain))
+                    last_rows = np.append(plain.session_starts[1:], plain.rows) + number
+                    ends.runs(plain.session_names, last_rows.tolist())
+                    continue
+                evidence.add(*row_evidence(block.batch()[1]))
             runs = flat_session_runs(padded)
             if runs is not None:  # the common block, read in bulk: one step per run of a session
                 last_rows, names = runs

@@ -12,8 +12,8 @@ import numpy as np
 
 from tracedsl.diagnostics import DiagnosticError
 from tracedsl.ir import GenerationParams
-from tracedsl.output.blocksize import file_block_size
-from tracedsl.output.reader import read_trace
+from tracedsl.output.blocksize import rows_fitting_in_file
+from tracedsl.output.reader import read_trace, survey
 from tracedsl.output.rundir import locate_run
 from tracedsl.output.sessions import index_beside, read_index
 from tracedsl.reports.reportset import ReportSet
@@ -36,12 +36,13 @@ def locate(source: Path, output: Path | None) -> ReportJob:
 def infer_block_size(dataset: Path) -> int | None:
     """The trace's block size by the one rule, or None when no size fits every row.
 
-    ``tracedsl.output.blocksize.file_block_size`` gives the whole finding: the range the rows
+    The finding is ``tracedsl.output.blocksize.file_block_size``'s, read by ``reader.survey``: the range the rows
     allow and the note to show. When no size fits, a row the reader refuses is the better
     message (it is located, and no block size would make the file readable): then the size
     most rows fit is returned, and reading the trace reports that row.
     """
-    finding = file_block_size(dataset)
+    evidence = survey(dataset)  # read_trace's first pass, kept for the reading that follows
+    finding = evidence.finding(lambda size: rows_fitting_in_file(dataset, size))
     if finding.agreed:
         return finding.size
     try:
