@@ -235,7 +235,8 @@ def test_read_index_numbers_every_line_as_a_line_by_line_reading_does(tmp_path, 
 
     monkeypatch.setattr(sessions_module, "_INDEX_READ_BYTES", read_bytes)
     lines = [b'{"session_id":"a","turns":2}', b"", b'{"session_id":"b"}\r', b"[1,2]", b"   ",
-             b'{"session_id":"c", "broken"', b'{"session_id":"d","link":"restart"}', b"7"]
+             b'{"session_id":"c", "broken"', b'{"session_id":"d","link":"restart"}', b"7",
+             b'{"session_id":"e","link":["restart"]}', b'{"session_id":"f","link":"subagent"}']
     for tail in (b"", b"\n", b"\n\n"):
         path = tmp_path / "sessions.jsonl"
         path.write_bytes(b"\n".join(lines) + tail)
@@ -248,7 +249,9 @@ def test_read_index_numbers_every_line_as_a_line_by_line_reading_does(tmp_path, 
                     row = None
                 expected.append((number, row if type(row) is dict else None))
         assert list(sessions_module.read_index(path)) == expected
-        assert sessions_module.link_counts(path)["restart"] == 1
+        assert list(sessions_module.index_objects(path)) == [row for _, row in expected if row is not None]
+        counts = sessions_module.link_counts(path)  # a link that is not a kind's name is none
+        assert counts == {**dict.fromkeys(sessions_module.LINK_KINDS, 0), "restart": 1, "subagent": 1}
 
 
 @pytest.mark.parametrize("order", ["same", "shuffled", "some missing", "reversed runs"])

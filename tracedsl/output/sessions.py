@@ -16,8 +16,8 @@ only the split sessions whose continuation is not written yet.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterator
+from itertools import chain, repeat
 from operator import itemgetter
 from pathlib import Path
 
@@ -178,6 +178,22 @@ def read_index(path: str | Path) -> Iterator[tuple[int, dict | None]]:
             yield from batch
 
 
+def index_objects(path: str | Path) -> Iterator[dict]:
+    """The rows of a sessions.jsonl that are JSON objects, in order (one iterator over each
+    block's list, so a reader taking many at once pays no Python step per row)."""
+    return chain.from_iterable(_object_batches(path))
+
+
+def _object_batches(path: str | Path) -> Iterator[list[dict]]:
+    with open(path, "rb") as handle:
+        rows = _IndexRows(handle)
+        while True:
+            objects = rows.take_rows()
+            if objects is None:
+                return
+            yield objects if None not in objects else [row for row in objects if row is not None]
+
+
 def row_problem(row: dict | None) -> str | None:
     """What is wrong with one index row's shape, or None."""
     if row is None:
@@ -201,11 +217,12 @@ def row_problem(row: dict | None) -> str | None:
 
 def link_counts(path: str | Path) -> dict[str, int]:
     """How many sessions of the index are linked to a parent, by link kind (every kind listed)."""
-    counts: Counter = Counter()
-    for _, row in read_index(path):
-        if row is not None and row.get("link") in LINK_KINDS:
-            counts[row["link"]] += 1
-    return {kind: counts[kind] for kind in LINK_KINDS}
+    counts = dict.fromkeys(LINK_KINDS, 0)
+    for objects in _object_batches(path):
+        links = list(map(dict.get, objects, repeat("link")))  # any JSON value: counted by equality
+        for kind in LINK_KINDS:
+            counts[kind] += links.count(kind)
+    return counts
 
 
 # The findings of the cross-check (docs/validate.md, docs/sessions.md).
@@ -536,10 +553,19 @@ class _IndexRows:
 
     def take(self) -> Iterator[tuple[int, dict | None]] | None:
         """Every row read and not yet consumed, consumed; None at the end of the file."""
+        at = self._take_from()
+        return None if at is None else zip(self._numbers[at:], self._rows[at:], strict=True)
+
+    def take_rows(self) -> list[dict | None] | None:
+        """``take`` without the line numbers."""
+        at = self._take_from()
+        return None if at is None else self._rows[at:]
+
+    def _take_from(self) -> int | None:
         if self._at == len(self._rows) and not self._read():
             return None
         at, self._at = self._at, len(self._rows)
-        return zip(self._numbers[at:], self._rows[at:], strict=True)
+        return at
 
     def peek(self, count: int) -> tuple[list[int], list[dict | None]]:
         """The next ``count`` rows (fewer at the end of the file), not consumed."""

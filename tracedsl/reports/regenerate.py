@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
-from itertools import islice
+from itertools import islice, repeat
+from operator import is_not
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from tracedsl.ir import GenerationParams
 from tracedsl.output.blocksize import rows_fitting_in_file
 from tracedsl.output.reader import read_trace, survey
 from tracedsl.output.rundir import locate_run
-from tracedsl.output.sessions import index_beside, read_index
+from tracedsl.output.sessions import index_beside, index_objects
 from tracedsl.reports.reportset import ReportSet
 from tracedsl.trace import EndReason, TraceChunk
 
@@ -71,8 +72,14 @@ def with_classes(chunks: Iterable[TraceChunk], params: GenerationParams | None,
     yield from with_index(chunks, params, index)
 
 
-def _session_id(row: dict):
-    return row.get("session_id")
+def _field(rows: list[dict], name: str) -> Iterator:
+    """Each row's ``name`` (None where absent), with no Python step per row."""
+    return map(dict.get, rows, repeat(name))
+
+
+def _codes(rows: list[dict], name: str, codes: dict, default: int, dtype) -> np.ndarray:
+    """Each row's ``name`` as its code in ``codes`` (``default`` for any other value)."""
+    return np.fromiter(map(codes.get, _field(rows, name), repeat(default)), dtype=dtype, count=len(rows))
 
 
 _REASON_CODES = {reason.reference_name: int(reason) for reason in EndReason}
@@ -93,7 +100,7 @@ def with_index(chunks: Iterable[TraceChunk], params: GenerationParams | None,
         return
     number = {session_class.name: i for i, session_class in enumerate(params.classes)} \
         if params is not None and params.classes else None
-    rows = (row for _, row in read_index(index) if isinstance(row, dict))
+    rows = index_objects(index)
     pending: dict[str, dict] = {}  # index rows read past, for a trace whose order differs
     returned: deque[dict] = deque()  # rows taken for a chunk whose names they did not match
     carried: tuple[TraceChunk, list[dict]] | None = None
@@ -101,7 +108,7 @@ def with_index(chunks: Iterable[TraceChunk], params: GenerationParams | None,
     for chunk in chunks:
         names = chunk.session_ids
         found = list(islice(rows, len(names))) if not pending and not returned else []
-        if found and list(map(_session_id, found)) != list(names):  # another order, or rows missing
+        if found and list(_field(found, "session_id")) != list(names):  # another order, or rows missing
             returned.extend(found)  # read again, one name at a time
             found = []
         if not found:
@@ -116,7 +123,7 @@ def with_index(chunks: Iterable[TraceChunk], params: GenerationParams | None,
             chunk, found = _join(carried[0], chunk), carried[1] + found
             carried = None
         cut = chunk.num_sessions
-        if any(row.get("link") == "subagent" for row in found) or block:
+        if "subagent" in _field(found, "link") or block:
             roots = []
             for s, row in enumerate(found):
                 link, parent = row.get("link"), row.get("parent_session_id")
@@ -139,13 +146,12 @@ def with_index(chunks: Iterable[TraceChunk], params: GenerationParams | None,
 def _annotated(chunk: TraceChunk, found: list[dict], number: dict[str, int] | None) -> TraceChunk:
     extras = dict(chunk.extras)
     if number is not None:
-        extras["class_index"] = np.array([number.get(row.get("class"), -1) for row in found], dtype=np.int64)
-    reasons = np.array([_REASON_CODES.get(row.get("end_reason"), int(EndReason.UNKNOWN)) for row in found],
-                       dtype=np.int8)
-    links = np.array([_LINK_CODES.get(row.get("link"), 0) for row in found], dtype=np.int8)
+        extras["class_index"] = _codes(found, "class", number, -1, np.int64)
+    reasons = _codes(found, "end_reason", _REASON_CODES, int(EndReason.UNKNOWN), np.int8)
+    links = _codes(found, "link", _LINK_CODES, 0, np.int8)
     if (links > 1).any():
         extras["link"] = links
-    if any("requests" in row for row in found):
+    if any(map(dict.__contains__, found, repeat("requests"))):
         opens = np.zeros(chunk.num_rows, dtype=bool)
         turns = chunk.turns_per_session.tolist()
         starts = chunk.row_offsets.tolist()
@@ -153,7 +159,7 @@ def _annotated(chunk: TraceChunk, found: list[dict], number: dict[str, int] | No
               if type(t) is int and 0 <= t < turns[s]]
         opens[np.asarray(at, dtype=np.int64)] = True
         extras["opens_request"] = opens
-    if any(row.get("spawned_at") is not None for row in found):
+    if any(map(is_not, _field(found, "spawned_at"), repeat(None))):
         position = {session_id: s for s, session_id in enumerate(chunk.session_ids)}
         parent = np.full(chunk.num_sessions, -1, dtype=np.int64)
         spawned = np.full(chunk.num_sessions, -1, dtype=np.int64)
