@@ -207,6 +207,7 @@ def test_a_survey_is_the_first_pass_and_the_block_size_evidence_in_one_reading(t
     from tracedsl.output import reader as reader_module
 
     monkeypatch.setattr(lines_module, "_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(reader_module, "_SURVEYS", {})  # other tests' surveys left waiting
     rng = random.Random(seed)
     lines = (fixture_dir("manifest1k_s3_n300") / "dataset.jsonl").read_bytes().splitlines()
     for _ in range(60):
@@ -233,8 +234,10 @@ def test_a_survey_is_the_first_pass_and_the_block_size_evidence_in_one_reading(t
     assert calls == [path]  # a second reading makes its own first pass
 
 
-def test_a_survey_of_a_file_since_changed_is_not_used(tmp_path):
+def test_a_survey_of_a_file_since_changed_is_not_used(tmp_path, monkeypatch):
     from tracedsl.output import reader as reader_module
+
+    monkeypatch.setattr(reader_module, "_SURVEYS", {})
 
     path = _write(tmp_path, '{"session_id":"a","input_length":5,"hash_ids":[1]}\n'
                             '{"session_id":"b","input_length":5,"hash_ids":[2]}\n')
@@ -245,4 +248,3 @@ def test_a_survey_of_a_file_since_changed_is_not_used(tmp_path):
     chunks = list(read_trace(path))
     assert [n for c in chunks for n in c.session_ids] == ["a", "b"]
     assert np.concatenate([c.input_length for c in chunks]).tolist() == [5, 7, 5]
-    reader_module._SURVEYS.clear()

@@ -106,7 +106,7 @@ def _repeated_sessions(path: Path, evidence: BlockSizeEvidence | None = None) ->
 
     A session all of whose rows are one run of lines is not kept by name: the second pass hands
     it on where its run ends. So the names held are those of the sessions a shuffle or a
-    concatenation interleaves (and of those a block boundary cuts, one a block), and the rest
+    concatenation interleaves (a run that a block boundary cuts is still one run), and the rest
     cost 8 bytes a session (``SessionMemory``, for the engines' names) whatever the trace's
     length. Rows without a session id are sessions of their own, never repeated: not kept.
 
@@ -137,13 +137,13 @@ def _repeated_sessions(path: Path, evidence: BlockSizeEvidence | None = None) ->
                 if plain is not None:
                     evidence.add(*plain_evidence(plain))
                     last_rows = np.append(plain.session_starts[1:], plain.rows) + number
-                    ends.runs(plain.session_names, last_rows.tolist())
+                    ends.runs(plain.session_names, last_rows.tolist(), number + 1)
                     continue
                 evidence.add(*row_evidence(block.batch()[1]))
             runs = flat_session_runs(padded)
             if runs is not None:  # the common block, read in bulk: one step per run of a session
                 last_rows, names = runs
-                ends.runs(names, (last_rows + number + 1).tolist())
+                ends.runs(names, (last_rows + number + 1).tolist(), number + 1)
                 continue
             count = block.count
             braces = int(np.count_nonzero(np.frombuffer(padded, dtype=np.uint8) == 123))
@@ -168,6 +168,8 @@ class _RepeatedSessions:
         self._again: dict[str, int] = {}
         self.names: list[str] = []
         self.last_lines: list[int] = []
+        self._last_name: str | None = None  # the last run's session and last line
+        self._last_line = -1
 
     @property
     def again(self) -> dict[str, int]:
@@ -175,8 +177,22 @@ class _RepeatedSessions:
         self._look_up()
         return self._again
 
-    def runs(self, names: list[str], last_lines: list[int]) -> None:
-        """Runs of rows of one session, in file order: their ids and last lines."""
+    def runs(self, names: list[str], last_lines: list[int], first_line: int) -> None:
+        """Runs of rows of one session, in file order: their ids and last lines, and the first
+        run's first line. A first run that goes on from the last run before (the same session,
+        the next line: a block boundary cut the run) is that run."""
+        if not names:
+            return
+        if names[0] == self._last_name and first_line == self._last_line + 1:
+            if self.names:
+                self.last_lines[-1] = last_lines[0]
+            elif names[0] in self._again:  # looked up already, and seen in an earlier run
+                self._again[names[0]] = last_lines[0]
+            self._last_line = last_lines[0]
+            names, last_lines = names[1:], last_lines[1:]
+            if not names:
+                return
+        self._last_name, self._last_line = names[-1], last_lines[-1]
         self.names += names
         self.last_lines += last_lines
         if len(self.names) >= _BATCH_RUNS:
@@ -196,16 +212,18 @@ class _RepeatedSessions:
         """Rows in file order: their session ids (None: a session of its own) and line numbers."""
         names: list[str] = []
         last_lines: list[int] = []
+        first_line = -1
         for key, line in zip(keys, lines, strict=True):
             if key is None:
                 continue
             if names and names[-1] == key and last_lines[-1] == line - 1:
                 last_lines[-1] = line
             else:
+                if not names:
+                    first_line = line
                 names.append(key)
                 last_lines.append(line)
-        if names:
-            self.runs(names, last_lines)
+        self.runs(names, last_lines, first_line)
 
 
 def _keys_slowly(lines: list[bytes], number: int) -> tuple[list[str | None], list[int]]:
@@ -275,17 +293,64 @@ class _Gatherer:
         self.tail: tuple[str, int] | None = None  # a one-run session the last part ended in: name, sequence
 
     def add(self, part: _Part) -> _Rows | None:
-        count = part.rows
-        open_sessions, repeated, complete, first_row = self.open, self.repeated, self.complete, self.first_row
+        count, complete = part.rows, self.complete
         if self.tail is not None and part.run_keys and part.run_keys[0] != self.tail[0]:
             complete[self.tail[1]] = 1  # its run ended with the last part
-            del open_sessions[self.tail[0]]
+            del self.open[self.tail[0]]
             self.tail = None
-        # one step per run of rows of the same session, not per row
         run_ends = np.append(part.run_starts[1:], count)
-        last_numbers = part.numbers[run_ends - 1].tolist()
         # each run's first row's group and restart, as its JSON gave them (numbers as Python's)
         groups, restarts = part.groups[part.run_starts].tolist(), part.restarts[part.run_starts].tolist()
+        if self.repeated.keys().isdisjoint(part.run_keys):
+            run_sequences = self._one_run_each(part.run_keys, groups, restarts)
+        else:
+            run_sequences = self._runs(part, run_ends, groups, restarts)
+        sequence = np.repeat(np.asarray(run_sequences, dtype=np.int64), run_ends - part.run_starts)
+        incomplete = complete.find(0, self.frontier)
+        self.frontier = len(complete) if incomplete < 0 else incomplete
+        rows = part.columns(sequence)
+        if self.pending is not None:
+            rows = _Rows.join([self.pending, rows])
+        done = rows.sequence < self.frontier
+        if done.all():
+            self.pending = None
+        else:
+            self.pending = rows.take(np.flatnonzero(~done), in_order=True)
+            rows = rows.take(np.flatnonzero(done), in_order=True)
+        if rows.rows == 0:
+            return None
+        if (rows.sequence[1:] < rows.sequence[:-1]).any():  # a session's rows were not contiguous
+            rows = rows.take(np.argsort(rows.sequence, kind="stable"), in_order=False)
+        return rows
+
+    def _one_run_each(self, keys: list[str], groups: list, restarts: list) -> np.ndarray | list[int]:
+        """The runs' sequence numbers when no run is of a session the first pass saw again (the
+        common part): each is a new session complete where the next begins, but the first,
+        which may go on the tail of the part before, and the last, the new tail."""
+        if not keys:
+            return []
+        complete, first = self.complete, []
+        if self.tail is not None:  # the first run goes on with it (else add() ended it)
+            key, seq = self.tail
+            if len(keys) == 1:
+                return [seq]
+            complete[seq] = 1
+            del self.open[key]
+            self.tail = None
+            first, keys, groups, restarts = [seq], keys[1:], groups[1:], restarts[1:]
+        base = len(complete)
+        numbers = range(base, base + len(keys))
+        self.first_row.update(zip(numbers, zip(keys, groups, restarts, strict=True), strict=True))
+        complete.extend(b"\x01" * (len(keys) - 1) + b"\x00")
+        self.open[keys[-1]] = numbers[-1]
+        self.tail = (keys[-1], numbers[-1])
+        sequences = np.arange(base, base + len(keys), dtype=np.int64)
+        return np.concatenate([first, sequences]) if first else sequences
+
+    def _runs(self, part: _Part, run_ends: np.ndarray, groups: list, restarts: list) -> list[int]:
+        """The runs' sequence numbers, one step per run of rows of the same session."""
+        open_sessions, repeated, complete, first_row = self.open, self.repeated, self.complete, self.first_row
+        last_numbers = part.numbers[run_ends - 1].tolist()
         run_sequences = []
         final = len(part.run_keys) - 1
         for index, (key, last_number, group, restart) in enumerate(
@@ -308,23 +373,7 @@ class _Gatherer:
             elif self.tail is not None and index == 0:
                 self.tail = None  # the session it held is done
             run_sequences.append(seq)
-        sequence = np.repeat(np.asarray(run_sequences, dtype=np.int64), run_ends - part.run_starts)
-        while self.frontier < len(complete) and complete[self.frontier]:
-            self.frontier += 1
-        rows = part.columns(sequence)
-        if self.pending is not None:
-            rows = _Rows.join([self.pending, rows])
-        done = rows.sequence < self.frontier
-        if done.all():
-            self.pending = None
-        else:
-            self.pending = rows.take(np.flatnonzero(~done), in_order=True)
-            rows = rows.take(np.flatnonzero(done), in_order=True)
-        if rows.rows == 0:
-            return None
-        if (rows.sequence[1:] < rows.sequence[:-1]).any():  # a session's rows were not contiguous
-            rows = rows.take(np.argsort(rows.sequence, kind="stable"), in_order=False)
-        return rows
+        return run_sequences
 
     def rest(self) -> _Rows | None:
         """At the end of the file every session is complete (the first pass only said when)."""
@@ -421,12 +470,16 @@ class _Part:
         offsets = np.cumsum([0] + [part.rows for part in parts[:-1]])
         numbers, groups, restarts, *values = (np.concatenate([getattr(part, name) for part in parts])
                                               for name in _Part._COLUMNS)
-        return _Part(
-            numbers,
-            np.concatenate([part.run_starts + offset for part, offset in zip(parts, offsets, strict=True)]),
-            [key for part in parts for key in part.run_keys],
-            groups, restarts, *values, np.concatenate([part.ids for part in parts]),
-        )
+        starts: list[np.ndarray] = []
+        keys: list[str] = []
+        for part, offset in zip(parts, offsets, strict=True):
+            part_starts, part_keys = part.run_starts + offset, part.run_keys
+            if keys and part_keys and part_keys[0] == keys[-1]:  # one run across the parts
+                part_starts, part_keys = part_starts[1:], part_keys[1:]
+            starts.append(part_starts)
+            keys += part_keys
+        return _Part(numbers, np.concatenate(starts), keys, groups, restarts, *values,
+                     np.concatenate([part.ids for part in parts]))
 
 
 class _Batch:
