@@ -6,10 +6,13 @@
 
 Each trace is a run of ``default`` (seed 42) made with this checkout into --workdir for each
 --sessions, unless --trace names them (a run's dataset.jsonl is validated with the
-sessions.jsonl beside it, as ``tracedsl validate`` does). Three cases, each in its own child
+sessions.jsonl beside it, as ``tracedsl validate`` does). Five cases, each in its own child
 process (measure.py): validate; read_trace over the whole file (what report, simulate, compare
-and fit read through); and ``tracedsl report --no-html`` into a scratch folder (the reader and
-the reports' collector: quality.json, comparison.txt, cache_structure.json). With --baseline,
+and fit read through); ``tracedsl report --no-html`` into a scratch folder (the reader and
+the reports' collector: quality.json, comparison.txt, cache_structure.json); ``tracedsl compare
+T T`` (the trace against itself: twice its rows read, and counted so); and ``tracedsl fit T
+--no-check`` (reading and fitting, no check run: its rows per second count the input's rows once,
+though fit reads them twice). With --baseline,
 every repeat runs the baseline's case right after this checkout's, so both meet the same load
 on a shared machine; each figure is the best of --repeat by CPU time, and the ratio is the
 baseline's CPU over this checkout's. Rows per second are rows over CPU seconds, start-up
@@ -33,7 +36,8 @@ from machine import describe_machine  # noqa: E402
 from measure import Measurement, run_measured  # noqa: E402
 
 SEED = 42
-CASES = ("validate", "read_trace", "report")
+CASES = ("validate", "read_trace", "report", "compare", "fit")
+ROWS_READ = {"compare": 2}  # compare reads the trace as A and as B: twice its rows
 # ``python -c`` puts the working directory first on sys.path, ahead of PYTHONPATH: dropped, so
 # each child imports the checkout it was given, not the one the benchmark runs in.
 VALIDATE = (
@@ -57,6 +61,21 @@ REPORT = (
     "sys.argv = ['tracedsl', 'report', sys.argv[1], '-o', sys.argv[2], '--no-html']\n"
     "main()\n"
 )
+COMPARE = (
+    "import sys\n"
+    "del sys.path[0]\n"
+    "from tracedsl.__main__ import main\n"
+    "sys.argv = ['tracedsl', 'compare', sys.argv[1], sys.argv[1]]\n"
+    "main()\n"
+)
+FIT = (
+    "import os, sys\n"
+    "del sys.path[0]\n"
+    "from tracedsl.__main__ import main\n"
+    "os.makedirs(sys.argv[2], exist_ok=True)\n"
+    "sys.argv = ['tracedsl', 'fit', sys.argv[1], '--no-check', '-o', os.path.join(sys.argv[2], 'fit.trace')]\n"
+    "main()\n"
+)
 
 
 def _env(checkout: Path) -> dict:
@@ -68,6 +87,10 @@ def _command(case: str, trace: Path, scratch: Path) -> list[str]:
         return [sys.executable, "-c", VALIDATE, str(trace)]
     if case == "read_trace":
         return [sys.executable, "-c", READ_ALL, str(trace)]
+    if case == "compare":
+        return [sys.executable, "-c", COMPARE, str(trace)]
+    if case == "fit":
+        return [sys.executable, "-c", FIT, str(trace), str(scratch)]
     return [sys.executable, "-c", REPORT, str(trace), str(scratch)]
 
 
@@ -137,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     for (trace, case, name), measured in runs.items():
         rows, size = sizes[trace]
         best = _best(measured)
-        rate = rows / best.cpu_s
+        rate = rows * ROWS_READ.get(case, 1) / best.cpu_s
         ratio = ""
         if name == "this" and (trace, case, "baseline") in runs:
             ratio = f"{_best(runs[(trace, case, 'baseline')]).cpu_s / best.cpu_s:.2f}x"
