@@ -184,7 +184,9 @@ def _observe_sessions(trace: AnalysisInput) -> Observed:
             ends[name] = ends.get(name, 0) + int(count)
         for s in np.flatnonzero(primary)[: max(0, MAX_SESSIONS - len(first_ids))]:
             first_ids.append(chunk.row_hash_ids(int(firsts[s])).astype(np.int64))
-    joined = {key: np.concatenate(value) if value else np.zeros(0) for key, value in parts.items()}
+    with_opens, with_calls = known_opens and bool(parts["opens"]), known_opens and bool(parts["calls"])
+    # each column joined as its pieces are let go, so the trace's rows are held once, not twice
+    joined = {key: np.concatenate(parts.pop(key)) if parts[key] else np.zeros(0) for key in list(parts)}
     starts = joined["starts"]
     found = figures(trace.chunks(), trace.block_size, starts_ms=starts)
     if "unknown" in ends:
@@ -197,18 +199,21 @@ def _observe_sessions(trace: AnalysisInput) -> Observed:
                                   joined["summary"].astype(np.int64), most)
         if continued:  # a turn target counts a logical session's rows, its continuations' too
             joined["turns"] = joined["turns"] + np.array([continued.get(s, 0) for s in primary_ids], dtype=np.int64)
+    def column(key: str, dtype) -> np.ndarray:
+        return joined[key].astype(dtype, copy=False)
+
     return Observed(
         figures=found, block_size=trace.block_size, first_ids=first_ids,
-        first_input=joined["first_input"].astype(np.int64), turns=joined["turns"].astype(np.int64),
-        new_tokens=joined["new_tokens"].astype(np.int64), outputs=joined["outputs"].astype(np.int64),
-        delays_ms=joined["delays"].astype(np.float64), history=joined["before"].astype(np.int64),
-        opens_request=joined["opens"].astype(bool) if known_opens and parts["opens"] else None,
-        calls=joined["calls"].astype(np.int64) if known_opens and parts["calls"] else None,
-        prompts=joined["prompts"].astype(np.int64), reset_at=joined["reset_at"].astype(bool),
-        end_counts=ends, restart_turns=joined["restart_turns"].astype(np.int64), starts_ms=starts,
-        compactions=compactions, row_session=joined["row_session"].astype(np.int64),
-        later=joined["later"].astype(bool), primary_session=joined["primary_session"].astype(np.int64),
-        call_session=joined["call_session"].astype(np.int64) if known_opens and parts["calls"] else None)
+        first_input=column("first_input", np.int64), turns=column("turns", np.int64),
+        new_tokens=column("new_tokens", np.int64), outputs=column("outputs", np.int64),
+        delays_ms=column("delays", np.float64), history=column("before", np.int64),
+        opens_request=column("opens", bool) if with_opens else None,
+        calls=column("calls", np.int64) if with_calls else None,
+        prompts=column("prompts", np.int64), reset_at=column("reset_at", bool),
+        end_counts=ends, restart_turns=column("restart_turns", np.int64), starts_ms=starts,
+        compactions=compactions, row_session=column("row_session", np.int64),
+        later=column("later", bool), primary_session=column("primary_session", np.int64),
+        call_session=column("call_session", np.int64) if with_calls else None)
 
 
 def _compaction_chains(trace: AnalysisInput) -> tuple[int, dict[str, int]]:
