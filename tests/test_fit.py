@@ -344,3 +344,30 @@ def test_a_tiny_trace_still_gets_a_spec_that_compiles(tmp_path, rows):
     result = CliRunner().invoke(cli, ["fit", str(trace), "-o", str(tmp_path / "tiny.trace")])
     assert result.exit_code in (0, 1), result.output  # a verdict, never a failure to fit
     _compiled((tmp_path / "tiny.trace").read_text())
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_shared_layers_finds_the_global_prefix_and_the_groups_it_was_built_with(seed):
+    """First rows built as global blocks, then a group's blocks, then their own: the layer search
+    recovers each count (sessions may hold fewer ids than the prefix, or none)."""
+    from tracedsl.analysis.fit.structure import shared_layers
+
+    rng = np.random.default_rng(seed)
+    global_blocks, group_blocks = int(rng.integers(1, 9)), int(rng.integers(1, 6))
+    groups = int(rng.integers(3, 12))
+    first_ids, sizes, fresh = [], np.zeros(groups, dtype=np.int64), 10**6
+    for _ in range(int(rng.integers(200, 600))):
+        group = int(rng.integers(groups))
+        own = int(rng.integers(1, 20))
+        ids = [*range(global_blocks), *(1000 * (group + 1) + b for b in range(group_blocks)),
+               *range(fresh, fresh + own)]
+        fresh += own
+        first_ids.append(np.array(ids, dtype=np.int64))
+        sizes[group] += 1
+    first_ids.append(np.zeros(0, dtype=np.int64))  # a first row with no ids
+    first_ids.append(np.arange(global_blocks - 1, dtype=np.int64))  # one shorter than the prefix
+    layers = shared_layers(first_ids)
+    assert layers.global_blocks == global_blocks
+    assert layers.group_blocks == group_blocks
+    assert layers.group_sizes.tolist() == sorted(sizes[sizes > 0].tolist(), reverse=True)
+    assert layers.global_share == pytest.approx((len(first_ids) - 2) / len(first_ids))

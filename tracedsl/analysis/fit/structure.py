@@ -285,11 +285,16 @@ def shared_layers(first_ids: list[np.ndarray]) -> Layers:
     (runs past it that several first rows share, keyed by their first block)."""
     if not first_ids:
         return Layers(0, 0.0, np.zeros(0, dtype=np.int64), 0, 0.0)
-    longest = max(ids.size for ids in first_ids)
+    lengths = np.fromiter(map(len, first_ids), dtype=np.int64, count=len(first_ids))
+    flat = np.concatenate(first_ids).astype(np.int64, copy=False)
+    starts = np.cumsum(lengths) - lengths
+    longest = int(lengths.max())
     holding = np.ones(len(first_ids), dtype=bool)
     global_blocks = 0
     for k in range(longest):
-        column = np.array([ids[k] if ids.size > k else -1 for ids in first_ids], dtype=np.int64)
+        # each first row's k-th id, -1 where it has fewer
+        column = np.where(lengths > k, flat[np.minimum(starts + k, max(flat.size - 1, 0))], -1) \
+            if flat.size else np.full(len(first_ids), -1, dtype=np.int64)
         values, counts = np.unique(column[holding & (column >= 0)], return_counts=True)
         if not values.size:
             break
