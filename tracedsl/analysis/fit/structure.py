@@ -304,28 +304,44 @@ def shared_layers(first_ids: list[np.ndarray]) -> Layers:
             break
         holding, global_blocks = keep, k + 1
     share = float(holding.mean()) if global_blocks else 0.0
-    members: dict[int, list[int]] = {}
-    for s, ids in enumerate(first_ids):
-        if ids.size > global_blocks:
-            members.setdefault(int(ids[global_blocks]), []).append(s)
-    sizes = np.array(sorted((len(m) for m in members.values()), reverse=True), dtype=np.int64)
-    runs, weights = [], []
-    for group in members.values():
-        if len(group) < 2:
-            continue
-        head = first_ids[group[0]][global_blocks:]
-        shared = [_common(head, first_ids[s][global_blocks:]) for s in group[1:]]
-        runs.append(float(np.median(shared)))
-        weights.append(len(group))
-    group_blocks = int(round(_weighted_median(np.array(runs), np.array(weights)))) if runs else 0
+    sizes, runs, weights = _groups(flat, starts, lengths, global_blocks)
+    group_blocks = int(round(_weighted_median(runs, weights))) if runs.size else 0
     grouped = float(sizes[sizes >= 2].sum() / len(first_ids)) if sizes.size else 0.0
     return Layers(global_blocks, share, sizes, group_blocks, grouped)
 
 
-def _common(a: np.ndarray, b: np.ndarray) -> int:
-    n = min(a.size, b.size)
-    differ = np.flatnonzero(a[:n] != b[:n])
-    return int(differ[0]) if differ.size else n
+def _groups(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
+            past: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The groups of first rows by their id just past the global prefix (``past`` blocks): every
+    group's size, largest first; and for each group of two or more, in order of first appearance,
+    the median run of blocks its later members share with its first (past the prefix), and its size."""
+    members = np.flatnonzero(lengths > past)
+    if not members.size:
+        return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.int64)
+    keys = flat[starts[members] + past]
+    _, first, group, counts = np.unique(keys, return_index=True, return_inverse=True, return_counts=True)
+    sizes = np.sort(counts)[::-1]
+    head = members[first[group]]  # each member's group's first member
+    later = members != head
+    ours, theirs = starts[members] + past, starts[head] + past
+    room = np.minimum(lengths[members], lengths[head]) - past
+    shared = np.zeros(members.size, dtype=np.int64)
+    alive = np.flatnonzero(later & (room > 0))
+    offset = 0
+    while alive.size:  # one block further along every pair still agreeing
+        same = flat[ours[alive] + offset] == flat[theirs[alive] + offset]
+        shared[alive[same]] += 1
+        offset += 1
+        alive = alive[same & (room[alive] > offset)]
+    # each group's median over its later members
+    order = np.lexsort((shared[later], group[later]))
+    values, owners = shared[later][order], group[later][order]
+    bounds = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1], True]) if owners.size else np.zeros(1, np.int64)
+    lo, hi = bounds[:-1], bounds[1:]
+    medians = (values[lo + (hi - lo - 1) // 2] + values[lo + (hi - lo) // 2]) / 2.0
+    several = owners[lo] if owners.size else np.zeros(0, dtype=np.int64)
+    appearance = np.argsort(first[several], kind="stable")
+    return sizes, medians[appearance], counts[several][appearance]
 
 
 def _weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
