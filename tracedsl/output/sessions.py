@@ -169,13 +169,7 @@ def index_beside(dataset: str | Path) -> Path | None:
 
 def read_index(path: str | Path) -> Iterator[tuple[int, dict | None]]:
     """Each non-blank line of a sessions.jsonl: (line number, row), None when not a JSON object."""
-    with open(path, "rb") as handle:
-        rows = _IndexRows(handle)
-        while True:
-            batch = rows.take()
-            if batch is None:
-                return
-            yield from batch
+    return chain.from_iterable(_batches(path, _IndexRows.take))
 
 
 def index_objects(path: str | Path) -> Iterator[dict]:
@@ -185,13 +179,16 @@ def index_objects(path: str | Path) -> Iterator[dict]:
 
 
 def _object_batches(path: str | Path) -> Iterator[list[dict]]:
+    for objects in _batches(path, _IndexRows.take_rows):
+        yield objects if None not in objects else [row for row in objects if row is not None]
+
+
+def _batches(path: str | Path, take) -> Iterator:
+    """What ``take`` (an _IndexRows method) gives for each block of the file read."""
     with open(path, "rb") as handle:
         rows = _IndexRows(handle)
-        while True:
-            objects = rows.take_rows()
-            if objects is None:
-                return
-            yield objects if None not in objects else [row for row in objects if row is not None]
+        while (batch := take(rows)) is not None:
+            yield batch
 
 
 def row_problem(row: dict | None) -> str | None:
