@@ -371,3 +371,22 @@ def test_shared_layers_finds_the_global_prefix_and_the_groups_it_was_built_with(
     assert layers.group_blocks == group_blocks
     assert layers.group_sizes.tolist() == sorted(sizes[sizes > 0].tolist(), reverse=True)
     assert layers.global_share == pytest.approx((len(first_ids) - 2) / len(first_ids))
+
+
+@pytest.mark.parametrize("seed, sessions", [(2, 500), (11, 300)])
+def test_fit_writes_the_subagents_a_run_has(tmp_path, seed, sessions):
+    """A run with subagents (sessions.jsonl names them): fit writes a ``subagent`` statement near
+    the spec's, and its run meets the must-holds (fitting the subagents as sessions of their own
+    missed the mean input by 15%)."""
+    run = pipeline.run(ROOT / "examples" / "subagents.trace", tmp_path, num_sessions=sessions, seed=seed,
+                       html=False).run_dir
+    result = _fit(run)
+    _assert_holds(result)
+    truth = pipeline.compile_file(ROOT / "examples" / "subagents.trace").workload.params.subagent
+    fitted = _compiled(result.text).subagent
+    assert fitted is not None and "subagent " in result.text
+    assert abs(fitted.probability - truth.probability) <= 0.01
+    assert fitted.shares_global is False and truth.shares_global is False
+    size = truth.params.block_size
+    assert abs(fitted.params.cache.layer1_tokens - truth.params.cache.layer1_tokens) <= size
+    assert fitted.returns.mean == pytest.approx(truth.returns.mean, rel=0.25)

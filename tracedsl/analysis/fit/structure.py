@@ -16,7 +16,7 @@ import numpy as np
 
 from tracedsl.analysis.chains import chain_sessions
 from tracedsl.analysis.load import AnalysisInput
-from tracedsl.engine.columns import LINK_COMPACTION
+from tracedsl.engine.columns import LINK_COMPACTION, LINK_SUBAGENT
 from tracedsl.reports.reuse import ReuseAnalysis
 from tracedsl.trace import EndReason, TraceChunk
 
@@ -66,10 +66,25 @@ class Observed:
     later: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # per row: turn > 0
     primary_session: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # per primary
     call_session: np.ndarray | None = None  # per request, with calls
+    subagents: Subagents | None = None  # when sessions.jsonl says which sessions are subagents
+    answers: np.ndarray | None = None  # rows after turn 0: the row takes subagents' results
 
     @property
     def num_file_sessions(self) -> int:
         return int(self.row_session.max()) + 1 if self.row_session.size else 0
+
+
+@dataclass
+class Subagents:
+    """The subagent sessions a run's sessions.jsonl names, and the calls that spawned them."""
+
+    turns: np.ndarray  # rows of each subagent session
+    first_ids: list[np.ndarray]  # turn-0 hash ids of the first MAX_SESSIONS of them
+    fanouts: np.ndarray  # per spawning call with a next call: how many subagents it spawned
+    returns: np.ndarray  # ... and the new tokens of that next call (the sum of their results)
+    spawning: int  # the calls that spawned subagents
+    calls: int  # the calls that could spawn: after turn 0, of a session that is not a subagent, and
+    # followed by a tool call of the same session (not a request's opening, not a summarization call)
 
 
 @dataclass
@@ -125,17 +140,19 @@ def _observe_sessions(trace: AnalysisInput) -> Observed:
     parts: dict[str, list[np.ndarray]] = {key: [] for key in (
         "first_input", "turns", "new_tokens", "outputs", "delays", "before", "opens", "prompts", "reset_at",
         "restart_turns", "starts", "calls", "history", "instruction", "summary", "row_session", "later",
-        "primary_session", "call_session")}
+        "primary_session", "call_session", "answers")}
     ends: dict[str, int] = {}
     primary_ids: list[tuple[str, object]] = []  # each primary's key in the continuations' tallies
     chunk_continued: dict[tuple[str, object], int] = {}
     known_opens = True
     sessions = 0
+    spawns = _Spawns()
     for chunk in trace.chunks():
         turn = chunk.turn_index
         firsts = chunk.row_offsets[:-1]
         primary = chunk.is_primary
         later = turn > 0
+        parts["answers"].append(spawns.add(chunk)[later])
         numbers = sessions + np.repeat(np.arange(chunk.num_sessions, dtype=np.int64), chunk.turns_per_session)
         parts["row_session"].append(numbers)
         parts["later"].append(later)
@@ -213,7 +230,80 @@ def _observe_sessions(trace: AnalysisInput) -> Observed:
         end_counts=ends, restart_turns=column("restart_turns", np.int64), starts_ms=starts,
         compactions=compactions, row_session=column("row_session", np.int64),
         later=column("later", bool), primary_session=column("primary_session", np.int64),
-        call_session=column("call_session", np.int64) if with_calls else None)
+        call_session=column("call_session", np.int64) if with_calls else None, subagents=spawns.found(),
+        answers=column("answers", bool) if spawns.seen else None)
+
+
+def _could_spawn(chunk: TraceChunk) -> np.ndarray:
+    """Per row: a call the engine lets spawn (engine/spawns.py): after turn 0, with a next call
+    in its session that opens no request and is not a compacted session's summarization call."""
+    turn, turns = chunk.turn_index, np.repeat(chunk.turns_per_session, chunk.turns_per_session)
+    could = (turn > 0) & (turn + 1 < turns)
+    opens = chunk.extras.get("opens_request")
+    if opens is not None:
+        could[:-1] &= ~np.asarray(opens, dtype=bool)[1:]
+    compacted = chunk.end_reasons == int(EndReason.COMPACTED)
+    if compacted.any():
+        could[chunk.row_offsets[1:][compacted] - 2] = False  # (a session of one call has none)
+    return could
+
+
+class _Spawns:
+    """The subagents of a trace's chunks (``link`` 3, with their ``spawned_at`` and
+    ``parent_position`` from sessions.jsonl), gathered as the chunks go by."""
+
+    def __init__(self) -> None:
+        self.turns: list[np.ndarray] = []
+        self.first_ids: list[np.ndarray] = []
+        self.fanouts: list[np.ndarray] = []
+        self.returns: list[np.ndarray] = []
+        self.calls = 0
+        self.spawning = 0
+        self.seen = False
+
+    def add(self, chunk: TraceChunk) -> np.ndarray:
+        """Take the chunk's subagents; per row, whether it is a call that takes their results."""
+        answers = np.zeros(chunk.num_rows, dtype=bool)
+        link = chunk.extras.get("link")
+        spawned, parent = chunk.extras.get("spawned_at"), chunk.extras.get("parent_position")
+        if link is None or spawned is None or parent is None:
+            self.calls += int(np.count_nonzero(_could_spawn(chunk)))
+            return answers
+        link, spawned, parent = np.asarray(link), np.asarray(spawned), np.asarray(parent)
+        sub = link == LINK_SUBAGENT
+        host = np.repeat(~sub, chunk.turns_per_session)
+        self.calls += int(np.count_nonzero(host & _could_spawn(chunk)))
+        if not sub.any():
+            return answers
+        self.seen = True
+        self.turns.append(chunk.turns_per_session[sub])
+        firsts = chunk.row_offsets[:-1]
+        for s in np.flatnonzero(sub)[: max(0, MAX_SESSIONS - len(self.first_ids))]:
+            self.first_ids.append(chunk.row_hash_ids(int(firsts[s])).astype(np.int64))
+        # the spawning calls: a subagent's parent (not itself a subagent) and the call it came from
+        placed = sub & (parent >= 0) & (spawned >= 0)
+        placed[placed] &= ~sub[parent[placed]]
+        if not placed.any():
+            return answers
+        events, fanouts = np.unique(np.stack([parent[placed], spawned[placed]], axis=1), axis=0, return_counts=True)
+        hosts, at = events[:, 0], events[:, 1]
+        self.spawning += int(hosts.size)
+        answered = at + 1 < chunk.turns_per_session[hosts]  # the parent's next call carries the results
+        self.fanouts.append(fanouts[answered])
+        rows = firsts[hosts[answered]] + at[answered] + 1
+        self.returns.append(chunk.input_length[rows])
+        answers[rows] = True
+        return answers
+
+    def found(self) -> Subagents | None:
+        if not self.seen:
+            return None
+
+        def joined(parts: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)
+
+        return Subagents(joined(self.turns), self.first_ids, joined(self.fanouts), joined(self.returns),
+                         self.spawning, self.calls)
 
 
 def _compaction_chains(trace: AnalysisInput) -> tuple[int, dict[str, int]]:

@@ -20,7 +20,7 @@ from tracedsl.analysis.fit.censored import uncensored_sample
 from tracedsl.analysis.fit.fallback import checked, equal_mass
 from tracedsl.analysis.fit.laws_mixture import split as mixture_split
 from tracedsl.analysis.fit.laws_text import number
-from tracedsl.analysis.fit.structure import Figures, Observed
+from tracedsl.analysis.fit.structure import Figures, Observed, shared_layers
 from tracedsl.language.format import format_text
 from tracedsl.trace import EndReason
 
@@ -68,6 +68,7 @@ class Plan:
     endings: list[Statement]
     arrivals: tuple[str, str] | None  # family text with {rate}, comment
     notes: list[str] = field(default_factory=list)  # what could not be fitted
+    subagent: list[str] | None = None  # the ``subagent`` block's lines, when the trace has subagents
 
 
 def plan(observed: Observed) -> Plan:
@@ -75,6 +76,14 @@ def plan(observed: Observed) -> Plan:
     notes: list[str] = []
     size = observed.block_size
     context, endings = _endings(observed, notes)
+    if observed.answers is not None and observed.answers.any():
+        # a call that takes subagents' results draws neither new tokens (the results are) nor a
+        # delay (it waits for the longest child): the per-row laws are of the other calls
+        keep = ~observed.answers
+        observed = dataclasses.replace(
+            observed, new_tokens=observed.new_tokens[keep], delays_ms=observed.delays_ms[keep],
+            history=observed.history[keep],
+            opens_request=None if observed.opens_request is None else observed.opens_request[keep])
     limit = int(context.text.split()[1])
     # The engine scales each tool delay by max(0.2, 1 - 0.8 * history / context): undo it, so
     # the law is of the drawn values (a request's think time is not scaled).
@@ -111,7 +120,49 @@ def plan(observed: Observed) -> Plan:
     if delays.size:
         delay = checked(laws.fit_delay(delays), delays, "delay")
         turn.append(Statement(f"delay {delay.text}", delay.comment))
-    return Plan(size, context, turn, new_tokens, request, endings, _arrivals(observed), notes)
+    subagent = _subagent(observed) if observed.subagents is not None else None
+    return Plan(size, context, turn, new_tokens, request, endings, _arrivals(observed), notes, subagent)
+
+
+def _subagent(observed: Observed) -> list[str] | None:
+    """``subagent P% fanout LAW { … }`` from the subagents sessions.jsonl names: P the share of
+    the calls after turn 0 (of sessions that are not subagents) that spawned; the fanout, the
+    subagents' turns and (a result each: the parent's next call's new tokens over the fanout)
+    their returns fitted as any count or length; their own global prefix when their first rows do
+    not open with the parents' (else they inherit it, and the rest of the top level's body)."""
+    found = observed.subagents
+    if not found.calls or not found.spawning or not found.turns.size or not found.fanouts.size:
+        return None
+    share = found.spawning / found.calls
+    fanout = checked(laws.fit_count(found.fanouts, slot="calls"), found.fanouts, "fanout")
+    turns = checked(laws.fit_count(found.turns, slot="turns"), found.turns, "turns")
+    each = np.maximum(np.rint(found.returns / found.fanouts), 1)
+    returns = checked(laws.fit_law(each, unit="tokens", name="returns"), each, "returns")
+    own = shared_layers(found.first_ids)
+    body_prefix = []
+    if own.global_blocks and _leading(found.first_ids) != _leading(observed.first_ids):
+        body_prefix.append(Statement(f"global {layer_tokens(own.global_blocks, observed.block_size)}",
+                                     f"{own.global_blocks} leading blocks held by most subagents' first rows, "
+                                     "not their parents'"))
+    lines = [f"# {found.turns.size:,} subagent sessions (sessions.jsonl) from {found.spawning:,} of "
+             f"{found.calls:,} calls after turn 0; fanout {_bare(fanout.comment)}",
+             f"subagent {_percent(share)} fanout {fanout.text} {{"]
+    if body_prefix:
+        lines += ["  " + line for line in _block("prefix", body_prefix)]
+    lines += _statement(Statement(f"turns {turns.text} truncate", f"subagents' rows; {_bare(turns.comment)}"), "  ")
+    lines += _statement(Statement(f"returns {returns.text}",
+                                  f"each subagent's result: its parent's next call's new tokens over the "
+                                  f"fanout; {_bare(returns.comment)}"), "  ")
+    return [*lines, "}"]
+
+
+def _leading(first_ids: list[np.ndarray]) -> int | None:
+    """The block most first rows open with."""
+    heads = np.array([ids[0] for ids in first_ids if ids.size], dtype=np.int64)
+    if not heads.size:
+        return None
+    values, counts = np.unique(heads, return_counts=True)
+    return int(values[np.argmax(counts)])
 
 
 def _inferred_requests(observed: Observed) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, str]:
@@ -362,6 +413,8 @@ def render(spec: Draft) -> str:
         lines += _block("request", spec.plan.request)
     for statement in spec.plan.endings:
         lines += _statement(statement)
+    if spec.plan.subagent:
+        lines += spec.plan.subagent
     if spec.arrivals is not None:
         lines += _statement(spec.arrivals)
     for block in spec.classes:
