@@ -390,3 +390,13 @@ def test_fit_writes_the_subagents_a_run_has(tmp_path, seed, sessions):
     size = truth.params.block_size
     assert abs(fitted.params.cache.layer1_tokens - truth.params.cache.layer1_tokens) <= size
     assert fitted.returns.mean == pytest.approx(truth.returns.mean, rel=0.25)
+
+
+def test_session_classes_of_a_run_with_subagents_inherit_its_subagent_statement(tmp_path):
+    run = pipeline.run(ROOT / "examples" / "subagents.trace", tmp_path, num_sessions=300, seed=4, html=False).run_dir
+    result = pipeline.fit(run, classes=2)
+    params = _compiled(result.text)
+    assert params.subagent is not None and len(params.classes) == 2
+    statements = [line for line in result.text.splitlines() if line.lstrip().startswith("subagent ")]
+    assert statements == [statements[0]] and statements[0].startswith("subagent ")  # the top level's alone
+    _assert_holds(result)

@@ -75,4 +75,6 @@ def subset(observed: Observed, keep: np.ndarray) -> Observed:
         new_tokens=observed.new_tokens[later], outputs=observed.outputs[row], delays_ms=observed.delays_ms[later],
         history=observed.history[later], opens_request=opens, calls=calls, prompts=observed.prompts[row],
         reset_at=observed.reset_at[row], row_session=observed.row_session[row], later=observed.later[row],
-        primary_session=observed.primary_session[primary], call_session=call_session)
+        primary_session=observed.primary_session[primary], call_session=call_session,
+        # a class inherits the top level's subagent statement; its calls taking results stay out
+        subagents=None, answers=observed.answers[later] if observed.answers is not None else None)

@@ -35,6 +35,9 @@ TURNS_SHARE = 0.5  # sessions ending at their target turn count above this share
 POISSON_CV = (0.8, 1.25)  # inter-arrival CVs taken as Poisson
 
 
+MAX_FANOUT_TABLE = 16  # distinct fanouts written as a table of their shares
+
+
 @dataclass(frozen=True)
 class Statement:
     text: str
@@ -134,7 +137,7 @@ def _subagent(observed: Observed) -> list[str] | None:
     if not found.calls or not found.spawning or not found.turns.size or not found.fanouts.size:
         return None
     share = found.spawning / found.calls
-    fanout = checked(laws.fit_count(found.fanouts, slot="calls"), found.fanouts, "fanout")
+    fanout = _fanout(found.fanouts)
     turns = checked(laws.fit_count(found.turns, slot="turns"), found.turns, "turns")
     each = np.maximum(np.rint(found.returns / found.fanouts), 1)
     returns = checked(laws.fit_law(each, unit="tokens", name="returns"), each, "returns")
@@ -144,8 +147,8 @@ def _subagent(observed: Observed) -> list[str] | None:
         body_prefix.append(Statement(f"global {layer_tokens(own.global_blocks, observed.block_size)}",
                                      f"{own.global_blocks} leading blocks held by most subagents' first rows, "
                                      "not their parents'"))
-    lines = [f"# {found.turns.size:,} subagent sessions (sessions.jsonl) from {found.spawning:,} of "
-             f"{found.calls:,} calls after turn 0; fanout {_bare(fanout.comment)}",
+    lines = [f"# {found.turns.size:,} subagent sessions (sessions.jsonl), spawned by {found.spawning:,} of the "
+             f"{found.calls:,} calls that could spawn; fanout: {_bare(fanout.comment)}",
              f"subagent {_percent(share)} fanout {fanout.text} {{"]
     if body_prefix:
         lines += ["  " + line for line in _block("prefix", body_prefix)]
@@ -154,6 +157,18 @@ def _subagent(observed: Observed) -> list[str] | None:
                                   f"each subagent's result: its parent's next call's new tokens over the "
                                   f"fanout; {_bare(returns.comment)}"), "  ")
     return [*lines, "}"]
+
+
+def _fanout(fanouts: np.ndarray) -> laws.FittedLaw:
+    """A few distinct fanouts (the common case: a handful of children) are written as the table
+    of their shares, which the engine draws exactly; more go through the count chooser."""
+    values, counts = np.unique(fanouts, return_counts=True)
+    if values.size > MAX_FANOUT_TABLE:
+        return checked(laws.fit_count(fanouts, slot="calls"), fanouts, "fanout")
+    shares = _percents((counts / counts.sum()).tolist())
+    table = ", ".join(f"{value}: {share}" for value, share in zip(values.tolist(), shares, strict=True))
+    return laws.FittedLaw(f"empirical {{ {table} }}", "empirical", 0.0,
+                          f"the fanouts seen, as a table (n={fanouts.size:,})")
 
 
 def _leading(first_ids: list[np.ndarray]) -> int | None:
