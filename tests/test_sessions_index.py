@@ -236,7 +236,7 @@ def test_read_index_numbers_every_line_as_a_line_by_line_reading_does(tmp_path, 
     monkeypatch.setattr(sessions_module, "_INDEX_READ_BYTES", read_bytes)
     lines = [b'{"session_id":"a","turns":2}', b"", b'{"session_id":"b"}\r', b"[1,2]", b"   ",
              b'{"session_id":"c", "broken"', b'{"session_id":"d","link":"restart"}', b"7",
-             b'{"session_id":"e","link":["restart"]}', b'{"session_id":"f","link":"subagent"}']
+             b'{"session_id":"e","link":7}', b'{"session_id":"f","link":"subagent"}']
     for tail in (b"", b"\n", b"\n\n"):
         path = tmp_path / "sessions.jsonl"
         path.write_bytes(b"\n".join(lines) + tail)
@@ -282,3 +282,28 @@ def test_each_chunk_gets_its_own_sessions_index_rows_in_any_index_order(restart_
     assert seen == len(_index(restart_run.run_dir / SESSIONS_NAME))
     if order == "some missing":
         assert len(reasons) < seen
+
+
+@pytest.mark.parametrize("field, value", [("end_reason", ["x"]), ("link", {"kind": "restart"}),
+                                          ("parent_session_id", [1]), ("class", {})])
+def test_an_index_row_with_a_structured_value_is_a_located_error_for_its_readers(restart_run, tmp_path,
+                                                                                 field, value):
+    """report, compare and fit read sessions.jsonl as it is: a field that should be a name and is a
+    list or an object stops them at its line (exit 3), with nothing written."""
+    from click.testing import CliRunner
+
+    from tracedsl.cli import cli
+
+    run = tmp_path / "run"
+    shutil.copytree(restart_run.run_dir, run)
+    rows = _index(run / SESSIONS_NAME)
+    rows[7][field] = value
+    (run / SESSIONS_NAME).write_bytes(b"\n".join(map(orjson.dumps, rows)) + b"\n")
+    for args in (["report", str(run), "-o", str(tmp_path / "out"), "--no-html"],
+                 ["compare", str(run), str(run)],
+                 ["fit", str(run), "--no-check", "-o", str(tmp_path / "fit.trace")]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 3, (args, result.output)
+        assert f"sessions.jsonl:8:1: error[sessions-index-row]: {field} must be null" in result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists() and not (tmp_path / "fit.trace").exists()

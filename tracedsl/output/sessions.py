@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from tracedsl.diagnostics import Diagnostic, DiagnosticError, Span
 from tracedsl.output.names import SessionMemory
 from tracedsl.output.rundir import DATASET_NAME
 from tracedsl.trace import EndReason, TraceChunk
@@ -168,27 +169,53 @@ def index_beside(dataset: str | Path) -> Path | None:
 
 
 def read_index(path: str | Path) -> Iterator[tuple[int, dict | None]]:
-    """Each non-blank line of a sessions.jsonl: (line number, row), None when not a JSON object."""
-    return chain.from_iterable(_batches(path, _IndexRows.take))
+    """Each non-blank line of a sessions.jsonl: (line number, row), None when not a JSON object.
+
+    For the readers that take the index as it is (report, compare, fit): a row whose link, end
+    reason, class or session names are not plain JSON values (a list, an object) raises a
+    DiagnosticError at its line. The validator reads the index its own way and reports such
+    rows among its findings."""
+    return chain.from_iterable(_batches(path, numbered=True))
 
 
 def index_objects(path: str | Path) -> Iterator[dict]:
     """The rows of a sessions.jsonl that are JSON objects, in order (one iterator over each
-    block's list, so a reader taking many at once pays no Python step per row)."""
-    return chain.from_iterable(_object_batches(path))
+    block's list, so a reader taking many at once pays no Python step per row); checked as
+    ``read_index``'s."""
+    return chain.from_iterable(_batches(path, numbered=False))
 
 
-def _object_batches(path: str | Path) -> Iterator[list[dict]]:
-    for objects in _batches(path, _IndexRows.take_rows):
-        yield objects if None not in objects else [row for row in objects if row is not None]
-
-
-def _batches(path: str | Path, take) -> Iterator:
-    """What ``take`` (an _IndexRows method) gives for each block of the file read."""
+def _batches(path: str | Path, numbered: bool) -> Iterator:
+    """Each block's rows, checked: (line number, row) pairs, or the objects alone."""
     with open(path, "rb") as handle:
         rows = _IndexRows(handle)
-        while (batch := take(rows)) is not None:
-            yield batch
+        while (taken := rows.take_numbered()) is not None:
+            numbers, objects = taken
+            dicts = objects if None not in objects else [row for row in objects if row is not None]
+            _check_values(path, numbers, objects, dicts)
+            yield zip(numbers, objects, strict=True) if numbered else dicts
+
+
+# the fields the index's readers look up by value: each must be null, a string, a number or a bool
+_NAMED_FIELDS = ("session_id", "logical_session_id", "parent_session_id", "class", "link", "end_reason",
+                 "spawned_at")
+_SCALARS = frozenset((type(None), str, int, float, bool))
+
+
+def _check_values(path, numbers: list[int], objects: list, dicts: list[dict]) -> None:
+    """Raise at the first row of the block with a field of ``_NAMED_FIELDS`` that is not a plain
+    value: one pass of C per field, and the rows one by one only when one of them failed."""
+    if all(_SCALARS.issuperset(map(type, map(dict.get, dicts, repeat(name)))) for name in _NAMED_FIELDS):
+        return
+    for number, row in zip(numbers, objects, strict=True):
+        for name in _NAMED_FIELDS if row is not None else ():
+            value = row.get(name)
+            if type(value) not in _SCALARS:
+                raise DiagnosticError(Diagnostic(
+                    INDEX_ROW, f"{name} must be null, a string or a number, not a JSON {type(value).__name__}",
+                    file=str(path), span=Span(number, 1), path=name,
+                    hint="`tracedsl validate` checks the whole index; without sessions.jsonl beside it the "
+                         "trace is read from its rows alone"))
 
 
 def row_problem(row: dict | None) -> str | None:
@@ -215,7 +242,7 @@ def row_problem(row: dict | None) -> str | None:
 def link_counts(path: str | Path) -> dict[str, int]:
     """How many sessions of the index are linked to a parent, by link kind (every kind listed)."""
     counts = dict.fromkeys(LINK_KINDS, 0)
-    for objects in _object_batches(path):
+    for objects in _batches(path, numbered=False):
         links = list(map(dict.get, objects, repeat("link")))  # any JSON value: counted by equality
         for kind in LINK_KINDS:
             counts[kind] += links.count(kind)
@@ -548,15 +575,10 @@ class _IndexRows:
         self._at += 1
         return self._numbers[at], self._rows[at]
 
-    def take(self) -> Iterator[tuple[int, dict | None]] | None:
-        """Every row read and not yet consumed, consumed; None at the end of the file."""
+    def take_numbered(self) -> tuple[list[int], list[dict | None]] | None:
+        """``take`` as the two lists: line numbers and rows."""
         at = self._take_from()
-        return None if at is None else zip(self._numbers[at:], self._rows[at:], strict=True)
-
-    def take_rows(self) -> list[dict | None] | None:
-        """``take`` without the line numbers."""
-        at = self._take_from()
-        return None if at is None else self._rows[at:]
+        return None if at is None else (self._numbers[at:], self._rows[at:])
 
     def _take_from(self) -> int | None:
         if self._at == len(self._rows) and not self._read():

@@ -129,9 +129,9 @@ def plan(observed: Observed) -> Plan:
 
 def _subagent(observed: Observed) -> list[str] | None:
     """``subagent P% fanout LAW { … }`` from the subagents sessions.jsonl names: P the share of
-    the calls after turn 0 (of sessions that are not subagents) that spawned; the fanout, the
-    subagents' turns and (a result each: the parent's next call's new tokens over the fanout)
-    their returns fitted as any count or length; their own global prefix when their first rows do
+    the calls the engine lets spawn (``structure._could_spawn``) that spawned; the fanout as a
+    table, the subagents' turns and (a result each: the parent's next call's new tokens over the
+    fanout) their returns through the chooser; their own global prefix when their first rows do
     not open with the parents' (else they inherit it, and the rest of the top level's body)."""
     found = observed.subagents
     if not found.calls or not found.spawning or not found.turns.size or not found.fanouts.size:
